@@ -1,0 +1,37 @@
+# Finds moeforge's dependencies: Debian packages for the C++ libraries, and libtorch either from
+# -DTorch_DIR=... (any libtorch >= 2.4) or from the project virtualenv's PyPI torch wheel.
+find_package(nlohmann_json 3.10 REQUIRED)
+find_package(CLI11 REQUIRED)
+find_package(PkgConfig REQUIRED)
+pkg_check_modules(PCRE2 REQUIRED IMPORTED_TARGET libpcre2-8)
+find_package(Threads REQUIRED)
+
+if(MOEFORGE_WITH_TORCH)
+  if(NOT Torch_DIR AND EXISTS "${MOEFORGE_PYTHON}")
+    execute_process(
+      COMMAND "${MOEFORGE_PYTHON}" -c "import torch, sys; sys.stdout.write(torch.utils.cmake_prefix_path)"
+      OUTPUT_VARIABLE MOEFORGE_TORCH_PREFIX RESULT_VARIABLE torch_probe_rc ERROR_QUIET)
+    if(torch_probe_rc EQUAL 0 AND MOEFORGE_TORCH_PREFIX)
+      set(Torch_DIR "${MOEFORGE_TORCH_PREFIX}/Torch" CACHE PATH "libtorch CMake config directory")
+    endif()
+  endif()
+  # No GPU on the build machines: name an architecture so the CUDA-enabled libtorch configures
+  # without probing a device (the runtime still runs on any GPU the wheel supports).
+  if(NOT DEFINED TORCH_CUDA_ARCH_LIST AND NOT DEFINED ENV{TORCH_CUDA_ARCH_LIST})
+    set(TORCH_CUDA_ARCH_LIST "8.0;9.0" CACHE STRING "")
+  endif()
+  find_package(Torch REQUIRED)
+  if(Torch_VERSION VERSION_LESS 2.4)
+    message(FATAL_ERROR "moeforge needs libtorch >= 2.4; found ${Torch_VERSION} at ${Torch_DIR}")
+  endif()
+  # libtorch's flags carry -D_GLIBCXX_USE_CXX11_ABI=...; apply them everywhere so every target
+  # (including the torch-free ones linked into the same binary) shares the ABI.
+  separate_arguments(_torch_flags UNIX_COMMAND "${TORCH_CXX_FLAGS}")
+  add_compile_options(${_torch_flags})
+  # Newer libtorch (2.10+) declares cxx_std_20 on its target: follow it for every target.
+  get_target_property(_torch_features torch INTERFACE_COMPILE_FEATURES)
+  if(_torch_features AND "cxx_std_20" IN_LIST _torch_features AND CMAKE_CXX_STANDARD LESS 20)
+    set(CMAKE_CXX_STANDARD 20)
+  endif()
+  message(STATUS "moeforge: libtorch ${Torch_VERSION} from ${Torch_DIR}, C++${CMAKE_CXX_STANDARD}")
+endif()

@@ -1,0 +1,36 @@
+#include "cli/commands.h"
+
+#include <map>
+
+#include "common/error.h"
+
+namespace moeforge::cli {
+namespace {
+std::map<CLI::App*, std::function<int()>>& actions() {
+  static std::map<CLI::App*, std::function<int()>> table;
+  return table;
+}
+}  // namespace
+
+std::vector<Registration>& registered_commands() {
+  static std::vector<Registration> registry;
+  return registry;
+}
+
+void set_action(CLI::App* subcommand, std::function<int()> action) {
+  actions()[subcommand] = std::move(action);
+}
+
+int run_selected(CLI::App& app) {
+  CLI::App* selected = &app;
+  while (true) {
+    auto chosen = selected->get_subcommands();
+    if (chosen.empty()) break;
+    selected = chosen.front();
+  }
+  auto it = actions().find(selected);
+  if (it == actions().end()) fail("subcommand '", selected->get_name(), "' needs a further subcommand; see --help");
+  return it->second();
+}
+
+}  // namespace moeforge::cli

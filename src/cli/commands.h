@@ -1,0 +1,29 @@
+// Subcommand registry: each cmd_*.cpp registers its CLI11 subcommand with a static
+// CommandRegistrar and attaches the action to run once flags are parsed. A subcommand only parses
+// flags into a job's options struct and calls the job.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <functional>
+#include <vector>
+
+namespace moeforge::cli {
+
+using Registration = std::function<void(CLI::App& app)>;
+
+std::vector<Registration>& registered_commands();
+
+struct CommandRegistrar {
+  explicit CommandRegistrar(Registration registration) {
+    registered_commands().push_back(std::move(registration));
+  }
+};
+
+// Attaches the action run when `subcommand` (possibly nested) is the one the user chose.
+void set_action(CLI::App* subcommand, std::function<int()> action);
+
+// Runs the action of the deepest parsed subcommand; returns its exit code.
+int run_selected(CLI::App& app);
+
+}  // namespace moeforge::cli
