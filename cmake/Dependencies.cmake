@@ -28,6 +28,14 @@ if(MOEFORGE_WITH_TORCH)
   # (including the torch-free ones linked into the same binary) shares the ABI.
   separate_arguments(_torch_flags UNIX_COMMAND "${TORCH_CXX_FLAGS}")
   add_compile_options(${_torch_flags})
+  # A wheel's libtorch_cuda finds its CUDA libraries (NCCL, cuDNN, ...) in site-packages/nvidia/*/lib
+  # through its own RPATH at run time; tell the linker too, or it resolves them against an older
+  # system CUDA (e.g. /usr/local/cuda/lib/libnccl.so) and reports undefined symbols.
+  file(GLOB _wheel_cuda_lib_dirs LIST_DIRECTORIES true "${TORCH_INSTALL_PREFIX}/../nvidia/*/lib")
+  if(_wheel_cuda_lib_dirs)
+    list(JOIN _wheel_cuda_lib_dirs ":" _rpath_link)
+    add_link_options("LINKER:-rpath-link,${_rpath_link}")
+  endif()
   # Newer libtorch (2.10+) declares cxx_std_20 on its target: follow it for every target.
   get_target_property(_torch_features torch INTERFACE_COMPILE_FEATURES)
   if(_torch_features AND "cxx_std_20" IN_LIST _torch_features AND CMAKE_CXX_STANDARD LESS 20)
