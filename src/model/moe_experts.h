@@ -1,0 +1,51 @@
+// The MoE expert computation: sort token->expert assignments by expert, run one GEMM pair per
+// expert on its tokens only, scale by the combine weights and scatter-add back. Forward and
+// backward are one autograd function (gather, per-expert GEMMs, scatter), so the backward costs
+// about twice the forward instead of what autograd would trace through index ops.
+#pragma once
+
+#include <torch/types.h>
+
+namespace moeforge::model {
+
+enum class ExpertActivation {
+  kSiluGlu,    // Llama-style SwiGLU: silu(gate) * up
+  kGptOssGlu,  // GPT-OSS: gate=min(gate,limit), up=clamp(up,±limit), (up + 1) * gate * sigmoid(alpha*gate)
+  kGeluTanh,   // GPT-Neo style non-gated MLP with gelu_new (tanh approximation)
+};
+
+struct ActivationOptions {
+  ExpertActivation kind = ExpertActivation::kSiluGlu;
+  double limit = 7.0;   // GPT-OSS swiglu_limit
+  double alpha = 1.702;  // GPT-OSS sigmoid scale
+  bool gated() const { return kind != ExpertActivation::kGeluTanh; }
+};
+
+// Experts stacked along dim 0 (torchtitan layout). For gated activations the input projection
+// holds gate rows [0, F) then up rows [F, 2F).
+struct ExpertWeights {
+  torch::Tensor w_in;   // [E, R, H], R = 2F (gated) or F
+  torch::Tensor b_in;   // [E, R] or undefined
+  torch::Tensor w_out;  // [E, H, F]
+  torch::Tensor b_out;  // [E, H] or undefined
+  int64_t num_experts() const { return w_in.size(0); }
+};
+
+// out[t] = sum_k weights[t, k] * expert_{ids[t, k]}(x[t]).
+// x_TH [T, H]; expert_ids_TK [T, K] int64; weights_TK [T, K] (float32, differentiable).
+// Differentiable w.r.t. x, weights and every expert tensor.
+torch::Tensor run_experts(const torch::Tensor& x_TH, const torch::Tensor& expert_ids_TK,
+                          const torch::Tensor& weights_TK, const ExpertWeights& experts,
+                          const ActivationOptions& activation);
+
+// Reference implementation for tests: every expert on every token, masked (slow, autograd-traced).
+torch::Tensor run_experts_dense_reference(const torch::Tensor& x_TH, const torch::Tensor& expert_ids_TK,
+                                          const torch::Tensor& weights_TK, const ExpertWeights& experts,
+                                          const ActivationOptions& activation);
+
+// Elementwise activation on pre-activations [N, R] -> [N, F], and its backward.
+torch::Tensor activation_forward(const torch::Tensor& pre_NR, const ActivationOptions& activation);
+torch::Tensor activation_backward(const torch::Tensor& pre_NR, const torch::Tensor& grad_NF,
+                                  const ActivationOptions& activation);
+
+}  // namespace moeforge::model
