@@ -146,7 +146,7 @@ class ExpertsFunction : public torch::autograd::Function<ExpertsFunction> {
 };
 
 void check_shapes(const torch::Tensor& x_TH, const torch::Tensor& ids, const torch::Tensor& weights,
-                  const ExpertWeights& experts, const ActivationOptions& activation) {
+                  const StackedExperts& experts, const ActivationOptions& activation) {
   if (x_TH.dim() != 2) fail("MoE input must be [tokens, hidden]");
   if (ids.sizes() != weights.sizes() || ids.dim() != 2 || ids.size(0) != x_TH.size(0))
     fail("MoE routing must be [tokens, k] for both ids and weights");
@@ -160,7 +160,7 @@ void check_shapes(const torch::Tensor& x_TH, const torch::Tensor& ids, const tor
 }  // namespace
 
 torch::Tensor run_experts(const torch::Tensor& x_TH, const torch::Tensor& expert_ids_TK,
-                          const torch::Tensor& weights_TK, const ExpertWeights& experts,
+                          const torch::Tensor& weights_TK, const StackedExperts& experts,
                           const ActivationOptions& activation) {
   check_shapes(x_TH, expert_ids_TK, weights_TK, experts, activation);
   // autograd::Function rejects undefined inputs: an empty tensor stands for "no bias".
@@ -171,7 +171,7 @@ torch::Tensor run_experts(const torch::Tensor& x_TH, const torch::Tensor& expert
 }
 
 torch::Tensor run_experts_dense_reference(const torch::Tensor& x_TH, const torch::Tensor& expert_ids_TK,
-                                          const torch::Tensor& weights_TK, const ExpertWeights& experts,
+                                          const torch::Tensor& weights_TK, const StackedExperts& experts,
                                           const ActivationOptions& activation) {
   check_shapes(x_TH, expert_ids_TK, weights_TK, experts, activation);
   auto out = torch::zeros_like(x_TH);

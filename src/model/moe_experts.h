@@ -23,7 +23,7 @@ struct ActivationOptions {
 
 // Experts stacked along dim 0 (torchtitan layout). For gated activations the input projection
 // holds gate rows [0, F) then up rows [F, 2F).
-struct ExpertWeights {
+struct StackedExperts {
   torch::Tensor w_in;   // [E, R, H], R = 2F (gated) or F
   torch::Tensor b_in;   // [E, R] or undefined
   torch::Tensor w_out;  // [E, H, F]
@@ -35,12 +35,12 @@ struct ExpertWeights {
 // x_TH [T, H]; expert_ids_TK [T, K] int64; weights_TK [T, K] (float32, differentiable).
 // Differentiable w.r.t. x, weights and every expert tensor.
 torch::Tensor run_experts(const torch::Tensor& x_TH, const torch::Tensor& expert_ids_TK,
-                          const torch::Tensor& weights_TK, const ExpertWeights& experts,
+                          const torch::Tensor& weights_TK, const StackedExperts& experts,
                           const ActivationOptions& activation);
 
 // Reference implementation for tests: every expert on every token, masked (slow, autograd-traced).
 torch::Tensor run_experts_dense_reference(const torch::Tensor& x_TH, const torch::Tensor& expert_ids_TK,
-                                          const torch::Tensor& weights_TK, const ExpertWeights& experts,
+                                          const torch::Tensor& weights_TK, const StackedExperts& experts,
                                           const ActivationOptions& activation);
 
 // Elementwise activation on pre-activations [N, R] -> [N, F], and its backward.

@@ -14,9 +14,9 @@ struct Case {
   bool biases;
 };
 
-ExpertWeights random_experts(int64_t E, int64_t H, int64_t F, bool gated, bool biases, torch::Dtype dtype) {
+StackedExperts random_experts(int64_t E, int64_t H, int64_t F, bool gated, bool biases, torch::Dtype dtype) {
   auto options = torch::TensorOptions().dtype(dtype);
-  ExpertWeights w;
+  StackedExperts w;
   w.w_in = (torch::randn({E, gated ? 2 * F : F, H}, options) * 0.5).requires_grad_();
   w.w_out = (torch::randn({E, H, F}, options) * 0.5).requires_grad_();
   if (biases) {
@@ -33,7 +33,7 @@ TEST_P(ExpertsMatchReference, ForwardAndAllGradients) {
   const auto [kind, biases] = GetParam();
   ActivationOptions activation{kind, 7.0, 1.702};
   const int64_t T = 37, H = 12, F = 10, E = 6, K = 2;
-  ExpertWeights w = random_experts(E, H, F, activation.gated(), biases, torch::kFloat64);
+  StackedExperts w = random_experts(E, H, F, activation.gated(), biases, torch::kFloat64);
   // GPT-OSS clamp limit must bite: scale inputs so some pre-activations exceed +-limit
   auto x = (torch::randn({T, H}, torch::kFloat64) * (kind == ExpertActivation::kGptOssGlu ? 4.0 : 1.0)).requires_grad_();
   auto logits = torch::randn({T, E}, torch::kFloat64);
@@ -68,7 +68,7 @@ INSTANTIATE_TEST_SUITE_P(Activations, ExpertsMatchReference,
 TEST(ExpertsFunction, Float32MatchesReference) {
   torch::manual_seed(3);
   ActivationOptions activation{ExpertActivation::kSiluGlu};
-  ExpertWeights w = random_experts(8, 32, 24, true, false, torch::kFloat32);
+  StackedExperts w = random_experts(8, 32, 24, true, false, torch::kFloat32);
   auto x = torch::randn({64, 32});
   auto ids = std::get<1>(torch::randn({64, 8}).topk(2, -1));
   auto weights = torch::rand({64, 2});

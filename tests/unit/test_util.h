@@ -4,6 +4,8 @@
 #include <filesystem>
 #include <string>
 
+#include "common/error.h"
+
 namespace moeforge::test {
 
 // A fresh directory under the system temp dir, removed (recursively) when the object dies.

@@ -1,0 +1,53 @@
+// Qwen3-MoE: Qwen3 attention (per-head q/k norm, attention_bias), sparse layers as Qwen2-MoE,
+// softmax-then-top-k router, no shared expert. Configs spell the expert count num_experts
+// (hub files) or num_local_experts (what transformers 5 writes back).
+#include "arch/config_common.h"
+#include "arch/families.h"
+
+namespace moeforge::families {
+namespace {
+
+void parse(const ConfigReader& config, ModelSpec& spec) {
+  BaseDefaults d;  // Qwen3MoeConfig (no head_dim field: hidden / heads unless the file says)
+  d.intermediate_size = 6144;
+  d.num_kv_heads = 4;
+  d.max_position_embeddings = 32768;
+  d.rms_norm_eps = 1e-6;
+  parse_base(config, spec, d);
+  expect_string(config, "hidden_act", "silu", {"silu"});
+  spec.qkv_bias = spec.o_bias = config.get_bool("attention_bias", false);
+  spec.qk_norm = QkNorm::PerHead;
+  // Qwen3MoeModel picks one mask for all layers.
+  bool use = config.get_bool("use_sliding_window", false);
+  int64_t window = use ? window_or_default(config, "sliding_window", 4096) : 0;
+  spec.sliding_window.assign(static_cast<size_t>(spec.num_layers), window);
+
+  parse_expert_counts(config, spec, {"num_experts", "num_local_experts"}, 128, 8);
+  MoeSpec& moe = spec.moe;
+  moe.moe_intermediate_size = config.get_int("moe_intermediate_size", 768);
+  moe.router = RouterKind::SoftmaxThenTopK;
+  moe.norm_topk_prob = config.get_bool("norm_topk_prob", false);
+  moe.router_aux_loss_coef = config.get_double("router_aux_loss_coef", 0.001);
+  moe.layout = ExpertLayout::PerExpert;
+  parse_qwen_sparse_layers(config, spec);
+}
+
+NameTable names() {
+  NameTable table = llama_style_names();
+  table[TensorRole::Router] = "model.layers.{l}.mlp.gate.weight";
+  table[TensorRole::ExpertGate] = "model.layers.{l}.mlp.experts.{e}.gate_proj.weight";
+  table[TensorRole::ExpertUp] = "model.layers.{l}.mlp.experts.{e}.up_proj.weight";
+  table[TensorRole::ExpertDown] = "model.layers.{l}.mlp.experts.{e}.down_proj.weight";
+  table[TensorRole::ExpertsGateUp] = "model.layers.{l}.mlp.experts.gate_up_proj";
+  table[TensorRole::ExpertsDown] = "model.layers.{l}.mlp.experts.down_proj";
+  return table;
+}
+
+}  // namespace
+
+const FamilyAdapter& qwen3_moe() {
+  static const FamilyAdapter adapter{"qwen3_moe", "Qwen3-MoE (sparse MoE, per-head q/k norm)", parse, names()};
+  return adapter;
+}
+
+}  // namespace moeforge::families

@@ -1,0 +1,49 @@
+#include "cli/torch/runtime_flags.h"
+
+#include <torch/torch.h>
+
+#include "common/error.h"
+#include "common/strings.h"
+
+namespace moeforge::cli {
+
+void RuntimeFlags::add_to(CLI::App* app) {
+  app->add_option("--device", device, "cpu or cuda[:N]")->capture_default_str();
+  app->add_option("--dtype", dtype, "fp32, bf16 or fp16")->capture_default_str();
+}
+
+model::LoadOptions RuntimeFlags::load_options() const {
+  model::LoadOptions options;
+  if (dtype == "fp32" || dtype == "float32") options.dtype = torch::kFloat32;
+  else if (dtype == "bf16" || dtype == "bfloat16") options.dtype = torch::kBFloat16;
+  else if (dtype == "fp16" || dtype == "float16") options.dtype = torch::kFloat16;
+  else fail("--dtype '", dtype, "' is not one of fp32, bf16, fp16");
+  if (starts_with(device, "cuda")) {
+    if (!torch::cuda::is_available()) fail("--device ", device, ": no CUDA device is available (this build or machine has none)");
+  } else if (device != "cpu") {
+    fail("--device '", device, "' is not cpu or cuda[:N]");
+  }
+  options.device = torch::Device(device);
+  return options;
+}
+
+std::map<int64_t, int64_t> parse_layer_expert_pairs(const std::string& text, const std::string& flag) {
+  std::map<int64_t, int64_t> pairs;
+  for (const auto& item : split(text, ',')) {
+    auto parts = split(item, ':');
+    try {
+      if (parts.size() != 2) throw std::invalid_argument(item);
+      size_t used = 0;
+      int64_t layer = std::stoll(parts[0], &used);
+      if (used != parts[0].size()) throw std::invalid_argument(item);
+      int64_t expert = std::stoll(parts[1], &used);
+      if (used != parts[1].size()) throw std::invalid_argument(item);
+      pairs[layer] = expert;
+    } catch (const std::exception&) {
+      fail(flag, " '", item, "' is not LAYER:EXPERT (e.g. 1:3)");
+    }
+  }
+  return pairs;
+}
+
+}  // namespace moeforge::cli

@@ -1,0 +1,63 @@
+// The runtime's weights: every tensor of a model as torch tensors in canonical layouts (experts
+// stacked [E, R, H] / [E, H, F] with gate rows before up rows), loaded from any family's store.
+// for_each_parameter() names them all once, for training selectors, optimiser state and saving.
+#pragma once
+
+#include <torch/types.h>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "arch/model_spec.h"
+#include "model/moe_experts.h"
+
+namespace moeforge {
+class CheckpointStore;
+}
+
+namespace moeforge::model {
+
+// A dense or shared MLP: in = [gate; up] rows (gated) or c_fc rows (GPT-Neo), out = down.
+struct MlpWeights {
+  torch::Tensor w_in;   // [R, H]
+  torch::Tensor b_in;   // [R] or undefined
+  torch::Tensor w_out;  // [H, F]
+  torch::Tensor b_out;  // [H] or undefined
+  bool defined() const { return w_in.defined(); }
+};
+
+struct LayerWeights {
+  torch::Tensor attn_norm, attn_norm_bias, ffn_norm, ffn_norm_bias;  // [H]
+  torch::Tensor q, q_bias, k, k_bias, v, v_bias, o, o_bias;          // projections [out, in]
+  torch::Tensor q_norm, k_norm;                                      // [hd] or whole-projection
+  torch::Tensor sinks;                                               // [nh]
+  MlpWeights mlp;                                                    // dense layers
+  torch::Tensor router, router_bias, score_correction_bias;          // [E, H], [E], [E]
+  StackedExperts experts;                                            // routed experts, stacked
+  MlpWeights shared;                                                 // shared expert (optional)
+  torch::Tensor shared_gate;                                         // [1, H] sigmoid gate
+  torch::Tensor shared_scale;                                        // [1] learned scale
+};
+
+struct ModelWeights {
+  torch::Tensor embed;          // [V, H]
+  torch::Tensor position_embed;  // [P, H] (learned positions)
+  torch::Tensor final_norm, final_norm_bias;
+  torch::Tensor lm_head;        // [V, H]; the embedding when tied
+  std::vector<LayerWeights> layers;
+};
+
+struct LoadOptions {
+  torch::Dtype dtype = torch::kFloat32;
+  torch::Device device = torch::kCPU;
+  bool check_finite = true;  // reject NaN/inf weights, naming the tensor
+};
+
+// Loads and validates (shapes via validate_store) every tensor of the model.
+ModelWeights load_model_weights(const ModelSpec& spec, const CheckpointStore& store, const LoadOptions& options);
+
+// Visits every defined tensor with a stable canonical name: "embed", "layers.3.q", "layers.3.experts.w_in", ...
+void for_each_parameter(ModelWeights& weights, const std::function<void(const std::string& name, torch::Tensor& tensor)>& visit);
+
+}  // namespace moeforge::model

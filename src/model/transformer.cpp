@@ -1,0 +1,215 @@
+#include "model/transformer.h"
+
+#include <torch/torch.h>
+
+#include "arch/family_adapter.h"
+#include "common/error.h"
+#include "io/checkpoint_store.h"
+#include "model/moe_experts.h"
+#include "model/rope.h"
+
+namespace moeforge::model {
+
+namespace {
+
+torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b) {
+  return b.defined() ? torch::nn::functional::linear(x, w, b) : torch::nn::functional::linear(x, w);
+}
+
+torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight, double eps) {
+  auto x32 = x.to(torch::kFloat32);
+  auto normed = x32 * torch::rsqrt(x32.pow(2).mean(-1, true) + eps);
+  return weight * normed.to(x.scalar_type());
+}
+
+torch::Tensor run_mlp(const torch::Tensor& x, const MlpWeights& mlp, const ActivationOptions& activation) {
+  auto pre = linear(x, mlp.w_in, mlp.b_in);
+  return linear(activation_forward(pre, activation), mlp.w_out, mlp.b_out);
+}
+
+}  // namespace
+
+RouterOptions router_options_for(const ModelSpec& spec) {
+  RouterOptions options;
+  options.top_k = spec.moe.top_k;
+  options.renormalize = spec.moe.norm_topk_prob;
+  options.routed_scaling_factor = spec.moe.routed_scaling_factor;
+  options.num_groups = spec.moe.n_group;
+  options.top_groups = spec.moe.topk_group;
+  switch (spec.moe.router) {
+    case moeforge::RouterKind::SoftmaxThenTopK: options.kind = RouterKind::kSoftmaxThenTopK; break;
+    case moeforge::RouterKind::TopKThenSoftmax: options.kind = RouterKind::kTopKThenSoftmax; break;
+    case moeforge::RouterKind::Sigmoid: options.kind = RouterKind::kSigmoid; break;
+  }
+  return options;
+}
+
+ActivationOptions activation_for(const ModelSpec& spec) {
+  ActivationOptions options;
+  switch (spec.activation) {
+    case Activation::SiluGlu: options.kind = ExpertActivation::kSiluGlu; break;
+    case Activation::GeluNew: options.kind = ExpertActivation::kGeluTanh; break;
+    case Activation::GptOssClampedGlu: options.kind = ExpertActivation::kGptOssGlu; break;
+  }
+  options.limit = spec.swiglu_limit;
+  options.alpha = spec.swiglu_alpha;
+  return options;
+}
+
+Transformer::Transformer(ModelSpec spec, ModelWeights weights)
+    : spec_(std::move(spec)), weights_(std::move(weights)) {
+  router_options_ = router_options_for(spec_);
+  activation_ = activation_for(spec_);
+}
+
+std::unique_ptr<Transformer> Transformer::load(const std::filesystem::path& model_dir, const LoadOptions& options) {
+  auto store = CheckpointStore::open(model_dir);
+  ModelSpec spec = load_model_spec(*store);
+  ModelWeights weights = load_model_weights(spec, *store, options);
+  return std::make_unique<Transformer>(std::move(spec), std::move(weights));
+}
+
+torch::Tensor Transformer::norm(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) const {
+  if (spec_.norm == NormKind::LayerNorm)
+    return torch::layer_norm(x, {x.size(-1)}, weight, bias, spec_.norm_eps);
+  return rms_norm(x, weight, spec_.norm_eps);
+}
+
+torch::Tensor Transformer::attention(int64_t l, const torch::Tensor& x_BTH, const torch::Tensor& positions_T,
+                                     const ForwardOptions& options) const {
+  const LayerWeights& L = weights_.layers[l];
+  const int64_t B = x_BTH.size(0), T = x_BTH.size(1);
+  const int64_t heads = spec_.num_heads, kv_heads = spec_.num_kv_heads, head_dim = spec_.head_dim;
+  auto q = linear(x_BTH, L.q, L.q_bias);  // [B, T, nh*hd]
+  auto k = linear(x_BTH, L.k, L.k_bias);  // [B, T, nkv*hd]
+  auto v = linear(x_BTH, L.v, L.v_bias);
+  if (spec_.qk_norm == QkNorm::WholeProjection) {
+    q = rms_norm(q, L.q_norm, spec_.norm_eps);
+    k = rms_norm(k, L.k_norm, spec_.norm_eps);
+  }
+  if (spec_.clip_qkv > 0) {
+    q = q.clamp(-spec_.clip_qkv, spec_.clip_qkv);
+    k = k.clamp(-spec_.clip_qkv, spec_.clip_qkv);
+    v = v.clamp(-spec_.clip_qkv, spec_.clip_qkv);
+  }
+  q = q.view({B, T, heads, head_dim});
+  k = k.view({B, T, kv_heads, head_dim});
+  v = v.view({B, T, kv_heads, head_dim});
+  if (spec_.qk_norm == QkNorm::PerHead) {
+    q = rms_norm(q, L.q_norm, spec_.norm_eps);
+    k = rms_norm(k, L.k_norm, spec_.norm_eps);
+  }
+  q = q.transpose(1, 2);  // [B, nh, T, hd]
+  k = k.transpose(1, 2);  // [B, nkv, T, hd]
+  v = v.transpose(1, 2);
+  if (spec_.positions == PositionKind::Rope) {
+    auto [cos, sin] = rope_cos_sin(spec_, positions_T, q.scalar_type());  // [T, rd]
+    q = apply_rope(q, cos, sin);
+    k = apply_rope(k, cos, sin);
+  }
+  if (options.cache) {
+    KvCache& cache = *options.cache;
+    if (cache.keys[l].defined()) {
+      k = torch::cat({cache.keys[l], k}, 2);
+      v = torch::cat({cache.values[l], v}, 2);
+    }
+    cache.keys[l] = k;
+    cache.values[l] = v;
+  }
+  const int64_t S = k.size(2);
+  if (kv_heads != heads) {  // grouped-query attention: each kv head serves heads/kv_heads queries
+    k = k.repeat_interleave(heads / kv_heads, 1);
+    v = v.repeat_interleave(heads / kv_heads, 1);
+  }
+  // Scores in float32 (as GPT-Neo and the eager paths of transformers do for stability).
+  const double scale = spec_.attention_scale > 0 ? spec_.attention_scale : 1.0 / std::sqrt(static_cast<double>(head_dim));
+  auto scores = torch::matmul(q.to(torch::kFloat32), k.to(torch::kFloat32).transpose(-1, -2)) * scale;  // [B, nh, T, S]
+  auto key_pos = torch::arange(S, positions_T.options()).unsqueeze(0);  // [1, S]
+  auto query_pos = positions_T.unsqueeze(1);                              // [T, 1]
+  auto allowed = key_pos <= query_pos;                                    // [T, S]
+  const int64_t window = spec_.sliding_window.empty() ? 0 : spec_.sliding_window[l];
+  if (window > 0) allowed = allowed.logical_and(key_pos > query_pos - window);
+  auto allowed_BTS = allowed.unsqueeze(0).unsqueeze(0);  // [1, 1, T, S]
+  if (options.attention_mask.defined())
+    allowed_BTS = allowed_BTS.logical_and(options.attention_mask.narrow(1, 0, S).to(torch::kBool).view({B, 1, 1, S}));
+  scores = scores.masked_fill(allowed_BTS.logical_not(), std::numeric_limits<float>::lowest());
+  torch::Tensor probs;
+  if (L.sinks.defined()) {  // GPT-OSS: one learned logit per head joins the softmax, then is dropped
+    auto sink = L.sinks.to(torch::kFloat32).view({1, heads, 1, 1}).expand({B, heads, T, 1});
+    auto combined = torch::cat({scores, sink}, -1);
+    combined = combined - std::get<0>(combined.max(-1, true));
+    probs = torch::softmax(combined, -1).narrow(-1, 0, S);
+  } else {
+    probs = torch::softmax(scores, -1);
+  }
+  auto out = torch::matmul(probs.to(v.scalar_type()), v);  // [B, nh, T, hd]
+  out = out.transpose(1, 2).reshape({B, T, heads * head_dim});
+  return linear(out, L.o, L.o_bias);
+}
+
+torch::Tensor Transformer::moe(int64_t l, const torch::Tensor& x_BTH, const ForwardOptions& options,
+                               ForwardOutput& output) const {
+  const LayerWeights& L = weights_.layers[l];
+  const int64_t B = x_BTH.size(0), T = x_BTH.size(1), H = x_BTH.size(2);
+  auto x_NH = x_BTH.reshape({B * T, H});
+  auto logits_NE = linear(x_NH, L.router, L.router_bias);  // [N, E]
+  LayerRouting record;
+  record.layer = l;
+  record.logits = logits_NE;
+  auto forced = options.force_expert.find(l);
+  if (forced != options.force_expert.end()) {
+    record.routing = route_all_to(B * T, spec_.moe.num_experts, forced->second, x_NH.device());
+  } else {
+    std::optional<torch::Tensor> bias;
+    if (L.score_correction_bias.defined()) bias = L.score_correction_bias;
+    auto extra = options.selection_bias.find(l);
+    if (extra != options.selection_bias.end()) bias = bias ? *bias + extra->second : extra->second;
+    record.routing = route(logits_NE, router_options_, bias);
+  }
+  auto out_NH = run_experts(x_NH, record.routing.expert_ids, record.routing.weights, L.experts, activation_);
+  if (L.shared.defined()) {
+    auto shared_NH = run_mlp(x_NH, L.shared, activation_);
+    switch (spec_.moe.shared_gate) {
+      case SharedGateKind::SigmoidGate: shared_NH = torch::sigmoid(linear(x_NH, L.shared_gate, torch::Tensor())) * shared_NH; break;
+      case SharedGateKind::FixedScale: shared_NH = shared_NH * spec_.moe.shared_scale; break;
+      case SharedGateKind::LearnedScale: shared_NH = shared_NH * L.shared_scale; break;
+      case SharedGateKind::None: break;
+    }
+    out_NH = out_NH + shared_NH;
+  }
+  output.routing.push_back(std::move(record));
+  return out_NH.view({B, T, H});
+}
+
+ForwardOutput Transformer::forward(const torch::Tensor& ids, const ForwardOptions& options) const {
+  if (ids.dim() != 2) fail("token ids must be [batch, time]");
+  const int64_t T = ids.size(1);
+  if (T == 0) fail("cannot run the model on an empty sequence");
+  if (options.cache && options.cache->keys.empty()) {
+    options.cache->keys.resize(spec_.num_layers);
+    options.cache->values.resize(spec_.num_layers);
+  }
+  const int64_t past = options.cache ? options.cache->length() : 0;
+  const int64_t max_positions = spec_.positions == PositionKind::Learned ? weights_.position_embed.size(0) : 0;
+  if (max_positions && past + T > max_positions)
+    fail("sequence of ", past + T, " tokens exceeds the model's ", max_positions, " learned positions");
+  auto ids_dev = ids.to(device(), torch::kInt64);
+  if ((ids_dev < 0).any().item<bool>() || (ids_dev >= weights_.embed.size(0)).any().item<bool>())
+    fail("token id out of range [0, ", weights_.embed.size(0), ")");
+  auto positions_T = torch::arange(past, past + T, torch::TensorOptions().dtype(torch::kInt64).device(device()));
+  auto h = torch::embedding(weights_.embed, ids_dev);  // [B, T, H]
+  if (spec_.positions == PositionKind::Learned) h = h + torch::embedding(weights_.position_embed, positions_T).unsqueeze(0);
+  ForwardOutput output;
+  for (int64_t l = 0; l < spec_.num_layers; ++l) {
+    const LayerWeights& L = weights_.layers[l];
+    h = h + attention(l, norm(h, L.attn_norm, L.attn_norm_bias), positions_T, options);
+    auto x = norm(h, L.ffn_norm, L.ffn_norm_bias);
+    h = h + (spec_.is_moe[l] ? moe(l, x, options, output) : run_mlp(x, L.mlp, activation_));
+  }
+  if (options.last_token_logits_only) h = h.narrow(1, T - 1, 1);
+  h = norm(h, weights_.final_norm, weights_.final_norm_bias);
+  output.logits = linear(h, weights_.lm_head, torch::Tensor()).to(torch::kFloat32);  // [B, T, V]
+  return output;
+}
+
+}  // namespace moeforge::model

@@ -1,0 +1,76 @@
+// The decoder-only transformer for every supported family, built from a ModelSpec and
+// ModelWeights: embeddings, attention (RoPE/YaRN, GQA, q/k norm, sliding window, sinks), dense MLP
+// or MoE (router -> sorted dispatch -> experts -> combine, shared expert), LM head, KV cache.
+#pragma once
+
+#include <torch/types.h>
+
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <vector>
+
+#include "arch/model_spec.h"
+#include "model/model_weights.h"
+#include "model/router.h"
+
+namespace moeforge::model {
+
+// Keys and values per layer, [B, kv_heads, S, head_dim], grown by each forward call.
+struct KvCache {
+  std::vector<torch::Tensor> keys, values;
+  int64_t length() const { return keys.empty() || !keys[0].defined() ? 0 : keys[0].size(2); }
+};
+
+struct ForwardOptions {
+  torch::Tensor attention_mask;  // [B, S_total] 1 = real token, 0 = padding (optional)
+  KvCache* cache = nullptr;      // when set, keys/values are appended and reused
+  std::map<int64_t, int64_t> force_expert;             // layer -> expert: every token goes there
+  std::map<int64_t, torch::Tensor> selection_bias;     // layer -> [E] added for selection only
+  bool last_token_logits_only = false;                 // generation: skip the other positions
+};
+
+struct LayerRouting {
+  int64_t layer = -1;
+  torch::Tensor logits;  // [B*T, E] raw router logits (incl. router bias)
+  Routing routing;       // ids/weights [B*T, K], probs [B*T, E]
+};
+
+struct ForwardOutput {
+  torch::Tensor logits;               // [B, T, V] float32 (T = 1 with last_token_logits_only)
+  std::vector<LayerRouting> routing;  // one entry per MoE layer, in layer order
+};
+
+class Transformer {
+ public:
+  Transformer(ModelSpec spec, ModelWeights weights);
+  // Opens a model directory: spec from config.json, weights validated and loaded.
+  static std::unique_ptr<Transformer> load(const std::filesystem::path& model_dir, const LoadOptions& options = {});
+
+  // ids [B, T] int64.
+  ForwardOutput forward(const torch::Tensor& ids, const ForwardOptions& options = {}) const;
+
+  const ModelSpec& spec() const { return spec_; }
+  ModelWeights& weights() { return weights_; }
+  const ModelWeights& weights() const { return weights_; }
+  torch::Device device() const { return weights_.embed.device(); }
+  torch::Dtype dtype() const { return weights_.embed.scalar_type(); }
+
+ private:
+  torch::Tensor attention(int64_t layer, const torch::Tensor& x_BTH, const torch::Tensor& positions_T,
+                          const ForwardOptions& options) const;
+  torch::Tensor moe(int64_t layer, const torch::Tensor& x_BTH, const ForwardOptions& options,
+                    ForwardOutput& output) const;
+  torch::Tensor norm(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) const;
+
+  ModelSpec spec_;
+  ModelWeights weights_;
+  RouterOptions router_options_;
+  ActivationOptions activation_;
+};
+
+// The router options a spec implies (kind, top-k, renormalisation, scaling, groups).
+RouterOptions router_options_for(const ModelSpec& spec);
+ActivationOptions activation_for(const ModelSpec& spec);
+
+}  // namespace moeforge::model
