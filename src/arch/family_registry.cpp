@@ -3,6 +3,7 @@
 
 #include "arch/config_common.h"
 #include "arch/families.h"
+#include "arch/moeforge_extensions.h"
 #include "common/strings.h"
 #include "io/checkpoint_store.h"
 
@@ -50,6 +51,8 @@ std::string tensor_name(const ModelSpec& spec, TensorRole role, int64_t layer, i
     if (it != adapter.fused_names.end()) return format_tensor_name(it->second, layer, expert);
   }
   auto it = base.find(role);
+  if (it == base.end())
+    if (const char* extension = extension_tensor_template(role)) return format_tensor_name(extension, layer, expert);
   if (it == base.end()) fail(spec.model_type, " has no tensor role '", role_name(role), "'");
   return format_tensor_name(it->second, layer, expert);
 }
@@ -65,6 +68,7 @@ ModelSpec spec_from_config(const nlohmann::json& config, const nlohmann::json* g
   spec.source = label;
   ConfigReader reader(config, label, spec.model_type);
   adapter.parse(reader, spec);
+  apply_moeforge_extensions(reader, spec);  // moeforge_* keys (shared expert, selection bias)
   if (generation_config && generation_config->is_object())
     apply_generation_config(*generation_config, label + " (generation_config.json)", spec);
   spec.validate();

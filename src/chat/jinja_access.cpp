@@ -64,19 +64,6 @@ bool affix_match(const Value& self, CallArgs& a, bool prefix, const char* method
   fail(method, " first arg must be str or a tuple of str, not ", type_name(*what));
 }
 
-std::string py_str_title(const std::string& text) {
-  std::string out;
-  bool prev_cased = false;
-  for (char32_t c : decode_utf8(text)) {
-    bool lower = c >= 'a' && c <= 'z', upper = c >= 'A' && c <= 'Z';
-    if (lower && !prev_cased) c -= 32;
-    else if (upper && prev_cased) c += 32;
-    prev_cased = lower || upper;
-    append_utf8(out, c);
-  }
-  return out;
-}
-
 template <typename Pred>
 bool all_chars(const std::string& s, Pred pred) {
   if (s.empty()) return false;
@@ -110,8 +97,8 @@ const std::vector<std::pair<const char*, Method>>& string_methods() {
       {"splitlines", [](const Value& s, CallArgs& a) { check_arity(a, 0, "splitlines"); return strings(py_splitlines(s.text)); }},
       {"startswith", [](const Value& s, CallArgs& a) { return Value::from_bool(affix_match(s, a, true, "startswith")); }},
       {"endswith", [](const Value& s, CallArgs& a) { return Value::from_bool(affix_match(s, a, false, "endswith")); }},
-      {"upper", [](const Value& s, CallArgs& a) { check_arity(a, 0, "upper"); return Value::from_string(ascii_upper(s.text)); }},
-      {"lower", [](const Value& s, CallArgs& a) { check_arity(a, 0, "lower"); return Value::from_string(ascii_lower(s.text)); }},
+      {"upper", [](const Value& s, CallArgs& a) { check_arity(a, 0, "upper"); return Value::from_string(py_upper(s.text)); }},
+      {"lower", [](const Value& s, CallArgs& a) { check_arity(a, 0, "lower"); return Value::from_string(py_lower(s.text)); }},
       {"title", [](const Value& s, CallArgs& a) { check_arity(a, 0, "title"); return Value::from_string(py_str_title(s.text)); }},
       {"capitalize", [](const Value& s, CallArgs& a) { check_arity(a, 0, "capitalize"); return Value::from_string(py_capitalize(s.text)); }},
       {"replace", [](const Value& s, CallArgs& a) {
@@ -154,8 +141,8 @@ const std::vector<std::pair<const char*, Method>>& string_methods() {
       {"isalpha", [](const Value& s, CallArgs&) { return Value::from_bool(all_chars(s.text, [](char32_t c) { return (c | 32) >= 'a' && (c | 32) <= 'z'; })); }},
       {"isalnum", [](const Value& s, CallArgs&) { return Value::from_bool(all_chars(s.text, [](char32_t c) { return ((c | 32) >= 'a' && (c | 32) <= 'z') || (c >= '0' && c <= '9'); })); }},
       {"isspace", [](const Value& s, CallArgs&) { return Value::from_bool(all_chars(s.text, py_isspace)); }},
-      {"islower", [](const Value& s, CallArgs&) { return Value::from_bool(s.text != ascii_upper(s.text) && s.text == ascii_lower(s.text)); }},
-      {"isupper", [](const Value& s, CallArgs&) { return Value::from_bool(s.text != ascii_lower(s.text) && s.text == ascii_upper(s.text)); }},
+      {"islower", [](const Value& s, CallArgs&) { return Value::from_bool(s.text != py_upper(s.text) && s.text == py_lower(s.text)); }},
+      {"isupper", [](const Value& s, CallArgs&) { return Value::from_bool(s.text != py_lower(s.text) && s.text == py_upper(s.text)); }},
   };
   return methods;
 }

@@ -113,7 +113,7 @@ std::optional<double> parse_py_float(const std::string& text) {
     clean.push_back(s[i]);
   }
   if (clean.empty()) return std::nullopt;
-  std::string lower = ascii_lower(clean);
+  std::string lower = py_lower(clean);
   std::string body = (lower[0] == '+' || lower[0] == '-') ? lower.substr(1) : lower;
   if (body == "inf" || body == "infinity") return lower[0] == '-' ? -HUGE_VAL : HUGE_VAL;
   if (body == "nan") return std::nan("");
@@ -168,7 +168,7 @@ Value filter_indent(const Value& input, const CallArgs& args) {
 }
 
 Value sort_key(const Value& v, bool case_sensitive) {
-  if (!case_sensitive && v.kind == Kind::String) return Value::from_string(ascii_lower(v.text));
+  if (!case_sensitive && v.kind == Kind::String) return Value::from_string(py_lower(v.text));
   return v;
 }
 
@@ -344,7 +344,7 @@ const std::map<std::string, Filter>& filters() {
          return Value::from_string(out);
        }},
       {"list", [](const Value& v, const CallArgs& a) { Params(a, "list", {}); return Value::make_list(iterate(v)); }},
-      {"lower", [](const Value& v, const CallArgs& a) { Params(a, "lower", {}); return Value::from_string(ascii_lower(to_str(v))); }},
+      {"lower", [](const Value& v, const CallArgs& a) { Params(a, "lower", {}); return Value::from_string(py_lower(to_str(v))); }},
       {"map", filter_map},
       {"max", [](const Value& v, const CallArgs& a) { return minmax(v, a, true); }},
       {"min", [](const Value& v, const CallArgs& a) { return minmax(v, a, false); }},
@@ -425,7 +425,7 @@ const std::map<std::string, Filter>& filters() {
          }
          return Value::make_list(std::move(out));
        }},
-      {"upper", [](const Value& v, const CallArgs& a) { Params(a, "upper", {}); return Value::from_string(ascii_upper(to_str(v))); }},
+      {"upper", [](const Value& v, const CallArgs& a) { Params(a, "upper", {}); return Value::from_string(py_upper(to_str(v))); }},
       {"wordcount", [](const Value& v, const CallArgs& a) {
          Params(a, "wordcount", {});
          int64_t n = 0;
@@ -501,8 +501,8 @@ const std::map<std::string, Test>& tests() {
          if (v.kind == Kind::Dict || v.kind == Kind::Namespace) return v.dict == o.dict;
          return equals(v, o);
        }},
-      {"lower", [](const Value& v, const CallArgs&) { return v.kind == Kind::String && v.text == ascii_lower(v.text); }},
-      {"upper", [](const Value& v, const CallArgs&) { return v.kind == Kind::String && v.text == ascii_upper(v.text); }},
+      {"lower", [](const Value& v, const CallArgs&) { return v.kind == Kind::String && v.text == py_lower(v.text); }},
+      {"upper", [](const Value& v, const CallArgs&) { return v.kind == Kind::String && v.text == py_upper(v.text); }},
       {"escaped", [](const Value&, const CallArgs&) { return false; }},
       {"filter", [](const Value& v, const CallArgs&) { return v.kind == Kind::String && is_known_filter(v.text); }},
       {"test", [](const Value& v, const CallArgs&) { return v.kind == Kind::String && is_known_test(v.text); }},

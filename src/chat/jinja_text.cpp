@@ -198,21 +198,80 @@ std::vector<std::string> py_splitlines(std::string_view text) {
   return lines;
 }
 
-std::string ascii_upper(std::string_view text) {
-  std::string out(text);
-  for (char& c : out) if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 32);
+namespace {
+// Simple case mapping for ASCII, Latin-1, Latin Extended-A, Greek and Cyrillic (what Python does for
+// these blocks, minus the few one-to-many mappings other than German sharp s).
+char32_t lower_cp(char32_t c) {
+  if ((c >= 'A' && c <= 'Z') || (c >= 0xC0 && c <= 0xDE && c != 0xD7)) return c + 32;
+  if (c >= 0x100 && c <= 0x17F && c != 0x130 && c != 0x131 && c != 0x138 && c != 0x149 && c != 0x178 && c != 0x17F) {
+    bool odd_upper = (c >= 0x139 && c <= 0x148) || (c >= 0x179 && c <= 0x17E);
+    if (odd_upper ? (c % 2 == 1) : (c % 2 == 0)) return c + 1;
+    return c;
+  }
+  if (c == 0x178) return 0xFF;
+  if ((c >= 0x391 && c <= 0x3A9 && c != 0x3A2)) return c + 32;
+  if (c >= 0x410 && c <= 0x42F) return c + 32;
+  if (c >= 0x400 && c <= 0x40F) return c + 80;
+  return c;
+}
+char32_t upper_cp(char32_t c) {
+  if ((c >= 'a' && c <= 'z') || (c >= 0xE0 && c <= 0xFE && c != 0xF7)) return c - 32;
+  if (c == 0xFF) return 0x178;
+  if (c == 0xB5) return 0x39C;
+  if (c >= 0x100 && c <= 0x17F && c != 0x130 && c != 0x131 && c != 0x138 && c != 0x149 && c != 0x178 && c != 0x17F) {
+    bool odd_upper = (c >= 0x139 && c <= 0x148) || (c >= 0x179 && c <= 0x17E);
+    if (odd_upper ? (c % 2 == 0) : (c % 2 == 1)) return c - 1;
+    return c;
+  }
+  if (c == 0x3C2) return 0x3A3;
+  if (c >= 0x3B1 && c <= 0x3C9) return c - 32;
+  if (c >= 0x430 && c <= 0x44F) return c - 32;
+  if (c >= 0x450 && c <= 0x45F) return c - 80;
+  return c;
+}
+bool is_cased(char32_t c) { return lower_cp(c) != c || upper_cp(c) != c || c == 0xDF; }
+}  // namespace
+
+std::string py_upper(std::string_view text) {
+  std::string out;
+  for (char32_t c : decode_utf8(text)) {
+    if (c == 0xDF) {
+      out += "SS";
+    } else {
+      append_utf8(out, upper_cp(c));
+    }
+  }
   return out;
 }
 
-std::string ascii_lower(std::string_view text) {
-  std::string out(text);
-  for (char& c : out) if (c >= 'A' && c <= 'Z') c = static_cast<char>(c + 32);
+std::string py_lower(std::string_view text) {
+  std::string out;
+  for (char32_t c : decode_utf8(text)) append_utf8(out, lower_cp(c));
   return out;
 }
 
 std::string py_capitalize(std::string_view text) {
-  std::string out = ascii_lower(text);
-  if (!out.empty() && out[0] >= 'a' && out[0] <= 'z') out[0] = static_cast<char>(out[0] - 32);
+  std::u32string s = decode_utf8(text);
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (i == 0) {
+      std::string first;
+      append_utf8(first, s[0]);
+      out += py_upper(first);
+    } else {
+      append_utf8(out, lower_cp(s[i]));
+    }
+  }
+  return out;
+}
+
+std::string py_str_title(std::string_view text) {
+  std::string out;
+  bool prev_cased = false;
+  for (char32_t c : decode_utf8(text)) {
+    append_utf8(out, prev_cased ? lower_cp(c) : upper_cp(c));
+    prev_cased = is_cased(c);
+  }
   return out;
 }
 
@@ -230,9 +289,7 @@ std::string py_title(std::string_view text) {
     if (sep) {
       out += piece;
     } else {
-      std::string lowered = ascii_lower(piece);
-      if (lowered[0] >= 'a' && lowered[0] <= 'z') lowered[0] = static_cast<char>(lowered[0] - 32);
-      out += lowered;
+      out += py_capitalize(piece);
     }
     i = j;
   }

@@ -27,10 +27,12 @@ std::vector<std::string> py_rsplit(std::string_view text, const std::optional<st
 std::string py_replace(std::string_view text, std::string_view old, std::string_view replacement, long count);
 // Python str.splitlines() (without keepends).
 std::vector<std::string> py_splitlines(std::string_view text);
-// Case mapping: ASCII letters only (non-ASCII code points are left as they are).
-std::string ascii_upper(std::string_view text);
-std::string ascii_lower(std::string_view text);
+// Python str.upper/lower/capitalize/title for ASCII, Latin-1, Latin Extended-A, Greek and Cyrillic;
+// other scripts are left unchanged.
+std::string py_upper(std::string_view text);
+std::string py_lower(std::string_view text);
 std::string py_capitalize(std::string_view text);
+std::string py_str_title(std::string_view text);
 std::string py_title(std::string_view text);  // jinja2's `title` filter
 
 }  // namespace moeforge::jinja

@@ -134,6 +134,7 @@ CheckpointWriter::CheckpointWriter(fs::path destination, std::vector<TensorDecl>
   }
 
   temp_dir_ = make_temp_dir(destination_);
+  try {  // a constructor that throws runs no destructor: clean the temporary directory here
   for (size_t s = 0; s < groups.size(); ++s) {
     auto shard = std::make_unique<Shard>();
     std::string file_name = shard_file_name(options_.file_prefix, s, groups.size());
@@ -163,6 +164,11 @@ CheckpointWriter::CheckpointWriter(fs::path destination, std::vector<TensorDecl>
     write_all(shard->fd, reinterpret_cast<const uint8_t*>(prefix.data()), prefix.size(), 0, shard->path, "header");
     shard_names_.push_back(file_name);
     shards_.push_back(std::move(shard));
+  }
+  } catch (...) {
+    shards_.clear();
+    fs::remove_all(temp_dir_, ec);
+    throw;
   }
 }
 

@@ -74,6 +74,7 @@ BpeModel::BpeModel(const Json& spec, const JsonPath& at) {
 
   // Merges: "a b" strings or ["a", "b"] pairs; rank = position. Later duplicates win, as in HF.
   const Json& merges = get_array(spec, "merges", at);
+  in_merge_.assign(id_to_token_.size(), 0);
   JsonPath merges_at = at.child("merges");
   size_t prefix_len = continuing_subword_prefix_.size();
   std::string merged;
@@ -104,6 +105,7 @@ BpeModel::BpeModel(const Json& spec, const JsonPath& at) {
     const int32_t* new_id = vocab_.find(merged);
     if (!new_id) merges_at.index(rank).fail("merged token '", merged, "' is not in the vocab");
     merges_.put(pair_key(*a_id, *b_id), Merge{static_cast<int32_t>(rank), *new_id});
+    in_merge_[*a_id] = in_merge_[*b_id] = 1;
   }
 }
 
@@ -262,8 +264,30 @@ void BpeModel::tokenize(std::string_view word, std::vector<int32_t>& out) const 
   }
   std::vector<int32_t> symbols;
   initial_symbols(word, symbols);
-  if (symbols.size() <= 64) merge_small(symbols);
-  else merge_large(symbols);
+  if (symbols.size() <= 64) {
+    merge_small(symbols);
+  } else {
+    // A symbol that no merge mentions never merges, so the runs between such symbols are
+    // independent words; merging them one by one keeps huge inputs (e.g. Llama 2 text with no
+    // pre-tokenizer, split by byte-fallback newlines) fast without changing the result.
+    std::vector<int32_t> merged, run;
+    merged.reserve(symbols.size());
+    size_t run_start = 0;
+    auto flush = [&](size_t end) {
+      run.assign(symbols.begin() + run_start, symbols.begin() + end);
+      if (run.size() <= 64) merge_small(run);
+      else merge_large(run);
+      merged.insert(merged.end(), run.begin(), run.end());
+    };
+    for (size_t i = 0; i < symbols.size(); ++i) {
+      if (in_merge_[symbols[i]]) continue;
+      flush(i);
+      merged.push_back(symbols[i]);
+      run_start = i + 1;
+    }
+    flush(symbols.size());
+    symbols.swap(merged);
+  }
   out.insert(out.end(), symbols.begin(), symbols.end());
   if (cacheable) {
     std::lock_guard<std::mutex> lock(cache_mutex_);

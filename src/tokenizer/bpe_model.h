@@ -54,6 +54,7 @@ class BpeModel {
   std::vector<std::string> id_to_token_;
   std::vector<bool> has_id_;
   U64Map<Merge> merges_;
+  std::vector<uint8_t> in_merge_;  // per id: 1 if some merge has it on either side
   std::vector<int32_t> char_ids_;  // code point -> id for single-char tokens (fast path), or -1
   std::optional<std::string> unk_token_;
   std::string continuing_subword_prefix_;

@@ -1,4 +1,4 @@
-// Declarations of the generated NFC tables (unicode_nfc_data.cpp, made by gen_unicode_tables.py).
+// Declarations of the generated NFC tables (unicode_nfc_data.cpp, made by tools/gen_unicode_tables.py).
 #pragma once
 
 #include <cstddef>

@@ -3,7 +3,7 @@
 tables that unicode_nfc.cpp needs for NFC.
 
 Run with the project venv (it needs `tokenizers`):
-    .venv/bin/python src/tokenizer/gen_unicode_tables.py > src/tokenizer/unicode_nfc_data.cpp
+    .venv/bin/python tools/gen_unicode_tables.py > src/tokenizer/unicode_nfc_data.cpp
 
 Python's unicodedata is newer than the Unicode tables inside HF `tokenizers` (unicode 9-era
 crate), so every code point where the two disagree on a probe is left out: for those HF treats

@@ -1,0 +1,273 @@
+// Growing a MoE by expert clones (see grow.h).
+#include "surgery/grow.h"
+
+#include <cmath>
+#include <cstring>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "arch/expected_tensors.h"
+#include "arch/expert_io.h"
+#include "arch/family_adapter.h"
+#include "arch/float_convert.h"
+#include "common/error.h"
+#include "common/strings.h"
+#include "io/checkpoint_store.h"
+#include "surgery/plan.h"
+#include "surgery/surgery_util.h"
+#include "surgery/verify.h"
+
+namespace moeforge::surgery {
+namespace {
+
+using Role = TensorRole;
+
+bool is_fused_role(Role r) { return r >= Role::ExpertsGateUp && r <= Role::ExpertsDownScales; }
+bool is_expert_role(Role r) { return r == Role::ExpertGate || r == Role::ExpertUp || r == Role::ExpertDown; }
+
+// [E, ...] -> [E + n, ...]: the original bytes, then each clone's slice, streamed (no decoding).
+OutputGroup concat_group(const CheckpointStore& store, const std::string& name, const std::vector<int64_t>& clones, int64_t l) {
+  StoredTensor t = store.tensor(name);
+  OutputGroup g;
+  g.kind = GroupKind::Transform;
+  g.what = cat("layer ", l, " ", name.substr(name.rfind('.') + 1), " + ", clones.size(), " clone(s)");
+  std::vector<int64_t> shape = t.info->shape;
+  const int64_t E = shape[0];
+  shape[0] += static_cast<int64_t>(clones.size());
+  g.decls.push_back(TensorDecl{name, t.info->dtype, shape});
+  g.bytes_read = t.info->num_bytes();
+  const CheckpointStore* s = &store;
+  g.produce = [s, name, clones, E](CheckpointWriter& writer) {
+    ByteView all = s->tensor(name).bytes();
+    const size_t per = all.size / static_cast<size_t>(E);
+    std::vector<ByteView> parts{all};
+    for (int64_t c : clones) parts.push_back(ByteView{all.data + static_cast<size_t>(c) * per, per});
+    size_t part = 0, offset = 0;
+    writer.write_streamed(name, [&](uint8_t* buffer, size_t capacity) {
+      size_t filled = 0;
+      while (filled < capacity && part < parts.size()) {
+        size_t n = std::min(capacity - filled, parts[part].size - offset);
+        std::memcpy(buffer + filled, parts[part].data + offset, n);
+        filled += n;
+        offset += n;
+        if (offset == parts[part].size) ++part, offset = 0;
+      }
+      release_pages(ByteView{all.data, all.size});  // cheap hint; keeps the resident set small
+      return filled;
+    });
+  };
+  return g;
+}
+
+std::vector<float> floats_of(const CheckpointStore& store, const std::string& name) { return read_floats(store.tensor(name)); }
+
+}  // namespace
+
+std::map<int64_t, std::vector<int64_t>> parse_clone_list(const std::string& text, const std::vector<bool>& is_moe) {
+  std::map<int64_t, std::vector<int64_t>> out;
+  for (const std::string& item : split(text, ',')) {
+    auto colon = item.find(':');
+    if (colon == std::string::npos) fail("--clone: '", item, "' is not LAYER:EXPERT");
+    auto number = [&](const std::string& s) -> int64_t {
+      try {
+        size_t used = 0;
+        int64_t v = std::stoll(s, &used);
+        if (used == s.size()) return v;
+      } catch (const std::exception&) {
+      }
+      fail("--clone: '", s, "' in '", item, "' is not an integer");
+    };
+    const std::string layer = item.substr(0, colon);
+    const int64_t expert = number(item.substr(colon + 1));
+    if (layer == "*") {
+      for (size_t l = 0; l < is_moe.size(); ++l)
+        if (is_moe[l]) out[static_cast<int64_t>(l)].push_back(expert);
+      continue;
+    }
+    int64_t l = number(layer);
+    if (l < 0 || l >= static_cast<int64_t>(is_moe.size()) || !is_moe[l])
+      fail("--clone: layer ", l, " is not a MoE layer of the model");
+    out[l].push_back(expert);
+  }
+  return out;
+}
+
+GrowResult grow(const GrowOptions& o) {
+  auto store = CheckpointStore::open(o.source);
+  ModelSpec src = load_model_spec(*store);
+  if (!src.has_moe()) fail(o.source.string(), ": is a dense model; use `moeforge upcycle`");
+  if (o.clone.empty() == o.plan.empty()) fail("give exactly one of --clone or --plan");
+  std::map<int64_t, std::vector<int64_t>> clones;
+  if (!o.plan.empty()) {
+    SurgeryPlan plan = read_plan(o.plan);
+    check_plan_matches(plan, src);
+    if (plan.clone.empty()) fail(o.plan.string(), ": has no \"clone\" entries");
+    clones = plan.clone;
+  } else {
+    clones = parse_clone_list(o.clone, src.is_moe);
+  }
+  const int64_t E = src.moe.num_experts;
+  int64_t added = -1;
+  for (int64_t l = 0; l < src.num_layers; ++l) {
+    if (!src.is_moe[l]) continue;
+    auto it = clones.find(l);
+    const int64_t n = it == clones.end() ? 0 : static_cast<int64_t>(it->second.size());
+    if (added >= 0 && n != added)
+      fail("every MoE layer must get the same number of clones (config.json has one num_experts): layer ", l, " gets ", n,
+           ", an earlier layer ", added, "; use '*:E' or list each layer");
+    added = n;
+    if (it != clones.end())
+      for (int64_t e : it->second)
+        if (e < 0 || e >= E) fail("layer ", l, ": unknown expert ", e, "; the model has experts 0..", E - 1);
+  }
+  if (added <= 0) fail("nothing to clone");
+  if (o.offset != "split" && o.offset != "none") fail("--offset: '", o.offset, "' is not split or none");
+  std::string bias_target;
+  double bias_value = 0;
+  if (!o.router_bias.empty()) {
+    auto colon = o.router_bias.find(':');
+    bias_target = o.router_bias.substr(0, colon);
+    if (colon == std::string::npos || (bias_target != "old" && bias_target != "new"))
+      fail("--router-bias: '", o.router_bias, "' is not old:VALUE or new:VALUE");
+    try {
+      bias_value = std::stod(o.router_bias.substr(colon + 1));
+    } catch (const std::exception&) {
+      fail("--router-bias: '", o.router_bias.substr(colon + 1), "' is not a number");
+    }
+  }
+  if (o.dequantize && src.moe.layout != ExpertLayout::Mxfp4) fail("--dequantize: the experts are not MXFP4");
+
+  // Output config.
+  nlohmann::json config = store->read_json("config.json");
+  bool counted = false;
+  for (const char* key : {"num_local_experts", "num_experts"})
+    if (config.contains(key) && config[key].is_number_integer()) config[key] = E + added, counted = true;
+  if (!counted) config[src.model_type == "mixtral" || src.model_type == "gpt_oss" ? "num_local_experts" : "num_experts"] = E + added;
+  const bool selection = src.moe.score_correction_bias || !bias_target.empty();
+  if (selection && !src.moe.score_correction_bias) config["moeforge_selection_bias"] = true;
+  if (o.dequantize) config.erase("quantization_config");
+  ModelSpec out = spec_from_config(config, nullptr, (o.out / "config.json").string());
+  out.moe.layout = o.dequantize ? ExpertLayout::FusedInterleaved : src.moe.layout;
+  const bool split = o.offset == "split" && src.moe.router_bias;
+  if (o.offset == "split" && !src.moe.router_bias && !o.execute.quiet)
+    std::cerr << "moeforge: note: " << src.model_type << " routers have no bias, so clones copy the source row "
+              << "without a log-split offset (see grow.h)\n";
+
+  OutputPlan plan;
+  std::map<int64_t, bool> dequantized;
+  for_each_tensor(out, [&](const ExpectedTensor& t) {
+    const int64_t l = t.layer;
+    const std::vector<int64_t> layer_clones = l >= 0 && clones.count(l) ? clones.at(l) : std::vector<int64_t>{};
+    if (t.role == Role::Router) {
+      const std::string name = tensor_name(src, Role::Router, l);
+      const int64_t H = src.hidden_size;
+      const uint64_t seed = o.seed;
+      const double noise = o.router_noise;
+      const CheckpointStore* s = store.get();
+      plan.add(float_tensor_group(GroupKind::Transform, cat("layer ", l, " router + ", added, " row(s)"), t.name,
+                                  float_dtype_of(*store, name), t.shape, [s, name, layer_clones, H, seed, noise, l] {
+                                    std::vector<float> rows = floats_of(*s, name);
+                                    for (size_t i = 0; i < layer_clones.size(); ++i) {
+                                      const int64_t c = layer_clones[i];
+                                      std::vector<float> row(rows.begin() + c * H, rows.begin() + (c + 1) * H);
+                                      double sq = 0;
+                                      for (float v : row) sq += static_cast<double>(v) * v;
+                                      auto z = normal_floats(H, 0.0, noise * std::sqrt(sq / H), mix_seed(seed, 0x960, l, i));
+                                      for (int64_t h = 0; h < H; ++h) row[h] += z[h];
+                                      rows.insert(rows.end(), row.begin(), row.end());
+                                    }
+                                    return rows;
+                                  }));
+      return;
+    }
+    if (t.role == Role::RouterBias || t.role == Role::ScoreCorrectionBias) {
+      const bool router_bias = t.role == Role::RouterBias;
+      const bool had = spec_has_role(src, t.role, l);
+      const std::string name = had ? tensor_name(src, t.role, l) : "";
+      DType dtype = had ? float_dtype_of(*store, name) : float_dtype_of(*store, tensor_name(src, Role::Router, l));
+      const CheckpointStore* s = store.get();
+      plan.add(float_tensor_group(GroupKind::Transform, cat("layer ", l, " ", router_bias ? "router bias" : "selection bias"),
+                                  t.name, dtype, t.shape, [=] {
+                                    std::vector<float> b = had ? floats_of(*s, name) : std::vector<float>(E, 0.0f);
+                                    for (int64_t c : layer_clones) b.push_back(b[c]);
+                                    if (router_bias && split) {  // source + its m clones: bias - log(m + 1) each
+                                      std::map<int64_t, int64_t> copies;
+                                      for (int64_t c : layer_clones) copies[c]++;
+                                      for (size_t i = 0; i < layer_clones.size(); ++i)
+                                        b[E + i] -= static_cast<float>(std::log(copies[layer_clones[i]] + 1.0));
+                                      for (auto [c, m] : copies) b[c] -= static_cast<float>(std::log(m + 1.0));
+                                    }
+                                    if (!router_bias && !bias_target.empty())
+                                      for (int64_t e = 0; e < static_cast<int64_t>(b.size()); ++e)
+                                        if ((bias_target == "old") == (e < E)) b[e] += static_cast<float>(bias_value);
+                                    return b;
+                                  }));
+      return;
+    }
+    if (is_expert_role(t.role)) {
+      const int64_t from = t.expert < E ? t.expert : layer_clones.at(t.expert - E);
+      plan.copy(*store, tensor_name(src, t.role, l, from), t.name);
+      return;
+    }
+    if (is_fused_role(t.role)) {
+      if (!o.dequantize) {
+        plan.add(concat_group(*store, t.name, layer_clones, l));
+        return;
+      }
+      if (dequantized[l]) return;
+      dequantized[l] = true;
+      std::vector<ExpertSource> sources;
+      for (int64_t e = 0; e < E + added; ++e) sources.push_back(ExpertSource::copy_of(src, *store, l, e < E ? e : layer_clones[e - E]));
+      OutputGroup g;
+      g.kind = GroupKind::Transform;
+      g.what = cat("layer ", l, " experts dequantised + ", added, " clone(s)");
+      for (Role r : {Role::ExpertsGateUp, Role::ExpertsDown, Role::ExpertsGateUpBias, Role::ExpertsDownBias})
+        if (spec_has_role(out, r, l)) g.decls.push_back(TensorDecl{tensor_name(out, r, l), DType::BF16, role_shape(out, r)});
+      const ModelSpec* out_spec = &out;
+      g.produce = [out_spec, l, sources](CheckpointWriter& writer) {
+        for (auto& t : encode_layer_experts(*out_spec, l, sources, DType::BF16))
+          writer.write(t.decl.name, ByteView{t.bytes.data(), t.bytes.size()});
+      };
+      plan.add(std::move(g));
+      return;
+    }
+    plan.copy(*store, tensor_name(src, t.role, l), t.name);
+  });
+
+  nlohmann::json record = {{"version", 1},
+                           {"source", o.source.string()},
+                           {"model", identity_json(identity_of(out))},
+                           {"num_experts_before", E},
+                           {"num_experts_after", E + added},
+                           {"router_offset", split ? "split" : "none"},
+                           {"router_noise", o.router_noise},
+                           {"selection_bias", o.router_bias.empty() ? nlohmann::json(nullptr) : nlohmann::json(o.router_bias)}};
+  nlohmann::json layers = nlohmann::json::object();
+  for (const auto& [l, list] : clones) {
+    nlohmann::json entries = nlohmann::json::array();
+    for (size_t i = 0; i < list.size(); ++i) entries.push_back({{"index", E + static_cast<int64_t>(i)}, {"source", list[i]}});
+    layers[std::to_string(l)] = entries;
+  }
+  record["layers"] = layers;
+  plan.config = config;
+  plan.side_files = side_files_of(*store);
+  plan.extra_files["moeforge_grow.json"] = record.dump(2) + "\n";
+
+  GrowResult result;
+  result.experts_before = E;
+  result.experts_after = E + added;
+  result.written = execute(plan, o.out, o.execute);
+  if (result.written.empty()) return result;
+  if (!o.execute.quiet)
+    std::cout << "grew " << src.model_type << " from " << E << " to " << E + added << " experts per MoE layer; wrote "
+              << result.written.string() << " (clone record: moeforge_grow.json)\n";
+  if (o.verify) {
+    VerifyResult v = compare_models(o.source, result.written, VerifyOptions{3, 32, o.seed});
+    result.max_logit_diff = v.max_abs_diff;
+    std::cout << "grow: max |logit difference| original vs grown = " << v.max_abs_diff << " over " << v.tokens
+              << " tokens (max |logit| " << v.max_abs_logit << ")\n";
+  }
+  return result;
+}
+
+}  // namespace moeforge::surgery

@@ -1,0 +1,150 @@
+// Merging dense models into one MoE (see merge.h).
+#include "surgery/merge.h"
+
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "arch/expected_tensors.h"
+#include "arch/expert_io.h"
+#include "arch/family_adapter.h"
+#include "arch/float_convert.h"
+#include "common/error.h"
+#include "common/strings.h"
+#include "io/checkpoint_store.h"
+#include "surgery/dense_to_moe.h"
+#include "surgery/hidden_router.h"
+#include "surgery/moe_target.h"
+#include "surgery/surgery_util.h"
+
+namespace moeforge::surgery {
+namespace {
+
+struct Source {
+  std::string name;
+  std::shared_ptr<CheckpointStore> store;
+  ModelSpec spec;
+};
+
+// Throws naming both config files and the first field (or tensor shape) that differs.
+void check_same_architecture(const Source& base, const Source& other) {
+  const ModelSpec& a = base.spec;
+  const ModelSpec& b = other.spec;
+  auto bad = [&](const std::string& field, const std::string& va, const std::string& vb) {
+    fail("expert '", other.name, "' does not match the base: ", field, " is ", va, " in ", a.source, " but ", vb, " in ",
+         b.source);
+  };
+  if (a.model_type != b.model_type) bad("model_type", a.model_type, b.model_type);
+  const std::pair<const char*, std::pair<int64_t, int64_t>> fields[] = {
+      {"num_hidden_layers", {a.num_layers, b.num_layers}}, {"hidden_size", {a.hidden_size, b.hidden_size}},
+      {"intermediate_size", {a.intermediate_size, b.intermediate_size}}, {"num_attention_heads", {a.num_heads, b.num_heads}},
+      {"num_key_value_heads", {a.num_kv_heads, b.num_kv_heads}}, {"head_dim", {a.head_dim, b.head_dim}},
+      {"vocab_size", {a.vocab_size, b.vocab_size}}};
+  for (const auto& [field, values] : fields)
+    if (values.first != values.second) bad(field, std::to_string(values.first), std::to_string(values.second));
+  if (a.qkv_bias != b.qkv_bias) bad("q/k/v bias", a.qkv_bias ? "on" : "off", b.qkv_bias ? "on" : "off");
+  if (a.tie_word_embeddings != b.tie_word_embeddings) bad("tie_word_embeddings", a.tie_word_embeddings ? "true" : "false", b.tie_word_embeddings ? "true" : "false");
+  if (a.sliding_window != b.sliding_window) bad("the sliding windows", "one layout", "another");
+  if (a.rope.theta != b.rope.theta) bad("rope_theta", std::to_string(a.rope.theta), std::to_string(b.rope.theta));
+  for (const auto& t : expected_tensors(a)) {
+    auto x = base.store->tensor(t.name);
+    auto y = other.store->find(t.name);
+    if (!y) fail("expert '", other.name, "': missing tensor '", t.name, "' in ", other.store->directory().string());
+    if (x.info->shape != y->info->shape)
+      fail("expert '", other.name, "': tensor '", t.name, "' is ", shape_to_string(x.info->shape), " in ",
+           base.store->directory().string(), " but ", shape_to_string(y->info->shape), " in ", other.store->directory().string());
+  }
+}
+
+}  // namespace
+
+std::filesystem::path merge(const MergeOptions& o) {
+  if (o.experts.empty()) fail("merge needs at least one --expert NAME=DIR");
+  if (o.non_ffn != "average" && o.non_ffn != "base") fail("--non-ffn: '", o.non_ffn, "' is not average or base");
+  const std::string router = o.router.empty() ? (o.prompts.empty() ? "random" : "hidden") : o.router;
+  if (router != "hidden" && router != "random" && router != "zero") fail("--router: '", router, "' is not hidden, random or zero");
+  if (router == "hidden" && o.prompts.empty()) fail("--router hidden needs --prompts FILE");
+  Source base{"base", CheckpointStore::open(o.base), {}};
+  base.spec = load_model_spec(*base.store);
+  std::vector<Source> sources;
+  std::vector<std::string> names;
+  for (const auto& [name, dir] : o.experts) {
+    if (name.empty()) fail("--expert: '", dir.string(), "' needs a NAME= prefix");
+    if (std::find(names.begin(), names.end(), name) != names.end()) fail("--expert: name '", name, "' given twice");
+    Source s{name, CheckpointStore::open(dir), {}};
+    s.spec = load_model_spec(*s.store);
+    check_same_architecture(base, s);
+    names.push_back(name);
+    sources.push_back(std::move(s));
+  }
+  const ModelSpec& dense = base.spec;
+  const int64_t E = static_cast<int64_t>(sources.size());
+  MoeTargetOptions target;
+  target.family = o.to;
+  target.num_experts = E;
+  target.top_k = o.top_k;
+  target.expert_width = dense.intermediate_size;
+  target.renormalize = o.renormalize;
+  for (int64_t l = 0; l < dense.num_layers; ++l) target.moe_layers.push_back(l);
+  target.shared_expert_width = o.shared_expert ? dense.intermediate_size : 0;
+  nlohmann::json config = moe_target_config(base.store->read_json("config.json"), dense, target);
+  ModelSpec out = spec_from_config(config, nullptr, (o.out / "config.json").string());
+  for (const auto& w : check_target(dense, out)) std::cerr << "moeforge: warning: " << w << "\n";
+  const double scale = o.renormalize ? 1.0 : static_cast<double>(E) / o.top_k;
+
+  std::map<int64_t, std::vector<float>> hidden_rows;
+  if (router == "hidden" && !o.execute.dry_run) {
+    auto prompts = read_prompts_file(o.prompts, o.base, names, E);
+    hidden_rows = hidden_router_rows(dense, *base.store, target.moe_layers, prompts);
+  }
+  DenseToMoe job;
+  job.base = base.store.get();
+  job.base_spec = dense;
+  job.out_spec = out;
+  job.experts = [&](int64_t l, const std::function<void(int64_t, const ExpertWeights&)>& emit) {
+    for (int64_t e = 0; e < E; ++e) {
+      ExpertWeights w = read_dense_mlp(sources[e].spec, *sources[e].store, l);
+      for (float& v : w.down) v = static_cast<float>(v * scale);
+      emit(e, w);
+    }
+  };
+  job.router = [&](int64_t l) {
+    const size_t n = static_cast<size_t>(E * dense.hidden_size);
+    if (router == "random") return normal_floats(n, 0.0, o.router_std, mix_seed(o.seed, 0x7007e7, static_cast<uint64_t>(l)));
+    if (router == "hidden") return hidden_rows.at(l);
+    return std::vector<float>(n, 0.0f);
+  };
+  job.shared = [&](int64_t l) { return read_dense_mlp(dense, *base.store, l); };
+  if (o.non_ffn == "average") {
+    job.non_ffn = [&](const ExpectedTensor& t, const std::string& base_name, OutputPlan& plan) {
+      StoredTensor bt = base.store->tensor(base_name);
+      const DType dtype = bt.info->dtype;
+      uint64_t read = bt.info->num_bytes() * static_cast<uint64_t>(E);
+      plan.add(float_tensor_group(GroupKind::Transform, cat(base_name, " (mean of ", E, ")"), t.name, dtype, t.shape,
+                                  [&sources, base_name] {
+                                    std::vector<float> sum;
+                                    for (const auto& s : sources) {
+                                      std::vector<float> v = read_floats(s.store->tensor(base_name));
+                                      if (sum.empty()) sum.assign(v.size(), 0.0f);
+                                      for (size_t i = 0; i < v.size(); ++i) sum[i] += v[i];
+                                    }
+                                    for (float& x : sum) x /= static_cast<float>(sources.size());
+                                    return sum;
+                                  },
+                                  read));
+      return true;
+    };
+  }
+  OutputPlan plan = build_dense_to_moe_plan(job);
+  plan.config = config;
+  plan.side_files = side_files_of(*base.store);
+  nlohmann::json record = {{"version", 1}, {"base", o.base.string()}, {"non_ffn", o.non_ffn}, {"router", router}};
+  for (int64_t e = 0; e < E; ++e) record["experts"].push_back({{"index", e}, {"name", names[e]}, {"source", o.experts[e].second.string()}});
+  plan.extra_files["moeforge_merge.json"] = record.dump(2) + "\n";
+  std::filesystem::path written = execute(plan, o.out, o.execute);
+  if (!written.empty() && !o.execute.quiet)
+    std::cout << "merged " << E << " " << dense.model_type << " models into " << o.to << " (top-" << o.top_k << ", non-FFN "
+              << o.non_ffn << ", router " << router << "); wrote " << written.string() << "\n";
+  return written;
+}
+
+}  // namespace moeforge::surgery

@@ -1,0 +1,42 @@
+// `moeforge upcycle`: a dense llama/mistral/qwen2/qwen3 checkpoint -> a Mixtral / Qwen3-MoE /
+// Qwen2-MoE / OLMoE checkpoint whose experts come from the dense FFN (copy, noise, Drop-Upcycling,
+// granular slices) and whose routers start zero, random or from per-expert prompts ("hidden").
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+
+#include "surgery/output_plan.h"
+
+namespace moeforge::surgery {
+
+struct UpcycleOptions {
+  std::filesystem::path source, out;
+  std::string to = "mixtral";
+  int64_t num_experts = 8;
+  int64_t top_k = 2;
+  std::string method = "copy";     // copy | noise | drop | granular
+  double noise_std = 0.01;         // relative to each matrix's RMS (noise)
+  double drop_ratio = 0.5;         // fraction of intermediate units re-initialised (drop)
+  int64_t granularity = 1;         // G slices of the FFN width (granular; experts % G == 0)
+  std::string router = "zero";     // zero | random | hidden
+  double router_std = 0.02;        // random
+  std::filesystem::path prompts;   // hidden: per-expert prompts (see hidden_router.h)
+  std::string layers = "all";      // "all" or "0,2,4-7"
+  uint64_t seed = 0;
+  // Renormalise the top-k weights (norm_topk_prob). Without it (OLMoE/Qwen2-MoE default), zero
+  // routing gives each expert 1/E, so down projections are scaled by E/K to keep copy exact.
+  bool renormalize = true;
+  bool verify = false;             // run both models and print the max logit difference
+  ExecuteOptions execute;
+};
+
+struct UpcycleResult {
+  std::filesystem::path written;  // empty on --dry-run
+  double max_logit_diff = -1;     // --verify
+};
+
+UpcycleResult upcycle(const UpcycleOptions& options);
+
+}  // namespace moeforge::surgery

@@ -1,0 +1,36 @@
+// Logit comparison of two model directories with the runtime (see verify.h).
+#include "surgery/verify.h"
+
+#include <torch/torch.h>
+
+#include "model/transformer.h"
+
+namespace moeforge::surgery {
+
+VerifyResult compare_models(const std::filesystem::path& a, const std::filesystem::path& b, const VerifyOptions& options) {
+  torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> reference;
+  std::vector<torch::Tensor> ids;
+  VerifyResult result;
+  {
+    auto model = model::Transformer::load(a);
+    const ModelSpec& spec = model->spec();
+    int64_t length = options.sequence_length;
+    if (spec.max_position_embeddings > 0) length = std::min(length, spec.max_position_embeddings);
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(options.seed + 1234);
+    for (int64_t s = 0; s < options.num_sequences; ++s) {
+      ids.push_back(torch::randint(0, spec.vocab_size, {1, length}, gen, torch::kInt64));
+      reference.push_back(model->forward(ids.back()).logits);  // [1, T, V]
+    }
+  }
+  auto model = model::Transformer::load(b);
+  for (size_t s = 0; s < ids.size(); ++s) {
+    auto logits = model->forward(ids[s]).logits;
+    result.max_abs_diff = std::max(result.max_abs_diff, (logits - reference[s]).abs().max().item<double>());
+    result.max_abs_logit = std::max(result.max_abs_logit, reference[s].abs().max().item<double>());
+    result.tokens += ids[s].size(1);
+  }
+  return result;
+}
+
+}  // namespace moeforge::surgery
