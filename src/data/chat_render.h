@@ -5,8 +5,11 @@
 // so it holds the reply and the template's end-of-turn marker (the model must learn to stop), but
 // not the "assistant" header. Each segment is then tokenised on its own and the ids concatenated:
 // the mask is exact by construction, and chat templates put these boundaries next to special
-// tokens, where tokenising apart equals tokenising the whole. A template that rewrites history
-// (a prefix render that is not a prefix of the full render) makes the record bad.
+// tokens, where tokenising apart equals tokenising the whole. Templates that render a turn
+// differently once it is no longer the last (Qwen3's empty <think> block) break the prefix
+// property; for such a turn the span is found by locating the reply's text in the full render
+// (after the previous span) and extending it by the end-of-turn text that follows the reply in
+// the prefix render. A reply that cannot be found makes the record bad.
 #pragma once
 
 #include <string>

@@ -70,7 +70,7 @@ void add_path(const fs::path& path, double weight, const std::string& domain, co
       s.path = file;
       format_for_path(file, s.format);
       s.weight = weight;
-      s.domain = domain.empty() ? default_domain_name(path) : domain;
+      s.domain = domain.empty() ? default_domain_name(file) : domain;  // each file's stem
       s.entry = entry;
       out.push_back(std::move(s));
     }
@@ -148,7 +148,7 @@ std::vector<SourceSpec> parse_data_spec(const std::string& spec) {
     // A path that exists as written wins over a ":weight" reading (paths may contain ':').
     auto [path, weight] = fs::exists(raw, ec) ? std::pair<std::string, double>{raw, -1.0} : split_weight(raw);
     if (weight < 0 && is_mixture_file(path)) add_mixture_file(path, out);
-    else add_path(path, weight, "", raw, out);
+    else add_path(path, weight, "", path, out);
   }
   size_t weighted = std::count_if(out.begin(), out.end(), [](const SourceSpec& s) { return s.weight > 0; });
   if (weighted != 0 && weighted != out.size())

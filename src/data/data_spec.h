@@ -20,7 +20,8 @@ struct SourceSpec {
   std::filesystem::path path;  // one file
   SourceFormat format = SourceFormat::Jsonl;
   double weight = -1.0;        // mixture weight of the spec entry it came from; < 0 = natural size
-  std::string domain;          // domain of records without a `domain` field (entry stem or given)
+  std::string domain;          // domain of records without a `domain` field: the mixture file's
+                               // "domain", else the file's stem ("code.jsonl.gz" -> "code")
   std::string entry;           // the spec entry it came from (messages)
 };
 

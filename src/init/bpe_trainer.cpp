@@ -46,7 +46,7 @@ BpeModelData train_bpe(const std::vector<std::string>& texts, const BpeTrainOpti
   std::unordered_map<std::string, uint64_t> counts;
   for (const std::string& text : texts) {
     model.bytes_seen += text.size();
-    for (std::string& piece : gpt2_pre_tokenize(text)) {
+    for (std::string& piece : gpt2_split(text)) {
       ++counts[std::move(piece)];
       ++model.pre_tokens;
     }

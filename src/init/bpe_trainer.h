@@ -34,7 +34,9 @@ struct BpeModelData {
   uint64_t bytes_seen = 0, pre_tokens = 0, unique_pre_tokens = 0;
 };
 
-// Counts pre-tokens (GPT-2 regex on raw text) — exposed for tests.
+// GPT-2 regex pre-tokens of raw text, as raw bytes (training counts these) ...
+std::vector<std::string> gpt2_split(const std::string& text);
+// ... and in the byte-level alphabet (" hello" -> "Ġhello"), as Hugging Face shows them.
 std::vector<std::string> gpt2_pre_tokenize(const std::string& text);
 // GPT-2 bytes -> unicode mapping of one byte string ("Ġhello" for " hello").
 std::string byte_level_encode(const std::string& bytes);

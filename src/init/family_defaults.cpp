@@ -68,6 +68,10 @@ const std::map<std::string, std::pair<std::string, Json (*)()>>& table() {
           Json c = with(llama_like(), {{"num_local_experts", 4}, {"num_experts_per_tok", 2}, {"intermediate_size", 64},
                                        {"head_dim", 16}, {"sliding_window", 64}, {"rms_norm_eps", 1e-5},
                                        {"attention_bias", true}});
+          // YaRN as GPT-OSS uses it, with a factor matching 512 / 128 positions.
+          c["rope_parameters"] = {{"rope_type", "yarn"}, {"rope_theta", 150000.0}, {"factor", 4.0},
+                                  {"beta_fast", 32.0}, {"beta_slow", 1.0}, {"truncate", false},
+                                  {"original_max_position_embeddings", 128}};
           c.erase("hidden_act");
           return c;
         }}},

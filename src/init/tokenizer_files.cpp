@@ -69,6 +69,12 @@ std::string byte_level_encode(const std::string& bytes) {
 }
 
 std::vector<std::string> gpt2_pre_tokenize(const std::string& text) {
+  std::vector<std::string> pieces = gpt2_split(text);
+  for (std::string& p : pieces) p = byte_level_encode(p);
+  return pieces;
+}
+
+std::vector<std::string> gpt2_split(const std::string& text) {
   static const Gpt2Regex regex;
   std::vector<std::string> out;
   pcre2_match_data* match = pcre2_match_data_create_from_pattern(regex.code(), nullptr);
@@ -82,7 +88,7 @@ std::vector<std::string> gpt2_pre_tokenize(const std::string& text) {
       ++start;
       continue;
     }
-    out.push_back(byte_level_encode(text.substr(ov[0], ov[1] - ov[0])));
+    out.push_back(text.substr(ov[0], ov[1] - ov[0]));
     start = ov[1];
   }
   pcre2_match_data_free(match);

@@ -75,9 +75,9 @@ torch::Tensor Transformer::norm(const torch::Tensor& x, const torch::Tensor& wei
   return rms_norm(x, weight, spec_.norm_eps);
 }
 
-torch::Tensor Transformer::attention(int64_t l, const torch::Tensor& x_BTH, const torch::Tensor& positions_T,
-                                     const ForwardOptions& options) const {
-  const LayerWeights& L = weights_.layers[l];
+torch::Tensor Transformer::attention(const ModelWeights& weights, int64_t l, const torch::Tensor& x_BTH,
+                                     const torch::Tensor& positions_T, const ForwardOptions& options) const {
+  const LayerWeights& L = weights.layers[l];
   const int64_t B = x_BTH.size(0), T = x_BTH.size(1);
   const int64_t heads = spec_.num_heads, kv_heads = spec_.num_kv_heads, head_dim = spec_.head_dim;
   auto q = linear(x_BTH, L.q, L.q_bias);  // [B, T, nh*hd]
@@ -147,12 +147,13 @@ torch::Tensor Transformer::attention(int64_t l, const torch::Tensor& x_BTH, cons
   return linear(out, L.o, L.o_bias);
 }
 
-torch::Tensor Transformer::moe(int64_t l, const torch::Tensor& x_BTH, const ForwardOptions& options,
-                               ForwardOutput& output) const {
-  const LayerWeights& L = weights_.layers[l];
+torch::Tensor Transformer::moe(const ModelWeights& weights, int64_t l, const torch::Tensor& x_BTH,
+                               const ForwardOptions& options, ForwardOutput& output) const {
+  const LayerWeights& L = weights.layers[l];
   const int64_t B = x_BTH.size(0), T = x_BTH.size(1), H = x_BTH.size(2);
   auto x_NH = x_BTH.reshape({B * T, H});
   auto logits_NE = linear(x_NH, L.router, L.router_bias);  // [N, E]
+  if (options.router_noise_std > 0) logits_NE = logits_NE + torch::randn_like(logits_NE) * options.router_noise_std;
   LayerRouting record;
   record.layer = l;
   record.logits = logits_NE;
@@ -182,6 +183,11 @@ torch::Tensor Transformer::moe(int64_t l, const torch::Tensor& x_BTH, const Forw
 }
 
 ForwardOutput Transformer::forward(const torch::Tensor& ids, const ForwardOptions& options) const {
+  return forward_with(weights_, ids, options);
+}
+
+ForwardOutput Transformer::forward_with(const ModelWeights& weights, const torch::Tensor& ids,
+                                        const ForwardOptions& options) const {
   if (ids.dim() != 2) fail("token ids must be [batch, time]");
   const int64_t T = ids.size(1);
   if (T == 0) fail("cannot run the model on an empty sequence");
@@ -190,25 +196,25 @@ ForwardOutput Transformer::forward(const torch::Tensor& ids, const ForwardOption
     options.cache->values.resize(spec_.num_layers);
   }
   const int64_t past = options.cache ? options.cache->length() : 0;
-  const int64_t max_positions = spec_.positions == PositionKind::Learned ? weights_.position_embed.size(0) : 0;
+  const int64_t max_positions = spec_.positions == PositionKind::Learned ? weights.position_embed.size(0) : 0;
   if (max_positions && past + T > max_positions)
     fail("sequence of ", past + T, " tokens exceeds the model's ", max_positions, " learned positions");
   auto ids_dev = ids.to(device(), torch::kInt64);
-  if ((ids_dev < 0).any().item<bool>() || (ids_dev >= weights_.embed.size(0)).any().item<bool>())
-    fail("token id out of range [0, ", weights_.embed.size(0), ")");
+  if ((ids_dev < 0).any().item<bool>() || (ids_dev >= weights.embed.size(0)).any().item<bool>())
+    fail("token id out of range [0, ", weights.embed.size(0), ")");
   auto positions_T = torch::arange(past, past + T, torch::TensorOptions().dtype(torch::kInt64).device(device()));
-  auto h = torch::embedding(weights_.embed, ids_dev);  // [B, T, H]
-  if (spec_.positions == PositionKind::Learned) h = h + torch::embedding(weights_.position_embed, positions_T).unsqueeze(0);
+  auto h = torch::embedding(weights.embed, ids_dev);  // [B, T, H]
+  if (spec_.positions == PositionKind::Learned) h = h + torch::embedding(weights.position_embed, positions_T).unsqueeze(0);
   ForwardOutput output;
   for (int64_t l = 0; l < spec_.num_layers; ++l) {
-    const LayerWeights& L = weights_.layers[l];
-    h = h + attention(l, norm(h, L.attn_norm, L.attn_norm_bias), positions_T, options);
+    const LayerWeights& L = weights.layers[l];
+    h = h + attention(weights, l, norm(h, L.attn_norm, L.attn_norm_bias), positions_T, options);
     auto x = norm(h, L.ffn_norm, L.ffn_norm_bias);
-    h = h + (spec_.is_moe[l] ? moe(l, x, options, output) : run_mlp(x, L.mlp, activation_));
+    h = h + (spec_.is_moe[l] ? moe(weights, l, x, options, output) : run_mlp(x, L.mlp, activation_));
   }
   if (options.last_token_logits_only) h = h.narrow(1, T - 1, 1);
-  h = norm(h, weights_.final_norm, weights_.final_norm_bias);
-  output.logits = linear(h, weights_.lm_head, torch::Tensor()).to(torch::kFloat32);  // [B, T, V]
+  h = norm(h, weights.final_norm, weights.final_norm_bias);
+  output.logits = linear(h, weights.lm_head, torch::Tensor()).to(torch::kFloat32);  // [B, T, V]
   return output;
 }
 

@@ -27,6 +27,7 @@ struct ForwardOptions {
   KvCache* cache = nullptr;      // when set, keys/values are appended and reused
   std::map<int64_t, int64_t> force_expert;             // layer -> expert: every token goes there
   std::map<int64_t, torch::Tensor> selection_bias;     // layer -> [E] added for selection only
+  double router_noise_std = 0.0;                       // training: N(0, std) added to router logits
   bool last_token_logits_only = false;                 // generation: skip the other positions
 };
 
@@ -49,6 +50,8 @@ class Transformer {
 
   // ids [B, T] int64.
   ForwardOutput forward(const torch::Tensor& ids, const ForwardOptions& options = {}) const;
+  // The same with other weights of the same shapes (training: LoRA-merged or noised weights).
+  ForwardOutput forward_with(const ModelWeights& weights, const torch::Tensor& ids, const ForwardOptions& options) const;
 
   const ModelSpec& spec() const { return spec_; }
   ModelWeights& weights() { return weights_; }
@@ -57,9 +60,9 @@ class Transformer {
   torch::Dtype dtype() const { return weights_.embed.scalar_type(); }
 
  private:
-  torch::Tensor attention(int64_t layer, const torch::Tensor& x_BTH, const torch::Tensor& positions_T,
+  torch::Tensor attention(const ModelWeights& weights, int64_t layer, const torch::Tensor& x_BTH, const torch::Tensor& positions_T,
                           const ForwardOptions& options) const;
-  torch::Tensor moe(int64_t layer, const torch::Tensor& x_BTH, const ForwardOptions& options,
+  torch::Tensor moe(const ModelWeights& weights, int64_t layer, const torch::Tensor& x_BTH, const ForwardOptions& options,
                     ForwardOutput& output) const;
   torch::Tensor norm(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) const;
 

@@ -1,0 +1,105 @@
+"""MoE layer benchmark: moeforge's sorted-dispatch layer vs transformers' own Mixtral MoE block with
+each experts implementation it offers (eager, batched_mm, grouped_mm), same torch, same run, CPU,
+2 threads, fp32. Prints GFLOP/s and ratios for forward and forward+backward, and moeforge's ratio to
+an fp32 GEMM of the same FLOPs.
+
+    .venv/bin/python bench/moe_layer_bench.py --build build [--iters 10]
+
+Targets (issues 3 and 6): forward >= 1.5x the fastest peer and >= 0.85x the GEMM rate; forward+backward
+>= 2x the fastest peer and >= 0.5x the GEMM rate (3x the forward FLOPs).
+"""
+import argparse
+import json
+import os
+import subprocess
+import time
+
+import torch
+import transformers
+
+SHAPES = [dict(tokens=2048, hidden=512, ffn=1024, experts=8, topk=2),
+          dict(tokens=2048, hidden=512, ffn=256, experts=64, topk=8)]
+IMPLEMENTATIONS = ["eager", "batched_mm", "grouped_mm"]
+
+
+def best_time(fn, warmup, iters):
+    for _ in range(warmup):
+        fn()
+    best = float("inf")
+    for _ in range(iters):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def peer_times(shape, implementation, warmup, iters):
+    config = transformers.MixtralConfig(hidden_size=shape["hidden"], intermediate_size=shape["ffn"],
+                                        num_local_experts=shape["experts"], num_experts_per_tok=shape["topk"])
+    config._experts_implementation = implementation
+    torch.manual_seed(0)
+    block = transformers.models.mixtral.modeling_mixtral.MixtralSparseMoeBlock(config).float()
+    with torch.no_grad():
+        for p in block.parameters():
+            p.normal_(0, 0.02)
+    x = torch.randn(1, shape["tokens"], shape["hidden"])
+
+    def forward():
+        with torch.no_grad():
+            block(x)
+
+    xg = x.clone().requires_grad_()
+    upstream = torch.randn_like(x)
+
+    def forward_backward():
+        out = block(xg)
+        out.backward(upstream)
+        block.zero_grad(set_to_none=True)
+        xg.grad = None
+
+    return best_time(forward, warmup, iters), best_time(forward_backward, warmup, iters)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--build", default="build")
+    parser.add_argument("--iters", type=int, default=8)
+    parser.add_argument("--warmup", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    binary = os.path.join(args.build, "bench", "moe_layer_bench")
+    print(f"torch {torch.__version__}, transformers {transformers.__version__}, 2 threads, fp32, best of {args.iters}")
+    for shape in SHAPES:
+        cmd = [binary] + [f"--{k}={v}".split("=")[0] for k, v in []]
+        cmd = [binary]
+        for key, value in shape.items():
+            cmd += [f"--{key}", str(value)]
+        cmd += ["--iters", str(args.iters), "--warmup", str(args.warmup), "--threads", "2"]
+        ours = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+        flops = ours["expert_flops"]
+        label = "T={tokens} H={hidden} F={ffn} E={experts} k={topk}".format(**shape)
+        print(f"\n{label}  (expert FLOPs forward {flops / 1e9:.2f} G)")
+        print(f"  {'implementation':<22}{'fwd GFLOP/s':>12}{'fwd+bwd GFLOP/s':>17}{'bwd/fwd':>9}")
+        peers = {}
+        for implementation in IMPLEMENTATIONS:
+            try:
+                fwd, fb = peer_times(shape, implementation, args.warmup, args.iters)
+            except Exception as error:  # an implementation this torch/CPU cannot run
+                print(f"  transformers {implementation:<9} unavailable: {str(error).splitlines()[0][:60]}")
+                continue
+            peers[implementation] = (fwd, fb)
+            print(f"  transformers {implementation:<9}{flops / fwd / 1e9:>12.1f}{3 * flops / fb / 1e9:>17.1f}{(fb - fwd) / fwd:>9.2f}")
+        fwd, fb = ours["forward_s"], ours["forward_backward_s"]
+        print(f"  {'moeforge':<22}{flops / fwd / 1e9:>12.1f}{3 * flops / fb / 1e9:>17.1f}{(fb - fwd) / fwd:>9.2f}")
+        print(f"  {'libtorch fp32 GEMM':<22}{flops / ours['gemm_s'] / 1e9:>12.1f}")
+        if peers:
+            best_fwd = min(v[0] for v in peers.values())
+            best_fb = min(v[1] for v in peers.values())
+            print(f"  ratio forward vs fastest peer:          {best_fwd / fwd:.2f}x (target >= 1.5)")
+            print(f"  ratio forward+backward vs fastest peer: {best_fb / fb:.2f}x (target >= 2)")
+        print(f"  ratio forward vs GEMM rate:             {ours['gemm_s'] / fwd:.2f} (target >= 0.85)")
+        print(f"  ratio forward+backward vs GEMM rate:    {3 * ours['gemm_s'] / fb:.2f} (target >= 0.5)")
+
+
+if __name__ == "__main__":
+    main()

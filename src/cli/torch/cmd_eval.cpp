@@ -1,0 +1,93 @@
+// `moeforge eval MODEL --data SPEC [--baseline MODEL2]`: perplexity, per-domain loss, expert usage,
+// balance score and balanced perplexity; with a baseline, both side by side and their mean KL.
+#include <torch/torch.h>
+
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.h"
+#include "cli/torch/runtime_flags.h"
+#include "common/error.h"
+#include "data/dataset.h"
+#include "eval/evaluate.h"
+#include "model/transformer.h"
+
+namespace moeforge::cli {
+namespace {
+
+struct EvalCommand {
+  std::string model_dir, data_spec, baseline_dir, tokenizer_dir, split = "all";
+  int64_t block_size = 512, max_blocks = 0, batch_size = 8;
+  double validation_fraction = 0.05;
+  uint64_t seed = 0;
+  bool json = false, progress = false;
+  RuntimeFlags runtime;
+
+  int run() const {
+    auto model = model::Transformer::load(model_dir, runtime.load_options());
+    std::unique_ptr<model::Transformer> baseline;
+    if (!baseline_dir.empty()) baseline = model::Transformer::load(baseline_dir, runtime.load_options());
+    data::DataOptions options;
+    options.block_size = block_size;
+    options.seed = seed;
+    data::Split which = data::Split::Train;
+    if (split == "all") {
+      options.validation_fraction = 0.0;  // every document lands in the train split: score all of it
+    } else if (split == "validation") {
+      options.validation_fraction = validation_fraction;
+      which = data::Split::Validation;
+    } else {
+      fail("--split '", split, "' is not 'all' or 'validation'");
+    }
+    auto dataset = data::Dataset::open(data_spec, tokenizer_dir.empty() ? model_dir : tokenizer_dir, options);
+    std::vector<eval::EvalSequence> sequences;
+    size_t count = dataset.num_blocks(which);
+    if (max_blocks > 0) count = std::min<size_t>(count, static_cast<size_t>(max_blocks));
+    for (size_t i = 0; i < count; ++i) {
+      data::Block block = dataset.block(which, i);
+      eval::EvalSequence s;
+      s.ids.assign(block.ids.begin(), block.ids.begin() + block.num_real);
+      s.loss_mask.assign(block.loss_mask.begin(), block.loss_mask.begin() + block.num_real);
+      s.domain = dataset.domains().at(block.domain);
+      sequences.push_back(std::move(s));
+    }
+    if (sequences.empty()) fail(data_spec, ": no ", split == "all" ? "" : "validation ", "blocks to evaluate");
+    eval::EvalOptions eval_options;
+    eval_options.batch_size = batch_size;
+    eval_options.progress = progress;
+    auto result = eval::evaluate(*model, sequences, eval_options, baseline.get());
+    if (json) {
+      auto j = eval::to_json(result);
+      j["model"] = model_dir;
+      if (baseline) j["baseline"]["model"] = baseline_dir;
+      j["blocks"] = sequences.size();
+      std::cout << j.dump(2) << "\n";
+    } else {
+      std::cout << "model: " << model_dir << (baseline ? "   baseline: " + baseline_dir : "") << "\n";
+      std::cout << eval::to_table(result);
+    }
+    return 0;
+  }
+};
+
+const CommandRegistrar registrar([](CLI::App& app) {
+  auto c = std::make_shared<EvalCommand>();
+  auto* sub = app.add_subcommand("eval", "Perplexity, expert balance and balanced perplexity (optionally vs a baseline)");
+  sub->add_option("model", c->model_dir, "model directory")->required();
+  sub->add_option("--data", c->data_spec, "data spec (.txt, .jsonl, chat .jsonl, dirs, mixtures)")->required();
+  sub->add_option("--baseline", c->baseline_dir, "baseline model directory (same vocabulary)");
+  sub->add_option("--tokenizer", c->tokenizer_dir, "tokenizer directory (default: the model's)");
+  sub->add_option("--split", c->split, "'all' (default) or 'validation' (the held-out split training uses)");
+  sub->add_option("--validation-fraction", c->validation_fraction, "with --split validation")->capture_default_str();
+  sub->add_option("--block-size", c->block_size, "tokens per sequence")->capture_default_str();
+  sub->add_option("--max-blocks", c->max_blocks, "evaluate at most this many blocks (0 = all)");
+  sub->add_option("--batch-size", c->batch_size, "sequences per forward pass")->capture_default_str();
+  sub->add_option("--seed", c->seed, "data split/order seed")->capture_default_str();
+  sub->add_flag("--json", c->json, "machine-readable output");
+  sub->add_flag("--progress", c->progress, "progress bar on stderr");
+  c->runtime.add_to(sub);
+  set_action(sub, [c] { return c->run(); });
+});
+
+}  // namespace
+}  // namespace moeforge::cli

@@ -1,0 +1,226 @@
+#include "eval/evaluate.h"
+
+#include <torch/torch.h>
+
+#include <cmath>
+#include <cstdio>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "common/error.h"
+
+namespace moeforge::eval {
+
+double balance_score(const std::vector<int64_t>& counts) {
+  if (counts.size() < 2) return 1.0;
+  double total = 0;
+  for (auto c : counts) total += static_cast<double>(c);
+  if (total <= 0) return 0.0;
+  double entropy = 0;
+  for (auto c : counts)
+    if (c > 0) {
+      double p = static_cast<double>(c) / total;
+      entropy -= p * std::log(p);
+    }
+  return entropy / std::log(static_cast<double>(counts.size()));
+}
+
+namespace {
+
+struct Batch {
+  torch::Tensor ids;        // [B, T] padded with 0
+  torch::Tensor attention;  // [B, T] 1 = real token
+  torch::Tensor target;     // [B, T-1] 1 = this next-token prediction is scored
+  std::vector<std::string> domains;
+};
+
+Batch make_batch(const std::vector<EvalSequence>& sequences, size_t begin, size_t end) {
+  size_t longest = 0;
+  for (size_t i = begin; i < end; ++i) longest = std::max(longest, sequences[i].ids.size());
+  const int64_t B = static_cast<int64_t>(end - begin), T = static_cast<int64_t>(longest);
+  Batch batch;
+  batch.ids = torch::zeros({B, T}, torch::kInt64);
+  batch.attention = torch::zeros({B, T}, torch::kInt64);
+  auto target = torch::zeros({B, T}, torch::kFloat32);
+  auto ids_a = batch.ids.accessor<int64_t, 2>();
+  auto att_a = batch.attention.accessor<int64_t, 2>();
+  auto tgt_a = target.accessor<float, 2>();
+  for (int64_t b = 0; b < B; ++b) {
+    const auto& s = sequences[begin + b];
+    if (!s.loss_mask.empty() && s.loss_mask.size() != s.ids.size())
+      fail("evaluation sequence ", begin + b, " has ", s.ids.size(), " ids but ", s.loss_mask.size(), " mask entries");
+    for (size_t t = 0; t < s.ids.size(); ++t) {
+      ids_a[b][t] = s.ids[t];
+      att_a[b][t] = 1;
+      tgt_a[b][t] = (t > 0 && (s.loss_mask.empty() || s.loss_mask[t])) ? 1.0f : 0.0f;
+    }
+    batch.domains.push_back(s.domain);
+  }
+  batch.target = target.narrow(1, 1, T - 1);  // position t+1 is predicted from t
+  return batch;
+}
+
+void add_counts(std::vector<LayerUsage>& usage, const model::ForwardOutput& out, const torch::Tensor& real_rows,
+                int64_t num_experts) {
+  if (usage.empty())
+    for (const auto& r : out.routing) usage.push_back({r.layer, std::vector<int64_t>(num_experts, 0), 0.0});
+  for (size_t i = 0; i < out.routing.size(); ++i) {
+    auto ids = out.routing[i].routing.expert_ids.index_select(0, real_rows).reshape({-1});
+    auto counts = torch::bincount(ids.cpu(), {}, num_experts);
+    auto a = counts.accessor<int64_t, 1>();
+    for (int64_t e = 0; e < num_experts; ++e) usage[i].counts[e] += a[e];
+  }
+}
+
+}  // namespace
+
+EvalResult evaluate(const model::Transformer& model, const std::vector<EvalSequence>& sequences,
+                    const EvalOptions& options, const model::Transformer* baseline) {
+  if (sequences.empty()) fail("no evaluation data");
+  if (baseline && baseline->spec().vocab_size != model.spec().vocab_size)
+    fail("baseline vocabulary (", baseline->spec().vocab_size, ") differs from the model's (", model.spec().vocab_size, ")");
+  torch::NoGradGuard no_grad;
+  EvalResult result;
+  result.has_baseline = baseline != nullptr;
+  double loss_sum = 0, baseline_sum = 0, kl_sum = 0;
+  std::map<std::string, std::pair<double, int64_t>> domain_sums;
+  const int64_t num_experts = model.spec().moe.num_experts;
+  const size_t batch_size = static_cast<size_t>(std::max<int64_t>(1, options.batch_size));
+  for (size_t begin = 0; begin < sequences.size(); begin += batch_size) {
+    const size_t end = std::min(sequences.size(), begin + batch_size);
+    Batch batch = make_batch(sequences, begin, end);
+    const int64_t B = batch.ids.size(0), T = batch.ids.size(1);
+    if (T < 2) continue;
+    model::ForwardOptions forward;
+    forward.attention_mask = batch.attention.to(model.device());
+    auto out = model.forward(batch.ids, forward);
+    auto logits = out.logits.narrow(1, 0, T - 1).cpu();                    // [B, T-1, V]
+    auto targets = batch.ids.narrow(1, 1, T - 1);                           // [B, T-1]
+    auto log_probs = torch::log_softmax(logits, -1);
+    auto nll = -log_probs.gather(2, targets.unsqueeze(-1)).squeeze(-1);     // [B, T-1]
+    auto scored = batch.target;                                             // [B, T-1]
+    loss_sum += (nll * scored).sum().item<double>();
+    const int64_t scored_tokens = static_cast<int64_t>(scored.sum().item<double>());
+    result.tokens += scored_tokens;
+    auto per_row_loss = (nll * scored).sum(1);
+    auto per_row_count = scored.sum(1);
+    for (int64_t b = 0; b < B; ++b) {
+      auto& d = domain_sums[batch.domains[b]];
+      d.first += per_row_loss[b].item<double>();
+      d.second += static_cast<int64_t>(per_row_count[b].item<double>());
+    }
+    if (num_experts > 0 && !out.routing.empty()) {
+      auto real_rows = batch.attention.reshape({-1}).nonzero().squeeze(-1).to(model.device());
+      add_counts(result.usage, out, real_rows, num_experts);
+      for (int64_t b = 0; b < B; ++b) {
+        auto rows = (batch.attention[b].nonzero().squeeze(-1) + b * T).to(model.device());
+        add_counts(result.domain_usage[batch.domains[b]], out, rows, num_experts);
+      }
+    }
+    if (baseline) {
+      auto base_out = baseline->forward(batch.ids, forward);
+      auto base_log_probs = torch::log_softmax(base_out.logits.narrow(1, 0, T - 1).cpu(), -1);
+      auto base_nll = -base_log_probs.gather(2, targets.unsqueeze(-1)).squeeze(-1);
+      baseline_sum += (base_nll * scored).sum().item<double>();
+      auto kl = (base_log_probs.exp() * (base_log_probs - log_probs)).sum(-1);  // KL(baseline || model) [B, T-1]
+      kl_sum += (kl * scored).sum().item<double>();
+    }
+    if (options.progress) std::cerr << "\reval: " << end << "/" << sequences.size() << " sequences" << std::flush;
+  }
+  if (options.progress) std::cerr << "\n";
+  if (result.tokens == 0) fail("evaluation data has no scored tokens (sequences shorter than 2 tokens?)");
+  result.loss = loss_sum / static_cast<double>(result.tokens);
+  result.perplexity = std::exp(result.loss);
+  for (auto& [domain, sums] : domain_sums)
+    if (sums.second > 0) result.domain_loss[domain] = {sums.first / static_cast<double>(sums.second), sums.second};
+  double balance_total = 0;
+  for (auto& layer : result.usage) {
+    layer.balance = balance_score(layer.counts);
+    balance_total += layer.balance;
+  }
+  for (auto& [domain, layers] : result.domain_usage)
+    for (auto& layer : layers) layer.balance = balance_score(layer.counts);
+  result.balance_score = result.usage.empty() ? 1.0 : balance_total / static_cast<double>(result.usage.size());
+  result.balanced_perplexity = result.perplexity * std::exp(options.balance_beta * (1.0 - result.balance_score));
+  if (baseline) {
+    result.baseline_loss = baseline_sum / static_cast<double>(result.tokens);
+    result.baseline_perplexity = std::exp(result.baseline_loss);
+    result.mean_kl = kl_sum / static_cast<double>(result.tokens);
+  }
+  return result;
+}
+
+nlohmann::json to_json(const EvalResult& r) {
+  nlohmann::json j = {{"loss", r.loss}, {"perplexity", r.perplexity}, {"tokens", r.tokens},
+                      {"balance_score", r.balance_score}, {"balanced_perplexity", r.balanced_perplexity}};
+  auto usage_json = [](const std::vector<LayerUsage>& usage) {
+    nlohmann::json layers = nlohmann::json::array();
+    for (const auto& u : usage) layers.push_back({{"layer", u.layer}, {"counts", u.counts}, {"balance", u.balance}});
+    return layers;
+  };
+  j["expert_usage"] = usage_json(r.usage);
+  for (const auto& [domain, v] : r.domain_loss) {
+    j["domains"][domain.empty() ? "(none)" : domain] = {{"loss", v.first}, {"perplexity", std::exp(v.first)}, {"tokens", v.second}};
+    auto it = r.domain_usage.find(domain);
+    if (it != r.domain_usage.end()) j["domains"][domain.empty() ? "(none)" : domain]["expert_usage"] = usage_json(it->second);
+  }
+  if (r.has_baseline)
+    j["baseline"] = {{"loss", r.baseline_loss}, {"perplexity", r.baseline_perplexity}, {"mean_kl", r.mean_kl}};
+  return j;
+}
+
+std::string to_table(const EvalResult& r) {
+  std::ostringstream out;
+  char line[256];
+  std::snprintf(line, sizeof line, "%-22s %12s%s\n", "metric", "model", r.has_baseline ? "     baseline" : "");
+  out << line;
+  std::snprintf(line, sizeof line, "%-22s %12.4f", "loss (nats/token)", r.loss);
+  out << line;
+  if (r.has_baseline) {
+    std::snprintf(line, sizeof line, " %12.4f", r.baseline_loss);
+    out << line;
+  }
+  out << "\n";
+  std::snprintf(line, sizeof line, "%-22s %12.3f", "perplexity", r.perplexity);
+  out << line;
+  if (r.has_baseline) {
+    std::snprintf(line, sizeof line, " %12.3f", r.baseline_perplexity);
+    out << line;
+  }
+  out << "\n";
+  std::snprintf(line, sizeof line, "%-22s %12lld\n", "tokens scored", static_cast<long long>(r.tokens));
+  out << line;
+  if (!r.usage.empty()) {
+    std::snprintf(line, sizeof line, "%-22s %12.4f\n%-22s %12.3f\n", "balance score", r.balance_score,
+                  "balanced perplexity", r.balanced_perplexity);
+    out << line;
+  }
+  if (r.has_baseline) {
+    std::snprintf(line, sizeof line, "%-22s %12.5f\n", "mean KL(base||model)", r.mean_kl);
+    out << line;
+  }
+  if (r.domain_loss.size() > 1 || (r.domain_loss.size() == 1 && !r.domain_loss.begin()->first.empty())) {
+    out << "per domain:\n";
+    for (const auto& [domain, v] : r.domain_loss) {
+      std::snprintf(line, sizeof line, "  %-20s loss %.4f  ppl %.3f  (%lld tokens)\n", domain.empty() ? "(none)" : domain.c_str(),
+                    v.first, std::exp(v.first), static_cast<long long>(v.second));
+      out << line;
+    }
+  }
+  for (const auto& u : r.usage) {
+    int64_t total = 0;
+    for (auto c : u.counts) total += c;
+    out << "layer " << u.layer << " usage (balance " << std::fixed;
+    out.precision(3);
+    out << u.balance << "):";
+    for (auto c : u.counts) {
+      out.precision(2);
+      out << " " << (total ? 100.0 * static_cast<double>(c) / static_cast<double>(total) : 0.0) << "%";
+    }
+    out << "\n";
+  }
+  return out.str();
+}
+
+}  // namespace moeforge::eval

@@ -1,0 +1,61 @@
+// Evaluation of a model on token blocks: token-weighted cross-entropy and perplexity (padding and
+// masked tokens excluded), per-domain loss, per-layer expert usage, balance score and balanced
+// perplexity (REFERENCE.md section 1), and, against a baseline model, the mean per-token
+// KL(baseline || model) and both losses side by side.
+#pragma once
+
+#include <torch/types.h>
+
+#include <map>
+#include <nlohmann/json_fwd.hpp>
+#include <string>
+#include <vector>
+
+#include "model/transformer.h"
+
+namespace moeforge::eval {
+
+// One sequence to score: ids[t] predicts ids[t+1] where loss_mask[t+1] is set.
+struct EvalSequence {
+  std::vector<int64_t> ids;
+  std::vector<uint8_t> loss_mask;  // same length as ids; empty = every token counts
+  std::string domain;              // "" when unknown
+};
+
+struct EvalOptions {
+  int64_t batch_size = 8;
+  double balance_beta = 1.0;  // balanced ppl = ppl * exp(beta * (1 - balance))
+  bool progress = false;      // progress bar on stderr
+};
+
+struct LayerUsage {
+  int64_t layer = -1;
+  std::vector<int64_t> counts;  // top-k picks per expert (real tokens only)
+  double balance = 0.0;         // H(p) / log E of the normalised utilisation
+};
+
+struct EvalResult {
+  double loss = 0.0;  // token-weighted mean cross-entropy (nats)
+  double perplexity = 0.0;
+  int64_t tokens = 0;
+  std::map<std::string, std::pair<double, int64_t>> domain_loss;          // domain -> (mean CE, tokens)
+  std::map<std::string, std::vector<LayerUsage>> domain_usage;            // domain -> per-layer usage
+  std::vector<LayerUsage> usage;                                          // per MoE layer
+  double balance_score = 1.0;         // mean over MoE layers (1 for dense models)
+  double balanced_perplexity = 0.0;
+  // Baseline comparison (present when a baseline was given).
+  bool has_baseline = false;
+  double baseline_loss = 0.0, baseline_perplexity = 0.0;
+  double mean_kl = 0.0;  // mean over scored tokens of KL(baseline || model)
+};
+
+EvalResult evaluate(const model::Transformer& model, const std::vector<EvalSequence>& sequences,
+                    const EvalOptions& options, const model::Transformer* baseline = nullptr);
+
+// Balance of one layer's pick counts: H(p) / log(E), 1 = perfectly even.
+double balance_score(const std::vector<int64_t>& counts);
+
+nlohmann::json to_json(const EvalResult& result);
+std::string to_table(const EvalResult& result);
+
+}  // namespace moeforge::eval
