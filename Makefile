@@ -10,8 +10,11 @@ PYTHON := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := build-essential cmake ninja-build ccache pkg-config git \
   libcli11-dev nlohmann-json3-dev libpcre2-dev zlib1g-dev libgtest-dev libgmock-dev libbenchmark-dev \
-  python3 python3-venv python3-pip
+  python3 python3-venv python3-pip librsvg2-bin
 CMAKE_ARGS ?=
+# ccache: hash paths relative to the checkout so another clone (CI) reuses the same cache entries.
+export CCACHE_BASEDIR := $(CURDIR)
+export CCACHE_NOHASHDIR := true
 ifdef TORCH_DIR
 CMAKE_ARGS += -DTorch_DIR=$(TORCH_DIR)
 endif

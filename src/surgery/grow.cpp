@@ -2,7 +2,6 @@
 #include "surgery/grow.h"
 
 #include <cmath>
-#include <cstring>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
@@ -38,23 +37,11 @@ OutputGroup concat_group(const CheckpointStore& store, const std::string& name, 
   g.bytes_read = t.info->num_bytes();
   const CheckpointStore* s = &store;
   g.produce = [s, name, clones, E](CheckpointWriter& writer) {
-    ByteView all = s->tensor(name).bytes();
-    const size_t per = all.size / static_cast<size_t>(E);
-    std::vector<ByteView> parts{all};
-    for (int64_t c : clones) parts.push_back(ByteView{all.data + static_cast<size_t>(c) * per, per});
-    size_t part = 0, offset = 0;
-    writer.write_streamed(name, [&](uint8_t* buffer, size_t capacity) {
-      size_t filled = 0;
-      while (filled < capacity && part < parts.size()) {
-        size_t n = std::min(capacity - filled, parts[part].size - offset);
-        std::memcpy(buffer + filled, parts[part].data + offset, n);
-        filled += n;
-        offset += n;
-        if (offset == parts[part].size) ++part, offset = 0;
-      }
-      release_pages(ByteView{all.data, all.size});  // cheap hint; keeps the resident set small
-      return filled;
-    });
+    StoredTensor t = s->tensor(name);
+    const uint64_t per = t.info->num_bytes() / static_cast<uint64_t>(E);
+    std::vector<FileRange> parts{file_range(t)};
+    for (int64_t c : clones) parts.push_back(file_range(t, static_cast<uint64_t>(c) * per, per));
+    write_streamed_copy(writer, name, parts);
   };
   return g;
 }
@@ -121,7 +108,10 @@ GrowResult grow(const GrowOptions& o) {
         if (e < 0 || e >= E) fail("layer ", l, ": unknown expert ", e, "; the model has experts 0..", E - 1);
   }
   if (added <= 0) fail("nothing to clone");
-  if (o.offset != "split" && o.offset != "none") fail("--offset: '", o.offset, "' is not split or none");
+  if (o.offset != "auto" && o.offset != "split" && o.offset != "none")
+    fail("--offset: '", o.offset, "' is not auto, split or none");
+  if (o.offset == "split" && !src.moe.router_bias)
+    fail("--offset split: ", src.model_type, " routers have no bias to carry the -log(m+1) offset; use --offset none");
   std::string bias_target;
   double bias_value = 0;
   if (!o.router_bias.empty()) {
@@ -148,10 +138,7 @@ GrowResult grow(const GrowOptions& o) {
   if (o.dequantize) config.erase("quantization_config");
   ModelSpec out = spec_from_config(config, nullptr, (o.out / "config.json").string());
   out.moe.layout = o.dequantize ? ExpertLayout::FusedInterleaved : src.moe.layout;
-  const bool split = o.offset == "split" && src.moe.router_bias;
-  if (o.offset == "split" && !src.moe.router_bias && !o.execute.quiet)
-    std::cerr << "moeforge: note: " << src.model_type << " routers have no bias, so clones copy the source row "
-              << "without a log-split offset (see grow.h)\n";
+  const bool split = o.offset != "none" && src.moe.router_bias;
 
   OutputPlan plan;
   std::map<int64_t, bool> dequantized;

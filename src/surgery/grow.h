@@ -9,6 +9,13 @@
 // the k) get --offset split: a source cloned m times and its clones all take bias - log(m+1), so
 // their exp-logits sum to the source's and, whenever they are picked together, the softmax over the
 // k gives exactly the original combine weights; only the experts they displace from the top-k differ.
+// --offset auto (default) = split where the router has a bias, none elsewhere.
+// An exact start: --router-bias old:V with V larger than any score gap keeps the clones out of the
+// top-k at init (V = 1 for probabilities, ~50 for GPT-OSS logits: much larger values cost float32
+// resolution and can reorder the old experts). Renormalised softmax routers (Mixtral, Qwen3-MoE with norm_topk_prob) and GPT-OSS
+// (with --offset none) then compute exactly the original function (the clone's probability mass
+// cancels in the renormalisation / never enters the softmax over the k); without renormalisation
+// (OLMoE, Qwen2-MoE default) the clone still takes its share of the softmax denominator.
 // Clones are exact byte copies of their source (MXFP4 stays MXFP4 unless --dequantize).
 #pragma once
 
@@ -27,7 +34,7 @@ struct GrowOptions {
   std::string clone;                 // "L:E[,L:E..]" or "*:E" (every MoE layer)
   std::filesystem::path plan;        // or a plan file (plan.h) with "clone"
   double router_noise = 0.01;        // clone rows: + N(0, (noise * rms(source row))^2)
-  std::string offset = "split";      // split | none (split needs a router bias: GPT-OSS)
+  std::string offset = "auto";       // auto | split | none (split needs a router bias: GPT-OSS)
   // Selection-only bias, stored as mlp.moeforge_selection_bias [E'] + "moeforge_selection_bias":
   // true in config.json (arch/moeforge_extensions.h): "old:V" adds V to the old experts' selection
   // scores (anti-collapse), "new:V" to the clones' (force-route). Training removes it by deleting

@@ -33,11 +33,24 @@ nlohmann::json moe_target_config(const nlohmann::json& dense_config, const Model
     fail("--shared-expert: only the qwen2_moe target has a native shared expert");
 
   nlohmann::json c = dense_config;
+  // Families default differently (Mixtral theta 1e6, eps 1e-5): make the source's values explicit.
+  if (!c.contains("rope_theta") && !c.contains("rope_parameters") && !c.contains("rope_scaling"))
+    c["rope_theta"] = dense.rope.theta;
+  if (!c.contains("rms_norm_eps")) c["rms_norm_eps"] = dense.norm_eps;
+  if (!c.contains("tie_word_embeddings")) c["tie_word_embeddings"] = dense.tie_word_embeddings;
+  if (!c.contains("max_position_embeddings")) c["max_position_embeddings"] = dense.max_position_embeddings;
   for (const char* key : {"auto_map", "architectures", "mlp_bias", "num_local_experts", "num_experts",
                           "moe_intermediate_size", "shared_expert_intermediate_size", "mlp_only_layers",
                           "decoder_sparse_step", "norm_topk_prob", "output_router_logits", "router_jitter_noise",
                           "quantization_config"})
     c.erase(key);
+  // Keys the dense config left to its family's defaults must be spelled out: the target family's
+  // defaults differ (e.g. Llama rope_theta 1e4 and rms_norm_eps 1e-6 vs Mixtral 1e6 and 1e-5).
+  if (!c.contains("rope_parameters") && !c.contains("rope_theta")) c["rope_theta"] = dense.rope.theta;
+  if (!c.contains("rms_norm_eps")) c["rms_norm_eps"] = dense.norm_eps;
+  if (!c.contains("tie_word_embeddings")) c["tie_word_embeddings"] = dense.tie_word_embeddings;
+  if (!c.contains("max_position_embeddings")) c["max_position_embeddings"] = dense.max_position_embeddings;
+  if (!c.contains("head_dim")) c["head_dim"] = dense.head_dim;
   c["model_type"] = o.family;
   c["architectures"] = {arch};
   c["num_experts_per_tok"] = o.top_k;

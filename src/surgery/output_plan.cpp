@@ -1,10 +1,12 @@
 // Plan printing and execution for surgery outputs (see output_plan.h).
 #include "surgery/output_plan.h"
 
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <iostream>
 
@@ -24,7 +26,7 @@ void OutputPlan::copy(const CheckpointStore& store, const std::string& name, con
   const CheckpointStore* source = &store;
   std::string target = g.decls[0].name;
   g.produce = [source, name, target](CheckpointWriter& writer) {
-    write_streamed_copy(writer, target, source->tensor(name).bytes());
+    write_streamed_copy(writer, target, {file_range(source->tensor(name))});
   };
   groups.push_back(std::move(g));
 }
@@ -44,15 +46,43 @@ void release_pages(ByteView bytes) {
   ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);  // a hint; failure is harmless
 }
 
-void write_streamed_copy(CheckpointWriter& writer, const std::string& name, ByteView bytes) {
-  size_t done = 0;
+FileRange file_range(const StoredTensor& tensor, uint64_t begin, uint64_t size) {
+  const uint64_t total = tensor.info->num_bytes();
+  if (size == ~0ull) size = total - begin;
+  if (begin + size > total) fail("internal error: byte range outside tensor '", tensor.info->name, "'");
+  return FileRange{tensor.file->path(), tensor.file->data_section_offset() + tensor.info->data_begin + begin, size};
+}
+
+void write_streamed_copy(CheckpointWriter& writer, const std::string& name, const std::vector<FileRange>& parts) {
+  size_t part = 0;
+  uint64_t done = 0;  // within parts[part]
+  int fd = -1;
+  fs::path open_path;
+  struct Closer {
+    int& fd;
+    ~Closer() {
+      if (fd >= 0) ::close(fd);
+    }
+  } closer{fd};
   writer.write_streamed(name, [&](uint8_t* buffer, size_t capacity) {
-    size_t n = std::min(capacity, bytes.size - done);
-    if (n == 0) return size_t{0};
-    std::memcpy(buffer, bytes.data + done, n);
-    release_pages(ByteView{bytes.data + done, n});
-    done += n;
-    return n;
+    size_t filled = 0;
+    while (filled < capacity && part < parts.size()) {
+      const FileRange& r = parts[part];
+      if (fd < 0 || open_path != r.file) {
+        if (fd >= 0) ::close(fd);
+        fd = ::open(r.file.c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd < 0) fail(r.file.string(), ": cannot open: ", std::strerror(errno));
+        open_path = r.file;
+      }
+      const size_t want = static_cast<size_t>(std::min<uint64_t>(capacity - filled, r.size - done));
+      ssize_t n = want == 0 ? 0 : ::pread(fd, buffer + filled, want, static_cast<off_t>(r.offset + done));
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 || (n == 0 && want > 0)) fail(r.file.string(), ": read failed while copying '", name, "'");
+      filled += static_cast<size_t>(n);
+      done += static_cast<uint64_t>(n);
+      if (done == r.size) ++part, done = 0;
+    }
+    return filled;
   });
 }
 

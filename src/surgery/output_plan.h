@@ -63,9 +63,16 @@ void print_plan(const OutputPlan& plan, std::ostream& out);
 std::filesystem::path execute(const OutputPlan& plan, const std::filesystem::path& destination,
                               const ExecuteOptions& options);
 
-// Streams `bytes` (a view into a store's mapping) into the writer in chunks, dropping each chunk's
-// pages from this process afterwards so copying a large model does not raise the resident set.
-void write_streamed_copy(CheckpointWriter& writer, const std::string& name, ByteView bytes);
+// A byte range of a file on disk (part of a stored tensor).
+struct FileRange {
+  std::filesystem::path file;
+  uint64_t offset = 0, size = 0;
+};
+// The bytes [begin, begin + size) of a stored tensor (size -1 = to its end) as a file range.
+FileRange file_range(const StoredTensor& tensor, uint64_t begin = 0, uint64_t size = ~0ull);
+// Streams the ranges, in order, into tensor `name` with pread (16 MiB at a time): no page faults
+// through the mapping and no growth of the resident set, whatever the model size.
+void write_streamed_copy(CheckpointWriter& writer, const std::string& name, const std::vector<FileRange>& parts);
 // Drops mapped pages of a view from this process (they stay in the page cache).
 void release_pages(ByteView bytes);
 

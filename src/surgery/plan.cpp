@@ -35,7 +35,7 @@ std::map<int64_t, std::vector<T>> per_layer(const nlohmann::json& root, const ch
       } else if (!v.is_number()) {
         fail(where, "[\"", key, "\"] must hold numbers");
       }
-      values.push_back(v.get<T>());
+      values.push_back(v.template get<T>());
     }
     out[layer_key(key, where)] = std::move(values);
   }

@@ -92,6 +92,9 @@ ExpertWeights average_experts(const ModelSpec& spec, const CheckpointStore& stor
     for (size_t i = 0; i < w.up.size(); ++i) sum.up[i] += w.up[i];
     for (size_t i = 0; i < w.down.size(); ++i) sum.down[i] += w.down[i];
   }
+  // Drop the mapped pages read above from this process, so the resident set stays flat across layers.
+  for (const auto& t : expected_tensors(spec))
+    if (t.layer == l && t.routed_experts) release_pages(store.tensor(t.name).bytes());
   const float inv = 1.0f / static_cast<float>(experts.size());
   for (auto* v : {&sum.gate, &sum.up, &sum.down})
     for (float& x : *v) x *= inv;

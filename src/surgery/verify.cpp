@@ -3,6 +3,8 @@
 
 #include <torch/torch.h>
 
+#include <random>
+
 #include "model/transformer.h"
 
 namespace moeforge::surgery {
@@ -17,9 +19,11 @@ VerifyResult compare_models(const std::filesystem::path& a, const std::filesyste
     const ModelSpec& spec = model->spec();
     int64_t length = options.sequence_length;
     if (spec.max_position_embeddings > 0) length = std::min(length, spec.max_position_embeddings);
-    auto gen = at::make_generator<at::CPUGeneratorImpl>(options.seed + 1234);
+    std::mt19937_64 rng(options.seed + 1234);
     for (int64_t s = 0; s < options.num_sequences; ++s) {
-      ids.push_back(torch::randint(0, spec.vocab_size, {1, length}, gen, torch::kInt64));
+      std::vector<int64_t> tokens(static_cast<size_t>(length));
+      for (auto& t : tokens) t = static_cast<int64_t>(rng() % static_cast<uint64_t>(spec.vocab_size));
+      ids.push_back(torch::tensor(tokens, torch::kInt64).unsqueeze(0));
       reference.push_back(model->forward(ids.back()).logits);  // [1, T, V]
     }
   }

@@ -17,6 +17,7 @@ TOLERANCE = 1e-4       # our runtime vs transformers on the same output
 EXACT = 1e-5           # surgery that must not change the function
 torch.set_num_threads(2)
 transformers.logging.set_verbosity_error()
+transformers.utils.logging.disable_progress_bar()
 
 
 def moeforge(*args, expect_ok=True):

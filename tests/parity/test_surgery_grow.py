@@ -91,6 +91,17 @@ def main():
             _, text = moeforge("grow", sources["gpt_oss"], "--clone", "*:0", "--router-noise", "0", "--offset", offset,
                                "--out", out)
             print(f"  grow gpt_oss --offset {offset:<5} (no noise): original vs grown {reported_diff(text):.3g}")
+        # exact start: a selection bias that keeps the clones out of the top-k (renormalised routers, GPT-OSS)
+        # (bias units: probabilities for softmax routers, logits for GPT-OSS)
+        for family, bias, extra in [("mixtral", "old:1", []), ("qwen3_moe", "old:1", []),
+                                    ("gpt_oss", "old:50", ["--offset", "none"]),
+                                    ("gpt_oss_mxfp4", "old:50", ["--offset", "none"])]:
+            out = os.path.join(tmp, f"exact_{family}")
+            _, text = moeforge("grow", sources[family], "--clone", "*:0", "--router-bias", bias, *extra, "--out", out)
+            diff = reported_diff(text)
+            if diff > 1e-5:
+                failures.append(f"grow {family} --router-bias {bias}: original vs grown {diff:.3g} > 1e-5")
+            print(f"  grow {family:<14} --router-bias {bias} {' '.join(extra)}: original vs grown {diff:.2e}")
         # selection-only bias: stored as an extension tensor + config key; our runtime reads it
         out = os.path.join(tmp, "bias")
         moeforge("grow", sources["mixtral"], "--clone", "*:3", "--router-bias", "new:1", "--out", out)

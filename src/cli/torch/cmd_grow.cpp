@@ -17,7 +17,7 @@ const CommandRegistrar registrar([](CLI::App& app) {
   sub->add_option("--clone", o->clone, "LAYER:EXPERT[,..] sources to clone; '*:E' clones E in every MoE layer");
   sub->add_option("--plan", *plan, "plan JSON with \"clone\" (see src/surgery/plan.h)");
   sub->add_option("--router-noise", o->router_noise, "clone router rows: noise std relative to the row RMS (default 0.01)");
-  sub->add_option("--offset", o->offset, "split (bias - log(m+1) for source and clones; routers with a bias) | none");
+  sub->add_option("--offset", o->offset, "auto | split (bias - log(m+1) for source and clones; routers with a bias) | none");
   sub->add_option("--router-bias", o->router_bias, "old:VALUE | new:VALUE selection-only bias (stored, removable)");
   sub->add_flag("--dequantize", o->dequantize, "write MXFP4 experts as bf16");
   sub->add_option("--seed", o->seed, "seed (default 0)");

@@ -1,0 +1,86 @@
+"""Training throughput: moeforge vs transformers + torch eager on the same 4-layer Mixtral-shaped MoE.
+
+Both sides train every parameter with AdamW (same lr, betas, weight decay, clip 1.0) on batches of
+BATCH x SEQ tokens from the same corpus, with the same torch thread count, on CPU fp32:
+  - moeforge: `moeforge train MODEL --recipe (select all)`; tokens/s = mean of metrics.jsonl's
+    tokens_per_s over the steps after WARMUP (each step = forward, losses incl. LB + z, backward,
+    clip, AdamW).
+  - transformers: MixtralForCausalLM.from_pretrained(MODEL) in train mode with
+    output_router_logits=True (its LB loss), torch.optim.AdamW, clip_grad_norm_; tokens/s over the
+    same number of timed steps.
+Prints both and the ratio (target >= 1.5x).
+
+  MOEFORGE_BIN=build/moeforge .venv/bin/python bench/train_bench.py [--steps 12] [--threads 2]
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import torch
+import transformers
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "parity"))
+from train_common import make_setup, moeforge, write_recipe  # noqa: E402
+
+transformers.logging.set_verbosity_error()
+SHAPE = {"hidden_size": 256, "intermediate_size": 512, "num_hidden_layers": 4, "num_attention_heads": 8,
+         "num_key_value_heads": 4, "num_local_experts": 8, "num_experts_per_tok": 2}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--steps", type=int, default=12)
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--seq", type=int, default=256)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    with tempfile.TemporaryDirectory() as tmp:
+        model_dir, corpus = make_setup(tmp, family="mixtral", config=SHAPE)
+        env = dict(os.environ, XDG_CACHE_HOME=os.path.join(tmp, "cache"))
+        steps = args.steps + args.warmup
+        recipe = {"seed": 0, "threads": args.threads, "probe": "off",
+                  "phases": [{"steps": steps, "batch_size": args.batch, "seq_len": args.seq, "select": "all",
+                              "losses": {"lb_coef": 0.01, "z_coef": 0.0},
+                              "optimizer": {"lr": 1e-4, "betas": [0.9, 0.95], "weight_decay": 0.1}}]}
+        run = os.path.join(tmp, "run")
+        moeforge("train", model_dir, "--data", corpus, "--recipe", write_recipe(os.path.join(tmp, "r.json"), recipe),
+                 "--out", run, "--no-progress", "--no-tensorboard", env=env)
+        with open(os.path.join(run, "metrics.jsonl")) as f:
+            records = [json.loads(line) for line in f]
+        ours = statistics.mean(r["tokens_per_s"] for r in records[args.warmup:])
+
+        model = transformers.AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+        model.config.output_router_logits = True
+        model.config.router_aux_loss_coef = 0.01
+        model.train()
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.95), weight_decay=0.1, foreach=False)
+        vocab = model.config.vocab_size
+        gen = torch.Generator().manual_seed(0)
+        times = []
+        for step in range(steps):
+            ids = torch.randint(0, vocab, (args.batch, args.seq), generator=gen)
+            t0 = time.perf_counter()
+            out = model(input_ids=ids, labels=ids)
+            out.loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            times.append(time.perf_counter() - t0)
+        theirs = args.batch * args.seq / statistics.mean(times[args.warmup:])
+    print(f"4-layer Mixtral-shaped MoE (H={SHAPE['hidden_size']}, F={SHAPE['intermediate_size']}, "
+          f"E={SHAPE['num_local_experts']}, k={SHAPE['num_experts_per_tok']}), batch {args.batch} x {args.seq}, "
+          f"{args.threads} threads, fp32 CPU, torch {torch.__version__}, transformers {transformers.__version__}")
+    print(f"moeforge train:            {ours:10.0f} tokens/s")
+    print(f"transformers + torch eager: {theirs:10.0f} tokens/s")
+    print(f"ratio: {ours / theirs:.2f}x (target >= 1.5x)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,52 @@
+// `moeforge stats MODEL --data SPEC --tokens N --out STATS_DIR`: forward-only router statistics
+// (stats/stats_job.h): usage, gate weights, entropies, co-activation, per-domain counts; optional
+// probability dump, expert ablation loss deltas and calibrated sampling.
+#include <iostream>
+
+#include "cli/commands.h"
+#include "cli/torch/runtime_flags.h"
+#include "stats/stats_job.h"
+
+namespace moeforge::cli {
+namespace {
+
+const CommandRegistrar registrar([](CLI::App& app) {
+  auto o = std::make_shared<stats::StatsOptions>();
+  auto runtime = std::make_shared<RuntimeFlags>();
+  auto model = std::make_shared<std::string>(), out = std::make_shared<std::string>(), tok = std::make_shared<std::string>();
+  auto quiet = std::make_shared<bool>(false);
+  auto* sub = app.add_subcommand("stats", "Router statistics of a MoE model on data (forward only) -> STATS_DIR");
+  sub->add_option("model", *model, "MoE model directory")->required();
+  sub->add_option("--data", o->data, "data spec (.txt, .jsonl with optional \"domain\", mixtures)")->required();
+  sub->add_option("--out", *out, "output directory (stats.json, router_moments.safetensors, dumps)")->required();
+  sub->add_option("--tokens", o->tokens, "non-padding tokens to count")->capture_default_str();
+  sub->add_option("--tokenizer", *tok, "tokenizer directory (default: the model's)");
+  sub->add_option("--block-size", o->block_size, "tokens per sequence")->capture_default_str();
+  sub->add_option("--batch-size", o->batch_size, "sequences per forward pass")->capture_default_str();
+  sub->add_option("--seed", o->seed, "block order seed")->capture_default_str();
+  sub->add_option("--entropy-bins", o->entropy_bins, "bins of the per-token entropy histogram")->capture_default_str();
+  sub->add_flag("--dump-probs", o->dump_probs, "also write router_probs.npz and router_probs.safetensors (fp16 [tokens, layers, experts])");
+  sub->add_flag("--loss-delta", o->loss_delta, "measure the loss rise when each expert is ablated (1 + layers x experts passes)");
+  sub->add_option("--loss-delta-tokens", o->loss_delta_tokens, "tokens in the ablation sample")->capture_default_str();
+  sub->add_flag("--calibrate", o->calibrate, "choose blocks greedily so the sample's token distribution matches the data's (KL)");
+  sub->add_option("--calibrate-pool", o->calibrate_pool, "candidate blocks for --calibrate (0 = max(8 x needed, 256))");
+  sub->add_flag("--overwrite", o->overwrite, "replace an existing output directory");
+  sub->add_flag("--quiet", *quiet, "no progress bar");
+  sub->add_flag("--forward-only", o->forward_only, "benchmark baseline: run the same forward passes, collect nothing");
+  runtime->add_to(sub);
+  set_action(sub, [o, runtime, model, out, tok, quiet] {
+    o->model = *model;
+    o->out = *out;
+    o->tokenizer = *tok;
+    o->progress = !*quiet;
+    o->load = runtime->load_options();
+    stats::RouterStats s = stats::run_stats(*o);
+    std::cout << "wrote " << *out << ": " << s.tokens << " tokens, " << s.blocks << " blocks, " << s.layers.size()
+              << " MoE layers, " << s.domains.size() << " domain(s)" << (s.probs_npz.empty() ? "" : ", probability dump")
+              << (s.loss_delta_tokens > 0 ? ", loss deltas" : "") << " in " << s.loop_seconds << " s\n";
+    return 0;
+  });
+});
+
+}  // namespace
+}  // namespace moeforge::cli

@@ -1,0 +1,76 @@
+// `moeforge train MODEL --data SPEC --recipe RECIPE --out RUN_DIR`: phased training from a recipe;
+// `--resume RUN_DIR` continues an interrupted run; `--list-params` shows what each phase trains.
+#include <iostream>
+
+#include "cli/commands.h"
+#include "common/error.h"
+#include "io/checkpoint_store.h"
+#include "train/trainer.h"
+
+namespace moeforge::cli {
+namespace {
+
+struct TrainCommand {
+  std::string model_dir, data_spec, recipe_path, out_dir, resume_dir, tokenizer_dir;
+  bool list_params = false, no_progress = false, no_tensorboard = false;
+  int64_t threads = 0, stop_after_steps = 0;
+
+  int run() const {
+    train::TrainOptions o;
+    if (!resume_dir.empty()) {
+      o.resume = true;
+      o.out_dir = resume_dir;
+      if (!out_dir.empty() && out_dir != resume_dir) fail("--resume RUN_DIR continues in RUN_DIR; drop --out or make it the same");
+    } else {
+      if (model_dir.empty()) fail("train: MODEL is required (or --resume RUN_DIR)");
+      if (recipe_path.empty()) fail("train: --recipe is required");
+      nlohmann::json recipe = read_json_file(recipe_path);
+      if (threads > 0) recipe["threads"] = threads;
+      if (list_params) {
+        std::cout << train::list_params(model_dir, recipe, std::filesystem::path(recipe_path).filename().string());
+        return 0;
+      }
+      if (data_spec.empty()) fail("train: --data is required");
+      if (out_dir.empty()) fail("train: --out RUN_DIR is required");
+      o.recipe = recipe;
+      o.recipe_label = std::filesystem::path(recipe_path).filename().string();
+      o.out_dir = out_dir;
+    }
+    o.model_dir = model_dir;
+    o.data_spec = data_spec;
+    o.tokenizer_dir = tokenizer_dir;
+    o.progress = !no_progress;
+    o.tensorboard = !no_tensorboard;
+    o.stop_after_steps = stop_after_steps;
+    train::Trainer trainer(o);
+    auto result = trainer.run();
+    if (!result.finished) {
+      std::cout << "stopped after step " << result.steps << "; continue with --resume " << result.out_dir.string() << "\n";
+      return 0;
+    }
+    std::cout << "trained " << result.steps << " steps; " << result.trainable.size() << " tensors in "
+              << (result.out_dir / "trainable.safetensors").string() << "\n";
+    return 0;
+  }
+};
+
+const CommandRegistrar registrar([](CLI::App& app) {
+  auto c = std::make_shared<TrainCommand>();
+  auto* sub = app.add_subcommand("train", "Train selected tensors (full or LoRA) of a model through a phased recipe");
+  sub->add_option("model", c->model_dir, "model directory (omit with --resume)");
+  sub->add_option("--data", c->data_spec, "data spec (.txt, .jsonl, chat .jsonl, dirs, mixtures)");
+  sub->add_option("--recipe", c->recipe_path, "recipe JSON (see docs/TRAINING.md and recipes/)");
+  sub->add_option("--out", c->out_dir, "run directory (checkpoints, metrics, trainable.safetensors)");
+  sub->add_option("--resume", c->resume_dir, "continue the run in RUN_DIR from its latest checkpoint");
+  sub->add_option("--tokenizer", c->tokenizer_dir, "tokenizer directory (default: the model's)");
+  sub->add_option("--threads", c->threads, "torch threads (overrides the recipe's \"threads\")");
+  sub->add_flag("--list-params", c->list_params, "print what each phase's selectors pick and exit");
+  sub->add_flag("--no-progress", c->no_progress, "no progress output on stderr");
+  sub->add_flag("--no-tensorboard", c->no_tensorboard, "do not write TensorBoard event files");
+  sub->add_option("--stop-after-steps", c->stop_after_steps, "stop (as if interrupted) after this many steps; for tests")
+      ->group("");
+  set_action(sub, [c] { return c->run(); });
+});
+
+}  // namespace
+}  // namespace moeforge::cli

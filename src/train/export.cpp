@@ -1,0 +1,224 @@
+// trainable.safetensors, PEFT adapters and merge-deltas (see export.h).
+#include "train/export.h"
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <set>
+
+#include "arch/expected_tensors.h"
+#include "arch/expert_io.h"
+#include "arch/family_adapter.h"
+#include "arch/float_convert.h"
+#include "common/error.h"
+#include "common/strings.h"
+#include "io/atomic_file.h"
+#include "io/checkpoint_store.h"
+#include "io/checkpoint_writer.h"
+
+namespace moeforge::train {
+
+namespace fs = std::filesystem;
+using Role = TensorRole;
+
+namespace {
+
+std::pair<int64_t, std::string> split_name(const std::string& canonical) {
+  if (!starts_with(canonical, "layers.")) return {-1, canonical};
+  size_t dot = canonical.find('.', 7);
+  return {std::stoll(canonical.substr(7, dot - 7)), canonical.substr(dot + 1)};
+}
+
+std::string float_bytes(const torch::Tensor& t) {
+  auto c = t.detach().to(torch::kCPU, torch::kFloat32).contiguous();
+  return std::string(static_cast<const char*>(c.data_ptr()), c.nbytes());
+}
+
+std::vector<float> to_floats(const torch::Tensor& t) {
+  auto c = t.detach().to(torch::kCPU, torch::kFloat32).contiguous();
+  return std::vector<float>(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
+}
+
+// Canonical experts of one layer -> ExpertWeights (gate/up split of w_in rows).
+std::vector<ExpertWeights> layer_experts(const ModelSpec& spec, const model::LayerWeights& L) {
+  const int64_t E = L.experts.w_in.size(0), H = L.experts.w_in.size(2), F = L.experts.w_out.size(2);
+  const bool gated = L.experts.w_in.size(1) == 2 * F;
+  std::vector<ExpertWeights> out(E);
+  for (int64_t e = 0; e < E; ++e) {
+    ExpertWeights& w = out[e];
+    w.hidden_size = H;
+    w.intermediate_size = F;
+    auto w_in = L.experts.w_in[e];  // [R, H]
+    w.up = to_floats(gated ? w_in.narrow(0, F, F) : w_in);
+    if (gated) w.gate = to_floats(w_in.narrow(0, 0, F));
+    w.down = to_floats(L.experts.w_out[e]);  // [H, F]
+    if (L.experts.b_in.defined()) {
+      auto b = L.experts.b_in[e];
+      w.up_bias = to_floats(gated ? b.narrow(0, F, F) : b);
+      if (gated) w.gate_bias = to_floats(b.narrow(0, 0, F));
+    }
+    if (L.experts.b_out.defined()) w.down_bias = to_floats(L.experts.b_out[e]);
+  }
+  (void)spec;
+  return out;
+}
+
+}  // namespace
+
+std::vector<HfPiece> hf_pieces(const ModelSpec& spec, const std::string& canonical, int64_t rows) {
+  auto [layer, local] = split_name(canonical);
+  static const std::map<std::string, Role> simple = {
+      {"embed", Role::Embed}, {"position_embed", Role::PositionEmbed}, {"final_norm", Role::FinalNorm},
+      {"final_norm_bias", Role::FinalNormBias}, {"lm_head", Role::LmHead}, {"attn_norm", Role::AttnNorm},
+      {"attn_norm_bias", Role::AttnNormBias}, {"ffn_norm", Role::FfnNorm}, {"ffn_norm_bias", Role::FfnNormBias},
+      {"q", Role::Q}, {"q_bias", Role::QBias}, {"k", Role::K}, {"k_bias", Role::KBias}, {"v", Role::V},
+      {"v_bias", Role::VBias}, {"o", Role::O}, {"o_bias", Role::OBias}, {"q_norm", Role::QNorm},
+      {"k_norm", Role::KNorm}, {"sinks", Role::Sinks}, {"router", Role::Router}, {"router_bias", Role::RouterBias},
+      {"score_correction_bias", Role::ScoreCorrectionBias}, {"shared_gate", Role::SharedExpertGate},
+      {"shared_scale", Role::SharedScale}, {"mlp.w_out", Role::MlpDown}, {"mlp.b_out", Role::MlpDownBias},
+      {"shared.w_out", Role::SharedDown}};
+  auto it = simple.find(local);
+  if (it != simple.end()) return {{tensor_name(spec, it->second, layer), 0, -1}};
+  // [gate; up] rows, or up alone when ungated (GPT-Neo c_fc).
+  auto gate_up = [&](Role gate, Role up) -> std::vector<HfPiece> {
+    if (!spec_has_role(spec, gate, layer)) return {{tensor_name(spec, up, layer), 0, -1}};
+    return {{tensor_name(spec, gate, layer), 0, rows / 2}, {tensor_name(spec, up, layer), rows / 2, rows / 2}};
+  };
+  if (local == "mlp.w_in") return gate_up(Role::MlpGate, Role::MlpUp);
+  if (local == "mlp.b_in") return gate_up(Role::MlpGateBias, Role::MlpUpBias);
+  if (local == "shared.w_in") return gate_up(Role::SharedGate, Role::SharedUp);
+  fail("tensor '", canonical, "' has no Hugging Face name in family ", spec.model_type);
+}
+
+std::vector<std::string> write_trainable(const ModelSpec& spec, model::ModelWeights& weights, const Selection& changed,
+                                         const fs::path& path) {
+  std::map<std::string, torch::Tensor*> by_name;
+  model::for_each_parameter(weights, [&](const std::string& name, torch::Tensor& t) { by_name[name] = &t; });
+  std::vector<std::pair<TensorDecl, std::string>> blobs;
+  std::map<int64_t, std::vector<bool>> expert_layers;  // layer -> experts changed
+  for (const auto& [name, mask] : changed) {
+    auto [layer, local] = split_name(name);
+    if (starts_with(local, "experts.")) {
+      auto& m = expert_layers[layer];
+      if (m.empty()) m.assign(mask.size(), false);
+      for (size_t e = 0; e < mask.size(); ++e) m[e] = m[e] || mask[e];
+      continue;
+    }
+    const torch::Tensor& t = *by_name.at(name);
+    for (const auto& piece : hf_pieces(spec, name, t.dim() > 0 ? t.size(0) : 1)) {
+      auto part = piece.rows < 0 ? t : t.narrow(0, piece.row_begin, piece.rows);
+      blobs.emplace_back(TensorDecl{piece.name, DType::F32, part.sizes().vec()}, float_bytes(part));
+    }
+  }
+  ModelSpec out_spec = spec;  // trained experts are written unquantised
+  if (out_spec.moe.layout == ExpertLayout::Mxfp4) out_spec.moe.layout = ExpertLayout::FusedInterleaved;
+  for (const auto& [layer, mask] : expert_layers) {
+    auto experts = layer_experts(spec, weights.layers.at(layer));
+    std::vector<ExpertSource> sources;
+    for (const auto& w : experts) sources.push_back(ExpertSource::from(w));
+    std::set<std::string> keep;  // per-expert layout: only the trained experts' tensors
+    if (out_spec.moe.layout == ExpertLayout::PerExpert)
+      for (size_t e = 0; e < mask.size(); ++e)
+        if (mask[e])
+          for (Role r : {Role::ExpertGate, Role::ExpertUp, Role::ExpertDown})
+            if (spec_has_role(out_spec, r, layer)) keep.insert(tensor_name(out_spec, r, layer, static_cast<int64_t>(e)));
+    for (auto& enc : encode_layer_experts(out_spec, layer, sources, DType::F32)) {
+      if (out_spec.moe.layout == ExpertLayout::PerExpert && !keep.count(enc.decl.name)) continue;
+      blobs.emplace_back(enc.decl, std::string(enc.bytes.begin(), enc.bytes.end()));
+    }
+  }
+  std::sort(blobs.begin(), blobs.end(), [](const auto& a, const auto& b) { return a.first.name < b.first.name; });
+  std::vector<std::string> names;
+  for (const auto& b : blobs) names.push_back(b.first.name);
+  write_file_atomic(path, serialize_safetensors(blobs, {{"format", "pt"}}));
+  return names;
+}
+
+AdapterResult write_peft_adapter(const ModelSpec& spec, const TrainableSet& set, const LoraOptions& lora,
+                                 const std::string& base_model, const fs::path& dir) {
+  AdapterResult result;
+  std::vector<std::pair<TensorDecl, std::string>> blobs;
+  for (const auto& t : set.tensors()) {
+    if (!t.lora) continue;
+    auto [layer, local] = split_name(t.name);
+    if (!t.experts.empty() || local == "router") {
+      result.skipped.push_back(t.name);
+      continue;
+    }
+    for (const auto& piece : hf_pieces(spec, t.name, t.base->size(0))) {
+      std::string module = piece.name;
+      if (ends_with(module, ".weight")) module = module.substr(0, module.size() - 7);
+      auto b = piece.rows < 0 ? t.lora_b : t.lora_b.narrow(0, piece.row_begin, piece.rows);  // [out, r]
+      blobs.emplace_back(TensorDecl{"base_model.model." + module + ".lora_A.weight", DType::F32, t.lora_a.sizes().vec()},
+                         float_bytes(t.lora_a));
+      blobs.emplace_back(TensorDecl{"base_model.model." + module + ".lora_B.weight", DType::F32, b.sizes().vec()},
+                         float_bytes(b));
+      result.modules.push_back(module);
+    }
+  }
+  if (result.modules.empty()) return result;
+  std::sort(blobs.begin(), blobs.end(), [](const auto& a, const auto& b) { return a.first.name < b.first.name; });
+  nlohmann::json config = {{"peft_type", "LORA"},
+                           {"task_type", "CAUSAL_LM"},
+                           {"base_model_name_or_path", base_model},
+                           {"r", lora.rank},
+                           {"lora_alpha", lora.alpha},
+                           {"lora_dropout", lora.dropout},
+                           {"bias", "none"},
+                           {"fan_in_fan_out", false},
+                           {"use_rslora", false},
+                           {"init_lora_weights", true},
+                           {"inference_mode", true},
+                           {"modules_to_save", nullptr},
+                           {"target_modules", result.modules}};
+  fs::create_directories(dir);
+  write_file_atomic(dir / "adapter_model.safetensors", serialize_safetensors(blobs, {{"format", "pt"}}));
+  write_file_atomic(dir / "adapter_config.json", config.dump(2) + "\n");
+  return result;
+}
+
+size_t merge_deltas(const MergeOptions& o) {
+  auto base = CheckpointStore::open(o.base);
+  const fs::path trainable_path = o.run / "trainable.safetensors";
+  if (!fs::exists(trainable_path)) fail(o.run.string(), ": no trainable.safetensors (is this a finished `moeforge train` run?)");
+  auto trained = CheckpointStore::open(trainable_path);
+  for (const auto& name : trained->tensor_names())
+    if (!base->contains(name))
+      fail(trainable_path.string(), ": tensor '", name, "' is not in the base model ", o.base.string(),
+           base->tensor_names().empty() ? "" : " (MXFP4 bases cannot take trained experts; dequantise the base first)");
+  std::vector<TensorDecl> decls;
+  for (const auto& name : base->tensor_names()) {
+    const TensorInfo& info = *base->tensor(name).info;
+    decls.push_back({name, info.dtype, info.shape});
+  }
+  WriterOptions wo;
+  wo.overwrite = o.overwrite;
+  CheckpointWriter writer(o.out, decls, wo);
+  size_t replaced = 0;
+  for (const auto& d : decls) {
+    auto stored = base->tensor(d.name);
+    auto delta = trained->find(d.name);
+    if (!delta) {
+      writer.write(d.name, stored.bytes());
+      continue;
+    }
+    if (delta->info->shape != d.shape)
+      fail(trainable_path.string(), ": tensor '", d.name, "' has shape ", shape_to_string(delta->info->shape),
+           "; the base has ", shape_to_string(d.shape));
+    if (d.dtype != DType::F32 && d.dtype != DType::F16 && d.dtype != DType::BF16)
+      fail(o.base.string(), ": tensor '", d.name, "' is stored as ", dtype_name(d.dtype), "; cannot substitute trained values");
+    auto bytes = encode_floats(d.dtype, read_floats(*delta));
+    writer.write(d.name, ByteView{bytes.data(), bytes.size()});
+    ++replaced;
+  }
+  for (const auto& entry : fs::directory_iterator(base->directory())) {
+    if (!entry.is_regular_file()) continue;
+    const std::string name = entry.path().filename().string();
+    if (ends_with(name, ".safetensors") || name == "model.safetensors.index.json") continue;
+    writer.copy_file(name, entry.path());
+  }
+  writer.commit();
+  return replaced;
+}
+
+}  // namespace moeforge::train

@@ -1,0 +1,48 @@
+// Run outputs in Hugging Face form: trainable.safetensors (only the changed tensors, the family's
+// names and layout; per-expert layouts carry only the trained experts), a PEFT LoRA adapter
+// (adapter_config.json + adapter_model.safetensors) for LoRA phases, and merge-deltas, which
+// streams a base checkpoint into a full one with the trained tensors substituted.
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "arch/model_spec.h"
+#include "model/model_weights.h"
+#include "train/selectors.h"
+#include "train/trainable.h"
+
+namespace moeforge::train {
+
+// One on-disk tensor a canonical tensor (or a row range of it) becomes.
+struct HfPiece {
+  std::string name;        // "model.layers.0.mlp.gate_proj.weight"
+  int64_t row_begin = 0;   // rows [row_begin, row_begin + rows) of the canonical tensor
+  int64_t rows = -1;       // -1 = all rows
+};
+// Pieces of a non-expert canonical tensor ("layers.0.mlp.w_in" -> gate_proj rows [0, F), up_proj
+// rows [F, 2F)). Throws for tensors the family cannot name (and for layers.L.experts.*).
+std::vector<HfPiece> hf_pieces(const ModelSpec& spec, const std::string& canonical, int64_t rows);
+
+// Writes `path` (float32): every tensor in `changed`, read from `weights`. Returns the HF names written.
+std::vector<std::string> write_trainable(const ModelSpec& spec, model::ModelWeights& weights, const Selection& changed,
+                                         const std::filesystem::path& path);
+
+struct AdapterResult {
+  std::vector<std::string> modules;  // HF module names with adapters
+  std::vector<std::string> skipped;  // LoRA tensors PEFT cannot load (stacked experts, router): merged into trainable.safetensors only
+};
+// Writes adapter_config.json + adapter_model.safetensors (PEFT LoRA format) into `dir`.
+AdapterResult write_peft_adapter(const ModelSpec& spec, const TrainableSet& set, const LoraOptions& lora,
+                                 const std::string& base_model, const std::filesystem::path& dir);
+
+struct MergeOptions {
+  std::filesystem::path base, run, out;
+  bool overwrite = false;
+};
+// Streams every base tensor to `out` (byte-for-byte unless trainable.safetensors replaces it, then
+// converted to the base tensor's dtype), plus the base's side files. Returns the tensors replaced.
+size_t merge_deltas(const MergeOptions& options);
+
+}  // namespace moeforge::train

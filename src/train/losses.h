@@ -1,0 +1,34 @@
+// Training losses: next-token cross-entropy under the loss mask, Switch load-balancing loss per
+// MoE layer (all top-k picks counted, gradient into the router through the mean probabilities) and
+// router z-loss; plus per-layer expert load for metrics and aux-loss-free balancing.
+#pragma once
+
+#include <torch/types.h>
+
+#include <vector>
+
+#include "model/transformer.h"
+
+namespace moeforge::train {
+
+// Sum over targets of -log p(ids[t] | ids[<t]): logits_BTV [B, T, V] predicts position t+1 from t;
+// ids_BT [B, T] int64; mask_BT [B, T] (1 = ids[t] is a target; position 0 is never one).
+torch::Tensor masked_ce_sum(const torch::Tensor& logits_BTV, const torch::Tensor& ids_BT, const torch::Tensor& mask_BT);
+
+// Real (non-padding) tokens: every position up to each row's last target. [B, T] bool.
+torch::Tensor real_tokens(const torch::Tensor& mask_BT);
+
+struct RouterLosses {
+  torch::Tensor lb;   // scalar: mean over MoE layers of E * sum_i f_i P_i (1 at perfect balance)
+  torch::Tensor z;    // scalar: mean over MoE layers of mean_t logsumexp(logits_t)^2
+  std::vector<double> lb_per_layer;
+  std::vector<torch::Tensor> counts;  // per MoE layer [E] int64 top-k picks over real tokens
+};
+
+// `real_N` [N] bool over the flattened B*T tokens. Layers with a forced expert still count.
+RouterLosses router_losses(const std::vector<model::LayerRouting>& routing, const torch::Tensor& real_N, int64_t num_experts);
+
+// H(p) / log E of the normalised pick counts (1 = perfectly even).
+double balance(const torch::Tensor& counts_E);
+
+}  // namespace moeforge::train

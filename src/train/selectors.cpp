@@ -1,0 +1,240 @@
+// Selector terms -> Selection (canonical tensor name -> expert mask), composed by +, - and &.
+#include "train/selectors.h"
+
+#include <fnmatch.h>
+
+#include <algorithm>
+#include <set>
+
+#include "common/error.h"
+#include "common/strings.h"
+
+namespace moeforge::train {
+
+namespace {
+
+// "layers.3.q" -> "q"; "embed" -> "embed".
+std::string local_name(const ParamInfo& p) {
+  if (p.layer < 0) return p.name;
+  const std::string prefix = "layers." + std::to_string(p.layer) + ".";
+  return p.name.substr(prefix.size());
+}
+
+std::string trim(const std::string& s) {
+  size_t a = s.find_first_not_of(" \t\r\n"), b = s.find_last_not_of(" \t\r\n");
+  return a == std::string::npos ? std::string() : s.substr(a, b - a + 1);
+}
+
+bool in(const std::string& s, std::initializer_list<const char*> names) {
+  for (const char* n : names)
+    if (s == n) return true;
+  return false;
+}
+
+int64_t parse_index(const std::string& text, const std::string& where, const std::string& term) {
+  try {
+    size_t used = 0;
+    long long v = std::stoll(text, &used);
+    if (used == text.size() && v >= 0) return v;
+  } catch (...) {
+  }
+  fail(where, ": '", term, "': '", text, "' is not a non-negative integer");
+}
+
+std::vector<bool> full_mask(const ParamInfo& p, bool value) {
+  return std::vector<bool>(p.num_experts > 0 ? p.num_experts : 1, value);
+}
+
+// The selection of one term.
+Selection evaluate_term(const std::string& term, const SelectorContext& c, const std::string& where) {
+  Selection out;
+  const ModelSpec& spec = *c.spec;
+  auto pick_all_if = [&](auto predicate) {
+    for (const auto& p : c.params)
+      if (predicate(p, local_name(p))) out[p.name] = full_mask(p, true);
+  };
+  auto pick_experts = [&](const std::map<int64_t, std::vector<int64_t>>& experts) {
+    for (const auto& p : c.params) {
+      if (p.num_experts == 0) continue;
+      auto it = experts.find(p.layer);
+      if (it == experts.end()) continue;
+      std::vector<bool> mask(p.num_experts, false);
+      for (int64_t e : it->second) mask.at(e) = true;
+      out[p.name] = mask;
+    }
+  };
+  if (term == "all") {
+    pick_all_if([](const ParamInfo&, const std::string& n) { return n != "score_correction_bias"; });
+  } else if (term == "experts") {
+    pick_all_if([](const ParamInfo& p, const std::string&) { return p.num_experts > 0; });
+  } else if (starts_with(term, "experts=")) {
+    pick_experts(parse_layer_experts(term.substr(8), spec, where));
+  } else if (term == "new_experts") {
+    if (!c.new_experts) fail(where, ": 'new_experts' needs the grow record moeforge_grow.json in the model directory");
+    pick_experts(*c.new_experts);
+  } else if (term == "router") {
+    pick_all_if([](const ParamInfo&, const std::string& n) { return in(n, {"router", "router_bias"}); });
+  } else if (term == "shared_expert") {
+    pick_all_if([](const ParamInfo&, const std::string& n) { return starts_with(n, "shared"); });
+  } else if (term == "norms") {
+    pick_all_if([](const ParamInfo&, const std::string& n) {
+      return in(n, {"attn_norm", "attn_norm_bias", "ffn_norm", "ffn_norm_bias", "q_norm", "k_norm", "final_norm", "final_norm_bias"});
+    });
+  } else if (term == "attention") {
+    pick_all_if([](const ParamInfo&, const std::string& n) {
+      return in(n, {"q", "q_bias", "k", "k_bias", "v", "v_bias", "o", "o_bias", "sinks"});
+    });
+  } else if (term == "mlp") {
+    pick_all_if([](const ParamInfo&, const std::string& n) { return starts_with(n, "mlp."); });
+  } else if (term == "embeddings") {
+    pick_all_if([](const ParamInfo& p, const std::string&) { return p.name == "embed" || p.name == "position_embed"; });
+  } else if (term == "lm_head") {
+    bool untied = std::any_of(c.params.begin(), c.params.end(), [](const ParamInfo& p) { return p.name == "lm_head"; });
+    const char* target = untied ? "lm_head" : "embed";  // tied: the LM head is the embedding
+    pick_all_if([&](const ParamInfo& p, const std::string&) { return p.name == target; });
+  } else if (starts_with(term, "layers=")) {
+    std::string range = term.substr(7);
+    size_t dash = range.find('-');
+    int64_t a = parse_index(range.substr(0, dash), where, term);
+    int64_t b = dash == std::string::npos ? a : parse_index(range.substr(dash + 1), where, term);
+    if (a > b || b >= spec.num_layers)
+      fail(where, ": '", term, "': layers must satisfy a <= b < ", spec.num_layers);
+    pick_all_if([&](const ParamInfo& p, const std::string& n) {
+      return p.layer >= a && p.layer <= b && n != "score_correction_bias";
+    });
+  } else if (term.find_first_of("*?[.") != std::string::npos) {
+    pick_all_if([&](const ParamInfo& p, const std::string&) { return fnmatch(term.c_str(), p.name.c_str(), 0) == 0; });
+  } else {
+    fail(where, ": unknown selector '", term,
+         "' (use all, experts, experts=L:E, new_experts, router, shared_expert, norms, attention, mlp, embeddings, "
+         "lm_head, layers=a-b, or a glob over names listed by --list-params)");
+  }
+  if (out.empty()) fail(where, ": '", term, "' selects no tensor of this model");
+  return out;
+}
+
+void combine(Selection& acc, const Selection& term, char op) {
+  if (op == '+') {
+    for (const auto& [name, mask] : term) {
+      auto& m = acc[name];
+      if (m.empty()) m.assign(mask.size(), false);
+      for (size_t i = 0; i < mask.size(); ++i) m[i] = m[i] || mask[i];
+    }
+  } else {
+    for (auto it = acc.begin(); it != acc.end();) {
+      auto other = term.find(it->first);
+      for (size_t i = 0; i < it->second.size(); ++i) {
+        bool o = other != term.end() && other->second[i];
+        it->second[i] = op == '-' ? it->second[i] && !o : it->second[i] && o;
+      }
+      if (std::none_of(it->second.begin(), it->second.end(), [](bool b) { return b; })) it = acc.erase(it);
+      else ++it;
+    }
+  }
+}
+
+}  // namespace
+
+NewExperts parse_grow_record(const nlohmann::json& record, const std::string& label) {
+  NewExperts out;
+  if (!record.is_object() || !record.contains("layers") || !record["layers"].is_object())
+    fail(label, ": expected an object with \"layers\": {\"L\": [...]}");
+  for (auto it = record["layers"].begin(); it != record["layers"].end(); ++it) {
+    int64_t layer = -1;
+    try {
+      layer = std::stoll(it.key());
+    } catch (...) {
+      fail(label, ": layers.", it.key(), ": layer key is not an integer");
+    }
+    const auto& v = it.value();
+    std::vector<int64_t> experts;
+    auto take = [&](const nlohmann::json& list) {
+      for (const auto& e : list) {
+        if (e.is_number_integer()) experts.push_back(e.get<int64_t>());
+        else if (e.is_object() && e.contains("index") && e["index"].is_number_integer()) experts.push_back(e["index"].get<int64_t>());
+        else fail(label, ": layers.", it.key(), ": entries must be expert indices or {\"index\": e, ...}");
+      }
+    };
+    if (v.is_array()) take(v);
+    else if (v.is_object() && v.contains("new") && v["new"].is_array()) take(v["new"]);
+    else fail(label, ": layers.", it.key(), ": expected a list of new experts or {\"new\": [...]}");
+    std::sort(experts.begin(), experts.end());
+    if (!experts.empty()) out[layer] = experts;
+  }
+  return out;
+}
+
+std::map<int64_t, std::vector<int64_t>> parse_layer_experts(const std::string& text, const ModelSpec& spec, const std::string& where) {
+  std::map<int64_t, std::vector<int64_t>> out;
+  for (const auto& item : split(text, ',')) {
+    std::string pair = trim(item);
+    size_t colon = pair.find(':');
+    if (colon == std::string::npos) fail(where, ": '", pair, "' is not L:E (layer:expert)");
+    std::string ls = pair.substr(0, colon), es = pair.substr(colon + 1);
+    std::vector<int64_t> layers, experts;
+    if (ls == "*") {
+      for (int64_t l = 0; l < spec.num_layers; ++l)
+        if (spec.is_moe[l]) layers.push_back(l);
+    } else {
+      layers.push_back(parse_index(ls, where, pair));
+    }
+    if (es == "*") {
+      for (int64_t e = 0; e < spec.moe.num_experts; ++e) experts.push_back(e);
+    } else {
+      experts.push_back(parse_index(es, where, pair));
+    }
+    for (int64_t l : layers) {
+      if (l >= spec.num_layers || !spec.is_moe[l]) fail(where, ": '", pair, "': layer ", l, " is not a MoE layer of this model");
+      for (int64_t e : experts) {
+        if (e >= spec.moe.num_experts) fail(where, ": '", pair, "': expert ", e, " is outside [0, ", spec.moe.num_experts, ")");
+        auto& list = out[l];
+        if (std::find(list.begin(), list.end(), e) == list.end()) list.push_back(e);
+      }
+    }
+  }
+  for (auto& [l, list] : out) std::sort(list.begin(), list.end());
+  return out;
+}
+
+Selection resolve_selection(const std::vector<std::string>& terms, const SelectorContext& context, const std::string& where) {
+  // Tokenise: each list entry may itself hold "a + b - c".
+  std::vector<std::pair<char, std::string>> ops;
+  for (const auto& entry : terms) {
+    char pending = '+';
+    std::string text = entry;
+    for (char& ch : text)
+      if (ch == '\t' || ch == '\n') ch = ' ';
+    for (const auto& raw : split(text, ' ')) {
+      std::string tok = trim(raw);
+      if (tok.empty()) continue;
+      if (tok == "+" || tok == "-" || tok == "&") {
+        pending = tok[0];
+        continue;
+      }
+      if ((tok[0] == '-' || tok[0] == '+' || tok[0] == '&') && tok.size() > 1) {
+        pending = tok[0];
+        tok = tok.substr(1);
+      }
+      ops.emplace_back(pending, tok);
+      pending = '+';
+    }
+  }
+  if (ops.empty()) fail(where, ": no selector terms");
+  Selection acc;
+  for (const auto& [op, term] : ops) combine(acc, evaluate_term(term, context, where), op);
+  if (acc.empty()) fail(where, ": the selectors leave nothing to train");
+  return acc;
+}
+
+std::vector<int64_t> selected_units(const std::vector<bool>& mask) {
+  std::vector<int64_t> out;
+  for (size_t i = 0; i < mask.size(); ++i)
+    if (mask[i]) out.push_back(static_cast<int64_t>(i));
+  return out;
+}
+
+bool selects_all(const std::vector<bool>& mask) {
+  return std::all_of(mask.begin(), mask.end(), [](bool b) { return b; });
+}
+
+}  // namespace moeforge::train

@@ -1,0 +1,189 @@
+// Trainable tensors of a phase: whole tensors, expert slices and LoRA factors, and the effective
+// weights the forward pass sees.
+#include "train/trainable.h"
+
+#include <torch/torch.h>
+
+#include <cmath>
+
+#include "common/error.h"
+#include "common/strings.h"
+
+namespace moeforge::train {
+
+namespace {
+
+std::string local_part(const std::string& name) {
+  if (!starts_with(name, "layers.")) return name;
+  size_t dot = name.find('.', 7);
+  return name.substr(dot + 1);
+}
+
+// Dimensions of one unit: a stacked expert tensor's per-expert shape, else the tensor's.
+int64_t unit_dims(const std::string& name, const torch::Tensor& t) {
+  return t.dim() - (local_part(name).rfind("experts.", 0) == 0 ? 1 : 0);
+}
+
+}  // namespace
+
+bool is_lora_target(const std::string& name, int64_t dims, const LoraOptions& lora) {
+  const std::string local = local_part(name);
+  static const char* linear[] = {"q", "k", "v", "o", "mlp.w_in", "mlp.w_out", "shared.w_in", "shared.w_out",
+                                 "lm_head", "experts.w_in", "experts.w_out"};
+  for (const char* n : linear)
+    if (local == n) return dims >= 2;
+  return local == "router" && lora.router;
+}
+
+torch::Tensor TrainableTensor::lora_delta() const {
+  if (experts.empty()) return torch::mm(lora_b, lora_a) * lora_scale;  // [out, in]
+  auto delta_n = torch::bmm(lora_b, lora_a) * lora_scale;              // [n, out, in]
+  return torch::zeros_like(*base).index_add(0, index, delta_n);        // [E, out, in]
+}
+
+torch::Tensor TrainableTensor::effective() const {
+  if (lora) {
+    if (experts.empty()) return *base + torch::mm(lora_b, lora_a) * lora_scale;            // [out, in]
+    return base->index_add(0, index, torch::bmm(lora_b, lora_a) * lora_scale);            // [E, out, in]
+  }
+  if (experts.empty()) return value;
+  return base->index_copy(0, index, value);  // [E, ...]: selected experts from the slice
+}
+
+std::vector<ParamInfo> describe_parameters(model::ModelWeights& weights, const ModelSpec& spec) {
+  std::vector<ParamInfo> out;
+  model::for_each_parameter(weights, [&](const std::string& name, torch::Tensor& t) {
+    ParamInfo p;
+    p.name = name;
+    p.shape = t.sizes().vec();
+    if (starts_with(name, "layers.")) p.layer = std::stoll(name.substr(7, name.find('.', 7) - 7));
+    if (local_part(name).rfind("experts.", 0) == 0) p.num_experts = t.size(0);
+    out.push_back(std::move(p));
+  });
+  return out;
+}
+
+TrainableSet::TrainableSet(model::ModelWeights& weights, const ModelSpec& spec, const Selection& selection,
+                           const TrainableOptions& options)
+    : weights_(&weights), tied_(weights.lm_head.defined() && weights.lm_head.is_same(weights.embed)) {
+  // Canonical name -> model tensor.
+  std::map<std::string, torch::Tensor*> by_name;
+  model::for_each_parameter(weights, [&](const std::string& name, torch::Tensor& t) { by_name[name] = &t; });
+  for (const auto& [name, mask] : selection) {
+    auto it = by_name.find(name);
+    if (it == by_name.end()) fail("internal: selected tensor '", name, "' is not a model parameter");
+    TrainableTensor tt;
+    tt.name = name;
+    tt.base = it->second;
+    const bool stacked = local_part(name).rfind("experts.", 0) == 0;
+    if (stacked) {
+      tt.experts = selected_units(mask);
+      tt.index = torch::tensor(tt.experts, torch::TensorOptions().dtype(torch::kInt64).device(tt.base->device()));
+    }
+    const int64_t dims = unit_dims(name, *tt.base);
+    tt.lora = options.method == Method::Lora && is_lora_target(name, dims, options.lora);
+    // Group settings: the first group whose selection covers this tensor.
+    double lr_scale = 1.0, group_wd = -1.0;
+    for (size_t g = 0; g < options.optimizer.groups.size(); ++g) {
+      auto sel = options.group_selections.find(options.optimizer.groups[g].select);
+      if (sel == options.group_selections.end() || !sel->second.count(name)) continue;
+      lr_scale = options.optimizer.groups[g].lr_scale;
+      group_wd = options.optimizer.groups[g].weight_decay;
+      break;
+    }
+    // Decoupled weight decay: matrices (and LoRA factors) by default, vectors only when asked.
+    const double wd = group_wd >= 0 ? group_wd
+                      : (dims >= 2 || options.optimizer.decay_vectors) ? options.optimizer.weight_decay : 0.0;
+    const double lora_wd = group_wd >= 0 ? group_wd : options.optimizer.weight_decay;
+    if (tt.lora) {
+      const int64_t r = options.lora.rank;
+      tt.lora_scale = options.lora.alpha / static_cast<double>(r);
+      const int64_t out_dim = tt.base->size(-2), in_dim = tt.base->size(-1);
+      auto fopts = tt.base->options().requires_grad(false);
+      const double bound = 1.0 / std::sqrt(static_cast<double>(in_dim));  // kaiming_uniform(a=sqrt(5))
+      if (stacked) {
+        const int64_t n = static_cast<int64_t>(tt.experts.size());
+        tt.lora_a = torch::empty({n, r, in_dim}, fopts).uniform_(-bound, bound);  // [n, r, in]
+        tt.lora_b = torch::zeros({n, out_dim, r}, fopts);                           // [n, out, r]
+      } else {
+        tt.lora_a = torch::empty({r, in_dim}, fopts).uniform_(-bound, bound);  // [r, in]
+        tt.lora_b = torch::zeros({out_dim, r}, fopts);                           // [out, r]
+      }
+      tt.lora_a.requires_grad_(true);
+      tt.lora_b.requires_grad_(true);
+      leaves_.push_back({name + ".lora_A", tt.lora_a, lr_scale, lora_wd});
+      leaves_.push_back({name + ".lora_B", tt.lora_b, lr_scale, lora_wd});
+    } else if (stacked && !selects_all(mask)) {
+      tt.value = tt.base->index_select(0, tt.index).detach().clone().requires_grad_(true);  // [n, ...]
+      leaves_.push_back({name + ".slice", tt.value, lr_scale, wd});
+    } else {
+      tt.experts.clear();
+      tt.index = torch::Tensor();
+      tt.base->requires_grad_(true);
+      tt.value = *tt.base;
+      leaves_.push_back({name, tt.value, lr_scale, wd});
+    }
+    tensors_.push_back(std::move(tt));
+  }
+  (void)spec;
+}
+
+TrainableSet::~TrainableSet() {
+  if (finished_) return;
+  for (auto& t : tensors_)
+    if (!t.lora && t.experts.empty() && t.base->requires_grad()) {
+      t.base->mutable_grad() = torch::Tensor();
+      t.base->requires_grad_(false);
+    }
+}
+
+model::ModelWeights TrainableSet::effective_weights() const {
+  model::ModelWeights copy = *weights_;
+  std::map<std::string, const TrainableTensor*> by_name;
+  for (const auto& t : tensors_) by_name[t.name] = &t;
+  model::for_each_parameter(copy, [&](const std::string& name, torch::Tensor& t) {
+    auto it = by_name.find(name);
+    if (it != by_name.end()) t = it->second->effective();
+  });
+  if (tied_) copy.lm_head = copy.embed;
+  return copy;
+}
+
+void TrainableSet::write_back() {
+  torch::NoGradGuard no_grad;
+  for (auto& t : tensors_)
+    if (!t.lora && !t.experts.empty()) t.base->index_copy_(0, t.index, t.value.detach());
+}
+
+void TrainableSet::finish() {
+  if (finished_) return;
+  torch::NoGradGuard no_grad;
+  write_back();
+  for (auto& t : tensors_) {
+    if (t.lora) {
+      t.base->add_(t.lora_delta().detach());
+    } else if (t.experts.empty()) {
+      t.base->mutable_grad() = torch::Tensor();
+      t.base->requires_grad_(false);
+    }
+  }
+  finished_ = true;
+}
+
+void TrainableSet::zero_grad() {
+  for (auto& leaf : leaves_)
+    if (leaf.tensor.grad().defined()) leaf.tensor.mutable_grad() = torch::Tensor();
+}
+
+Selection TrainableSet::changed() const {
+  Selection out;
+  for (const auto& t : tensors_) {
+    const int64_t units = local_part(t.name).rfind("experts.", 0) == 0 ? t.base->size(0) : 1;
+    std::vector<bool> mask(units, t.experts.empty());
+    for (int64_t e : t.experts) mask[e] = true;
+    out[t.name] = mask;
+  }
+  return out;
+}
+
+}  // namespace moeforge::train

@@ -1,0 +1,87 @@
+// The trainable tensors of one phase, built from a Selection: whole tensors train in place, selected
+// experts of stacked tensors train as a separate [n, ...] slice (so unselected experts have neither
+// gradient nor optimiser state), LoRA adds A/B factors. effective_weights() assembles the
+// differentiable ModelWeights the forward pass uses.
+#pragma once
+
+#include <torch/types.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "arch/model_spec.h"
+#include "model/model_weights.h"
+#include "train/recipe.h"
+#include "train/selectors.h"
+
+namespace moeforge::train {
+
+// One optimisable leaf tensor ("layers.1.q", "layers.1.experts.w_in[0,3]", "layers.1.q.lora_A").
+struct Leaf {
+  std::string name;
+  torch::Tensor tensor;      // requires_grad leaf
+  double lr_scale = 1.0;
+  double weight_decay = 0.0;
+};
+
+struct TrainableTensor {
+  std::string name;                 // canonical
+  torch::Tensor* base = nullptr;    // the model's tensor (full shape)
+  std::vector<int64_t> experts;     // selected experts of a stacked tensor; empty = whole tensor
+  torch::Tensor index;              // [n] int64 of `experts`
+  torch::Tensor value;              // full method: the base itself (whole) or [n, ...] slice
+  bool lora = false;
+  torch::Tensor lora_a, lora_b;     // [r, in] / [out, r], or [n, r, in] / [n, out, r] for experts
+  double lora_scale = 0.0;          // alpha / r
+
+  // Differentiable full-shape weight: base with the slice / LoRA delta applied.
+  torch::Tensor effective() const;
+  // The LoRA delta, full-shape ([out, in] or [E, out, in] with zeros for unselected experts).
+  torch::Tensor lora_delta() const;
+};
+
+struct TrainableOptions {
+  Method method = Method::Full;
+  LoraOptions lora;
+  OptimizerOptions optimizer;       // weight decay and groups
+  std::map<std::string, Selection> group_selections;  // ParamGroup::select resolved, same order as optimizer.groups
+};
+
+class TrainableSet {
+ public:
+  // Marks the selected tensors trainable. LoRA factors are initialised from torch's CPU generator
+  // (A: Kaiming-uniform as PEFT, B: zeros).
+  TrainableSet(model::ModelWeights& weights, const ModelSpec& spec, const Selection& selection, const TrainableOptions& options);
+  ~TrainableSet();
+
+  // Shallow copy of the model's weights with every trainable tensor replaced by its effective().
+  model::ModelWeights effective_weights() const;
+  // Every optimisable leaf, in a stable order.
+  const std::vector<Leaf>& leaves() const { return leaves_; }
+  std::vector<Leaf>& leaves() { return leaves_; }
+  const std::vector<TrainableTensor>& tensors() const { return tensors_; }
+  // After an optimiser step: copy expert slices back into the model's stacked tensors.
+  void write_back();
+  // End of phase: fold LoRA deltas into the model's tensors, drop requires_grad.
+  void finish();
+  void zero_grad();
+  // Canonical name -> expert mask of what this set changes in the model (for the run's record).
+  Selection changed() const;
+
+ private:
+  model::ModelWeights* weights_;
+  bool tied_ = false;
+  std::vector<TrainableTensor> tensors_;
+  std::vector<Leaf> leaves_;
+  bool finished_ = false;
+};
+
+// Canonical parameter list of a model (names, shapes, expert counts) for selectors.
+std::vector<ParamInfo> describe_parameters(model::ModelWeights& weights, const ModelSpec& spec);
+
+// Whether a canonical tensor is a LoRA target under `lora` (linear weights and stacked expert
+// projections; the router only when lora.router).
+bool is_lora_target(const std::string& name, int64_t dims, const LoraOptions& lora);
+
+}  // namespace moeforge::train

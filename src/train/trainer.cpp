@@ -1,0 +1,520 @@
+// The training loop: phases, micro-batches, losses, probe, NaN guard, checkpoints, metrics, export.
+#include "train/trainer.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <torch/torch.h>
+
+#include <chrono>
+#include <cmath>
+#include <iostream>
+#include <sstream>
+
+#include "common/error.h"
+#include "common/strings.h"
+#include "data/batch_iterator.h"
+#include "io/atomic_file.h"
+#include "io/checkpoint_store.h"
+#include "train/export.h"
+#include "train/losses.h"
+#include "train/metrics.h"
+#include "train/optimizer.h"
+#include "train/run_checkpoint.h"
+#include "train/schedule.h"
+#include "train/trainable.h"
+
+namespace moeforge::train {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+torch::Tensor rng_state() { return at::detail::getDefaultCPUGenerator().get_state(); }
+void set_rng_state(const torch::Tensor& s) {
+  at::Generator gen = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  gen.set_state(s);
+}
+
+void merge_into(Selection& acc, const Selection& more) {
+  for (const auto& [name, mask] : more) {
+    auto& m = acc[name];
+    if (m.size() != mask.size()) m.assign(mask.size(), false);
+    for (size_t i = 0; i < mask.size(); ++i) m[i] = m[i] || mask[i];
+  }
+}
+
+// Everything derived from the model and recipe before training starts.
+struct Plan {
+  Recipe recipe;
+  std::vector<Selection> selections;                    // per phase
+  std::vector<std::map<std::string, Selection>> groups; // per phase: group select -> selection
+  std::vector<std::map<int64_t, std::vector<int64_t>>> force;  // per phase: layer -> experts
+};
+
+Plan make_plan(model::Transformer& model, const nlohmann::json& recipe_json, const std::string& label, const fs::path& model_dir) {
+  Plan plan;
+  plan.recipe = parse_recipe(recipe_json, label);
+  const ModelSpec& spec = model.spec();
+  NewExperts new_experts;
+  const fs::path grow = model_dir / "moeforge_grow.json";
+  const bool has_grow = fs::exists(grow);
+  if (has_grow) new_experts = parse_grow_record(read_json_file(grow), grow.string());
+  SelectorContext ctx{&spec, describe_parameters(model.weights(), spec), has_grow ? &new_experts : nullptr};
+  for (size_t p = 0; p < plan.recipe.phases.size(); ++p) {
+    const Phase& phase = plan.recipe.phases[p];
+    const std::string at = label + ": phases[" + std::to_string(p) + "]";
+    plan.selections.push_back(resolve_selection(phase.select, ctx, at + ".select"));
+    std::map<std::string, Selection> groups;
+    for (size_t g = 0; g < phase.optimizer.groups.size(); ++g)
+      groups[phase.optimizer.groups[g].select] = resolve_selection(
+          {phase.optimizer.groups[g].select}, ctx, at + ".optimizer.groups[" + std::to_string(g) + "].select");
+    plan.groups.push_back(groups);
+    std::map<int64_t, std::vector<int64_t>> force;
+    const std::string& fr = phase.routing.force_route;
+    if (!fr.empty()) {
+      if (spec.moe.num_experts == 0) fail(at, ".routing.force_route: the model has no MoE layers");
+      if (fr == "selected") {
+        for (const auto& [name, mask] : plan.selections.back()) {
+          if (name.find(".experts.") == std::string::npos) continue;
+          int64_t layer = std::stoll(name.substr(7, name.find('.', 7) - 7));
+          auto& list = force[layer];
+          for (int64_t e : selected_units(mask))
+            if (std::find(list.begin(), list.end(), e) == list.end()) list.push_back(e);
+        }
+        if (force.empty()) fail(at, ".routing.force_route: \"selected\" but the phase selects no experts");
+      } else {
+        force = parse_layer_experts(fr, spec, at + ".routing.force_route");
+      }
+    }
+    plan.force.push_back(force);
+  }
+  return plan;
+}
+
+struct StepStats {
+  double ce_sum = 0, lb = 0, z = 0;
+  int64_t targets = 0, tokens = 0;
+  std::vector<torch::Tensor> counts;  // per MoE layer [E]
+  std::vector<double> lb_per_layer;
+};
+
+}  // namespace
+
+struct Trainer::Impl {
+  TrainOptions o;
+  Plan plan;
+  model::Transformer* model = nullptr;
+  RunState st;
+  bool resumed = false;
+  std::optional<RunState> checkpoint;  // loaded for resume, consumed by the phase it belongs to
+  std::vector<torch::Tensor> router0;  // per layer (undefined for dense layers)
+  std::map<int64_t, torch::Tensor> aux_bias;  // MoE layer -> [E] aux-loss-free selection bias
+  std::unique_ptr<MetricsLog> metrics;
+  TrainResult result;
+
+  std::vector<int64_t> moe_layers() const {
+    std::vector<int64_t> out;
+    for (int64_t l = 0; l < model->spec().num_layers; ++l)
+      if (model->spec().is_moe[l]) out.push_back(l);
+    return out;
+  }
+
+  model::ForwardOptions forward_options(size_t p) const {
+    model::ForwardOptions f;
+    const Phase& phase = plan.recipe.phases[p];
+    f.router_noise_std = phase.routing.router_noise_std;
+    const int64_t E = model->spec().moe.num_experts;
+    for (int64_t l : moe_layers()) {
+      torch::Tensor bias;
+      auto forced = plan.force[p].find(l);
+      if (forced != plan.force[p].end()) {
+        bias = torch::zeros({E}, torch::kFloat32);
+        for (int64_t e : forced->second) bias[e] = phase.routing.force_route_bias;
+      }
+      auto a = aux_bias.find(l);
+      if (a != aux_bias.end() && a->second.abs().sum().item<double>() > 0) bias = bias.defined() ? bias + a->second : a->second.clone();
+      if (bias.defined()) f.selection_bias[l] = bias.to(model->device());
+    }
+    return f;
+  }
+
+  // One micro-batch: forward, losses, backward (scaled for accumulation). Adds to `stats`.
+  void micro_step(TrainableSet& set, const data::Batch& b, size_t p, int64_t total_targets, int64_t accum, StepStats& stats,
+                  const model::ForwardOptions& fopts) {
+    const Phase& phase = plan.recipe.phases[p];
+    const int64_t B = b.batch_size, T = b.block_size;
+    auto ids = torch::from_blob(const_cast<int32_t*>(b.ids.data()), {B, T}, torch::kInt32).to(torch::kInt64);     // [B, T]
+    auto mask = torch::from_blob(const_cast<uint8_t*>(b.loss_mask.data()), {B, T}, torch::kUInt8).to(torch::kFloat32);  // [B, T]
+    auto weights = set.effective_weights();
+    auto out = model->forward_with(weights, ids, fopts);
+    auto ce_sum = masked_ce_sum(out.logits, ids.to(out.logits.device()), mask.to(out.logits.device()));
+    auto real_N = real_tokens(mask).reshape({-1}).to(out.logits.device());
+    auto rl = router_losses(out.routing, real_N, model->spec().moe.num_experts);
+    auto loss = ce_sum / static_cast<double>(std::max<int64_t>(total_targets, 1)) +
+                (rl.lb * phase.losses.lb_coef + rl.z * phase.losses.z_coef) / static_cast<double>(accum);
+    loss.backward();
+    stats.ce_sum += ce_sum.item<double>();
+    stats.lb += rl.lb.item<double>() / static_cast<double>(accum);
+    stats.z += rl.z.item<double>() / static_cast<double>(accum);
+    stats.tokens += real_N.sum().item<int64_t>();
+    if (stats.counts.empty()) {
+      stats.counts = rl.counts;
+      stats.lb_per_layer = rl.lb_per_layer;
+    } else {
+      for (size_t i = 0; i < rl.counts.size(); ++i) {
+        stats.counts[i] = stats.counts[i] + rl.counts[i];
+        stats.lb_per_layer[i] += rl.lb_per_layer[i];
+      }
+    }
+  }
+
+  // Before a phase: one forward/backward on the first micro-batch; every selected tensor (and
+  // every selected expert) must receive gradient. No state changes (RNG restored, grads cleared).
+  void probe(TrainableSet& set, const data::BatchIterator& it, size_t p) {
+    if (plan.recipe.probe == ProbeMode::Off) return;
+    data::BatchIterator copy = it;
+    data::Batch b;
+    copy.next(b);
+    auto saved = rng_state();
+    StepStats stats;
+    micro_step(set, b, p, static_cast<int64_t>(b.targets()), 1, stats, forward_options(p));
+    set_rng_state(saved);
+    std::vector<std::string> problems;
+    const auto layers = moe_layers();
+    for (const auto& t : set.tensors()) {
+      auto g = t.lora ? t.lora_b.grad() : t.value.grad();
+      if (t.lora && (!g.defined() || g.abs().sum().item<double>() == 0)) g = t.lora_a.grad();
+      const int64_t E = t.experts.empty() ? 0 : t.base->size(0);
+      if (!t.experts.empty() && static_cast<int64_t>(t.experts.size()) < E) {
+        const int64_t layer = std::stoll(t.name.substr(7, t.name.find('.', 7) - 7));
+        size_t li = std::find(layers.begin(), layers.end(), layer) - layers.begin();
+        for (size_t i = 0; i < t.experts.size(); ++i) {
+          const bool ok = g.defined() && g[static_cast<int64_t>(i)].abs().sum().item<double>() > 0;
+          if (ok) continue;
+          const int64_t picks = li < stats.counts.size() ? stats.counts[li][t.experts[i]].item<int64_t>() : 0;
+          problems.push_back(cat(t.name, " expert ", t.experts[i], " gets no gradient (", picks, " of ", stats.tokens,
+                                 " probe tokens routed to it); set routing.force_route to \"selected\" or \"", layer, ":",
+                                 t.experts[i], "\""));
+        }
+      } else if (!g.defined() || g.abs().sum().item<double>() == 0) {
+        problems.push_back(t.name + " gets no gradient in the probe step");
+      }
+    }
+    set.zero_grad();
+    if (problems.empty()) return;
+    std::string msg = plan.recipe.phases[p].name + ": probe: " + join(problems, "; ");
+    if (plan.recipe.probe == ProbeMode::Error) fail(msg, " (set \"probe\": \"warn\" to train anyway)");
+    std::cerr << "moeforge: warning: " << msg << "\n";
+  }
+
+  void update_aux_free(size_t p, const StepStats& stats) {
+    const double gamma = plan.recipe.phases[p].routing.aux_free_gamma;
+    if (gamma <= 0) return;
+    const auto layers = moe_layers();
+    for (size_t i = 0; i < layers.size() && i < stats.counts.size(); ++i) {
+      auto load = stats.counts[i].to(torch::kFloat32);  // [E]
+      auto& bias = aux_bias[layers[i]];
+      if (!bias.defined()) bias = torch::zeros_like(load);
+      bias = bias + gamma * torch::sign(load.mean() - load);
+      bias = bias - bias.mean();
+    }
+  }
+
+  void save(const TrainableSet* set, const Optimizer* opt) {
+    RunState s = st;
+    if (set) merge_into(s.changed, set->changed());
+    std::map<std::string, torch::Tensor*> by_name;
+    model::for_each_parameter(model->weights(), [&](const std::string& name, torch::Tensor& t) { by_name[name] = &t; });
+    for (const auto& [name, mask] : s.changed) s.tensors["model." + name] = by_name.at(name)->detach();
+    if (set) {
+      for (const auto& leaf : set->leaves())
+        if (!by_name.count(leaf.name)) s.tensors["leaf." + leaf.name] = leaf.tensor.detach();
+    }
+    if (opt) {
+      for (const auto& [slot, t] : opt->state()) s.tensors["opt." + slot] = t;
+      s.optimizer_steps = opt->steps();
+    }
+    s.tensors["rng.cpu"] = rng_state();
+    for (const auto& [l, b] : aux_bias) s.tensors["aux_free." + std::to_string(l)] = b;
+    save_checkpoint(o.out_dir, s, plan.recipe.keep_checkpoints);
+  }
+
+  void restore_model(const RunState& cp) {
+    std::map<std::string, torch::Tensor*> by_name;
+    model::for_each_parameter(model->weights(), [&](const std::string& name, torch::Tensor& t) { by_name[name] = &t; });
+    torch::NoGradGuard no_grad;
+    for (const auto& [key, t] : cp.tensors) {
+      if (starts_with(key, "model.")) {
+        auto it = by_name.find(key.substr(6));
+        if (it == by_name.end()) fail(o.out_dir.string(), ": checkpoint tensor '", key, "' does not match the model");
+        it->second->copy_(t);
+      } else if (starts_with(key, "aux_free.")) {
+        aux_bias[std::stoll(key.substr(9))] = t.clone();
+      }
+    }
+    set_rng_state(cp.tensors.at("rng.cpu"));
+  }
+
+  void run_phase(size_t p) {
+    const Phase& phase = plan.recipe.phases[p];
+    const Recipe& r = plan.recipe;
+    data::DataOptions dopt;
+    dopt.block_size = phase.seq_len;
+    dopt.validation_fraction = r.validation_fraction;
+    dopt.seed = r.seed;
+    dopt.packing = data::parse_pack_mode(r.packing);
+    if (!o.data_cache_dir.empty()) dopt.cache_dir = o.data_cache_dir;
+    auto dataset = data::Dataset::open(o.data_spec, o.tokenizer_dir, dopt);
+    if (dataset.num_blocks(data::Split::Train) == 0) fail(o.data_spec, ": no training blocks of ", phase.seq_len, " tokens");
+    data::BatchIterator it(dataset, data::Split::Train, {phase.batch_size, r.seed + p, true, true});
+
+    TrainableOptions topts{phase.method, phase.lora, phase.optimizer, plan.groups[p]};
+    const bool mid_phase = checkpoint && checkpoint->phase == static_cast<int64_t>(p) && checkpoint->step_in_phase > 0;
+    TrainableSet set(model->weights(), model->spec(), plan.selections[p], topts);
+    Optimizer opt(phase.optimizer);
+    int64_t s0 = 0;
+    if (mid_phase) {
+      s0 = checkpoint->step_in_phase;
+      it.seek(checkpoint->data_position);
+      torch::NoGradGuard no_grad;
+      std::map<std::string, torch::Tensor> opt_state;
+      for (auto& leaf : set.leaves()) {
+        auto found = checkpoint->tensors.find("leaf." + leaf.name);
+        if (found != checkpoint->tensors.end()) leaf.tensor.copy_(found->second);
+      }
+      for (const auto& [key, t] : checkpoint->tensors)
+        if (starts_with(key, "opt.")) opt_state[key.substr(4)] = t;
+      opt.load_state(opt_state, checkpoint->optimizer_steps, o.out_dir.string());
+      set_rng_state(checkpoint->tensors.at("rng.cpu"));
+    } else {
+      probe(set, it, p);
+    }
+    checkpoint.reset();
+    const auto layers = moe_layers();
+    for (int64_t s = s0; s < phase.steps; ++s) {
+      const auto t0 = std::chrono::steady_clock::now();
+      const double lr = phase.optimizer.lr * lr_factor(phase.schedule, s, phase.steps);
+      std::vector<data::Batch> micro(phase.grad_accum);
+      int64_t total_targets = 0;
+      for (auto& b : micro) {
+        it.next(b);
+        total_targets += static_cast<int64_t>(b.targets());
+      }
+      set.zero_grad();
+      StepStats stats;
+      const auto fopts = forward_options(p);
+      for (const auto& b : micro) micro_step(set, b, p, total_targets, phase.grad_accum, stats, fopts);
+      const double ce = stats.ce_sum / static_cast<double>(std::max<int64_t>(total_targets, 1));
+      const double loss = ce + phase.losses.lb_coef * stats.lb + phase.losses.z_coef * stats.z;
+      const double grad_norm = clip_gradients(set.leaves(), phase.clip_grad_norm);
+      const bool finite = std::isfinite(loss) && std::isfinite(grad_norm);
+      if (!finite) {
+        ++st.bad_streak;
+        set.zero_grad();
+        std::cerr << "moeforge: warning: step " << st.global_step + 1 << " (" << phase.name << " step " << s + 1
+                  << "): non-finite " << (std::isfinite(loss) ? "gradient" : "loss") << "; update skipped\n";
+        if (st.bad_streak >= r.max_bad_steps)
+          fail("training stopped: ", st.bad_streak, " consecutive steps with non-finite loss or gradient (phase '", phase.name,
+               "', step ", s + 1, "); the last good checkpoint in ", (o.out_dir / "checkpoints").string(),
+               " is intact (lower the lr, raise clip_grad_norm protection, or check the data)");
+      } else {
+        st.bad_streak = 0;
+        opt.step(set.leaves(), lr);
+        set.write_back();
+        update_aux_free(p, stats);
+      }
+      ++st.global_step;
+      st.step_in_phase = s + 1;
+      const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      const double tps = static_cast<double>(stats.tokens) / std::max(seconds, 1e-9);
+      result.losses.push_back(finite ? loss : std::nan(""));
+      if (st.global_step % r.log_every == 0 || s + 1 == phase.steps) log_step(p, s, loss, ce, stats, lr, grad_norm, tps, !finite);
+      metrics->progress(phase.name, s + 1, phase.steps, loss, lr, tps);
+      const bool phase_end = s + 1 == phase.steps;
+      if (phase_end) {
+        if (phase.method == Method::Lora) {
+          auto adapter = write_peft_adapter(model->spec(), set, phase.lora, fs::absolute(o.model_dir).string(), o.out_dir);
+          if (!adapter.skipped.empty())
+            std::cerr << "moeforge: note: LoRA on " << join(adapter.skipped, ", ")
+                      << " is not expressible as a PEFT adapter; it is merged into trainable.safetensors\n";
+        }
+        set.finish();
+        merge_into(st.changed, set.changed());
+        st.phase = static_cast<int64_t>(p) + 1;
+        st.step_in_phase = 0;
+        st.data_position = data::Position{};
+        st.optimizer_steps = 0;
+        save(nullptr, nullptr);
+      } else {
+        st.data_position = it.position();
+        if (r.checkpoint_every > 0 && st.global_step % r.checkpoint_every == 0) save(&set, &opt);
+      }
+      if (o.stop_after_steps > 0 && st.global_step >= o.stop_after_steps && !(phase_end && p + 1 == r.phases.size())) {
+        stopped = true;
+        return;
+      }
+    }
+    metrics->end_progress();
+  }
+
+  void log_step(size_t p, int64_t s, double loss, double ce, const StepStats& stats, double lr, double grad_norm, double tps,
+                bool skipped) {
+    nlohmann::json rec = {{"step", st.global_step}, {"phase", plan.recipe.phases[p].name}, {"phase_step", s + 1},
+                          {"loss", loss}, {"ce", ce}, {"lb", stats.lb}, {"z", stats.z}, {"lr", lr}, {"grad_norm", grad_norm},
+                          {"tokens", stats.tokens}, {"tokens_per_s", tps}};
+    if (skipped) rec["skipped"] = true;
+    if (!stats.counts.empty()) {
+      nlohmann::json load = nlohmann::json::array(), bal = nlohmann::json::array(), drift = nlohmann::json::array();
+      double bal_sum = 0, drift_sum = 0;
+      const auto layers = moe_layers();
+      for (size_t i = 0; i < stats.counts.size(); ++i) {
+        auto c = stats.counts[i].to(torch::kFloat64);
+        auto frac = c / std::max(1.0, c.sum().item<double>());
+        load.push_back(std::vector<double>(frac.data_ptr<double>(), frac.data_ptr<double>() + frac.numel()));
+        const double b = balance(stats.counts[i]);
+        bal.push_back(b);
+        bal_sum += b;
+        const auto& now = model->weights().layers[layers[i]].router;
+        const auto& start = router0[layers[i]];
+        const double d = (now.detach() - start).norm().item<double>() / std::max(1e-12, start.norm().item<double>());
+        drift.push_back(d);
+        drift_sum += d;
+      }
+      const double n = static_cast<double>(stats.counts.size());
+      rec["balance"] = bal_sum / n;
+      rec["router_drift"] = drift_sum / n;
+      rec["balance_per_layer"] = bal;
+      rec["router_drift_per_layer"] = drift;
+      rec["lb_per_layer"] = stats.lb_per_layer;
+      rec["load"] = load;
+    }
+    metrics->log(rec);
+  }
+
+  bool stopped = false;
+};
+
+Trainer::Trainer(TrainOptions options) : impl_(std::make_unique<Impl>()), options_(std::move(options)) {}
+Trainer::~Trainer() = default;
+
+TrainResult Trainer::run() {
+  Impl& I = *impl_;
+  TrainOptions o = options_;
+  if (o.out_dir.empty()) fail("train: --out RUN_DIR is required");
+  const fs::path run_json = o.out_dir / "run.json";
+  if (o.resume) {
+    if (!fs::exists(run_json)) fail(o.out_dir.string(), ": not a training run directory (no run.json)");
+    auto run = read_json_file(run_json);
+    if (o.model_dir.empty()) o.model_dir = run.at("model").get<std::string>();
+    if (o.data_spec.empty()) o.data_spec = run.at("data").get<std::string>();
+    if (o.tokenizer_dir.empty()) o.tokenizer_dir = run.at("tokenizer").get<std::string>();
+    o.recipe = read_json_file(o.out_dir / "recipe.json");
+    o.recipe_label = (o.out_dir / "recipe.json").string();
+  } else if (fs::exists(o.out_dir / "checkpoints") || fs::exists(run_json)) {
+    fail(o.out_dir.string(), " already holds a training run; continue it with --resume ", o.out_dir.string(),
+         " or choose another --out");
+  }
+  if (o.tokenizer_dir.empty()) o.tokenizer_dir = o.model_dir;
+  I.o = o;
+  // Validate the recipe before loading anything large.
+  Recipe precheck = parse_recipe(o.recipe, o.recipe_label);
+  if (precheck.threads > 0) torch::set_num_threads(static_cast<int>(precheck.threads));
+  model_ = model::Transformer::load(o.model_dir);
+  I.model = model_.get();
+  I.plan = make_plan(*model_, o.recipe, o.recipe_label, o.model_dir);
+  for (const auto& L : model_->weights().layers) I.router0.push_back(L.router.defined() ? L.router.detach().clone() : torch::Tensor());
+  if (o.resume) I.checkpoint = load_latest_checkpoint(o.out_dir);
+  if (I.checkpoint) {
+    I.st.phase = I.checkpoint->phase;
+    I.st.step_in_phase = I.checkpoint->step_in_phase;
+    I.st.global_step = I.checkpoint->global_step;
+    I.st.data_position = I.checkpoint->data_position;
+    I.st.bad_streak = I.checkpoint->bad_streak;
+    I.st.changed = I.checkpoint->changed;
+    I.restore_model(*I.checkpoint);
+    // Changed tensors of the interrupted phase are restored above; the phase adds them again at its end.
+    std::cerr << "moeforge: resuming " << o.out_dir.string() << " at step " << I.st.global_step << " (phase "
+              << I.st.phase << ", step " << I.st.step_in_phase << ")\n";
+  } else {
+    if (o.resume) std::cerr << "moeforge: " << o.out_dir.string() << " has no checkpoint yet; starting from the beginning\n";
+    torch::manual_seed(I.plan.recipe.seed);
+    fs::create_directories(o.out_dir);
+    nlohmann::json run = {{"model", fs::absolute(o.model_dir).string()}, {"data", o.data_spec},
+                          {"tokenizer", fs::absolute(o.tokenizer_dir).string()}, {"moeforge_train", 1}};
+    write_file_atomic(run_json, run.dump(2) + "\n");
+    write_file_atomic(o.out_dir / "recipe.json", o.recipe.dump(2) + "\n");
+  }
+  I.metrics = std::make_unique<MetricsLog>(o.out_dir, o.resume ? I.st.global_step : -1, MetricsOptions{o.tensorboard, o.progress});
+  for (size_t p = static_cast<size_t>(I.st.phase); p < I.plan.recipe.phases.size(); ++p) {
+    I.run_phase(p);
+    if (I.stopped) {
+      I.result.steps = I.st.global_step;
+      I.result.out_dir = o.out_dir;
+      return I.result;
+    }
+  }
+  I.metrics->end_progress();
+  I.result.trainable = write_trainable(model_->spec(), model_->weights(), I.st.changed, o.out_dir / "trainable.safetensors");
+  if (!I.aux_bias.empty()) {
+    nlohmann::json biases = nlohmann::json::object();
+    for (const auto& [l, b] : I.aux_bias) {
+      auto c = b.to(torch::kFloat64).contiguous();
+      biases[std::to_string(l)] = std::vector<double>(c.data_ptr<double>(), c.data_ptr<double>() + c.numel());
+    }
+    write_file_atomic(o.out_dir / "selection_bias.json", nlohmann::json{{"layers", biases}}.dump(2) + "\n");
+  }
+  nlohmann::json summary = {{"steps", I.st.global_step}, {"trainable", I.result.trainable},
+                            {"changed", selection_to_json(I.st.changed)}};
+  write_file_atomic(o.out_dir / "summary.json", summary.dump(2) + "\n");
+  I.result.steps = I.st.global_step;
+  I.result.finished = true;
+  I.result.out_dir = o.out_dir;
+  return I.result;
+}
+
+std::string list_params(const fs::path& model_dir, const nlohmann::json& recipe_json, const std::string& label) {
+  auto model = model::Transformer::load(model_dir);
+  Plan plan = make_plan(*model, recipe_json, label, model_dir);
+  std::map<std::string, std::vector<int64_t>> shapes;
+  for (const auto& p : describe_parameters(model->weights(), model->spec())) shapes[p.name] = p.shape;
+  std::ostringstream out;
+  for (size_t p = 0; p < plan.recipe.phases.size(); ++p) {
+    const Phase& phase = plan.recipe.phases[p];
+    int64_t total = 0;
+    std::ostringstream lines;
+    for (const auto& [name, mask] : plan.selections[p]) {
+      const auto& shape = shapes.at(name);
+      int64_t numel = 1;
+      for (int64_t d : shape) numel *= d;
+      const bool stacked = name.find(".experts.") != std::string::npos;
+      const auto units = selected_units(mask);
+      const int64_t count = stacked ? numel / shape[0] * static_cast<int64_t>(units.size()) : numel;
+      const int64_t dims = static_cast<int64_t>(shape.size()) - (stacked ? 1 : 0);
+      const bool lora = phase.method == Method::Lora && is_lora_target(name, dims, phase.lora);
+      int64_t trained = count;
+      if (lora) {
+        const int64_t out_dim = shape[shape.size() - 2], in_dim = shape.back();
+        trained = phase.lora.rank * (out_dim + in_dim) * (stacked ? static_cast<int64_t>(units.size()) : 1);
+      }
+      total += trained;
+      lines << "  " << name << " " << shape_to_string(shape);
+      if (stacked && !selects_all(mask)) {
+        std::vector<std::string> es;
+        for (int64_t e : units) es.push_back(std::to_string(e));
+        lines << " experts " << join(es, ",");
+      }
+      lines << (lora ? "  lora r" + std::to_string(phase.lora.rank) : "  full") << "  " << trained << " params\n";
+    }
+    out << "phase " << p << " '" << phase.name << "' (" << to_string(phase.method) << ", " << phase.steps << " steps): "
+        << plan.selections[p].size() << " tensors, " << total << " trainable parameters\n" << lines.str();
+    if (!plan.force[p].empty()) {
+      std::vector<std::string> fr;
+      for (const auto& [l, es] : plan.force[p])
+        for (int64_t e : es) fr.push_back(std::to_string(l) + ":" + std::to_string(e));
+      out << "  force_route " << join(fr, ",") << " (+" << phase.routing.force_route_bias << ")\n";
+    }
+  }
+  return out.str();
+}
+
+}  // namespace moeforge::train

@@ -1,0 +1,61 @@
+// `moeforge train`: runs a recipe's phases on a model and data, with a gradient probe, NaN guards,
+// atomic checkpoints for exact resume, metrics, and the outputs of export.h.
+//
+// Run directory: run.json (model, data, tokenizer), recipe.json (as given), metrics.jsonl,
+// tensorboard/, checkpoints/, trainable.safetensors, adapter_config.json + adapter_model.safetensors
+// (LoRA), selection_bias.json (aux-loss-free biases), summary.json.
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "model/transformer.h"
+#include "train/recipe.h"
+#include "train/selectors.h"
+
+namespace moeforge::train {
+
+struct TrainOptions {
+  std::filesystem::path model_dir;
+  std::string data_spec;
+  std::filesystem::path tokenizer_dir;   // default: the model directory
+  nlohmann::json recipe;                 // raw recipe JSON (validated by the trainer)
+  std::string recipe_label = "recipe";   // file name in messages
+  std::filesystem::path out_dir;
+  bool resume = false;                   // continue out_dir from its latest checkpoint (model/data/recipe from run.json)
+  bool progress = true;                  // progress on stderr (bar when a TTY)
+  bool tensorboard = true;
+  std::filesystem::path data_cache_dir;  // token cache (default: data::DataOptions's)
+  int64_t stop_after_steps = 0;          // tests: return after this many global steps, as if interrupted
+};
+
+struct TrainResult {
+  int64_t steps = 0;                     // global steps done (over all phases)
+  bool finished = false;                 // every phase ran to the end and outputs were written
+  std::vector<double> losses;            // per step run by this call (NaN for skipped steps)
+  std::vector<std::string> trainable;    // HF names in trainable.safetensors
+  std::filesystem::path out_dir;
+};
+
+class Trainer {
+ public:
+  explicit Trainer(TrainOptions options);
+  ~Trainer();
+  TrainResult run();
+  // The model after run() (trained weights, in memory).
+  model::Transformer& model() { return *model_; }
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  std::unique_ptr<model::Transformer> model_;
+  TrainOptions options_;
+};
+
+// `--list-params`: what each phase's selectors pick (names, shapes, experts, parameter counts, LoRA).
+std::string list_params(const std::filesystem::path& model_dir, const nlohmann::json& recipe, const std::string& recipe_label);
+
+}  // namespace moeforge::train

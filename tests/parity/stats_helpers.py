@@ -1,0 +1,44 @@
+"""Helpers for the stats/analyze parity scripts and bench/stats_bench.py: run moeforge, make a tiny
+random MoE with a real tokenizer (`moeforge init`), and build domain-tagged JSONL from the Brown
+corpus (genre letter = domain)."""
+import json
+import os
+import re
+import subprocess
+
+BIN = os.environ.get("MOEFORGE_BIN", os.path.join(os.path.dirname(__file__), "../../build/moeforge"))
+SHARED = os.environ.get("MOEFORGE_SHARED_DATA", os.path.join(os.path.dirname(__file__), "../../../shared/data"))
+
+
+def moeforge(*args, expect_ok=True):
+    """Runs `moeforge ARGS`; returns (returncode, stdout + stderr)."""
+    result = subprocess.run([BIN, *map(str, args)], capture_output=True, text=True)
+    text = result.stdout + result.stderr
+    if expect_ok and result.returncode != 0:
+        raise RuntimeError(f"moeforge {' '.join(map(str, args))} failed: {text.strip()}")
+    return result.returncode, text
+
+
+def init_moe(out, config, tokenizer="llama2", seed=1):
+    """A random MoE checkpoint (family + overrides in `config`) with a shared tokenizer."""
+    family = config.pop("model_type", "mixtral")
+    moeforge("init", "--family", family, "--config", json.dumps(config), "--seed", seed,
+             "--tokenizer", os.path.join(SHARED, "tokenizers", tokenizer), "--out", out, "--overwrite")
+    return out
+
+
+def brown_jsonl(path, genres="abj", files_per_genre=3, max_words=None):
+    """Writes Brown corpus text as JSONL records {"text", "domain"}: one record per paragraph."""
+    brown = os.path.join(SHARED, "corpus", "brown")
+    with open(path, "w") as out:
+        for genre in genres:
+            names = sorted(n for n in os.listdir(brown) if re.fullmatch("c" + genre + r"\d\d", n))[:files_per_genre]
+            for name in names:
+                with open(os.path.join(brown, name)) as f:
+                    for para in f.read().split("\n\n"):
+                        words = [w.rsplit("/", 1)[0] for w in para.split()]
+                        if max_words:
+                            words = words[:max_words]
+                        if len(words) > 5:
+                            out.write(json.dumps({"text": " ".join(words), "domain": genre}) + "\n")
+    return path

@@ -1,0 +1,63 @@
+"""kill -9 at a random step of `moeforge train`, then `--resume`: trainable.safetensors and the
+LoRA adapter must be byte-identical to an uninterrupted run's (CPU, same thread count)."""
+import os
+import random
+import signal
+import subprocess
+import tempfile
+import time
+
+from train_common import BIN, fail, make_setup, moeforge, read, write_recipe
+
+RECIPE = {
+    "seed": 11, "threads": 1, "checkpoint_every": 1,
+    "defaults": {"batch_size": 2, "seq_len": 16, "optimizer": {"lr": 1e-2}},
+    "phases": [
+        {"steps": 6, "select": "experts=1:0 + router + norms", "routing": {"router_noise_std": 0.05, "aux_free_gamma": 0.001}},
+        {"steps": 6, "select": "attention", "method": "lora", "lora": {"rank": 2},
+         "schedule": {"type": "cosine", "warmup_steps": 2}},
+    ],
+}
+
+
+def latest_step(run):
+    try:
+        with open(os.path.join(run, "checkpoints", "latest")) as f:
+            return int(f.read().strip().split("-")[1])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def main():
+    failures = []
+    with tempfile.TemporaryDirectory() as tmp:
+        model, corpus = make_setup(tmp)
+        recipe = write_recipe(os.path.join(tmp, "r.json"), RECIPE)
+        env = dict(os.environ, XDG_CACHE_HOME=os.path.join(tmp, "cache"))
+        full = os.path.join(tmp, "full")
+        moeforge("train", model, "--data", corpus, "--recipe", recipe, "--out", full, "--no-progress", env=env)
+        rng = random.Random(int(os.environ.get("SEED", time.time())))
+        for attempt in range(2):
+            run = os.path.join(tmp, f"killed{attempt}")
+            target = rng.randint(1, 10)
+            proc = subprocess.Popen([BIN, "train", model, "--data", corpus, "--recipe", recipe, "--out", run, "--no-progress"],
+                                    env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            while proc.poll() is None and latest_step(run) < target:
+                time.sleep(0.002)
+            if proc.poll() is None:
+                os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+            killed_at = latest_step(run)
+            if os.path.exists(os.path.join(run, "trainable.safetensors")):
+                failures.append(f"the run finished before the kill (target step {target}); nothing was tested")
+                continue
+            moeforge("train", "--resume", run, "--no-progress", env=env)
+            for name in ("trainable.safetensors", "adapter_model.safetensors"):
+                if read(os.path.join(full, name)) != read(os.path.join(run, name)):
+                    failures.append(f"{name} differs after kill -9 near step {killed_at} and --resume")
+            print(f"killed near step {killed_at}: resumed run {'matches' if not failures else 'DIFFERS'}")
+    fail(failures)
+
+
+if __name__ == "__main__":
+    main()
