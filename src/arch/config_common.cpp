@@ -8,13 +8,18 @@
 
 namespace moeforge {
 
+void check_num_layers(const ConfigReader& config, const std::string& key, int64_t layers) {
+  if (layers <= 0 || layers > kMaxLayers)
+    config.fail_key(key, cat("must be between 1 and ", kMaxLayers, ", got ", layers));
+}
+
 void parse_base(const ConfigReader& config, ModelSpec& spec, const BaseDefaults& d) {
   spec.hidden_size = config.required_int("hidden_size");
   spec.num_layers = config.required_int("num_hidden_layers");
   spec.num_heads = config.required_int("num_attention_heads");
   spec.vocab_size = config.required_int("vocab_size");
   if (spec.num_heads <= 0) config.fail_key("num_attention_heads", "must be positive");
-  if (spec.num_layers <= 0) config.fail_key("num_hidden_layers", "must be positive");
+  check_num_layers(config, "num_hidden_layers", spec.num_layers);
   spec.intermediate_size = config.get_int("intermediate_size", d.intermediate_size);
   // Absent keys take the class default; an explicit null means "derive it" (post_init), as in
   // transformers: num_key_value_heads -> num_attention_heads, head_dim -> hidden / heads.
@@ -226,6 +231,25 @@ NameTable llama_style_names() {
       {TensorRole::MlpDown, "model.layers.{l}.mlp.down_proj.weight"},
       {TensorRole::MlpDownBias, "model.layers.{l}.mlp.down_proj.bias"},
   };
+}
+
+NameTable sparse_moe_names() {
+  NameTable table = llama_style_names();
+  table[TensorRole::Router] = "model.layers.{l}.mlp.gate.weight";
+  table[TensorRole::ExpertGate] = "model.layers.{l}.mlp.experts.{e}.gate_proj.weight";
+  table[TensorRole::ExpertUp] = "model.layers.{l}.mlp.experts.{e}.up_proj.weight";
+  table[TensorRole::ExpertDown] = "model.layers.{l}.mlp.experts.{e}.down_proj.weight";
+  table[TensorRole::ExpertsGateUp] = "model.layers.{l}.mlp.experts.gate_up_proj";
+  table[TensorRole::ExpertsDown] = "model.layers.{l}.mlp.experts.down_proj";
+  return table;
+}
+
+void parse_softmax_topk_moe(const ConfigReader& config, ModelSpec& spec, double default_aux_coef) {
+  MoeSpec& moe = spec.moe;
+  moe.router = RouterKind::SoftmaxThenTopK;
+  moe.norm_topk_prob = config.get_bool("norm_topk_prob", false);
+  moe.router_aux_loss_coef = config.get_double("router_aux_loss_coef", default_aux_coef);
+  moe.layout = ExpertLayout::PerExpert;
 }
 
 }  // namespace moeforge

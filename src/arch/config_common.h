@@ -27,6 +27,13 @@ struct BaseDefaults {
   int64_t pad_token_id = -1;
 };
 
+// Largest layer count accepted. Per-layer tables are sized by num_hidden_layers before any tensor
+// is read, so a corrupt value must fail with a message instead of exhausting memory; real models
+// have a few hundred layers at most.
+constexpr int64_t kMaxLayers = 1 << 16;
+// Throws "key 'KEY' must be between 1 and 65536, got N" unless 1 <= layers <= kMaxLayers.
+void check_num_layers(const ConfigReader& config, const std::string& key, int64_t layers);
+
 // Sizes, RMSNorm eps, RoPE, tie_word_embeddings, token ids; sliding windows all 0; is_moe all false;
 // attention_scale 1/sqrt(head_dim).
 void parse_base(const ConfigReader& config, ModelSpec& spec, const BaseDefaults& defaults);
@@ -60,5 +67,11 @@ void apply_layer_types(const ConfigReader& config, ModelSpec& spec,
 // model.embed_tokens / model.layers.{l}.{input_layernorm,post_attention_layernorm,self_attn.*,
 // mlp.{gate,up,down}_proj} / model.norm / lm_head, including the optional biases and q/k norms.
 NameTable llama_style_names();
+// llama_style_names plus the Qwen-MoE/OLMoE sparse block: router model.layers.{l}.mlp.gate and
+// experts model.layers.{l}.mlp.experts.{e}.{gate,up,down}_proj (or fused gate_up_proj/down_proj).
+NameTable sparse_moe_names();
+// Softmax-then-top-k routing over per-expert tensors (Qwen2/3-MoE, OLMoE): norm_topk_prob and
+// router_aux_loss_coef from the config, with the family's default aux coefficient.
+void parse_softmax_topk_moe(const ConfigReader& config, ModelSpec& spec, double default_aux_coef);
 
 }  // namespace moeforge

@@ -23,28 +23,14 @@ void parse(const ConfigReader& config, ModelSpec& spec) {
   parse_expert_counts(config, spec, {"num_experts", "num_local_experts"}, 64, 8);
   MoeSpec& moe = spec.moe;
   moe.moe_intermediate_size = spec.intermediate_size;
-  moe.router = RouterKind::SoftmaxThenTopK;
-  moe.norm_topk_prob = config.get_bool("norm_topk_prob", false);
-  moe.router_aux_loss_coef = config.get_double("router_aux_loss_coef", 0.01);
-  moe.layout = ExpertLayout::PerExpert;
+  parse_softmax_topk_moe(config, spec, 0.01);
   spec.is_moe.assign(static_cast<size_t>(spec.num_layers), moe.num_experts > 0);
-}
-
-NameTable names() {
-  NameTable table = llama_style_names();
-  table[TensorRole::Router] = "model.layers.{l}.mlp.gate.weight";
-  table[TensorRole::ExpertGate] = "model.layers.{l}.mlp.experts.{e}.gate_proj.weight";
-  table[TensorRole::ExpertUp] = "model.layers.{l}.mlp.experts.{e}.up_proj.weight";
-  table[TensorRole::ExpertDown] = "model.layers.{l}.mlp.experts.{e}.down_proj.weight";
-  table[TensorRole::ExpertsGateUp] = "model.layers.{l}.mlp.experts.gate_up_proj";
-  table[TensorRole::ExpertsDown] = "model.layers.{l}.mlp.experts.down_proj";
-  return table;
 }
 
 }  // namespace
 
 const FamilyAdapter& olmoe() {
-  static const FamilyAdapter adapter{"olmoe", "OLMoE (sparse MoE, whole-projection q/k norm)", parse, names()};
+  static const FamilyAdapter adapter{"olmoe", "OLMoE (sparse MoE, whole-projection q/k norm)", parse, sparse_moe_names()};
   return adapter;
 }
 

@@ -33,10 +33,7 @@ void parse(const ConfigReader& config, ModelSpec& spec) {
   parse_expert_counts(config, spec, {"num_experts", "num_local_experts"}, 60, 4);
   MoeSpec& moe = spec.moe;
   moe.moe_intermediate_size = config.get_int("moe_intermediate_size", 1408);
-  moe.router = RouterKind::SoftmaxThenTopK;
-  moe.norm_topk_prob = config.get_bool("norm_topk_prob", false);
-  moe.router_aux_loss_coef = config.get_double("router_aux_loss_coef", 0.001);
-  moe.layout = ExpertLayout::PerExpert;
+  parse_softmax_topk_moe(config, spec, 0.001);
   moe.shared_intermediate_size = config.get_int("shared_expert_intermediate_size", 5632);
   if (moe.shared_intermediate_size < 0)
     config.fail_key("shared_expert_intermediate_size", "must not be negative");
@@ -46,13 +43,7 @@ void parse(const ConfigReader& config, ModelSpec& spec) {
 }
 
 NameTable names() {
-  NameTable table = llama_style_names();
-  table[TensorRole::Router] = "model.layers.{l}.mlp.gate.weight";
-  table[TensorRole::ExpertGate] = "model.layers.{l}.mlp.experts.{e}.gate_proj.weight";
-  table[TensorRole::ExpertUp] = "model.layers.{l}.mlp.experts.{e}.up_proj.weight";
-  table[TensorRole::ExpertDown] = "model.layers.{l}.mlp.experts.{e}.down_proj.weight";
-  table[TensorRole::ExpertsGateUp] = "model.layers.{l}.mlp.experts.gate_up_proj";
-  table[TensorRole::ExpertsDown] = "model.layers.{l}.mlp.experts.down_proj";
+  NameTable table = sparse_moe_names();
   table[TensorRole::SharedGate] = "model.layers.{l}.mlp.shared_expert.gate_proj.weight";
   table[TensorRole::SharedUp] = "model.layers.{l}.mlp.shared_expert.up_proj.weight";
   table[TensorRole::SharedDown] = "model.layers.{l}.mlp.shared_expert.down_proj.weight";

@@ -8,10 +8,14 @@
 
 #include "common/error.h"
 #include "io/atomic_file.h"
-#include "stats/svg_canvas.h"
+#include "report/svg_canvas.h"
 
 namespace moeforge::stats {
 namespace {
+
+using report::category_color;
+using report::sequential_color;
+using report::SvgCanvas;
 
 namespace fs = std::filesystem;
 using Matrix = std::vector<std::vector<double>>;

@@ -7,6 +7,8 @@
 #include <string>
 #include <string_view>
 
+#include "common/utf8_encode.h"
+
 namespace moeforge::tokenizer {
 
 // Byte length of the UTF-8 sequence starting with `lead` (1 for stray continuation bytes).
@@ -42,23 +44,7 @@ inline char32_t previous_code_point(std::string_view text, size_t& end) {
   return cp;
 }
 
-inline void append_utf8(std::string& out, char32_t cp) {
-  if (cp < 0x80) {
-    out.push_back(static_cast<char>(cp));
-  } else if (cp < 0x800) {
-    out.push_back(static_cast<char>(0xC0 | (cp >> 6)));
-    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else if (cp < 0x10000) {
-    out.push_back(static_cast<char>(0xE0 | (cp >> 12)));
-    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else {
-    out.push_back(static_cast<char>(0xF0 | (cp >> 18)));
-    out.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  }
-}
+inline void append_utf8(std::string& out, char32_t cp) { append_utf8_code_point(out, cp); }
 
 // Length of the valid UTF-8 sequence at text[i], or 0 if the bytes there are not one.
 size_t valid_sequence_length(std::string_view text, size_t i);

@@ -2,6 +2,8 @@
 // streamed tokens); both accept sampling flags and --force-expert L:E for single-expert inference.
 #include <torch/torch.h>
 
+#include <chrono>
+
 #include <iostream>
 #include <nlohmann/json.hpp>
 
@@ -21,7 +23,9 @@ struct SamplingFlags {
   double temperature = 0.0, top_p = 1.0;
   uint64_t seed = 0;
   std::string force_expert, tokenizer_dir;
+  bool ignore_eos = false;
   void add_to(CLI::App* sub) {
+    sub->add_flag("--ignore-eos", ignore_eos, "always generate --max-new tokens (benchmarks)");
     sub->add_option("--max-new", max_new, "tokens to generate")->capture_default_str();
     sub->add_option("--temperature", temperature, "0 = greedy")->capture_default_str();
     sub->add_option("--top-k", top_k, "sample from the k most likely (0 = off)");
@@ -40,8 +44,8 @@ struct SamplingFlags {
     o.top_k = top_k;
     o.top_p = top_p;
     o.seed = seed;
-    o.stop_ids = model.spec().eos_token_ids;
-    if (tok.eos_id() && std::find(o.stop_ids.begin(), o.stop_ids.end(), *tok.eos_id()) == o.stop_ids.end())
+    if (!ignore_eos) o.stop_ids = model.spec().eos_token_ids;
+    if (!ignore_eos && tok.eos_id() && std::find(o.stop_ids.begin(), o.stop_ids.end(), *tok.eos_id()) == o.stop_ids.end())
       o.stop_ids.push_back(*tok.eos_id());
     if (!force_expert.empty()) {
       o.force_expert = parse_layer_expert_pairs(force_expert, "--force-expert");
@@ -98,9 +102,18 @@ struct GenerateCommand {
     for (int32_t id : tok.encode(prompt, !no_special)) ids.push_back(id);
     ids = fit_context(ids, *model, options.max_new_tokens);
     if (json) {
-      auto produced = model::generate(*model, ids, options);
+      // Token timestamps split the time into prefill (prompt pass + first token) and decode.
+      using Clock = std::chrono::steady_clock;
+      const auto start = Clock::now();
+      std::vector<Clock::time_point> stamps;
+      auto produced = model::generate(*model, ids, options, [&](int64_t) { stamps.push_back(Clock::now()); });
       std::vector<int32_t> out(produced.begin(), produced.end());
       nlohmann::json j = {{"prompt_ids", ids}, {"ids", produced}, {"text", tok.decode(out, true)}};
+      if (!stamps.empty()) {
+        const auto seconds = [](auto a, auto b) { return std::chrono::duration<double>(b - a).count(); };
+        j["timing"] = {{"prefill_tokens", ids.size()}, {"prefill_s", seconds(start, stamps.front())},
+                       {"decode_tokens", stamps.size() - 1}, {"decode_s", seconds(stamps.front(), stamps.back())}};
+      }
       std::cout << j.dump() << "\n";
       return 0;
     }

@@ -1,11 +1,11 @@
 // SVG canvas and colour maps (see svg_canvas.h).
-#include "stats/svg_canvas.h"
+#include "report/svg_canvas.h"
 
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 
-namespace moeforge::stats {
+namespace moeforge::report {
 namespace {
 
 std::string num(double v) {
@@ -23,9 +23,22 @@ void SvgCanvas::rect(double x, double y, double w, double h, const std::string& 
   body_ += title.empty() ? "/>\n" : "><title>" + xml_escape(title) + "</title></rect>\n";
 }
 
-void SvgCanvas::line(double x1, double y1, double x2, double y2, const std::string& stroke, double width) {
+void SvgCanvas::line(double x1, double y1, double x2, double y2, const std::string& stroke, double width,
+                     const std::string& dash) {
   body_ += "<line x1=\"" + num(x1) + "\" y1=\"" + num(y1) + "\" x2=\"" + num(x2) + "\" y2=\"" + num(y2) + "\" stroke=\"" +
-           stroke + "\" stroke-width=\"" + num(width) + "\"/>\n";
+           stroke + "\" stroke-width=\"" + num(width) + "\"";
+  if (!dash.empty()) body_ += " stroke-dasharray=\"" + dash + "\"";
+  body_ += "/>\n";
+}
+
+void SvgCanvas::polyline(const std::vector<std::pair<double, double>>& points, const std::string& stroke, double width,
+                         double opacity) {
+  if (points.size() < 2) return;
+  body_ += "<polyline fill=\"none\" stroke=\"" + stroke + "\" stroke-width=\"" + num(width) + "\"";
+  if (opacity < 1) body_ += " stroke-opacity=\"" + num(opacity) + "\"";
+  body_ += " points=\"";
+  for (const auto& [x, y] : points) body_ += num(x) + "," + num(y) + " ";
+  body_ += "\"/>\n";
 }
 
 void SvgCanvas::text(double x, double y, const std::string& content, double size, const std::string& anchor, double rotate,
@@ -36,9 +49,11 @@ void SvgCanvas::text(double x, double y, const std::string& content, double size
   body_ += ">" + xml_escape(content) + "</text>\n";
 }
 
-std::string SvgCanvas::str() const {
-  return "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" + num(width_) +
-         "\" height=\"" + num(height_) + "\" viewBox=\"0 0 " + num(width_) + " " + num(height_) +
+std::string SvgCanvas::str() const { return "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n" + element(); }
+
+std::string SvgCanvas::element() const {
+  return "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" + num(width_) + "\" height=\"" + num(height_) +
+         "\" viewBox=\"0 0 " + num(width_) + " " + num(height_) +
          "\" font-family=\"DejaVu Sans, Helvetica, Arial, sans-serif\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n" +
          body_ + "</svg>\n";
 }
@@ -71,10 +86,11 @@ std::string xml_escape(const std::string& text) {
       case '>': out += "&gt;"; break;
       case '&': out += "&amp;"; break;
       case '"': out += "&quot;"; break;
+      case '\'': out += "&#39;"; break;
       default: out += c;
     }
   }
   return out;
 }
 
-}  // namespace moeforge::stats
+}  // namespace moeforge::report

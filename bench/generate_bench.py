@@ -1,0 +1,101 @@
+"""Prefill and decode tokens/s of tiny Mixtral-shaped and GPT-OSS-shaped models: `moeforge generate`
+(greedy, KV cache) against transformers' generate on the same torch, same threads, same run, CPU fp32.
+
+    .venv/bin/python bench/generate_bench.py --build build [--threads 2] [--prompt 256] [--new 64]
+
+moeforge's times come from its --json "timing" (prefill = prompt pass + first token; decode = the
+rest), transformers' from a timed prompt forward and a timed generate with the same cache use.
+Model load time is excluded on both sides.
+"""
+import argparse
+import json
+import os
+import subprocess
+import tempfile
+import time
+
+import torch
+import transformers
+
+SHAPES = {
+    "mixtral": lambda: transformers.MixtralConfig(
+        vocab_size=4096, hidden_size=256, intermediate_size=512, num_hidden_layers=4, num_attention_heads=8,
+        num_key_value_heads=2, num_local_experts=8, num_experts_per_tok=2, max_position_embeddings=2048,
+        tie_word_embeddings=False),
+    "gpt_oss": lambda: transformers.GptOssConfig(
+        vocab_size=4096, hidden_size=256, intermediate_size=256, num_hidden_layers=4, num_attention_heads=8,
+        num_key_value_heads=2, head_dim=32, num_local_experts=8, num_experts_per_tok=2, sliding_window=128,
+        max_position_embeddings=2048, layer_types=["sliding_attention", "full_attention"] * 2),
+}
+
+
+def write_tokenizer(directory, vocab):
+    """A word-level tokenizer.json whose ids cover the vocabulary (the prompt is given as text)."""
+    words = {f"w{i}": i for i in range(vocab)}
+    tok = {"version": "1.0", "truncation": None, "padding": None, "added_tokens": [],
+           "normalizer": None, "pre_tokenizer": {"type": "WhitespaceSplit"}, "post_processor": None,
+           "decoder": None, "model": {"type": "WordLevel", "vocab": words, "unk_token": "w0"}}
+    with open(os.path.join(directory, "tokenizer.json"), "w") as f:
+        json.dump(tok, f)
+
+
+def peer_times(model, prompt_ids, new_tokens, repeats):
+    ids = torch.tensor([prompt_ids])
+    best_prefill = best_total = float("inf")
+    with torch.no_grad():
+        for _ in range(repeats):
+            start = time.perf_counter()
+            model(ids, use_cache=True)
+            best_prefill = min(best_prefill, time.perf_counter() - start)
+            start = time.perf_counter()
+            model.generate(ids, max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False,
+                           use_cache=True, pad_token_id=0)
+            best_total = min(best_total, time.perf_counter() - start)
+    return best_prefill, max(best_total - best_prefill, 1e-9)
+
+
+def ours_times(binary, model_dir, prompt_text, new_tokens, repeats, threads):
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+    best_prefill = best_decode = float("inf")
+    for _ in range(repeats):
+        out = subprocess.run([binary, "generate", model_dir, "--prompt", prompt_text, "--max-new", str(new_tokens),
+                              "--ignore-eos", "--no-special", "--json"], capture_output=True, text=True, env=env, check=True)
+        timing = json.loads(out.stdout)["timing"]
+        best_prefill = min(best_prefill, timing["prefill_s"])
+        best_decode = min(best_decode, timing["decode_s"] / max(timing["decode_tokens"], 1) * (new_tokens - 1))
+    return best_prefill, best_decode
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--build", default="build")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--prompt", type=int, default=256)
+    parser.add_argument("--new", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    binary = os.path.abspath(os.path.join(args.build, "moeforge"))
+    print(f"generate bench: prompt {args.prompt} tokens, {args.new} new, greedy, {args.threads} threads, CPU fp32, "
+          f"torch {torch.__version__}, transformers {transformers.__version__}")
+    print(f"{'model':8s} {'prefill tok/s (ours / hf / ratio)':>36s} {'decode tok/s (ours / hf / ratio)':>36s}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, make_config in SHAPES.items():
+            torch.manual_seed(0)
+            config = make_config()
+            model = transformers.AutoModelForCausalLM.from_config(config).float().eval()
+            model_dir = os.path.join(tmp, name)
+            model.save_pretrained(model_dir)
+            write_tokenizer(model_dir, config.vocab_size)
+            prompt_ids = [(i * 37 + 11) % config.vocab_size for i in range(args.prompt)]
+            prompt_text = " ".join(f"w{i}" for i in prompt_ids)
+            hf_prefill, hf_decode = peer_times(model, prompt_ids, args.new, args.repeats)
+            our_prefill, our_decode = ours_times(binary, model_dir, prompt_text, args.new, args.repeats, args.threads)
+            pre = (args.prompt / our_prefill, args.prompt / hf_prefill)
+            dec = ((args.new - 1) / our_decode, (args.new - 1) / hf_decode)
+            print(f"{name:8s} {pre[0]:12.0f} / {pre[1]:8.0f} / {pre[0] / pre[1]:5.2f}x "
+                  f"{dec[0]:14.1f} / {dec[1]:8.1f} / {dec[0] / dec[1]:5.2f}x", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,111 @@
+#include "pipeline/model_card.h"
+
+#include <cstdio>
+#include <filesystem>
+#include <sstream>
+
+namespace moeforge::pipeline {
+namespace {
+
+std::string describe(const ModelSpec& s) {
+  std::ostringstream out;
+  out << s.model_type << ", " << s.num_layers << " layers, hidden " << s.hidden_size;
+  if (s.has_moe())
+    out << ", " << s.moe.num_experts << " experts (top-" << s.moe.top_k << ", width " << s.moe.moe_intermediate_size << ")";
+  else
+    out << ", dense MLP width " << s.intermediate_size;
+  if (s.moe.num_shared_experts > 0) out << " + shared expert (width " << s.moe.shared_intermediate_size << ")";
+  return out.str();
+}
+
+std::string number(const nlohmann::json& j, const char* key, const char* format) {
+  if (!j.is_object() || !j.contains(key) || !j.at(key).is_number()) return "–";
+  char buf[64];
+  std::snprintf(buf, sizeof buf, format, j.at(key).get<double>());
+  return buf;
+}
+
+// YAML strings: quote and escape so any path or name is valid front matter.
+std::string yaml_quote(const std::string& s) {
+  std::string out = "\"";
+  for (char ch : s) {
+    if (ch == '"' || ch == '\\') out += '\\';
+    if (ch == '\n') { out += "\\n"; continue; }
+    out += ch;
+  }
+  return out + "\"";
+}
+
+void surgery_section(const nlohmann::json& config, std::ostringstream& out) {
+  if (!config.contains("surgery")) {
+    out << "- Surgery: none (the base architecture is kept)\n";
+    return;
+  }
+  for (const auto& [kind, options] : config.at("surgery").items())
+    out << "- Surgery `" << kind << "`: `" << options.dump() << "`\n";
+}
+
+void training_section(const nlohmann::json& config, std::ostringstream& out) {
+  if (!config.contains("recipe") || !config.at("recipe").is_object()) {
+    out << "- Training: none\n";
+    return;
+  }
+  const auto& recipe = config.at("recipe");
+  out << "- Training recipe `" << recipe.value("name", std::string("recipe")) << "`, phases:\n\n";
+  out << "| phase | steps | trains | method |\n|---|---:|---|---|\n";
+  int i = 0;
+  for (const auto& phase : recipe.value("phases", nlohmann::json::array())) {
+    std::string select;
+    for (const auto& term : phase.value("select", nlohmann::json::array())) select += (select.empty() ? "" : ", ") + term.get<std::string>();
+    out << "| " << phase.value("name", "phase" + std::to_string(i)) << " | " << phase.value("steps", 0) << " | " << select
+        << " | " << phase.value("method", std::string("full")) << " |\n";
+    ++i;
+  }
+  out << "\n";
+}
+
+void eval_section(const nlohmann::json& eval, std::ostringstream& out) {
+  if (!eval.is_object() || !eval.contains("models")) {
+    out << "No evaluation was run.\n";
+    return;
+  }
+  out << "Measured by `moeforge pipeline` on the " << eval.value("split", std::string("?")) << " split of `"
+      << std::filesystem::path(eval.value("data", std::string())).filename().string() << "` ("
+      << eval.value("blocks", 0) << " blocks of " << eval.value("block_size", 0) << " tokens).\n\n";
+  out << "| model | loss (nats/token) | perplexity | balance | balanced ppl | mean KL vs base |\n"
+         "|---|---:|---:|---:|---:|---:|\n";
+  for (const auto& m : eval.at("models")) {
+    const auto kl = m.contains("baseline") ? number(m.at("baseline"), "mean_kl", "%.4f") : std::string("–");
+    out << "| " << m.value("label", std::string("?")) << " | " << number(m, "loss", "%.4f") << " | "
+        << number(m, "perplexity", "%.3f") << " | " << number(m, "balance_score", "%.3f") << " | "
+        << number(m, "balanced_perplexity", "%.3f") << " | " << kl << " |\n";
+  }
+  const auto& last = eval.at("models").back();
+  if (last.contains("domains") && last.at("domains").size() > 1) {
+    out << "\nPer domain (" << last.value("label", std::string()) << "):\n\n| domain | loss | perplexity | tokens |\n|---|---:|---:|---:|\n";
+    for (const auto& [domain, d] : last.at("domains").items())
+      out << "| " << domain << " | " << number(d, "loss", "%.4f") << " | " << number(d, "perplexity", "%.3f") << " | "
+          << d.value("tokens", 0) << " |\n";
+  }
+}
+
+}  // namespace
+
+std::string model_card_markdown(const ModelCard& card) {
+  std::ostringstream out;
+  const std::string base = card.config.value("base", std::string());
+  out << "---\nlibrary_name: transformers\n";
+  out << "base_model: " << yaml_quote(std::filesystem::path(base).filename().string()) << "\n";
+  out << "tags:\n- moeforge\n" << (card.spec.has_moe() ? "- moe\n- mixture-of-experts\n" : "") << "---\n\n";
+  out << "# " << card.name << "\n\n";
+  out << "Made by `moeforge pipeline` (moeforge " << card.version << ").\n\n## Method\n\n";
+  out << "- Base model: `" << base << "` (" << describe(card.base_spec) << ")\n";
+  out << "- This model: " << describe(card.spec) << "\n";
+  surgery_section(card.config, out);
+  training_section(card.config, out);
+  out << "- Data: `" << card.config.value("data", std::string()) << "`\n\n## Evaluation\n\n";
+  eval_section(card.eval, out);
+  return out.str();
+}
+
+}  // namespace moeforge::pipeline

@@ -1,0 +1,346 @@
+#include "pipeline/pipeline.h"
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <iostream>
+
+#include "arch/family_adapter.h"
+#include "common/error.h"
+#include "data/dataset.h"
+#include "eval/evaluate.h"
+#include "io/atomic_file.h"
+#include "io/checkpoint_store.h"
+#include "model/transformer.h"
+#include "pipeline/model_card.h"
+#include "pipeline/pipeline_config.h"
+#include "report/report.h"
+#include "stats/analyze_job.h"
+#include "stats/stats_job.h"
+#include "surgery/grow.h"
+#include "surgery/shared_expert.h"
+#include "surgery/upcycle.h"
+#include "train/export.h"
+#include "train/recipe.h"
+#include "train/trainer.h"
+
+namespace moeforge::pipeline {
+namespace fs = std::filesystem;
+
+const std::vector<std::string>& stage_names() {
+  static const std::vector<std::string> names = {"upcycle", "stats_before", "analyze", "grow", "shared_expert",
+                                                 "train", "merge", "eval", "stats_after", "export", "report"};
+  return names;
+}
+
+namespace {
+
+bool is_moe(const fs::path& model_dir) {
+  return load_model_spec(*CheckpointStore::open(model_dir)).has_moe();
+}
+
+// The validation data every eval in the run scores: the held-out split of the training data (the
+// recipe's split, so no trained-on document is scored), or all of a separate eval_data spec.
+std::vector<eval::EvalSequence> eval_sequences(const PipelineConfig& c, const train::Recipe* recipe,
+                                               double* fraction_used) {
+  data::DataOptions options;
+  options.block_size = c.eval.block_size;
+  options.seed = recipe ? recipe->seed : c.seed;
+  data::Split split = data::Split::Train;
+  if (c.eval_data == c.data) {
+    options.validation_fraction = recipe && recipe->validation_fraction > 0 ? recipe->validation_fraction
+                                                                             : c.eval.validation_fraction;
+    split = data::Split::Validation;
+  } else {
+    options.validation_fraction = 0.0;
+  }
+  *fraction_used = split == data::Split::Validation ? options.validation_fraction : 0.0;
+  auto dataset = data::Dataset::open(c.eval_data, c.tokenizer, options);
+  size_t count = dataset.num_blocks(split);
+  if (c.eval.max_blocks > 0) count = std::min<size_t>(count, static_cast<size_t>(c.eval.max_blocks));
+  std::vector<eval::EvalSequence> sequences;
+  for (size_t i = 0; i < count; ++i) {
+    data::Block block = dataset.block(split, i);
+    eval::EvalSequence s;
+    s.ids.assign(block.ids.begin(), block.ids.begin() + block.num_real);
+    s.loss_mask.assign(block.loss_mask.begin(), block.loss_mask.begin() + block.num_real);
+    s.domain = dataset.domains().at(block.domain);
+    sequences.push_back(std::move(s));
+  }
+  if (sequences.empty())
+    fail(c.config_path.string(), ": eval: no ", split == data::Split::Validation ? "validation " : "", "blocks of ",
+         c.eval.block_size, " tokens in ", c.eval_data, " (lower eval.block_size or add data)");
+  return sequences;
+}
+
+// Hard-links (else copies) every file of a model directory into `to`.
+void link_or_copy_dir(const fs::path& from, const fs::path& to) {
+  fs::create_directories(to);
+  for (const auto& entry : fs::directory_iterator(from)) {
+    if (!entry.is_regular_file()) continue;
+    std::error_code ec;
+    fs::create_hard_link(entry.path(), to / entry.path().filename(), ec);
+    if (ec) fs::copy_file(entry.path(), to / entry.path().filename(), fs::copy_options::overwrite_existing);
+  }
+}
+
+class Runner {
+ public:
+  Runner(const PipelineOptions& options) : o_(options), c_(load_pipeline_config(options.config)) {
+    if (!o_.until.empty() && std::find(stage_names().begin(), stage_names().end(), o_.until) == stage_names().end())
+      fail("--until '", o_.until, "' is not a stage (", join_stage_names(), ")");
+    if (!c_.recipe.is_null()) {
+      // The eval must score documents training never saw: hold some out unless the recipe says how many.
+      if (!c_.recipe.contains("validation_fraction") && c_.eval_data == c_.data)
+        c_.recipe["validation_fraction"] = c_.eval.validation_fraction;
+      recipe_ = train::parse_recipe(c_.recipe, c_.recipe_label);  // validate before any stage runs
+    }
+  }
+
+  std::vector<std::string> run() {
+    const fs::path& dir = o_.run_dir;
+    fs::create_directories(dir);
+    remember_job();
+    fs::path current = c_.base;
+    const bool base_moe = is_moe(c_.base);
+
+    if (c_.upcycle) {
+      if (base_moe) fail(c_.config_path.string(), ": surgery.upcycle: ", c_.base.string(), " is already an MoE (use surgery.grow)");
+      if (stage("upcycle", dir / "upcycled")) {
+        surgery::UpcycleOptions u;
+        u.source = current;
+        u.out = dir / "upcycled";
+        u.to = c_.upcycle->to;
+        u.num_experts = c_.upcycle->experts;
+        u.top_k = c_.upcycle->top_k;
+        u.method = c_.upcycle->method;
+        u.noise_std = c_.upcycle->noise_std;
+        u.granularity = c_.upcycle->granularity;
+        u.router = c_.upcycle->router;
+        u.layers = c_.upcycle->layers;
+        u.seed = c_.seed;
+        u.verify = true;
+        auto r = surgery::upcycle(u);
+        std::cout << "upcycle: max |logit difference| vs the dense base " << r.max_logit_diff << "\n";
+      }
+      current = dir / "upcycled";
+    }
+    if (done()) return ran_;
+
+    if (c_.stats) {
+      if (!c_.upcycle && !base_moe)
+        fail(c_.config_path.string(), ": stats: ", c_.base.string(), " is dense; router statistics need an MoE (add surgery.upcycle)");
+      if (stage("stats_before", dir / "stats_before")) collect_stats(current, dir / "stats_before");
+      if (done()) return ran_;
+      if (stage("analyze", dir / "plan.json")) {
+        stats::AnalyzeOptions a;
+        a.stats_dir = dir / "stats_before";
+        a.clone.min_usage = c_.analyze->clone_min_usage;
+        a.clone.min_entropy = c_.analyze->clone_min_entropy;
+        a.clone.num_new = c_.analyze->num_new;
+        a.clone.max_new = c_.analyze->max_new;
+        const auto analysis = stats::analyze(a);
+        write_file_atomic(dir / "plan.json", stats::plan_json(analysis, a).dump(1) + "\n");
+        std::cout << stats::analysis_table(analysis, a);
+      }
+      if (done()) return ran_;
+    }
+
+    if (c_.grow) {
+      if (!c_.upcycle && !base_moe) fail(c_.config_path.string(), ": surgery.grow: ", c_.base.string(), " is not an MoE");
+      if (stage("grow", dir / "grown")) {
+        surgery::GrowOptions g;
+        g.source = current;
+        g.out = dir / "grown";
+        if (c_.grow->clone == "plan") g.plan = dir / "plan.json";
+        else g.clone = c_.grow->clone;
+        g.router_noise = c_.grow->router_noise;
+        g.seed = c_.seed;
+        auto r = surgery::grow(g);
+        std::cout << "grow: " << r.experts_before << " -> " << r.experts_after << " experts per layer; max |logit difference| "
+                  << r.max_logit_diff << "\n";
+      }
+      current = dir / "grown";
+      if (done()) return ran_;
+    }
+    if (c_.shared_expert) {
+      if (!c_.upcycle && !base_moe) fail(c_.config_path.string(), ": surgery.shared_expert: ", c_.base.string(), " is not an MoE");
+      if (stage("shared_expert", dir / "shared")) {
+        surgery::SharedExpertOptions s;
+        s.source = current;
+        s.out = dir / "shared";
+        s.init = c_.shared_expert->init;
+        s.scale = c_.shared_expert->scale;
+        s.gate = c_.shared_expert->gate;
+        s.seed = c_.seed;
+        if (fs::exists(dir / "plan.json")) s.plan = dir / "plan.json";
+        s.verify = true;
+        auto r = surgery::add_shared_expert(s);
+        std::cout << "shared expert: max |logit difference| " << r.max_logit_diff << "\n";
+      }
+      current = dir / "shared";
+      if (done()) return ran_;
+    }
+    const fs::path after_surgery = current;
+
+    if (recipe_) {
+      if (stage("train", dir / "train" / "summary.json")) train(current, dir / "train");
+      if (done()) return ran_;
+      if (stage("merge", dir / "model")) {
+        train::MergeOptions m;
+        m.base = current;
+        m.run = dir / "train";
+        m.out = dir / "model";
+        const size_t n = train::merge_deltas(m);
+        std::cout << "merged " << n << " trained tensors into " << m.out.string() << "\n";
+      }
+      current = dir / "model";
+      if (done()) return ran_;
+    }
+
+    if (stage("eval", dir / "eval.json")) evaluate(after_surgery, current, dir / "eval.json");
+    if (done()) return ran_;
+    if (c_.stats && is_moe(current) && current != after_surgery) {
+      if (stage("stats_after", dir / "stats_after")) collect_stats(current, dir / "stats_after");
+      if (done()) return ran_;
+    }
+    if (stage("export", dir / "export")) export_model(current, dir / "export", dir / "eval.json");
+    if (done()) return ran_;
+    if (c_.report) {
+      // Cheap and a view of everything above: rewritten on every run.
+      std::cout << "== report\n";
+      report::ReportOptions r;
+      r.run_dir = dir;
+      r.out = dir / "report.html";
+      report::write_report(r);
+      std::cout << "wrote " << r.out.string() << "\n";
+      ran_.push_back("report");
+    }
+    return ran_;
+  }
+
+ private:
+  static std::string join_stage_names() {
+    std::string s;
+    for (const auto& n : stage_names()) s += (s.empty() ? "" : ", ") + n;
+    return s;
+  }
+
+  // Prints the stage header; false (skip) when its output is already complete.
+  bool stage(const std::string& name, const fs::path& output) {
+    last_ = name;
+    if (fs::exists(output)) {
+      std::cout << "== " << name << ": skipped (" << output.string() << " is complete)\n";
+      return false;
+    }
+    std::cout << "== " << name << "\n" << std::flush;
+    ran_.push_back(name);
+    return true;
+  }
+  bool done() const { return !o_.until.empty() && last_ == o_.until; }
+
+  // A run directory belongs to one job: refuse to mix the outputs of two different configs.
+  void remember_job() {
+    const fs::path stored = o_.run_dir / "pipeline.json";
+    if (fs::exists(stored)) {
+      if (read_json_file(stored) != c_.raw)
+        fail(o_.run_dir.string(), ": holds a run of a different pipeline config (", stored.string(),
+             "); use another --out, or delete the run directory to start over");
+      return;
+    }
+    write_file_atomic(stored, c_.raw.dump(2) + "\n");
+  }
+
+  void collect_stats(const fs::path& model, const fs::path& out) {
+    stats::StatsOptions s;
+    s.model = model;
+    s.out = out;
+    s.tokenizer = c_.tokenizer;
+    s.data = c_.data;
+    s.tokens = c_.stats->tokens;
+    s.block_size = c_.stats->block_size;
+    s.batch_size = c_.stats->batch_size;
+    s.seed = c_.seed;
+    s.progress = o_.progress;
+    stats::run_stats(s);
+  }
+
+  void train(const fs::path& model, const fs::path& run) {
+    train::TrainOptions t;
+    t.model_dir = model;
+    t.data_spec = c_.data;
+    t.tokenizer_dir = c_.tokenizer;
+    t.recipe = c_.recipe;
+    t.recipe_label = c_.recipe_label;
+    t.out_dir = run;
+    t.progress = o_.progress;
+    if (fs::exists(run / "run.json")) {
+      t.resume = true;  // interrupted earlier: continue from its latest checkpoint
+    } else if (fs::exists(run)) {
+      fs::remove_all(run);  // died before the run was recorded: nothing to keep
+    }
+    train::Trainer trainer(t);
+    auto result = trainer.run();
+    if (!result.finished) fail(run.string(), ": training stopped before the end; re-run the pipeline to resume it");
+  }
+
+  void evaluate(const fs::path& after_surgery, const fs::path& final_model, const fs::path& out) {
+    double fraction = 0.0;
+    const auto sequences = eval_sequences(c_, recipe_ ? &*recipe_ : nullptr, &fraction);
+    eval::EvalOptions options;
+    options.batch_size = c_.eval.batch_size;
+    options.progress = o_.progress;
+    auto base = model::Transformer::load(c_.base);
+    nlohmann::json j = {{"data", c_.eval_data},
+                        {"split", fraction > 0 ? "validation" : "all"},
+                        {"validation_fraction", fraction},
+                        {"block_size", c_.eval.block_size},
+                        {"blocks", sequences.size()}};
+    nlohmann::json models = nlohmann::json::array();
+    auto score = [&](const std::string& label, const fs::path& dir, const model::Transformer& m, bool vs_base) {
+      auto r = eval::evaluate(m, sequences, options, vs_base ? base.get() : nullptr);
+      auto e = eval::to_json(r);
+      e["label"] = label;
+      e["model"] = dir.string();
+      models.push_back(e);
+      std::cout << label << ": loss " << r.loss << "  ppl " << r.perplexity << "  balance " << r.balance_score << "\n";
+    };
+    score("base", c_.base, *base, false);
+    if (after_surgery != c_.base) score("after surgery", after_surgery, *model::Transformer::load(after_surgery), true);
+    if (final_model != after_surgery) score("trained", final_model, *model::Transformer::load(final_model), true);
+    j["models"] = models;
+    write_file_atomic(out, j.dump(1) + "\n");
+  }
+
+  void export_model(const fs::path& model, const fs::path& out, const fs::path& eval_json) {
+    const fs::path tmp = out.string() + ".partial";
+    if (fs::exists(tmp)) fs::remove_all(tmp);
+    link_or_copy_dir(model, tmp);
+    fs::remove(tmp / "README.md");  // a hard link to the source's card must not be edited in place
+    ModelCard card;
+    card.name = c_.model_name.empty() ? fs::absolute(o_.run_dir).filename().string() : c_.model_name;
+    card.version = o_.version;
+    card.config = c_.raw;
+    card.eval = fs::exists(eval_json) ? read_json_file(eval_json) : nlohmann::json();
+    card.spec = load_model_spec(*CheckpointStore::open(model));
+    card.base_spec = load_model_spec(*CheckpointStore::open(c_.base));
+    write_file_atomic(tmp / "README.md", model_card_markdown(card));
+    fs::rename(tmp, out);
+    std::cout << "exported " << out.string() << " (Hugging Face checkpoint + README.md model card)\n";
+  }
+
+  PipelineOptions o_;
+  PipelineConfig c_;
+  std::optional<train::Recipe> recipe_;
+  std::vector<std::string> ran_;
+  std::string last_;
+};
+
+}  // namespace
+
+std::vector<std::string> run_pipeline(const PipelineOptions& options) {
+  Runner runner(options);
+  return runner.run();
+}
+
+}  // namespace moeforge::pipeline

@@ -1,0 +1,80 @@
+// `moeforge pipeline CONFIG`: the declarative job file. Parsed and validated before any stage runs;
+// unknown keys are errors and every error names the field ("job.json: surgery.upcycle.experts:
+// must be >= 2"). Relative paths resolve against the config file's directory. Defaults live here
+// and in docs/PIPELINE.md.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+
+namespace moeforge::pipeline {
+
+struct StatsStage {            // router statistics of the MoE base (before surgery) and of the result
+  int64_t tokens = 100000;
+  int64_t block_size = 512;
+  int64_t batch_size = 8;
+};
+
+struct AnalyzeStage {          // turns stats_before into plan.json (clone choices feed grow)
+  double clone_min_usage = 0.02;
+  double clone_min_entropy = 0.5;
+  int64_t num_new = 0;         // clones per layer; 0 = the expert-extension rule
+  int64_t max_new = 8;
+};
+
+struct UpcycleStage {
+  std::string to = "mixtral";
+  int64_t experts = 8;
+  int64_t top_k = 2;
+  std::string method = "copy";  // copy | noise | drop | granular
+  double noise_std = 0.01;
+  int64_t granularity = 1;
+  std::string router = "zero";  // zero | random (hidden needs prompts: use `moeforge upcycle`)
+  std::string layers = "all";
+};
+
+struct GrowStage {
+  std::string clone = "plan";   // "plan" (plan.json from analyze) or "L:E,.." / "*:E"
+  double router_noise = 0.01;
+};
+
+struct SharedExpertStage {
+  std::string init = "mean";    // mean | pca_top4 | random | ... (see `moeforge add-shared-expert`)
+  double scale = 0.2;
+  std::string gate = "fixed";
+};
+
+struct EvalStage {
+  int64_t block_size = 512;
+  int64_t batch_size = 8;
+  int64_t max_blocks = 0;                 // 0 = every validation block
+  double validation_fraction = 0.05;      // used when the recipe holds out none
+};
+
+struct PipelineConfig {
+  std::filesystem::path config_path;      // for messages
+  std::filesystem::path base;             // dense or MoE checkpoint (the baseline of every eval)
+  std::filesystem::path tokenizer;        // default: base
+  std::string data;                       // training data spec (paths resolved)
+  std::string eval_data;                  // default: data (its held-out validation split)
+  uint64_t seed = 0;
+  std::optional<StatsStage> stats;
+  std::optional<AnalyzeStage> analyze;    // present whenever stats is (defaults)
+  std::optional<UpcycleStage> upcycle;
+  std::optional<GrowStage> grow;
+  std::optional<SharedExpertStage> shared_expert;
+  nlohmann::json recipe;                  // inline recipe (a recipe file is read in); null = no training
+  std::string recipe_label;               // recipe file name or "<config>:recipe"
+  EvalStage eval;
+  std::string model_name;                 // model card title; default: the run directory's name
+  bool report = true;
+  nlohmann::json raw;                     // the config with paths resolved (stored as RUN_DIR/pipeline.json)
+};
+
+PipelineConfig parse_pipeline_config(const nlohmann::json& json, const std::filesystem::path& config_path);
+PipelineConfig load_pipeline_config(const std::filesystem::path& path);
+
+}  // namespace moeforge::pipeline

@@ -1,0 +1,28 @@
+// Expert usage (layers x experts) for the report's heat maps, from a `moeforge stats` stats.json
+// (src/stats/router_stats.cpp, "moeforge.router_stats") or from a metrics.jsonl "load" record.
+// Parsed here rather than with stats::read_stats because that lives in the libtorch library.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "report/train_metrics.h"
+
+namespace moeforge::report {
+
+struct UsageMatrix {
+  std::string source;                      // where the numbers came from, for the caption
+  std::vector<std::string> rows;           // row labels ("layer 3")
+  std::vector<std::vector<double>> share;  // [row][expert] share of top-k picks, each row sums to 1
+};
+
+// Reads layers[].usage (or counts, normalised) of a stats.json; throws Error naming the file when
+// it is not valid JSON, not a moeforge stats file, or has ragged/non-numeric rows.
+UsageMatrix read_stats_usage(const std::filesystem::path& file);
+
+// The first (`last` = false) or last record's "load" of the training log; empty share if none.
+UsageMatrix usage_from_metrics(const TrainMetrics& metrics, bool last);
+
+}  // namespace moeforge::report
