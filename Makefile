@@ -55,10 +55,12 @@ demo: build
 bench: build
 	$(PYTHON) bench/run_all.py --build $(BUILD_DIR)
 
-# libFuzzer targets (clang from Debian), each run for FUZZ_SECONDS.
+# libFuzzer targets (clang from Debian, installed here rather than in deps: only fuzzing needs it),
+# built torch-free with ASan + UBSan in build-fuzz and each run for FUZZ_SECONDS (docs/FUZZING.md).
 FUZZ_SECONDS ?= 60
 fuzz: deps
-	@dpkg -s clang >/dev/null 2>&1 || $(SUDO) apt-get install -y -qq clang
+	@dpkg -s clang >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq clang; }
 	cmake -S . -B build-fuzz -G Ninja -DCMAKE_CXX_COMPILER=clang++ -DMOEFORGE_FUZZ=ON \
 	  -DMOEFORGE_WITH_TORCH=OFF -DMOEFORGE_BUILD_TESTS=OFF -DMOEFORGE_BUILD_BENCH=OFF
 	cmake --build build-fuzz -j $(JOBS)

@@ -36,6 +36,12 @@ if(MOEFORGE_WITH_TORCH)
     list(JOIN _wheel_cuda_lib_dirs ":" _rpath_link)
     add_link_options("LINKER:-rpath-link,${_rpath_link}")
   endif()
+  # Some libtorch builds (PyPI 2.11) export their own copy of std::filesystem; a binary whose
+  # DT_NEEDED lists libtorch before libstdc++ binds to it and crashes (seen in remove_all). Record
+  # libstdc++ first, so the C++ runtime's own definitions win.
+  if(CMAKE_CXX_COMPILER_ID MATCHES "GNU|Clang")
+    add_link_options("SHELL:-Wl,--push-state,--no-as-needed -lstdc++ -Wl,--pop-state")
+  endif()
   # Newer libtorch (2.10+) declares cxx_std_20 on its target: follow it for every target.
   get_target_property(_torch_features torch INTERFACE_COMPILE_FEATURES)
   if(_torch_features AND "cxx_std_20" IN_LIST _torch_features AND CMAKE_CXX_STANDARD LESS 20)

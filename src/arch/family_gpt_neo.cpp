@@ -16,9 +16,15 @@ std::vector<std::string> expand_attention_types(const ConfigReader& config) {
   if (!types->is_array()) bad();
   for (const auto& item : *types) {
     if (!item.is_array() || item.size() != 2 || !item[0].is_array() || !item[1].is_number_integer()) bad();
-    for (int64_t r = 0; r < item[1].get<int64_t>(); ++r)
+    // bounded before expanding: a corrupt repeat count must not loop or allocate without limit
+    int64_t repeat = item[1].get<int64_t>();
+    if (repeat < 0 || repeat > kMaxLayers)
+      config.fail_key("attention_types", cat("repeat count ", item[1].dump(), " is not between 0 and ", kMaxLayers));
+    for (int64_t r = 0; r < repeat; ++r)
       for (const auto& kind : item[0]) {
         if (!kind.is_string()) bad();
+        if (static_cast<int64_t>(out.size()) >= kMaxLayers)
+          config.fail_key("attention_types", cat("describes more than ", kMaxLayers, " layers"));
         out.push_back(kind.get<std::string>());
       }
   }
@@ -33,7 +39,8 @@ void parse(const ConfigReader& config, ModelSpec& spec) {
   spec.num_layers = config.required_int(layers_key.empty() ? "num_layers" : layers_key);
   spec.num_heads = config.required_int(heads_key.empty() ? "num_heads" : heads_key);
   spec.vocab_size = config.required_int("vocab_size");
-  if (spec.num_heads <= 0 || spec.num_layers <= 0) config.fail_key(heads_key, "must be positive");
+  check_num_layers(config, layers_key.empty() ? "num_layers" : layers_key, spec.num_layers);
+  if (spec.num_heads <= 0) config.fail_key(heads_key, "must be positive");
   spec.num_kv_heads = spec.num_heads;
   spec.head_dim = spec.hidden_size / spec.num_heads;
   spec.intermediate_size = config.get_int("intermediate_size", 4 * spec.hidden_size);

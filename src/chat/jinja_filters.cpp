@@ -19,7 +19,8 @@ class Params {
  public:
   Params(const CallArgs& args, const char* fn, std::vector<const char*> names) : args_(args), fn_(fn), names_(std::move(names)) {
     if (args.positional.size() > names_.size()) fail(fn, "() takes at most ", names_.size(), " argument(s)");
-    for (const auto& [k, v] : args.keyword) {
+    for (const auto& keyword : args.keyword) {
+      const auto& k = keyword.first;  // not a structured binding: C++17 lambdas cannot capture those (clang)
       auto it = std::find_if(names_.begin(), names_.end(), [&](const char* n) { return k == n; });
       if (it == names_.end()) fail(fn, "() got an unexpected keyword argument '", k, "'");
       if (static_cast<size_t>(it - names_.begin()) < args.positional.size()) fail(fn, "() got multiple values for argument '", k, "'");

@@ -50,4 +50,8 @@ void MappedFile::advise_sequential(size_t offset, size_t length) const {
   ::madvise(const_cast<uint8_t*>(data_ + aligned), span, MADV_WILLNEED);
 }
 
+void MappedFile::advise_streaming() const {
+  if (data_) ::madvise(const_cast<uint8_t*>(data_), size_, MADV_SEQUENTIAL);
+}
+
 }  // namespace moeforge

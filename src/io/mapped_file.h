@@ -20,6 +20,9 @@ class MappedFile {
   const std::filesystem::path& path() const { return path_; }
   // Hints the kernel to read [offset, offset + length) ahead (sequential streaming).
   void advise_sequential(size_t offset, size_t length) const;
+  // Hints that the whole mapping will be read front to back once (MADV_SEQUENTIAL: aggressive
+  // read-ahead on a cold cache; no cost on a warm one).
+  void advise_streaming() const;
 
  private:
   std::filesystem::path path_;

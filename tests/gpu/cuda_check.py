@@ -42,13 +42,17 @@ def main():
                 cpu = forward(d, "cpu")
                 gpu = forward(d, "cuda")
                 bf16 = forward(d, "cuda", "bf16")
+                cpu_bf16 = forward(d, "cpu", "bf16")
             except RuntimeError as e:
                 failures.append(f"{label}: {e}")
                 continue
             diff = (gpu["logits"] - cpu["logits"]).abs().max().item()
             bdiff = (bf16["logits"].float() - cpu["logits"]).abs().max().item()
+            # bf16 vs fp32 may flip a near-tied top-k choice (MXFP4 experts especially), so the CUDA
+            # bf16 run is held to the CPU bf16 run, and to fp32 only loosely.
+            bbdiff = (bf16["logits"].float() - cpu_bf16["logits"].float()).abs().max().item()
             scale = cpu["logits"].abs().max().item()
-            line = f"{label:14s} cuda-fp32 vs cpu {diff:.2e}   cuda-bf16 vs cpu {bdiff:.2e} (|logits| max {scale:.2f})"
+            line = f"{label:14s} cuda-fp32 vs cpu {diff:.2e}   cuda-bf16 vs cpu-fp32 {bdiff:.2e} vs cpu-bf16 {bbdiff:.2e} (|logits| max {scale:.2f})"
             if model is not None:
                 with torch.no_grad():
                     ref = model.cuda()(torch.tensor([IDS], device="cuda")).logits[0].float().cpu()
@@ -59,8 +63,8 @@ def main():
             print(line, flush=True)
             if diff > 1e-3:
                 failures.append(f"{label}: cuda fp32 logits differ from cpu by {diff}")
-            if bdiff > 0.1 * max(scale, 1.0):
-                failures.append(f"{label}: cuda bf16 logits differ from cpu fp32 by {bdiff}")
+            if bbdiff > 0.05 * max(scale, 1.0) or bdiff > 0.5 * max(scale, 1.0):
+                failures.append(f"{label}: cuda bf16 logits differ from cpu bf16 by {bbdiff} (from fp32 by {bdiff})")
             for k in cpu:
                 if k.startswith("router_logits.") and (gpu[k] - cpu[k]).abs().max().item() > 1e-3:
                     failures.append(f"{label}: {k} differs between cuda and cpu")

@@ -143,6 +143,28 @@ TEST(ArchConfig, ExpertCountAliasesAndTopKCheck) {
   MOEFORGE_EXPECT_ERROR(parse(m), "num_experts_per_tok (9) > num_local_experts (8) in mixtral config /m/config.json");
 }
 
+// Found by fuzz_config: a huge layer count sized the per-layer tables before any check (out of memory).
+TEST(ArchConfig, LayerCountIsBounded) {
+  json m = base("mixtral");
+  m["num_hidden_layers"] = 9181837417;
+  MOEFORGE_EXPECT_ERROR(parse(m), "key 'num_hidden_layers' must be between 1 and 65536, got 9181837417");
+  m["num_hidden_layers"] = 0;
+  MOEFORGE_EXPECT_ERROR(parse(m), "key 'num_hidden_layers' must be between 1 and 65536, got 0");
+  json n = base("gpt_neo");
+  n.erase("num_hidden_layers");
+  n["num_layers"] = 70000;
+  n["num_heads"] = 4;
+  n["attention_types"] = json::array({json::array({json::array({"global"}), 70000})});
+  MOEFORGE_EXPECT_ERROR(parse(n), "key 'num_layers' must be between 1 and 65536, got 70000");
+  n["num_layers"] = 4;  // attention_types repeat counts are bounded before expanding
+  n["attention_types"] = json::array({json::array({json::array(), 9181837417})});
+  MOEFORGE_EXPECT_ERROR(parse(n), "key 'attention_types' repeat count 9181837417 is not between 0 and 65536");
+  n["attention_types"] = json::array({json::array({json::array({"global", "local"}), 40000})});
+  MOEFORGE_EXPECT_ERROR(parse(n), "key 'attention_types' describes more than 65536 layers");
+  m["num_hidden_layers"] = 65536;  // the limit itself is fine
+  EXPECT_EQ(parse(m).num_layers, 65536);
+}
+
 TEST(ArchConfig, MixtralAndOlmoeDefaults) {
   ModelSpec m = parse(base("mixtral"));
   EXPECT_EQ(m.moe.num_experts, 8);
