@@ -56,11 +56,14 @@ std::vector<eval::EvalSequence> eval_sequences(const PipelineConfig& c, const tr
   }
   *fraction_used = split == data::Split::Validation ? options.validation_fraction : 0.0;
   auto dataset = data::Dataset::open(c.eval_data, c.tokenizer, options);
-  size_t count = dataset.num_blocks(split);
+  const size_t available = dataset.num_blocks(split);
+  // A block budget samples evenly across the split: blocks are grouped by domain, so the first N
+  // would score only the first domains.
+  size_t count = available;
   if (c.eval.max_blocks > 0) count = std::min<size_t>(count, static_cast<size_t>(c.eval.max_blocks));
   std::vector<eval::EvalSequence> sequences;
   for (size_t i = 0; i < count; ++i) {
-    data::Block block = dataset.block(split, i);
+    data::Block block = dataset.block(split, i * available / count);
     eval::EvalSequence s;
     s.ids.assign(block.ids.begin(), block.ids.begin() + block.num_real);
     s.loss_mask.assign(block.loss_mask.begin(), block.loss_mask.begin() + block.num_real);

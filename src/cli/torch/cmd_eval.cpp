@@ -41,10 +41,13 @@ struct EvalCommand {
     }
     auto dataset = data::Dataset::open(data_spec, tokenizer_dir.empty() ? model_dir : tokenizer_dir, options);
     std::vector<eval::EvalSequence> sequences;
-    size_t count = dataset.num_blocks(which);
+    const size_t available = dataset.num_blocks(which);
+    // A block budget samples evenly across the split: blocks are grouped by domain, so the first N
+    // would score only the first domains.
+    size_t count = available;
     if (max_blocks > 0) count = std::min<size_t>(count, static_cast<size_t>(max_blocks));
     for (size_t i = 0; i < count; ++i) {
-      data::Block block = dataset.block(which, i);
+      data::Block block = dataset.block(which, i * available / count);
       eval::EvalSequence s;
       s.ids.assign(block.ids.begin(), block.ids.begin() + block.num_real);
       s.loss_mask.assign(block.loss_mask.begin(), block.loss_mask.begin() + block.num_real);
