@@ -158,6 +158,7 @@ class Runner {
         if (c_.grow->clone == "plan") g.plan = dir / "plan.json";
         else g.clone = c_.grow->clone;
         g.router_noise = c_.grow->router_noise;
+        g.router_bias = c_.grow->router_bias;
         g.seed = c_.seed;
         auto r = surgery::grow(g);
         std::cout << "grow: " << r.experts_before << " -> " << r.experts_after << " experts per layer; max |logit difference| "
@@ -277,6 +278,8 @@ class Runner {
     t.recipe_label = c_.recipe_label;
     t.out_dir = run;
     t.progress = o_.progress;
+    // experts=plan:esft selectors read analyze's plan, which describes the model before grow.
+    if (fs::exists(o_.run_dir / "plan.json") && !c_.grow) t.analysis_plan = o_.run_dir / "plan.json";
     if (fs::exists(run / "run.json")) {
       t.resume = true;  // interrupted earlier: continue from its latest checkpoint
     } else if (fs::exists(run)) {

@@ -185,6 +185,7 @@ PipelineConfig parse_pipeline_config(const nlohmann::json& json, const fs::path&
       f.read("clone", g.clone);
       if (g.clone.empty()) f.bad("clone", "must be \"plan\" or a clone list like \"0:3,1:5\"");
       f.read("router_noise", g.router_noise, 0.0);
+      f.read("router_bias", g.router_bias);
       f.no_unknown_keys();
       if (g.clone == "plan" && !c.stats) f.bad("clone", "\"plan\" needs a \"stats\" stage (its analysis chooses the clones)");
       c.grow = g;

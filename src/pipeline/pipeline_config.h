@@ -39,6 +39,7 @@ struct UpcycleStage {
 struct GrowStage {
   std::string clone = "plan";   // "plan" (plan.json from analyze) or "L:E,.." / "*:E"
   double router_noise = 0.01;
+  std::string router_bias;      // e.g. "old:1": selection bias keeping clones out of the top-k at init (see grow.h)
 };
 
 struct SharedExpertStage {

@@ -67,6 +67,18 @@ Selection evaluate_term(const std::string& term, const SelectorContext& c, const
     pick_all_if([](const ParamInfo&, const std::string& n) { return n != "score_correction_bias"; });
   } else if (term == "experts") {
     pick_all_if([](const ParamInfo& p, const std::string&) { return p.num_experts > 0; });
+  } else if (starts_with(term, "experts=plan:")) {
+    if (!c.analysis_plan) fail(where, ": '", term, "' needs an analyze plan (moeforge train --plan plan.json)");
+    auto experts = plan_esft_experts(*c.analysis_plan, term.substr(13), c.analysis_plan_label);
+    for (const auto& [layer, list] : experts) {
+      if (layer < 0 || layer >= spec.num_layers || !spec.is_moe[layer])
+        fail(c.analysis_plan_label, ": layer ", layer, " is not an MoE layer of this model");
+      for (int64_t e : list)
+        if (e < 0 || e >= spec.moe.num_experts)
+          fail(c.analysis_plan_label, ": layer ", layer, " expert ", e, " is out of range (the model has ",
+               spec.moe.num_experts, " experts)");
+    }
+    pick_experts(experts);
   } else if (starts_with(term, "experts=")) {
     pick_experts(parse_layer_experts(term.substr(8), spec, where));
   } else if (term == "new_experts") {
@@ -134,6 +146,51 @@ void combine(Selection& acc, const Selection& term, char op) {
 }
 
 }  // namespace
+
+std::map<int64_t, std::vector<int64_t>> plan_esft_experts(const nlohmann::json& plan, const std::string& which,
+                                                          const std::string& label) {
+  if (!plan.is_object() || !plan.contains("esft") || !plan["esft"].is_object())
+    fail(label, ": no \"esft\" section (write the plan with `moeforge analyze`)");
+  const auto& esft = plan["esft"];
+  const nlohmann::json* sets = nullptr;
+  std::string key;
+  if (which == "esft") {
+    key = "esft.experts";
+    if (esft.contains("experts")) sets = &esft["experts"];
+  } else if (which == "esft:all") {
+    key = "esft.all";
+    if (esft.contains("all")) sets = &esft["all"];
+  } else if (starts_with(which, "esft:")) {
+    const std::string domain = which.substr(5);
+    key = "esft.domains." + domain;
+    if (esft.contains("domains") && esft["domains"].is_object() && esft["domains"].contains(domain))
+      sets = &esft["domains"][domain];
+    else if (esft.contains("domains") && esft["domains"].is_object()) {
+      std::string known;
+      for (const auto& [d, v] : esft["domains"].items()) known += (known.empty() ? "" : ", ") + d;
+      fail(label, ": no ESFT set for domain '", domain, "' (domains: ", known.empty() ? "none" : known, ")");
+    }
+  } else {
+    fail(label, ": 'experts=plan:", which, "' is not experts=plan:esft, experts=plan:esft:all or experts=plan:esft:DOMAIN");
+  }
+  if (!sets || !sets->is_object()) fail(label, ": ", key, " is missing or not an object of layer -> experts");
+  std::map<int64_t, std::vector<int64_t>> out;
+  for (const auto& [layer, list] : sets->items()) {
+    int64_t l = -1;
+    try {
+      size_t used = 0;
+      l = std::stoll(layer, &used);
+      if (used != layer.size()) l = -1;
+    } catch (...) {
+    }
+    if (l < 0 || !list.is_array()) fail(label, ": ", key, ".", layer, ": expected a layer index mapping to a list of experts");
+    for (const auto& e : list) {
+      if (!e.is_number_integer()) fail(label, ": ", key, ".", layer, ": expert ids must be integers");
+      out[l].push_back(e.get<int64_t>());
+    }
+  }
+  return out;
+}
 
 NewExperts parse_grow_record(const nlohmann::json& record, const std::string& label) {
   NewExperts out;

@@ -1,7 +1,8 @@
 // Parameter selectors: which canonical tensors (and which experts inside stacked expert tensors) a
 // phase trains. Terms are composed left to right by union ("+", default), difference ("-") and
 // intersection ("&"):
-//   all | experts | experts=L:E,L:E (E or L may be '*') | new_experts (moeforge_grow.json) | router |
+//   all | experts | experts=L:E,L:E (E or L may be '*') | experts=plan:esft[:DOMAIN|:all] (the ESFT
+//   sets of an analyze plan, `train --plan`) | new_experts (moeforge_grow.json) | router |
 //   shared_expert | norms | attention | mlp | embeddings | lm_head | layers=a-b | a glob over canonical
 //   names ("layers.*.q", "layers.1.experts.w_in").
 // e.g. ["new_experts", "router", "norms"] or "all - embeddings - lm_head".
@@ -40,7 +41,14 @@ struct SelectorContext {
   const ModelSpec* spec = nullptr;
   std::vector<ParamInfo> params;    // every canonical tensor, in for_each_parameter order
   const NewExperts* new_experts = nullptr;  // null: the model has no grow record
+  const nlohmann::json* analysis_plan = nullptr;  // plan.json of `moeforge analyze` (null: none given)
+  std::string analysis_plan_label;               // its file name, for messages
 };
+
+// The ESFT expert sets of an analyze plan: "esft" -> esft.experts (the plan's chosen domain),
+// "esft:all" -> esft.all, "esft:D" -> esft.domains.D. `label` names the plan in errors.
+std::map<int64_t, std::vector<int64_t>> plan_esft_experts(const nlohmann::json& plan, const std::string& which,
+                                                          const std::string& label);
 
 // Evaluates the terms; `where` ("recipe.json: phases[0].select") prefixes errors (unknown term,
 // out-of-range layer/expert, new_experts without a grow record, a term that picks nothing).

@@ -4,6 +4,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <iostream>
@@ -14,6 +15,7 @@
 #include "data/batch_iterator.h"
 #include "io/atomic_file.h"
 #include "io/checkpoint_store.h"
+#include "surgery/plan.h"
 #include "train/export.h"
 #include "train/losses.h"
 #include "train/metrics.h"
@@ -51,7 +53,8 @@ struct Plan {
   std::vector<std::map<int64_t, std::vector<int64_t>>> force;  // per phase: layer -> experts
 };
 
-Plan make_plan(model::Transformer& model, const nlohmann::json& recipe_json, const std::string& label, const fs::path& model_dir) {
+Plan make_plan(model::Transformer& model, const nlohmann::json& recipe_json, const std::string& label, const fs::path& model_dir,
+               const fs::path& analysis_plan) {
   Plan plan;
   plan.recipe = parse_recipe(recipe_json, label);
   const ModelSpec& spec = model.spec();
@@ -60,6 +63,14 @@ Plan make_plan(model::Transformer& model, const nlohmann::json& recipe_json, con
   const bool has_grow = fs::exists(grow);
   if (has_grow) new_experts = parse_grow_record(read_json_file(grow), grow.string());
   SelectorContext ctx{&spec, describe_parameters(model.weights(), spec), has_grow ? &new_experts : nullptr};
+  nlohmann::json analysis;
+  if (!analysis_plan.empty()) {
+    // The plan must describe this model (same family, layers, experts): checked like grow does.
+    surgery::check_plan_matches(surgery::read_plan(analysis_plan), spec);
+    analysis = read_json_file(analysis_plan);
+    ctx.analysis_plan = &analysis;
+    ctx.analysis_plan_label = analysis_plan.string();
+  }
   for (size_t p = 0; p < plan.recipe.phases.size(); ++p) {
     const Phase& phase = plan.recipe.phases[p];
     const std::string at = label + ": phases[" + std::to_string(p) + "]";
@@ -376,7 +387,9 @@ struct Trainer::Impl {
         bal_sum += b;
         const auto& now = model->weights().layers[layers[i]].router;
         const auto& start = router0[layers[i]];
-        const double d = (now.detach() - start).norm().item<double>() / std::max(1e-12, start.norm().item<double>());
+        // Relative to the larger norm, so an upcycled router that starts at zero reads 1, not 1e12.
+        const double scale = std::max({start.norm().item<double>(), now.detach().norm().item<double>(), 1e-12});
+        const double d = (now.detach() - start).norm().item<double>() / scale;
         drift.push_back(d);
         drift_sum += d;
       }
@@ -408,6 +421,7 @@ TrainResult Trainer::run() {
     if (o.model_dir.empty()) o.model_dir = run.at("model").get<std::string>();
     if (o.data_spec.empty()) o.data_spec = run.at("data").get<std::string>();
     if (o.tokenizer_dir.empty()) o.tokenizer_dir = run.at("tokenizer").get<std::string>();
+    if (o.analysis_plan.empty() && run.contains("plan")) o.analysis_plan = run.at("plan").get<std::string>();
     o.recipe = read_json_file(o.out_dir / "recipe.json");
     o.recipe_label = (o.out_dir / "recipe.json").string();
   } else if (fs::exists(o.out_dir / "checkpoints") || fs::exists(run_json)) {
@@ -421,7 +435,7 @@ TrainResult Trainer::run() {
   if (precheck.threads > 0) torch::set_num_threads(static_cast<int>(precheck.threads));
   model_ = model::Transformer::load(o.model_dir);
   I.model = model_.get();
-  I.plan = make_plan(*model_, o.recipe, o.recipe_label, o.model_dir);
+  I.plan = make_plan(*model_, o.recipe, o.recipe_label, o.model_dir, o.analysis_plan);
   for (const auto& L : model_->weights().layers) I.router0.push_back(L.router.defined() ? L.router.detach().clone() : torch::Tensor());
   if (o.resume) I.checkpoint = load_latest_checkpoint(o.out_dir);
   if (I.checkpoint) {
@@ -441,6 +455,7 @@ TrainResult Trainer::run() {
     fs::create_directories(o.out_dir);
     nlohmann::json run = {{"model", fs::absolute(o.model_dir).string()}, {"data", o.data_spec},
                           {"tokenizer", fs::absolute(o.tokenizer_dir).string()}, {"moeforge_train", 1}};
+    if (!o.analysis_plan.empty()) run["plan"] = fs::absolute(o.analysis_plan).string();
     write_file_atomic(run_json, run.dump(2) + "\n");
     write_file_atomic(o.out_dir / "recipe.json", o.recipe.dump(2) + "\n");
   }
@@ -472,9 +487,10 @@ TrainResult Trainer::run() {
   return I.result;
 }
 
-std::string list_params(const fs::path& model_dir, const nlohmann::json& recipe_json, const std::string& label) {
+std::string list_params(const fs::path& model_dir, const nlohmann::json& recipe_json, const std::string& label,
+                        const fs::path& analysis_plan) {
   auto model = model::Transformer::load(model_dir);
-  Plan plan = make_plan(*model, recipe_json, label, model_dir);
+  Plan plan = make_plan(*model, recipe_json, label, model_dir, analysis_plan);
   std::map<std::string, std::vector<int64_t>> shapes;
   for (const auto& p : describe_parameters(model->weights(), model->spec())) shapes[p.name] = p.shape;
   std::ostringstream out;

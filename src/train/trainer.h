@@ -22,6 +22,7 @@ struct TrainOptions {
   std::filesystem::path model_dir;
   std::string data_spec;
   std::filesystem::path tokenizer_dir;   // default: the model directory
+  std::filesystem::path analysis_plan;   // plan.json of `moeforge analyze` for experts=plan:esft (optional)
   nlohmann::json recipe;                 // raw recipe JSON (validated by the trainer)
   std::string recipe_label = "recipe";   // file name in messages
   std::filesystem::path out_dir;
@@ -56,6 +57,7 @@ class Trainer {
 };
 
 // `--list-params`: what each phase's selectors pick (names, shapes, experts, parameter counts, LoRA).
-std::string list_params(const std::filesystem::path& model_dir, const nlohmann::json& recipe, const std::string& recipe_label);
+std::string list_params(const std::filesystem::path& model_dir, const nlohmann::json& recipe, const std::string& recipe_label,
+                        const std::filesystem::path& analysis_plan = {});
 
 }  // namespace moeforge::train

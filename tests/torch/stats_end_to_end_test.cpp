@@ -18,6 +18,8 @@
 #include "stats/stats_job.h"
 #include "support/tiny_checkpoint.h"
 #include "surgery/plan.h"
+#include "train/selectors.h"
+#include "train/trainable.h"
 #include "test_util.h"
 
 namespace moeforge::stats {
@@ -196,6 +198,21 @@ TEST_F(StatsEndToEnd, AnalyzeChoosesTheCodeExpert) {
     Json other = plan;
     other["model"]["num_experts"] = 8;
     MOEFORGE_EXPECT_ERROR(surgery::check_plan_matches(surgery::parse_plan(other, "plan.json"), spec), "different model");
+    // Training's experts=plan:esft selectors read the same sets.
+    auto model = model::Transformer::load(options().model);
+    train::SelectorContext ctx{&spec, train::describe_parameters(model->weights(), spec), nullptr, &plan, "plan.json"};
+    for (const char* term : {"experts=plan:esft", "experts=plan:esft:code"}) {
+      auto selection = train::resolve_selection({term}, ctx, "r.json");
+      ASSERT_TRUE(selection.count("layers.1.experts.w_in")) << term;
+      EXPECT_EQ(train::selected_units(selection.at("layers.1.experts.w_in")), (std::vector<int64_t>{kCodeExpert})) << term;
+      for (const auto& [name, mask] : selection) {  // every layer: exactly the plan's set
+        const std::string layer = name.substr(7, name.find('.', 7) - 7);
+        EXPECT_EQ(Json(train::selected_units(mask)), plan["esft"]["experts"][layer]) << name;
+      }
+    }
+    MOEFORGE_EXPECT_ERROR(train::resolve_selection({"experts=plan:esft:poetry"}, ctx, "r.json"), "no ESFT set for domain 'poetry'");
+    ctx.analysis_plan = nullptr;
+    MOEFORGE_EXPECT_ERROR(train::resolve_selection({"experts=plan:esft"}, ctx, "r.json"), "needs an analyze plan");
   }
 }
 
