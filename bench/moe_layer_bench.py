@@ -60,6 +60,23 @@ def peer_times(shape, implementation, warmup, iters):
     return best_time(forward, warmup, iters), best_time(forward_backward, warmup, iters)
 
 
+def available_bytes():
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    return 1 << 62
+
+
+def peer_memory_bytes(shape, implementation):
+    """batched_mm gathers each routed token's expert weights ([T*k, 2F, H] + [T*k, H, F], fp32, and
+    their gradients): estimate it so a shape this machine cannot hold is skipped, not OOM-killed."""
+    if implementation != "batched_mm":
+        return 0
+    per_token = 3 * shape["ffn"] * shape["hidden"] * 4
+    return 2 * shape["tokens"] * shape["topk"] * per_token
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--build", default="build")
@@ -82,6 +99,11 @@ def main():
         print(f"  {'implementation':<22}{'fwd GFLOP/s':>12}{'fwd+bwd GFLOP/s':>17}{'bwd/fwd':>9}")
         peers = {}
         for implementation in IMPLEMENTATIONS:
+            need = peer_memory_bytes(shape, implementation)
+            if need > 0.6 * available_bytes():
+                print(f"  transformers {implementation:<9} skipped: needs ~{need / 2**30:.0f} GiB "
+                      f"(per-token expert weights), {available_bytes() / 2**30:.0f} GiB available")
+                continue
             try:
                 fwd, fb = peer_times(shape, implementation, args.warmup, args.iters)
             except Exception as error:  # an implementation this torch/CPU cannot run

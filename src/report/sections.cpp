@@ -102,7 +102,7 @@ std::string router_section(const TrainMetrics& m) {
     auto lines = per_layer_series(m, "router_drift_per_layer");
     lines.push_back({"router_drift (mean over MoE layers)", std::move(drift), category_color(0), 2.2});
     if (lines.size() > 1) lines.front().name = "per layer";
-    out += figure("chart-drift", line_chart("Router drift ||W - W0|| / ||W0||", "relative change", lines, phases),
+    out += figure("chart-drift", line_chart("Router drift ||W - W0|| / max(||W0||, ||W||)", "relative change", lines, phases),
                   "Router drift per logged step: mean over MoE layers (bold) and each layer (grey).");
   }
   out += scalar_chart(m, phases, "chart-balance", "Expert balance", "H(load) / log E", {"balance"});
