@@ -218,6 +218,32 @@ void CheckpointWriter::write_streamed(const std::string& name,
   target.written = true;
 }
 
+bool CheckpointWriter::copy_range_into(const std::string& name, int fd, uint64_t offset, uint64_t size, uint64_t at) {
+  Slot& target = slot(name);
+  if (at + size > target.decl.num_bytes())
+    fail(destination_.string(), ": tensor '", name, "' received more than its declared ", target.decl.num_bytes(), " bytes");
+  Shard& shard = *shards_[target.shard];
+  loff_t in = static_cast<loff_t>(offset), out = static_cast<loff_t>(target.file_offset + at);
+  uint64_t left = size;
+  while (left > 0) {
+    const ssize_t n = ::copy_file_range(fd, &in, shard.fd, &out, static_cast<size_t>(std::min<uint64_t>(left, 1ull << 30)), 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EXDEV || errno == ENOSYS || errno == EOPNOTSUPP || errno == EINVAL || errno == EBADF))
+      return false;
+    if (n < 0) fail(shard.path.string(), ": writing tensor '", name, "' failed: ", std::strerror(errno));
+    if (n == 0) fail("source of tensor '", name, "' ended early (truncated file?)");
+    left -= static_cast<uint64_t>(n);
+  }
+  return true;
+}
+
+void CheckpointWriter::mark_copied(const std::string& name, uint64_t bytes) {
+  Slot& target = slot(name);
+  if (bytes != target.decl.num_bytes())
+    fail(destination_.string(), ": tensor '", name, "' received ", bytes, " of its declared ", target.decl.num_bytes(), " bytes");
+  target.written = true;
+}
+
 void CheckpointWriter::add_file(const std::string& relative_name, const std::string& contents) {
   fs::path path = temp_dir_ / relative_name;
   std::error_code ec;

@@ -47,6 +47,12 @@ class CheckpointWriter {
   // bytes it put in buffer (0 ends); the total must equal the declared size. Keeps memory bounded.
   void write_streamed(const std::string& name,
                       const std::function<size_t(uint8_t* buffer, size_t capacity)>& fill);
+  // Copies `size` bytes at `offset` of the open file `fd` into tensor `name` at byte `at`, inside the
+  // kernel (copy_file_range: no user-space copy; file systems that share extents may reflink).
+  // Returns false, having written nothing useful, when the kernel or file system cannot: stream then.
+  bool copy_range_into(const std::string& name, int fd, uint64_t offset, uint64_t size, uint64_t at);
+  // After copy_range_into filled a tensor: checks `bytes` is its declared size and marks it written.
+  void mark_copied(const std::string& name, uint64_t bytes);
   // A non-tensor file written beside the shards (config.json, tokenizer.json, ...).
   void add_file(const std::string& relative_name, const std::string& contents);
   // Copies a file as-is (tokenizer files etc.).

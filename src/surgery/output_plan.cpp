@@ -53,7 +53,33 @@ FileRange file_range(const StoredTensor& tensor, uint64_t begin, uint64_t size) 
   return FileRange{tensor.file->path(), tensor.file->data_section_offset() + tensor.info->data_begin + begin, size};
 }
 
+namespace {
+
+// The kernel-side copy (copy_file_range); false when unavailable here, so the caller streams.
+bool kernel_copy(CheckpointWriter& writer, const std::string& name, const std::vector<FileRange>& parts) {
+  uint64_t at = 0;
+  for (const FileRange& r : parts) {
+    const int fd = ::open(r.file.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) fail(r.file.string(), ": cannot open: ", std::strerror(errno));
+    bool ok = false;
+    try {
+      ok = writer.copy_range_into(name, fd, r.offset, r.size, at);
+    } catch (...) {
+      ::close(fd);
+      throw;
+    }
+    ::close(fd);
+    if (!ok) return false;
+    at += r.size;
+  }
+  writer.mark_copied(name, at);
+  return true;
+}
+
+}  // namespace
+
 void write_streamed_copy(CheckpointWriter& writer, const std::string& name, const std::vector<FileRange>& parts) {
+  if (kernel_copy(writer, name, parts)) return;
   size_t part = 0;
   uint64_t done = 0;  // within parts[part]
   int fd = -1;

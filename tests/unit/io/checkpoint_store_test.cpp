@@ -1,7 +1,11 @@
 // Model directories: single file, sharded with an index, bad indexes; and the streaming writer.
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <cstring>
+#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
@@ -74,6 +78,25 @@ TEST(CheckpointWriter, SingleShardUsesPlainName) {
   EXPECT_FALSE(fs::exists(dir / "m/model.safetensors.index.json"));
   auto store = CheckpointStore::open(dir / "m");
   EXPECT_EQ(view_string(store->tensor("x")), std::string("\x80\x3f\x00\x40", 4));
+}
+
+TEST(CheckpointWriter, KernelCopyFillsATensorFromFileRanges) {
+  test::TempDir dir;
+  const std::string source = pattern_bytes(64, 7);
+  { std::ofstream(dir / "src.bin", std::ios::binary) << source; }
+  const int fd = ::open((dir / "src.bin").c_str(), O_RDONLY);
+  ASSERT_GE(fd, 0);
+  CheckpointWriter writer(dir / "m", {{"x", DType::U8, {48}}});
+  // two ranges of the source, in the order they make the tensor: bytes 16..47, then 0..15
+  const bool kernel = writer.copy_range_into("x", fd, 16, 32, 0) && writer.copy_range_into("x", fd, 0, 16, 32);
+  ::close(fd);
+  if (!kernel) GTEST_SKIP() << "copy_file_range is not available on this file system";
+  MOEFORGE_EXPECT_ERROR(writer.mark_copied("x", 40), "received 40 of its declared 48 bytes");
+  writer.mark_copied("x", 48);
+  writer.commit();
+  auto store = CheckpointStore::open(dir / "m");
+  ByteView got = store->tensor("x").bytes();
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(got.data), got.size), source.substr(16, 32) + source.substr(0, 16));
 }
 
 TEST(CheckpointWriter, AbandonedWriterLeavesNothingBehind) {
