@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
+#include "report/run_files.h"
 
 namespace moeforge::report {
 
@@ -42,14 +43,7 @@ EvalTable table(const Json& j, const std::string& name) {
 
 std::vector<EvalTable> read_eval_tables(const fs::path& file) {
   const std::string label = file.string();
-  std::ifstream in(file);
-  if (!in) fail(label, ": cannot open");
-  Json root;
-  try {
-    root = Json::parse(in);
-  } catch (const Json::parse_error& e) {
-    fail(label, ": not valid JSON (byte ", e.byte, ")");
-  }
+  const Json root = read_input_json(file);
   if (is_result(root)) return {table(root, label)};
   std::vector<EvalTable> tables;
   if (root.is_object() && root.contains("models") && root["models"].is_array()) {  // `moeforge pipeline` eval.json

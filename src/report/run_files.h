@@ -3,6 +3,7 @@
 #pragma once
 
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <vector>
 
 namespace moeforge::report {
@@ -18,5 +19,8 @@ struct RunFiles {
 // Searches `run_dir` (which must be a directory) down to kMaxSearchDepth; hidden entries (temporary
 // directories of unfinished writes) are skipped and symlinked directories are not followed.
 RunFiles find_run_files(const std::filesystem::path& run_dir);
+
+// Parses one JSON input of the report: "<file>: cannot open" / "<file>: not valid JSON (byte N)".
+nlohmann::json read_input_json(const std::filesystem::path& file);
 
 }  // namespace moeforge::report

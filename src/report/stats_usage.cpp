@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
+#include "report/run_files.h"
 
 namespace moeforge::report {
 
@@ -36,14 +37,7 @@ std::vector<double> normalised(std::vector<double> v) {
 
 UsageMatrix read_stats_usage(const fs::path& file) {
   const std::string label = file.string();
-  std::ifstream in(file);
-  if (!in) fail(label, ": cannot open");
-  Json root;
-  try {
-    root = Json::parse(in);
-  } catch (const Json::parse_error& e) {
-    fail(label, ": not valid JSON (byte ", e.byte, ")");
-  }
+  const Json root = read_input_json(file);
   if (!root.is_object() || root.value("format", "") != "moeforge.router_stats")
     fail(label, ": not a moeforge stats file (\"format\" is not \"moeforge.router_stats\")");
   if (!root.contains("layers") || !root["layers"].is_array()) fail(label, ": needs a \"layers\" array");
