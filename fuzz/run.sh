@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every built fuzzer for a bounded time: fuzz/run.sh BUILD_DIR SECONDS_PER_FUZZER.
-# Seeds come from fuzz/corpus/<name>/ (checked in) and the real files in shared/data; new corpus
+# Seeds come from fuzz/corpus/<name>/ (checked in); new corpus
 # entries go to a scratch directory so the tree stays clean. Exits non-zero on any crash/leak/hang.
 set -euo pipefail
 build=${1:-build-fuzz}
