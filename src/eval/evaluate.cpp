@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <iostream>
@@ -149,6 +150,23 @@ EvalResult evaluate(const model::Transformer& model, const std::vector<EvalSeque
     result.mean_kl = kl_sum / static_cast<double>(result.tokens);
   }
   return result;
+}
+
+std::vector<EvalSequence> sequences_of(const data::Dataset& dataset, data::Split split, int64_t max_blocks) {
+  const size_t available = dataset.num_blocks(split);
+  size_t count = available;
+  if (max_blocks > 0) count = std::min<size_t>(count, static_cast<size_t>(max_blocks));
+  std::vector<EvalSequence> sequences;
+  sequences.reserve(count);
+  for (size_t i = 0; i < count; ++i) {
+    data::Block block = dataset.block(split, i * available / count);
+    EvalSequence s;
+    s.ids.assign(block.ids.begin(), block.ids.begin() + block.num_real);
+    s.loss_mask.assign(block.loss_mask.begin(), block.loss_mask.begin() + block.num_real);
+    s.domain = dataset.domains().at(block.domain);
+    sequences.push_back(std::move(s));
+  }
+  return sequences;
 }
 
 nlohmann::json to_json(const EvalResult& r) {

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "data/dataset.h"
 #include "model/transformer.h"
 
 namespace moeforge::eval {
@@ -21,6 +22,11 @@ struct EvalSequence {
   std::vector<uint8_t> loss_mask;  // same length as ids; empty = every token counts
   std::string domain;              // "" when unknown
 };
+
+// The blocks of one split as sequences to score (padding dropped). With max_blocks > 0 at most that
+// many, spread evenly over the split: blocks are grouped by domain, so the first N would score only
+// the first domains. Empty when the split has no blocks.
+std::vector<EvalSequence> sequences_of(const data::Dataset& dataset, data::Split split, int64_t max_blocks = 0);
 
 struct EvalOptions {
   int64_t batch_size = 8;

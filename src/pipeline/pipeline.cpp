@@ -56,20 +56,7 @@ std::vector<eval::EvalSequence> eval_sequences(const PipelineConfig& c, const tr
   }
   *fraction_used = split == data::Split::Validation ? options.validation_fraction : 0.0;
   auto dataset = data::Dataset::open(c.eval_data, c.tokenizer, options);
-  const size_t available = dataset.num_blocks(split);
-  // A block budget samples evenly across the split: blocks are grouped by domain, so the first N
-  // would score only the first domains.
-  size_t count = available;
-  if (c.eval.max_blocks > 0) count = std::min<size_t>(count, static_cast<size_t>(c.eval.max_blocks));
-  std::vector<eval::EvalSequence> sequences;
-  for (size_t i = 0; i < count; ++i) {
-    data::Block block = dataset.block(split, i * available / count);
-    eval::EvalSequence s;
-    s.ids.assign(block.ids.begin(), block.ids.begin() + block.num_real);
-    s.loss_mask.assign(block.loss_mask.begin(), block.loss_mask.begin() + block.num_real);
-    s.domain = dataset.domains().at(block.domain);
-    sequences.push_back(std::move(s));
-  }
+  auto sequences = eval::sequences_of(dataset, split, c.eval.max_blocks);
   if (sequences.empty())
     fail(c.config_path.string(), ": eval: no ", split == data::Split::Validation ? "validation " : "", "blocks of ",
          c.eval.block_size, " tokens in ", c.eval_data, " (lower eval.block_size or add data)");
@@ -101,14 +88,13 @@ class Runner {
   }
 
   std::vector<std::string> run() {
+    check_base_fits_the_job();
     const fs::path& dir = o_.run_dir;
     fs::create_directories(dir);
     remember_job();
     fs::path current = c_.base;
-    const bool base_moe = is_moe(c_.base);
 
     if (c_.upcycle) {
-      if (base_moe) fail(c_.config_path.string(), ": surgery.upcycle: ", c_.base.string(), " is already an MoE (use surgery.grow)");
       if (stage("upcycle", dir / "upcycled")) {
         surgery::UpcycleOptions u;
         u.source = current;
@@ -131,8 +117,6 @@ class Runner {
     if (done()) return ran_;
 
     if (c_.stats) {
-      if (!c_.upcycle && !base_moe)
-        fail(c_.config_path.string(), ": stats: ", c_.base.string(), " is dense; router statistics need an MoE (add surgery.upcycle)");
       if (stage("stats_before", dir / "stats_before")) collect_stats(current, dir / "stats_before");
       if (done()) return ran_;
       if (stage("analyze", dir / "plan.json")) {
@@ -150,7 +134,6 @@ class Runner {
     }
 
     if (c_.grow) {
-      if (!c_.upcycle && !base_moe) fail(c_.config_path.string(), ": surgery.grow: ", c_.base.string(), " is not an MoE");
       if (stage("grow", dir / "grown")) {
         surgery::GrowOptions g;
         g.source = current;
@@ -168,7 +151,6 @@ class Runner {
       if (done()) return ran_;
     }
     if (c_.shared_expert) {
-      if (!c_.upcycle && !base_moe) fail(c_.config_path.string(), ": surgery.shared_expert: ", c_.base.string(), " is not an MoE");
       if (stage("shared_expert", dir / "shared")) {
         surgery::SharedExpertOptions s;
         s.source = current;
@@ -228,6 +210,19 @@ class Runner {
     std::string s;
     for (const auto& n : stage_names()) s += (s.empty() ? "" : ", ") + n;
     return s;
+  }
+
+  // Stages that need an MoE need one before any stage runs, not after the earlier ones finished.
+  void check_base_fits_the_job() const {
+    const std::string job = c_.config_path.string(), base = c_.base.string();
+    if (is_moe(c_.base)) {
+      if (c_.upcycle) fail(job, ": surgery.upcycle: ", base, " is already an MoE (use surgery.grow)");
+      return;
+    }
+    if (c_.upcycle) return;  // upcycle makes the MoE the later stages work on
+    if (c_.stats) fail(job, ": stats: ", base, " is dense; router statistics need an MoE (add surgery.upcycle)");
+    if (c_.grow) fail(job, ": surgery.grow: ", base, " is not an MoE");
+    if (c_.shared_expert) fail(job, ": surgery.shared_expert: ", base, " is not an MoE");
   }
 
   // Prints the stage header; false (skip) when its output is already complete.

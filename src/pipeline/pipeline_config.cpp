@@ -107,20 +107,21 @@ PipelineConfig parse_pipeline_config(const nlohmann::json& json, const fs::path&
   c.config_path = config_path;
   Fields top(json, "", label);
 
-  std::string text;
-  top.read("base", text);
-  if (text.empty()) top.bad("base", "is required (the dense or MoE model directory to start from)");
-  c.base = resolve(dir, text);
-  text.clear();
-  top.read("tokenizer", text);
-  c.tokenizer = text.empty() ? c.base : resolve(dir, text);
-  text.clear();
-  top.read("data", text);
-  if (text.empty()) top.bad("data", "is required (a data spec: file, directory or mixture)");
-  c.data = resolve_data_spec(dir, text);
-  text.clear();
-  top.read("eval_data", text);
-  c.eval_data = text.empty() ? c.data : resolve_data_spec(dir, text);
+  auto string_of = [&](const char* key) {
+    std::string value;
+    top.read(key, value);
+    return value;
+  };
+  const std::string base = string_of("base");
+  if (base.empty()) top.bad("base", "is required (the dense or MoE model directory to start from)");
+  c.base = resolve(dir, base);
+  const std::string tokenizer = string_of("tokenizer");
+  c.tokenizer = tokenizer.empty() ? c.base : resolve(dir, tokenizer);
+  const std::string data = string_of("data");
+  if (data.empty()) top.bad("data", "is required (a data spec: file, directory or mixture)");
+  c.data = resolve_data_spec(dir, data);
+  const std::string eval_data = string_of("eval_data");
+  c.eval_data = eval_data.empty() ? c.data : resolve_data_spec(dir, eval_data);
   top.read("seed", c.seed);
   top.read("model_name", c.model_name);
   top.read("report", c.report);

@@ -40,20 +40,7 @@ struct EvalCommand {
       fail("--split '", split, "' is not 'all' or 'validation'");
     }
     auto dataset = data::Dataset::open(data_spec, tokenizer_dir.empty() ? model_dir : tokenizer_dir, options);
-    std::vector<eval::EvalSequence> sequences;
-    const size_t available = dataset.num_blocks(which);
-    // A block budget samples evenly across the split: blocks are grouped by domain, so the first N
-    // would score only the first domains.
-    size_t count = available;
-    if (max_blocks > 0) count = std::min<size_t>(count, static_cast<size_t>(max_blocks));
-    for (size_t i = 0; i < count; ++i) {
-      data::Block block = dataset.block(which, i * available / count);
-      eval::EvalSequence s;
-      s.ids.assign(block.ids.begin(), block.ids.begin() + block.num_real);
-      s.loss_mask.assign(block.loss_mask.begin(), block.loss_mask.begin() + block.num_real);
-      s.domain = dataset.domains().at(block.domain);
-      sequences.push_back(std::move(s));
-    }
+    const auto sequences = eval::sequences_of(dataset, which, max_blocks);
     if (sequences.empty()) fail(data_spec, ": no ", split == "all" ? "" : "validation ", "blocks to evaluate");
     eval::EvalOptions eval_options;
     eval_options.batch_size = batch_size;
