@@ -4,19 +4,10 @@ corpus (genre letter = domain)."""
 import json
 import os
 import re
-import subprocess
 
-BIN = os.environ.get("MOEFORGE_BIN", os.path.join(os.path.dirname(__file__), "../../build/moeforge"))
+from moeforge_cli import moeforge  # noqa: F401 (re-exported to the stats scripts)
+
 SHARED = os.environ.get("MOEFORGE_SHARED_DATA", os.path.join(os.path.dirname(__file__), "../../../shared/data"))
-
-
-def moeforge(*args, expect_ok=True):
-    """Runs `moeforge ARGS`; returns (returncode, stdout + stderr)."""
-    result = subprocess.run([BIN, *map(str, args)], capture_output=True, text=True)
-    text = result.stdout + result.stderr
-    if expect_ok and result.returncode != 0:
-        raise RuntimeError(f"moeforge {' '.join(map(str, args))} failed: {text.strip()}")
-    return result.returncode, text
 
 
 def init_moe(out, config, tokenizer="llama2", seed=1):

@@ -3,7 +3,6 @@ directory, checksum a directory tree (input untouched), and collect failures."""
 import hashlib
 import os
 import re
-import subprocess
 import sys
 
 import torch
@@ -11,22 +10,13 @@ import transformers
 from safetensors.torch import load_file
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from moeforge_cli import moeforge  # noqa: E402,F401 (re-exported to the surgery scripts)
 
-BIN = os.environ.get("MOEFORGE_BIN", os.path.join(os.path.dirname(__file__), "../../build/moeforge"))
 TOLERANCE = 1e-4       # our runtime vs transformers on the same output
 EXACT = 1e-5           # surgery that must not change the function
 torch.set_num_threads(2)
 transformers.logging.set_verbosity_error()
 transformers.utils.logging.disable_progress_bar()
-
-
-def moeforge(*args, expect_ok=True):
-    """Runs `moeforge ARGS`; returns (returncode, stdout + stderr)."""
-    result = subprocess.run([BIN, *map(str, args)], capture_output=True, text=True)
-    text = result.stdout + result.stderr
-    if expect_ok and result.returncode != 0:
-        raise RuntimeError(f"moeforge {' '.join(map(str, args))} failed: {text.strip()}")
-    return result.returncode, text
 
 
 def reported_diff(text):
