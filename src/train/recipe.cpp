@@ -266,7 +266,6 @@ Recipe parse_recipe(const json& j, const std::string& label) {
   f.check(r.validation_fraction >= 0 && r.validation_fraction < 1, "validation_fraction", "must be in [0, 1)");
   r.packing = f.choice("packing", r.packing, {"concat", "per-document"});
   r.precision = f.choice("precision", r.precision, {"fp32", "bf16"});
-  f.check(r.precision == "fp32", "precision", "bf16 with fp32 master weights is not implemented yet; use \"fp32\"");
   json defaults = json::object();
   if (f.has("defaults")) {
     defaults = f.raw("defaults");

@@ -95,7 +95,7 @@ struct Recipe {
   ProbeMode probe = ProbeMode::Error;// gradient probe before each phase
   double validation_fraction = 0.0;  // documents held out of training (data split)
   std::string packing = "concat";    // "concat" | "per-document"
-  std::string precision = "fp32";    // "fp32" only for now (bf16 autocast is future work)
+  std::string precision = "fp32";    // "fp32", or "bf16": model in bf16, trained tensors as fp32 masters
   std::vector<Phase> phases;
 };
 

@@ -38,16 +38,17 @@ bool is_lora_target(const std::string& name, int64_t dims, const LoraOptions& lo
 torch::Tensor TrainableTensor::lora_delta() const {
   if (experts.empty()) return torch::mm(lora_b, lora_a) * lora_scale;  // [out, in]
   auto delta_n = torch::bmm(lora_b, lora_a) * lora_scale;              // [n, out, in]
-  return torch::zeros_like(*base).index_add(0, index, delta_n);        // [E, out, in]
+  return torch::zeros(base->sizes(), delta_n.options()).index_add(0, index, delta_n);  // [E, out, in]
 }
 
 torch::Tensor TrainableTensor::effective() const {
+  const auto dtype = base->scalar_type();  // the model's compute dtype; fp32 leaves are cast to it
   if (lora) {
-    if (experts.empty()) return *base + torch::mm(lora_b, lora_a) * lora_scale;            // [out, in]
-    return base->index_add(0, index, torch::bmm(lora_b, lora_a) * lora_scale);            // [E, out, in]
+    if (experts.empty()) return *base + (torch::mm(lora_b, lora_a) * lora_scale).to(dtype);                 // [out, in]
+    return base->index_add(0, index, (torch::bmm(lora_b, lora_a) * lora_scale).to(dtype));                 // [E, out, in]
   }
-  if (experts.empty()) return value;
-  return base->index_copy(0, index, value);  // [E, ...]: selected experts from the slice
+  if (experts.empty()) return value.to(dtype);
+  return base->index_copy(0, index, value.to(dtype));  // [E, ...]: selected experts from the slice
 }
 
 std::vector<ParamInfo> describe_parameters(model::ModelWeights& weights, const ModelSpec& spec) {
@@ -95,32 +96,41 @@ TrainableSet::TrainableSet(model::ModelWeights& weights, const ModelSpec& spec, 
     const double wd = group_wd >= 0 ? group_wd
                       : (dims >= 2 || options.optimizer.decay_vectors) ? options.optimizer.weight_decay : 0.0;
     const double lora_wd = group_wd >= 0 ? group_wd : options.optimizer.weight_decay;
+    // Mixed precision: an fp32 master (kept by the caller across phases) is what trains.
+    if (options.masters && tt.base->scalar_type() != torch::kFloat32) {
+      auto& m = (*options.masters)[name];
+      if (!m.defined()) m = tt.base->detach().to(torch::kFloat32);
+      tt.master = m;
+    }
+    const torch::Tensor& source = tt.master.defined() ? tt.master : *tt.base;  // fp32 values to train from
     if (tt.lora) {
       const int64_t r = options.lora.rank;
       tt.lora_scale = options.lora.alpha / static_cast<double>(r);
       const int64_t out_dim = tt.base->size(-2), in_dim = tt.base->size(-1);
-      auto fopts = tt.base->options().requires_grad(false);
+      // Drawn on the CPU generator in fp32 whatever the device, so a run starts the same everywhere.
+      auto cpu32 = torch::TensorOptions().dtype(torch::kFloat32);
       const double bound = 1.0 / std::sqrt(static_cast<double>(in_dim));  // kaiming_uniform(a=sqrt(5))
+      const auto device = tt.base->device();
       if (stacked) {
         const int64_t n = static_cast<int64_t>(tt.experts.size());
-        tt.lora_a = torch::empty({n, r, in_dim}, fopts).uniform_(-bound, bound);  // [n, r, in]
-        tt.lora_b = torch::zeros({n, out_dim, r}, fopts);                           // [n, out, r]
+        tt.lora_a = torch::empty({n, r, in_dim}, cpu32).uniform_(-bound, bound).to(device);  // [n, r, in]
+        tt.lora_b = torch::zeros({n, out_dim, r}, cpu32.device(device));                      // [n, out, r]
       } else {
-        tt.lora_a = torch::empty({r, in_dim}, fopts).uniform_(-bound, bound);  // [r, in]
-        tt.lora_b = torch::zeros({out_dim, r}, fopts);                           // [out, r]
+        tt.lora_a = torch::empty({r, in_dim}, cpu32).uniform_(-bound, bound).to(device);  // [r, in]
+        tt.lora_b = torch::zeros({out_dim, r}, cpu32.device(device));                      // [out, r]
       }
       tt.lora_a.requires_grad_(true);
       tt.lora_b.requires_grad_(true);
       leaves_.push_back({name + ".lora_A", tt.lora_a, lr_scale, lora_wd});
       leaves_.push_back({name + ".lora_B", tt.lora_b, lr_scale, lora_wd});
     } else if (stacked && !selects_all(mask)) {
-      tt.value = tt.base->index_select(0, tt.index).detach().clone().requires_grad_(true);  // [n, ...]
+      tt.value = source.index_select(0, tt.index).detach().clone().requires_grad_(true);  // [n, ...]
       leaves_.push_back({name + ".slice", tt.value, lr_scale, wd});
     } else {
       tt.experts.clear();
       tt.index = torch::Tensor();
-      tt.base->requires_grad_(true);
-      tt.value = *tt.base;
+      tt.value = source;
+      tt.value.requires_grad_(true);
       leaves_.push_back({name, tt.value, lr_scale, wd});
     }
     tensors_.push_back(std::move(tt));
@@ -131,9 +141,9 @@ TrainableSet::TrainableSet(model::ModelWeights& weights, const ModelSpec& spec, 
 TrainableSet::~TrainableSet() {
   if (finished_) return;
   for (auto& t : tensors_)
-    if (!t.lora && t.experts.empty() && t.base->requires_grad()) {
-      t.base->mutable_grad() = torch::Tensor();
-      t.base->requires_grad_(false);
+    if (!t.lora && t.experts.empty() && t.value.requires_grad()) {
+      t.value.mutable_grad() = torch::Tensor();
+      t.value.requires_grad_(false);
     }
 }
 
@@ -151,8 +161,15 @@ model::ModelWeights TrainableSet::effective_weights() const {
 
 void TrainableSet::write_back() {
   torch::NoGradGuard no_grad;
-  for (auto& t : tensors_)
-    if (!t.lora && !t.experts.empty()) t.base->index_copy_(0, t.index, t.value.detach());
+  for (auto& t : tensors_) {
+    if (t.lora) continue;
+    if (t.experts.empty()) {
+      if (t.master.defined()) t.base->copy_(t.value.detach());  // fp32 master -> model precision
+      continue;
+    }
+    if (t.master.defined()) t.master.index_copy_(0, t.index, t.value.detach());
+    t.base->index_copy_(0, t.index, t.value.detach().to(t.base->scalar_type()));
+  }
 }
 
 void TrainableSet::finish() {
@@ -161,10 +178,15 @@ void TrainableSet::finish() {
   write_back();
   for (auto& t : tensors_) {
     if (t.lora) {
-      t.base->add_(t.lora_delta().detach());
+      if (t.master.defined()) {
+        t.master.add_(t.lora_delta().detach());
+        t.base->copy_(t.master);
+      } else {
+        t.base->add_(t.lora_delta().detach());
+      }
     } else if (t.experts.empty()) {
-      t.base->mutable_grad() = torch::Tensor();
-      t.base->requires_grad_(false);
+      t.value.mutable_grad() = torch::Tensor();
+      t.value.requires_grad_(false);
     }
   }
   finished_ = true;

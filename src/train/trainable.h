@@ -30,7 +30,8 @@ struct TrainableTensor {
   torch::Tensor* base = nullptr;    // the model's tensor (full shape)
   std::vector<int64_t> experts;     // selected experts of a stacked tensor; empty = whole tensor
   torch::Tensor index;              // [n] int64 of `experts`
-  torch::Tensor value;              // full method: the base itself (whole) or [n, ...] slice
+  torch::Tensor value;              // full method: the base itself or its fp32 master (whole), or an fp32 [n, ...] slice
+  torch::Tensor master;             // mixed precision: the fp32 master of `base` (full shape); else undefined
   bool lora = false;
   torch::Tensor lora_a, lora_b;     // [r, in] / [out, r], or [n, r, in] / [n, out, r] for experts
   double lora_scale = 0.0;          // alpha / r
@@ -46,6 +47,11 @@ struct TrainableOptions {
   LoraOptions lora;
   OptimizerOptions optimizer;       // weight decay and groups
   std::map<std::string, Selection> group_selections;  // ParamGroup::select resolved, same order as optimizer.groups
+  // Mixed precision: when the model holds a selected tensor in a lower precision (bf16), training
+  // updates an fp32 master kept here (canonical name -> full-shape fp32 tensor on the model's
+  // device), created from the model's tensor on first use. The caller keeps the map across phases
+  // so a tensor trained in several phases never loses its low bits. Unused for fp32 models.
+  std::map<std::string, torch::Tensor>* masters = nullptr;
 };
 
 class TrainableSet {
@@ -61,9 +67,10 @@ class TrainableSet {
   const std::vector<Leaf>& leaves() const { return leaves_; }
   std::vector<Leaf>& leaves() { return leaves_; }
   const std::vector<TrainableTensor>& tensors() const { return tensors_; }
-  // After an optimiser step: copy expert slices back into the model's stacked tensors.
+  // After an optimiser step: copy expert slices back into the model's stacked tensors (and masters
+  // into the model's low-precision tensors).
   void write_back();
-  // End of phase: fold LoRA deltas into the model's tensors, drop requires_grad.
+  // End of phase: fold LoRA deltas into the model's tensors (and masters), drop requires_grad.
   void finish();
   void zero_grad();
   // Canonical name -> expert mask of what this set changes in the model (for the run's record).

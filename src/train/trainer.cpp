@@ -15,6 +15,7 @@
 #include "data/batch_iterator.h"
 #include "io/atomic_file.h"
 #include "io/checkpoint_store.h"
+#include "model/device.h"
 #include "surgery/plan.h"
 #include "train/export.h"
 #include "train/losses.h"
@@ -30,11 +31,22 @@ namespace fs = std::filesystem;
 
 namespace {
 
-torch::Tensor rng_state() { return at::detail::getDefaultCPUGenerator().get_state(); }
-void set_rng_state(const torch::Tensor& s) {
-  at::Generator gen = at::detail::getDefaultCPUGenerator();
-  std::lock_guard<std::mutex> lock(gen.mutex());
-  gen.set_state(s);
+// The generators a run draws from: the CPU one (LoRA init, shuffling) and, on an accelerator, the
+// device's (router noise). Saved in checkpoints as "rng.<device type>".
+std::map<std::string, torch::Tensor> rng_state(const torch::Device& device) {
+  std::map<std::string, torch::Tensor> out{{"rng.cpu", at::detail::getDefaultCPUGenerator().get_state()}};
+  if (!device.is_cpu()) out["rng." + c10::DeviceTypeName(device.type(), true)] = at::globalContext().defaultGenerator(device).get_state();
+  return out;
+}
+void set_rng_state(const torch::Device& device, const std::map<std::string, torch::Tensor>& tensors) {
+  auto restore = [&](at::Generator gen, const std::string& key) {
+    auto it = tensors.find(key);
+    if (it == tensors.end()) return;
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    gen.set_state(it->second.to(torch::kCPU));
+  };
+  restore(at::detail::getDefaultCPUGenerator(), "rng.cpu");
+  if (!device.is_cpu()) restore(at::globalContext().defaultGenerator(device), "rng." + c10::DeviceTypeName(device.type(), true));
 }
 
 void merge_into(Selection& acc, const Selection& more) {
@@ -62,7 +74,10 @@ Plan make_plan(model::Transformer& model, const nlohmann::json& recipe_json, con
   const fs::path grow = model_dir / "moeforge_grow.json";
   const bool has_grow = fs::exists(grow);
   if (has_grow) new_experts = parse_grow_record(read_json_file(grow), grow.string());
-  SelectorContext ctx{&spec, describe_parameters(model.weights(), spec), has_grow ? &new_experts : nullptr};
+  SelectorContext ctx;
+  ctx.spec = &spec;
+  ctx.params = describe_parameters(model.weights(), spec);
+  ctx.new_experts = has_grow ? &new_experts : nullptr;
   nlohmann::json analysis;
   if (!analysis_plan.empty()) {
     // The plan must describe this model (same family, layers, experts): checked like grow does.
@@ -119,7 +134,8 @@ struct Trainer::Impl {
   bool resumed = false;
   std::optional<RunState> checkpoint;  // loaded for resume, consumed by the phase it belongs to
   std::vector<torch::Tensor> router0;  // per layer (undefined for dense layers)
-  std::map<int64_t, torch::Tensor> aux_bias;  // MoE layer -> [E] aux-loss-free selection bias
+  std::map<int64_t, torch::Tensor> aux_bias;  // MoE layer -> [E] aux-loss-free selection bias (on the device)
+  std::map<std::string, torch::Tensor> masters;  // precision bf16: fp32 masters of trained tensors
   std::unique_ptr<MetricsLog> metrics;
   TrainResult result;
 
@@ -141,10 +157,11 @@ struct Trainer::Impl {
       if (forced != plan.force[p].end()) {
         bias = torch::zeros({E}, torch::kFloat32);
         for (int64_t e : forced->second) bias[e] = phase.routing.force_route_bias;
+        bias = bias.to(model->device());
       }
       auto a = aux_bias.find(l);
       if (a != aux_bias.end() && a->second.abs().sum().item<double>() > 0) bias = bias.defined() ? bias + a->second : a->second.clone();
-      if (bias.defined()) f.selection_bias[l] = bias.to(model->device());
+      if (bias.defined()) f.selection_bias[l] = bias;
     }
     return f;
   }
@@ -186,10 +203,10 @@ struct Trainer::Impl {
     data::BatchIterator copy = it;
     data::Batch b;
     copy.next(b);
-    auto saved = rng_state();
+    auto saved = rng_state(model->device());
     StepStats stats;
     micro_step(set, b, p, static_cast<int64_t>(b.targets()), 1, stats, forward_options(p));
-    set_rng_state(saved);
+    set_rng_state(model->device(), saved);
     std::vector<std::string> problems;
     const auto layers = moe_layers();
     for (const auto& t : set.tensors()) {
@@ -236,7 +253,11 @@ struct Trainer::Impl {
     if (set) merge_into(s.changed, set->changed());
     std::map<std::string, torch::Tensor*> by_name;
     model::for_each_parameter(model->weights(), [&](const std::string& name, torch::Tensor& t) { by_name[name] = &t; });
-    for (const auto& [name, mask] : s.changed) s.tensors["model." + name] = by_name.at(name)->detach();
+    // Trained tensors at full precision: the fp32 master where the model holds a bf16 copy.
+    for (const auto& [name, mask] : s.changed) {
+      auto m = masters.find(name);
+      s.tensors["model." + name] = (m != masters.end() ? m->second : *by_name.at(name)).detach();
+    }
     if (set) {
       for (const auto& leaf : set->leaves())
         if (!by_name.count(leaf.name)) s.tensors["leaf." + leaf.name] = leaf.tensor.detach();
@@ -245,7 +266,7 @@ struct Trainer::Impl {
       for (const auto& [slot, t] : opt->state()) s.tensors["opt." + slot] = t;
       s.optimizer_steps = opt->steps();
     }
-    s.tensors["rng.cpu"] = rng_state();
+    for (const auto& [key, t] : rng_state(model->device())) s.tensors[key] = t;
     for (const auto& [l, b] : aux_bias) s.tensors["aux_free." + std::to_string(l)] = b;
     save_checkpoint(o.out_dir, s, plan.recipe.keep_checkpoints);
   }
@@ -257,13 +278,16 @@ struct Trainer::Impl {
     for (const auto& [key, t] : cp.tensors) {
       if (starts_with(key, "model.")) {
         auto it = by_name.find(key.substr(6));
-        if (it == by_name.end()) fail(o.out_dir.string(), ": checkpoint tensor '", key, "' does not match the model");
+        if (it == by_name.end() || it->second->sizes() != t.sizes())
+          fail(o.out_dir.string(), ": checkpoint tensor '", key, "' does not match the model");
         it->second->copy_(t);
+        if (it->second->scalar_type() != torch::kFloat32) masters[it->first] = t.to(model->device(), torch::kFloat32);
       } else if (starts_with(key, "aux_free.")) {
-        aux_bias[std::stoll(key.substr(9))] = t.clone();
+        aux_bias[std::stoll(key.substr(9))] = t.to(model->device());
       }
     }
-    set_rng_state(cp.tensors.at("rng.cpu"));
+    if (!cp.tensors.count("rng.cpu")) fail(o.out_dir.string(), ": checkpoint has no rng.cpu state");
+    set_rng_state(model->device(), cp.tensors);
   }
 
   void run_phase(size_t p) {
@@ -279,7 +303,7 @@ struct Trainer::Impl {
     if (dataset.num_blocks(data::Split::Train) == 0) fail(o.data_spec, ": no training blocks of ", phase.seq_len, " tokens");
     data::BatchIterator it(dataset, data::Split::Train, {phase.batch_size, r.seed + p, true, true});
 
-    TrainableOptions topts{phase.method, phase.lora, phase.optimizer, plan.groups[p]};
+    TrainableOptions topts{phase.method, phase.lora, phase.optimizer, plan.groups[p], &masters};
     const bool mid_phase = checkpoint && checkpoint->phase == static_cast<int64_t>(p) && checkpoint->step_in_phase > 0;
     TrainableSet set(model->weights(), model->spec(), plan.selections[p], topts);
     Optimizer opt(phase.optimizer);
@@ -294,9 +318,9 @@ struct Trainer::Impl {
         if (found != checkpoint->tensors.end()) leaf.tensor.copy_(found->second);
       }
       for (const auto& [key, t] : checkpoint->tensors)
-        if (starts_with(key, "opt.")) opt_state[key.substr(4)] = t;
+        if (starts_with(key, "opt.")) opt_state[key.substr(4)] = t.to(model->device());
       opt.load_state(opt_state, checkpoint->optimizer_steps, o.out_dir.string());
-      set_rng_state(checkpoint->tensors.at("rng.cpu"));
+      set_rng_state(model->device(), checkpoint->tensors);
     } else {
       probe(set, it, p);
     }
@@ -379,13 +403,15 @@ struct Trainer::Impl {
       double bal_sum = 0, drift_sum = 0;
       const auto layers = moe_layers();
       for (size_t i = 0; i < stats.counts.size(); ++i) {
-        auto c = stats.counts[i].to(torch::kFloat64);
+        auto c = stats.counts[i].to(torch::kCPU, torch::kFloat64);
         auto frac = c / std::max(1.0, c.sum().item<double>());
         load.push_back(std::vector<double>(frac.data_ptr<double>(), frac.data_ptr<double>() + frac.numel()));
         const double b = balance(stats.counts[i]);
         bal.push_back(b);
         bal_sum += b;
-        const auto& now = model->weights().layers[layers[i]].router;
+        const std::string router_name = "layers." + std::to_string(layers[i]) + ".router";
+        auto m = masters.find(router_name);
+        const auto now = (m != masters.end() ? m->second : model->weights().layers[layers[i]].router).to(torch::kFloat32);
         const auto& start = router0[layers[i]];
         // Relative to the larger norm, so an upcycled router that starts at zero reads 1, not 1e12.
         const double scale = std::max({start.norm().item<double>(), now.detach().norm().item<double>(), 1e-12});
@@ -409,6 +435,7 @@ struct Trainer::Impl {
 
 Trainer::Trainer(TrainOptions options) : impl_(std::make_unique<Impl>()), options_(std::move(options)) {}
 Trainer::~Trainer() = default;
+const std::map<std::string, torch::Tensor>& Trainer::masters() const { return impl_->masters; }
 
 TrainResult Trainer::run() {
   Impl& I = *impl_;
@@ -422,6 +449,7 @@ TrainResult Trainer::run() {
     if (o.data_spec.empty()) o.data_spec = run.at("data").get<std::string>();
     if (o.tokenizer_dir.empty()) o.tokenizer_dir = run.at("tokenizer").get<std::string>();
     if (o.analysis_plan.empty() && run.contains("plan")) o.analysis_plan = run.at("plan").get<std::string>();
+    if (o.device.empty() && run.contains("device")) o.device = run.at("device").get<std::string>();
     o.recipe = read_json_file(o.out_dir / "recipe.json");
     o.recipe_label = (o.out_dir / "recipe.json").string();
   } else if (fs::exists(o.out_dir / "checkpoints") || fs::exists(run_json)) {
@@ -429,14 +457,19 @@ TrainResult Trainer::run() {
          " or choose another --out");
   }
   if (o.tokenizer_dir.empty()) o.tokenizer_dir = o.model_dir;
+  if (o.device.empty()) o.device = "cpu";
   I.o = o;
   // Validate the recipe before loading anything large.
   Recipe precheck = parse_recipe(o.recipe, o.recipe_label);
   if (precheck.threads > 0) torch::set_num_threads(static_cast<int>(precheck.threads));
-  model_ = model::Transformer::load(o.model_dir);
+  model::LoadOptions load;
+  load.device = model::parse_device(o.device, "train: --device");
+  // bf16: the model (frozen tensors included) is held and run in bf16; trained tensors keep fp32 masters.
+  load.dtype = precheck.precision == "bf16" ? torch::kBFloat16 : torch::kFloat32;
+  model_ = model::Transformer::load(o.model_dir, load);
   I.model = model_.get();
   I.plan = make_plan(*model_, o.recipe, o.recipe_label, o.model_dir, o.analysis_plan);
-  for (const auto& L : model_->weights().layers) I.router0.push_back(L.router.defined() ? L.router.detach().clone() : torch::Tensor());
+  for (const auto& L : model_->weights().layers) I.router0.push_back(L.router.defined() ? L.router.detach().to(torch::kFloat32, /*non_blocking=*/false, /*copy=*/true) : torch::Tensor());
   if (o.resume) I.checkpoint = load_latest_checkpoint(o.out_dir);
   if (I.checkpoint) {
     I.st.phase = I.checkpoint->phase;
@@ -454,7 +487,7 @@ TrainResult Trainer::run() {
     torch::manual_seed(I.plan.recipe.seed);
     fs::create_directories(o.out_dir);
     nlohmann::json run = {{"model", fs::absolute(o.model_dir).string()}, {"data", o.data_spec},
-                          {"tokenizer", fs::absolute(o.tokenizer_dir).string()}, {"moeforge_train", 1}};
+                          {"tokenizer", fs::absolute(o.tokenizer_dir).string()}, {"device", o.device}, {"moeforge_train", 1}};
     if (!o.analysis_plan.empty()) run["plan"] = fs::absolute(o.analysis_plan).string();
     write_file_atomic(run_json, run.dump(2) + "\n");
     write_file_atomic(o.out_dir / "recipe.json", o.recipe.dump(2) + "\n");
@@ -469,11 +502,17 @@ TrainResult Trainer::run() {
     }
   }
   I.metrics->end_progress();
-  I.result.trainable = write_trainable(model_->spec(), model_->weights(), I.st.changed, o.out_dir / "trainable.safetensors");
+  // Exported at full precision: the fp32 masters stand in for the model's bf16 copies.
+  model::ModelWeights exported = model_->weights();
+  model::for_each_parameter(exported, [&](const std::string& name, torch::Tensor& t) {
+    auto m = I.masters.find(name);
+    if (m != I.masters.end()) t = m->second;
+  });
+  I.result.trainable = write_trainable(model_->spec(), exported, I.st.changed, o.out_dir / "trainable.safetensors");
   if (!I.aux_bias.empty()) {
     nlohmann::json biases = nlohmann::json::object();
     for (const auto& [l, b] : I.aux_bias) {
-      auto c = b.to(torch::kFloat64).contiguous();
+      auto c = b.to(torch::kCPU, torch::kFloat64).contiguous();
       biases[std::to_string(l)] = std::vector<double>(c.data_ptr<double>(), c.data_ptr<double>() + c.numel());
     }
     write_file_atomic(o.out_dir / "selection_bias.json", nlohmann::json{{"layers", biases}}.dump(2) + "\n");

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -26,6 +27,7 @@ struct TrainOptions {
   nlohmann::json recipe;                 // raw recipe JSON (validated by the trainer)
   std::string recipe_label = "recipe";   // file name in messages
   std::filesystem::path out_dir;
+  std::string device;                    // "cpu", "cuda", "cuda:N"; empty = run.json's on resume, else "cpu"
   bool resume = false;                   // continue out_dir from its latest checkpoint (model/data/recipe from run.json)
   bool progress = true;                  // progress on stderr (bar when a TTY)
   bool tensorboard = true;
@@ -46,8 +48,10 @@ class Trainer {
   explicit Trainer(TrainOptions options);
   ~Trainer();
   TrainResult run();
-  // The model after run() (trained weights, in memory).
+  // The model after run() (trained weights, in memory, in the run's precision).
   model::Transformer& model() { return *model_; }
+  // With precision bf16: the fp32 masters of every trained tensor (canonical names); else empty.
+  const std::map<std::string, torch::Tensor>& masters() const;
 
  private:
   struct Impl;

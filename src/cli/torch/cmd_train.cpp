@@ -11,7 +11,7 @@ namespace moeforge::cli {
 namespace {
 
 struct TrainCommand {
-  std::string model_dir, data_spec, recipe_path, out_dir, resume_dir, tokenizer_dir, plan_path;
+  std::string model_dir, data_spec, recipe_path, out_dir, resume_dir, tokenizer_dir, plan_path, device;
   bool list_params = false, no_progress = false, no_tensorboard = false;
   int64_t threads = 0, stop_after_steps = 0;
 
@@ -40,6 +40,7 @@ struct TrainCommand {
     o.data_spec = data_spec;
     o.tokenizer_dir = tokenizer_dir;
     o.analysis_plan = plan_path;
+    o.device = device;
     o.progress = !no_progress;
     o.tensorboard = !no_tensorboard;
     o.stop_after_steps = stop_after_steps;
@@ -65,6 +66,7 @@ const CommandRegistrar registrar([](CLI::App& app) {
   sub->add_option("--resume", c->resume_dir, "continue the run in RUN_DIR from its latest checkpoint");
   sub->add_option("--tokenizer", c->tokenizer_dir, "tokenizer directory (default: the model's)");
   sub->add_option("--plan", c->plan_path, "plan.json of `moeforge analyze` for the experts=plan:esft selectors");
+  sub->add_option("--device", c->device, "cpu or cuda[:N] (default cpu; on --resume, the run's)");
   sub->add_option("--threads", c->threads, "torch threads (overrides the recipe's \"threads\")");
   sub->add_flag("--list-params", c->list_params, "print what each phase's selectors pick and exit");
   sub->add_flag("--no-progress", c->no_progress, "no progress output on stderr");

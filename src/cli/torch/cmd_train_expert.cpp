@@ -11,7 +11,7 @@ namespace moeforge::cli {
 namespace {
 
 struct TrainExpertCommand {
-  std::string model_dir, data_spec, out_dir, tokenizer_dir, method = "full";
+  std::string model_dir, data_spec, out_dir, tokenizer_dir, method = "full", device = "cpu", precision = "fp32";
   int64_t layer = -1, steps = 100, batch_size = 8, seq_len = 512, rank = 16, grad_accum = 1, threads = 0;
   std::vector<int64_t> experts;
   double lr = 8e-5, alpha = 32.0;
@@ -30,7 +30,7 @@ struct TrainExpertCommand {
                             {"schedule", {{"type", "linear"}, {"warmup_fraction", 0.05}}},
                             {"clip_grad_norm", 1.0}};
     if (force_route) phase["routing"] = {{"force_route", "selected"}, {"force_route_bias", 12.0}};
-    nlohmann::json r = {{"name", "train-expert"}, {"seed", seed}, {"phases", {phase}}};
+    nlohmann::json r = {{"name", "train-expert"}, {"seed", seed}, {"precision", precision}, {"phases", {phase}}};
     if (threads > 0) r["threads"] = threads;
     return r;
   }
@@ -49,6 +49,7 @@ struct TrainExpertCommand {
     o.recipe = recipe();
     o.recipe_label = "train-expert";
     o.out_dir = out_dir;
+    o.device = device;
     o.progress = !no_progress;
     train::Trainer trainer(o);
     auto result = trainer.run();
@@ -78,6 +79,10 @@ const CommandRegistrar registrar([](CLI::App& app) {
   sub->add_option("--alpha", c->alpha, "LoRA alpha")->capture_default_str();
   sub->add_option("--seed", c->seed, "seed")->capture_default_str();
   sub->add_option("--threads", c->threads, "torch threads");
+  sub->add_option("--device", c->device, "cpu or cuda[:N]")->capture_default_str();
+  sub->add_option("--precision", c->precision, "fp32 | bf16 (bf16 model, fp32 masters)")
+      ->check(CLI::IsMember({"fp32", "bf16"}))
+      ->capture_default_str();
   sub->add_flag("--list-params", c->list_params, "print what would train and exit");
   sub->add_flag("--no-progress", c->no_progress, "no progress output");
   set_action(sub, [c] { return c->run(); });

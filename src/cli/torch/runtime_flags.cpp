@@ -4,6 +4,7 @@
 
 #include "common/error.h"
 #include "common/strings.h"
+#include "model/device.h"
 
 namespace moeforge::cli {
 
@@ -18,12 +19,7 @@ model::LoadOptions RuntimeFlags::load_options() const {
   else if (dtype == "bf16" || dtype == "bfloat16") options.dtype = torch::kBFloat16;
   else if (dtype == "fp16" || dtype == "float16") options.dtype = torch::kFloat16;
   else fail("--dtype '", dtype, "' is not one of fp32, bf16, fp16");
-  if (starts_with(device, "cuda")) {
-    if (!torch::cuda::is_available()) fail("--device ", device, ": no CUDA device is available (this build or machine has none)");
-  } else if (device != "cpu") {
-    fail("--device '", device, "' is not cpu or cuda[:N]");
-  }
-  options.device = torch::Device(device);
+  options.device = model::parse_device(device);
   return options;
 }
 
