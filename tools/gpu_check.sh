@@ -19,6 +19,7 @@ cmake -S . -B /tmp/mf-build -G Ninja -DCMAKE_BUILD_TYPE=Release -DTorch_DIR="$to
 ninja -C /tmp/mf-build -j16 moeforge > "$out/build.log" 2>&1 || { grep -m5 -A5 "error" "$out/build.log"; tail -20 "$out/build.log"; exit 1; }
 echo "build of moeforge: $(( $(date +%s) - start ))s"
 MOEFORGE_BIN=/tmp/mf-build/moeforge timeout ${CUDA_CHECK_SECONDS:-200} python3 tests/gpu/cuda_check.py 2>&1 | tee "$out/cuda_check.log"
+MOEFORGE_BIN=/tmp/mf-build/moeforge timeout ${CUDA_TRAIN_SECONDS:-120} python3 tests/gpu/cuda_train_check.py 2>&1 | tee "$out/cuda_train_check.log"
 # Then the torch unit tests (CPU) against this libtorch, as far as the time allows.
 timeout ${TESTS_SECONDS:-150} ninja -C /tmp/mf-build -j16 moeforge_torch_tests >> "$out/build.log" 2>&1 &&
   timeout 60 /tmp/mf-build/tests/moeforge_torch_tests 2>&1 | tail -5 | tee "$out/torch_tests.log"
