@@ -11,6 +11,7 @@
 #include "eval/evaluate.h"
 #include "io/atomic_file.h"
 #include "io/checkpoint_store.h"
+#include "model/device.h"
 #include "model/transformer.h"
 #include "pipeline/model_card.h"
 #include "pipeline/pipeline_config.h"
@@ -261,6 +262,7 @@ class Runner {
     s.batch_size = c_.stats->batch_size;
     s.seed = c_.seed;
     s.progress = o_.progress;
+    s.load.device = model::parse_device(c_.device);
     stats::run_stats(s);
   }
 
@@ -273,6 +275,7 @@ class Runner {
     t.recipe_label = c_.recipe_label;
     t.out_dir = run;
     t.progress = o_.progress;
+    t.device = c_.device;
     // experts=plan:esft selectors read analyze's plan, which describes the model before grow.
     if (fs::exists(o_.run_dir / "plan.json") && !c_.grow) t.analysis_plan = o_.run_dir / "plan.json";
     if (fs::exists(run / "run.json")) {
@@ -291,7 +294,9 @@ class Runner {
     eval::EvalOptions options;
     options.batch_size = c_.eval.batch_size;
     options.progress = o_.progress;
-    auto base = model::Transformer::load(c_.base);
+    model::LoadOptions load;
+    load.device = model::parse_device(c_.device);
+    auto base = model::Transformer::load(c_.base, load);
     nlohmann::json j = {{"data", c_.eval_data},
                         {"split", fraction > 0 ? "validation" : "all"},
                         {"validation_fraction", fraction},
@@ -307,8 +312,8 @@ class Runner {
       std::cout << label << ": loss " << r.loss << "  ppl " << r.perplexity << "  balance " << r.balance_score << "\n";
     };
     score("base", c_.base, *base, false);
-    if (after_surgery != c_.base) score("after surgery", after_surgery, *model::Transformer::load(after_surgery), true);
-    if (final_model != after_surgery) score("trained", final_model, *model::Transformer::load(final_model), true);
+    if (after_surgery != c_.base) score("after surgery", after_surgery, *model::Transformer::load(after_surgery, load), true);
+    if (final_model != after_surgery) score("trained", final_model, *model::Transformer::load(final_model, load), true);
     j["models"] = models;
     write_file_atomic(out, j.dump(1) + "\n");
   }

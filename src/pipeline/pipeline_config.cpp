@@ -5,6 +5,7 @@
 #include "common/error.h"
 #include "common/strings.h"
 #include "io/checkpoint_store.h"
+#include "model/device.h"
 
 namespace moeforge::pipeline {
 namespace fs = std::filesystem;
@@ -123,6 +124,8 @@ PipelineConfig parse_pipeline_config(const nlohmann::json& json, const fs::path&
   const std::string eval_data = string_of("eval_data");
   c.eval_data = eval_data.empty() ? c.data : resolve_data_spec(dir, eval_data);
   top.read("seed", c.seed);
+  top.read("device", c.device);
+  model::parse_device(c.device, label + ": device:");  // fails here, before any stage, on a machine without it
   top.read("model_name", c.model_name);
   top.read("report", c.report);
 
@@ -232,6 +235,7 @@ PipelineConfig parse_pipeline_config(const nlohmann::json& json, const fs::path&
   // What is stored in the run directory: the same job with every path made absolute, so a re-run
   // from another working directory is recognised as the same job.
   c.raw = json;
+  c.raw.erase("device");  // the same job may resume on another device
   c.raw["base"] = c.base.string();
   c.raw["tokenizer"] = c.tokenizer.string();
   c.raw["data"] = c.data;

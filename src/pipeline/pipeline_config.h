@@ -62,6 +62,7 @@ struct PipelineConfig {
   std::string data;                       // training data spec (paths resolved)
   std::string eval_data;                  // default: data (its held-out validation split)
   uint64_t seed = 0;
+  std::string device = "cpu";             // where train, eval and stats run (not part of the job's identity)
   std::optional<StatsStage> stats;
   std::optional<AnalyzeStage> analyze;    // present whenever stats is (defaults)
   std::optional<UpcycleStage> upcycle;

@@ -50,6 +50,8 @@ TEST(PipelineConfig, StageDefaultsAndInlineRecipe) {
   EXPECT_EQ(c.recipe_label, "/jobs/job.json: recipe");
   EXPECT_EQ(c.eval.block_size, 128);
   EXPECT_EQ(c.eval.max_blocks, 10);
+  EXPECT_EQ(c.device, "cpu");
+  EXPECT_FALSE(c.raw.contains("device"));
 }
 
 TEST(PipelineConfig, ErrorsNameTheField) {
@@ -83,6 +85,9 @@ TEST(PipelineConfig, ErrorsNameTheField) {
   j = minimal();
   j["stats"] = {{"tokens", "many"}};
   EXPECT_EQ(error_of(j), "/jobs/job.json: stats.tokens: must be an integer");
+  j = minimal();
+  j["device"] = "tpu";
+  EXPECT_EQ(error_of(j), "/jobs/job.json: device: 'tpu' is not cpu or cuda[:N]");
 }
 
 }  // namespace
