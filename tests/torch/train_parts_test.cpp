@@ -132,6 +132,38 @@ TEST(TrainLosses, MaskedCrossEntropyAndZLoss) {
   EXPECT_DOUBLE_EQ(balance(torch::tensor({5, 5, 5, 5})), 1.0);
 }
 
+TEST(TrainOptimizer, AdamWMatchesTorchOptimAdamW) {
+  // Per-leaf lr scale and weight decay; a contiguous leaf (fused kernel) and a transposed one (unfused path).
+  OptimizerOptions o;
+  o.beta1 = 0.8;
+  o.beta2 = 0.95;
+  o.eps = 1e-6;
+  Optimizer ours(o);
+  torch::manual_seed(0);
+  auto a = torch::randn({6, 5}).requires_grad_(true);
+  auto b = torch::randn({5, 7}).t().clone().requires_grad_(true);  // [7, 5], strides of a transpose
+  ASSERT_FALSE(b.is_contiguous());
+  auto a_ref = a.detach().clone().requires_grad_(true), b_ref = b.detach().clone().requires_grad_(true);
+  const auto a0 = a.detach().clone();
+  std::vector<Leaf> leaves = {{"a", a, 1.0, 0.1}, {"b", b, 0.5, 0.0}};
+  const double lr = 1e-2;
+  torch::optim::AdamW ref_a({a_ref}, torch::optim::AdamWOptions(lr).betas({0.8, 0.95}).eps(1e-6).weight_decay(0.1));
+  torch::optim::AdamW ref_b({b_ref}, torch::optim::AdamWOptions(lr * 0.5).betas({0.8, 0.95}).eps(1e-6).weight_decay(0.0));
+  for (int step = 0; step < 6; ++step) {
+    auto ga = torch::randn({6, 5}), gb = torch::randn({7, 5});
+    a.mutable_grad() = ga.clone();
+    b.mutable_grad() = gb.clone();
+    a_ref.mutable_grad() = ga.clone();
+    b_ref.mutable_grad() = gb.clone();
+    ours.step(leaves, lr);
+    ref_a.step();
+    ref_b.step();
+  }
+  EXPECT_TRUE(torch::allclose(a.detach(), a_ref.detach(), 1e-6, 1e-6)) << (a - a_ref).abs().max().item<double>();
+  EXPECT_TRUE(torch::allclose(b.detach(), b_ref.detach(), 1e-6, 1e-6)) << (b - b_ref).abs().max().item<double>();
+  EXPECT_GT((a.detach() - a0).abs().min().item<double>(), 1e-3);  // every weight moved
+}
+
 TEST(TrainOptimizer, AdafactorFactoredUpdateMovesAgainstTheGradient) {
   OptimizerOptions o;
   o.kind = OptimizerKind::Adafactor;
