@@ -139,6 +139,21 @@ std::string default_domain_name(const fs::path& path) {
   return name.empty() ? "default" : name;
 }
 
+std::string resolve_data_spec(const fs::path& base_dir, const std::string& spec) {
+  std::string out;
+  for (const std::string& raw : split(spec, ',')) {
+    auto absolute = [&](const std::string& p) { return fs::path(p).is_absolute() ? fs::path(p) : (base_dir / p).lexically_normal(); };
+    std::error_code ec;
+    std::string entry = absolute(raw).string();
+    if (!fs::exists(absolute(raw), ec)) {
+      auto [path, weight] = split_weight(raw);
+      if (weight > 0) entry = absolute(path).string() + raw.substr(path.size());  // keep the ":weight" as written
+    }
+    out += (out.empty() ? "" : ",") + entry;
+  }
+  return out;
+}
+
 std::vector<SourceSpec> parse_data_spec(const std::string& spec) {
   if (spec.empty()) fail("--data is empty; give a file, a directory, 'a.jsonl:0.4,b.jsonl:0.6' or a mixture .json");
   std::vector<SourceSpec> out;

@@ -30,6 +30,11 @@ struct SourceSpec {
 // only some entries carry weights.
 std::vector<SourceSpec> parse_data_spec(const std::string& spec);
 
+// The same spec with every entry's path made absolute against `base_dir` (weights kept), so it
+// means the same files from any working directory (run.json, pipeline.json). Entries are split as
+// parse_data_spec does: a path that exists wins over a ":weight" reading.
+std::string resolve_data_spec(const std::filesystem::path& base_dir, const std::string& spec);
+
 // Format from the file name: .txt/.text(.gz) -> Text, .jsonl/.ndjson(.gz) -> Jsonl. Returns false
 // when the name is not a data file.
 bool format_for_path(const std::filesystem::path& path, SourceFormat& format);

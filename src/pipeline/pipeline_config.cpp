@@ -4,6 +4,7 @@
 
 #include "common/error.h"
 #include "common/strings.h"
+#include "data/data_spec.h"
 #include "io/checkpoint_store.h"
 #include "model/device.h"
 
@@ -77,26 +78,10 @@ class Fields {
   std::set<std::string> seen_;
 };
 
-// Resolves a path (or each entry of a data spec) against the config file's directory.
+// Resolves a path against the config file's directory (data specs: data::resolve_data_spec).
 fs::path resolve(const fs::path& base_dir, const std::string& text) {
   fs::path p(text);
   return p.is_absolute() ? p : (base_dir / p).lexically_normal();
-}
-
-// A data spec is comma-separated entries, each "PATH" or "PATH:WEIGHT"; resolve every PATH.
-std::string resolve_data_spec(const fs::path& base_dir, const std::string& spec) {
-  std::string out;
-  for (const auto& entry : split(spec, ',')) {
-    std::string path = entry, weight;
-    const auto colon = entry.rfind(':');
-    if (colon != std::string::npos && colon + 1 < entry.size() &&
-        entry.find_first_not_of("0123456789.eE+-", colon + 1) == std::string::npos) {
-      path = entry.substr(0, colon);
-      weight = entry.substr(colon);
-    }
-    out += (out.empty() ? "" : ",") + resolve(base_dir, path).string() + weight;
-  }
-  return out;
 }
 
 }  // namespace
@@ -120,9 +105,9 @@ PipelineConfig parse_pipeline_config(const nlohmann::json& json, const fs::path&
   c.tokenizer = tokenizer.empty() ? c.base : resolve(dir, tokenizer);
   const std::string data = string_of("data");
   if (data.empty()) top.bad("data", "is required (a data spec: file, directory or mixture)");
-  c.data = resolve_data_spec(dir, data);
+  c.data = data::resolve_data_spec(dir, data);
   const std::string eval_data = string_of("eval_data");
-  c.eval_data = eval_data.empty() ? c.data : resolve_data_spec(dir, eval_data);
+  c.eval_data = eval_data.empty() ? c.data : data::resolve_data_spec(dir, eval_data);
   top.read("seed", c.seed);
   top.read("device", c.device);
   model::parse_device(c.device, label + ": device:");  // fails here, before any stage, on a machine without it

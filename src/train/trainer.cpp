@@ -13,6 +13,7 @@
 #include "common/error.h"
 #include "common/strings.h"
 #include "data/batch_iterator.h"
+#include "data/data_spec.h"
 #include "io/atomic_file.h"
 #include "io/checkpoint_store.h"
 #include "model/device.h"
@@ -458,6 +459,8 @@ TrainResult Trainer::run() {
   }
   if (o.tokenizer_dir.empty()) o.tokenizer_dir = o.model_dir;
   if (o.device.empty()) o.device = "cpu";
+  // Absolute, so run.json (and --resume) mean the same files from any working directory.
+  if (!o.data_spec.empty()) o.data_spec = data::resolve_data_spec(fs::current_path(), o.data_spec);
   I.o = o;
   // Validate the recipe before loading anything large.
   Recipe precheck = parse_recipe(o.recipe, o.recipe_label);

@@ -1,5 +1,6 @@
 """kill -9 at a random step of `moeforge train`, then `--resume`: trainable.safetensors and the
-LoRA adapter must be byte-identical to an uninterrupted run's (CPU, same thread count)."""
+LoRA adapter must be byte-identical to an uninterrupted run's (CPU, same thread count). The killed
+runs start in the data's directory with relative paths and resume from another directory."""
 import os
 import random
 import signal
@@ -40,8 +41,9 @@ def main():
         for attempt in range(2):
             run = os.path.join(tmp, f"killed{attempt}")
             target = rng.randint(1, 10)
-            proc = subprocess.Popen([BIN, "train", model, "--data", corpus, "--recipe", recipe, "--out", run, "--no-progress"],
-                                    env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            proc = subprocess.Popen([BIN, "train", os.path.basename(model), "--data", os.path.basename(corpus), "--recipe",
+                                     recipe, "--out", run, "--no-progress"],
+                                    env=env, cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             while proc.poll() is None and latest_step(run) < target:
                 time.sleep(0.002)
             if proc.poll() is None:
@@ -51,7 +53,7 @@ def main():
             if os.path.exists(os.path.join(run, "trainable.safetensors")):
                 failures.append(f"the run finished before the kill (target step {target}); nothing was tested")
                 continue
-            moeforge("train", "--resume", run, "--no-progress", env=env)
+            moeforge("train", "--resume", run, "--no-progress", env=env, cwd="/")
             for name in ("trainable.safetensors", "adapter_model.safetensors"):
                 if read(os.path.join(full, name)) != read(os.path.join(run, name)):
                     failures.append(f"{name} differs after kill -9 near step {killed_at} and --resume")

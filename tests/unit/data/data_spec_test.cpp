@@ -36,6 +36,22 @@ TEST(DataSpec, FilesDirectoriesAndWeights) {
   EXPECT_EQ(mix[0].entry, (dir / "a.jsonl").string());
 }
 
+TEST(DataSpec, ResolveMakesEveryEntryAbsoluteAndKeepsWeights) {
+  TempDir dir;
+  write_text_file(dir / "a.jsonl", "{\"text\": \"x\"}\n");
+  write_text_file(dir / "odd:0.5.txt", "x\n");  // a file whose name ends like a weight
+  const std::string d = dir.path().string();
+  EXPECT_EQ(resolve_data_spec(dir.path(), "a.jsonl"), d + "/a.jsonl");
+  EXPECT_EQ(resolve_data_spec(dir.path(), "./a.jsonl:0.4,sub/../b.txt:2"), d + "/a.jsonl:0.4," + d + "/b.txt:2");
+  EXPECT_EQ(resolve_data_spec(dir.path(), "odd:0.5.txt"), d + "/odd:0.5.txt");
+  EXPECT_EQ(resolve_data_spec(dir.path(), "/abs/x.txt:1e-1"), "/abs/x.txt:1e-1");
+  // The resolved spec parses to the same files as the relative one did from base_dir.
+  auto parsed = parse_data_spec(resolve_data_spec(dir.path(), "a.jsonl:1,odd:0.5.txt:3"));
+  ASSERT_EQ(parsed.size(), 2u);
+  EXPECT_EQ(parsed[1].path, dir / "odd:0.5.txt");
+  EXPECT_DOUBLE_EQ(parsed[1].weight, 3.0);
+}
+
 TEST(DataSpec, MixtureFile) {
   TempDir dir;
   write_text_file(dir / "a.jsonl", "{\"text\": \"x\"}\n");
