@@ -1,13 +1,32 @@
-"""Runs the moeforge binary under test (MOEFORGE_BIN, default build/moeforge) for the parity scripts."""
+"""Runs the moeforge binary under test for the parity scripts (and the benches that import them):
+the one place that knows where it is (env MOEFORGE_BIN, default build/moeforge) and how to call it."""
 import os
 import subprocess
 
-BIN = os.environ.get("MOEFORGE_BIN", os.path.join(os.path.dirname(__file__), "../../build/moeforge"))
+BIN = os.path.abspath(os.environ.get("MOEFORGE_BIN", os.path.join(os.path.dirname(__file__), "../../build/moeforge")))
+
+
+def _as_text(output):
+    return output.decode(errors="replace") if isinstance(output, bytes) else output or ""
+
+
+def run_moeforge(*args, check=True, **kwargs):
+    """Runs `moeforge ARGS`; returns the subprocess.CompletedProcess. Output is captured as text unless kwargs
+    say otherwise; kwargs (env, cwd, input, timeout, ...) go to subprocess.run. With check, a non-zero exit
+    raises RuntimeError naming the command, with its stdout + stderr."""
+    if "stdout" not in kwargs and "stderr" not in kwargs:
+        kwargs.setdefault("capture_output", True)
+    kwargs.setdefault("text", True)
+    result = subprocess.run([BIN, *map(str, args)], **kwargs)
+    if check and result.returncode != 0:
+        output = _as_text(result.stdout) + _as_text(result.stderr)
+        raise RuntimeError(f"moeforge {' '.join(map(str, args))} failed ({result.returncode}): {output.strip()}")
+    return result
 
 
 def moeforge(*args, expect_ok=True):
     """Runs `moeforge ARGS`; returns (returncode, stdout + stderr)."""
-    result = subprocess.run([BIN, *map(str, args)], capture_output=True, text=True)
+    result = run_moeforge(*args, check=False)
     text = result.stdout + result.stderr
     if expect_ok and result.returncode != 0:
         raise RuntimeError(f"moeforge {' '.join(map(str, args))} failed: {text.strip()}")

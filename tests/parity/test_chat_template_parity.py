@@ -9,7 +9,6 @@ with a note. strftime_now() is pinned to FIXED_NOW on both sides. Exit 0 = pass.
 import datetime
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -22,6 +21,7 @@ import transformers.utils.chat_template_utils as ctu  # noqa: E402
 from transformers import AutoTokenizer  # noqa: E402
 
 from chat_cases import cases  # noqa: E402
+from moeforge_cli import run_moeforge  # noqa: E402
 
 FIXED_NOW = datetime.datetime(2024, 8, 5, 9, 30, 15)
 TOKENIZERS = ["gptoss", "llama3", "qwen3", "llama2"]
@@ -59,7 +59,6 @@ def has_own_template(tok_dir):
 
 
 def main():
-    binary = os.environ["MOEFORGE_BIN"]
     shared = os.environ["MOEFORGE_SHARED_DATA"]
     override_dir = os.environ.get("MOEFORGE_CHAT_TEMPLATES", "")
     start = time.time()
@@ -83,10 +82,10 @@ def main():
             for _, inputs in conversations:
                 f.write(json.dumps(inputs, ensure_ascii=False) + "\n")
             batch = f.name
-        cmd = [binary, "chat-template", "--tokenizer", tok_dir, "--batch", batch, "--now", FIXED_NOW.strftime("%Y-%m-%dT%H:%M:%S")]
+        args = ["chat-template", "--tokenizer", tok_dir, "--batch", batch, "--now", FIXED_NOW.strftime("%Y-%m-%dT%H:%M:%S")]
         if template_file:
-            cmd += ["--template", template_file]
-        proc = subprocess.run(cmd, capture_output=True, text=True, encoding="utf-8")
+            args += ["--template", template_file]
+        proc = run_moeforge(*args, check=False, encoding="utf-8")
         os.unlink(batch)
         if proc.returncode != 0:
             failures.append(f"{name}: moeforge exited {proc.returncode}: {proc.stderr.strip()}")

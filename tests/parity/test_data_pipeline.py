@@ -8,7 +8,6 @@ import collections
 import gzip
 import json
 import os
-import subprocess
 import sys
 import tempfile
 
@@ -16,7 +15,9 @@ from tokenizers import Tokenizer
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-BIN = os.environ.get("MOEFORGE_BIN", os.path.join(ROOT, "build", "moeforge"))
+sys.path.insert(0, HERE)
+from moeforge_cli import run_moeforge  # noqa: E402
+
 SHARED = os.environ.get("MOEFORGE_SHARED_DATA", os.path.join(ROOT, "..", "shared", "data"))
 TOK_DIR = os.path.join(SHARED, "tokenizers", "qwen3")
 
@@ -31,7 +32,7 @@ CHATS = [
 
 
 def run(*args, check=True):
-    r = subprocess.run([BIN, *args], capture_output=True, text=True)
+    r = run_moeforge(*args, check=False)
     if check and r.returncode != 0:
         raise RuntimeError(f"moeforge {' '.join(args)}: {r.stderr.strip()}")
     return r

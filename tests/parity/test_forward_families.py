@@ -2,7 +2,6 @@
 random model of every family, plus GPT-OSS with MXFP4 experts (reference = transformers running the
 same dequantised values). Tolerance: max |diff| <= 1e-4. Exit 0 = pass. Env: MOEFORGE_BIN."""
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -12,8 +11,8 @@ from safetensors.torch import load_file
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from families import FAMILIES, build_tiny_model, mxfp4_dequantize, quantize_gpt_oss_mxfp4  # noqa: E402
+from moeforge_cli import BIN, run_moeforge  # noqa: E402
 
-BIN = os.environ.get("MOEFORGE_BIN", os.path.join(os.path.dirname(__file__), "../../build/moeforge"))
 TOLERANCE = 1e-4
 SEQUENCE = 40  # longer than every tiny sliding window (8/16) so windows matter
 failures = []
@@ -22,10 +21,10 @@ torch.set_num_threads(2)
 
 def moeforge_forward(model_dir, ids, extra=()):
     out = os.path.join(model_dir, "forward.safetensors")
-    cmd = [BIN, "forward", model_dir, "--ids", ",".join(map(str, ids)), "--out", out, *extra]
-    result = subprocess.run(cmd, capture_output=True, text=True)
+    args = ["forward", model_dir, "--ids", ",".join(map(str, ids)), "--out", out, *extra]
+    result = run_moeforge(*args, check=False)
     if result.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed: {result.stderr.strip()}")
+        raise RuntimeError(f"{' '.join([BIN, *args])} failed: {result.stderr.strip()}")
     return load_file(out)
 
 

@@ -4,7 +4,6 @@ sliding windows and dtypes; plus a GPT-OSS model with MXFP4 experts and a bf16 m
 Exit 0 = pass. Env: MOEFORGE_BIN (the binary)."""
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -14,13 +13,12 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from families import (FAMILIES, build_tiny_model, mxfp4_dequantize, quantize_gpt_oss_mxfp4,  # noqa: E402
                       truth)
-
-BIN = os.environ.get("MOEFORGE_BIN", os.path.join(os.path.dirname(__file__), "../../build/moeforge"))
+from moeforge_cli import run_moeforge  # noqa: E402
 failures = []
 
 
 def info(model_dir):
-    result = subprocess.run([BIN, "info", model_dir, "--json"], capture_output=True, text=True)
+    result = run_moeforge("info", model_dir, "--json", check=False)
     if result.returncode != 0:
         raise RuntimeError(f"moeforge info {model_dir} failed: {result.stderr.strip()}")
     return json.loads(result.stdout)
@@ -114,7 +112,7 @@ def check_errors(root):
     tensors = load_file(path)
     del tensors["model.layers.1.block_sparse_moe.experts.3.w2.weight"]
     save_file(tensors, path, metadata={"format": "pt"})
-    result = subprocess.run([BIN, "info", model_dir, "--json"], capture_output=True, text=True)
+    result = run_moeforge("info", model_dir, "--json", check=False)
     if result.returncode == 0 or "missing tensor 'model.layers.1.block_sparse_moe.experts.3.w2.weight'" not in result.stderr:
         failures.append(f"broken mixtral: expected a missing-tensor error, got rc={result.returncode} {result.stderr!r}")
 

@@ -5,19 +5,20 @@ byte-identical for the same seed. Env: MOEFORGE_BIN."""
 import hashlib
 import json
 import os
-import subprocess
 import sys
 import tempfile
 
 import torch
 import transformers
 
-BIN = os.environ.get("MOEFORGE_BIN", os.path.join(os.path.dirname(__file__), "..", "..", "build", "moeforge"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from moeforge_cli import run_moeforge  # noqa: E402
+
 FAMILIES = ["llama", "mistral", "qwen2", "qwen3", "gpt_neo", "mixtral", "qwen2_moe", "qwen3_moe", "olmoe", "gpt_oss"]
 
 
 def run(*args):
-    result = subprocess.run([BIN, *args], capture_output=True, text=True)
+    result = run_moeforge(*args, check=False)
     if result.returncode != 0:
         raise RuntimeError(f"moeforge {' '.join(args)} failed: {result.stderr.strip()}")
     return result.stdout
@@ -83,7 +84,7 @@ def main():
         if model.config.hidden_size != 96 or model.model.embed_tokens.weight.dtype != torch.bfloat16:
             failures.append("bf16 override not applied")
         # Bad input fails with one line.
-        bad = subprocess.run([BIN, "init", "--family", "nope", "--out", os.path.join(tmp, "x")], capture_output=True, text=True)
+        bad = run_moeforge("init", "--family", "nope", "--out", os.path.join(tmp, "x"), check=False)
         if bad.returncode == 0 or "unknown family 'nope'" not in bad.stderr:
             failures.append(f"unknown family message: {bad.stderr.strip()}")
     print(f"init parity: {len(FAMILIES)} families, {len(failures)} failures")

@@ -136,6 +136,7 @@ def main():
 
         # Interrupt: kill -9 once training has written a checkpoint, then re-run.
         cut = os.path.join(tmp, "cut")
+        # Popen, not run_moeforge: the process is killed while it runs.
         proc = subprocess.Popen([BIN, "pipeline", config, "--out", cut, "--no-progress"], env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.time() + 300

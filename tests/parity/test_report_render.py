@@ -14,7 +14,9 @@ import sys
 import tempfile
 import zlib
 
-BIN = os.environ.get("MOEFORGE_BIN", os.path.join(os.path.dirname(__file__), "../../build/moeforge"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from moeforge_cli import run_moeforge  # noqa: E402
+
 CHARTS = ["chart-loss", "chart-lr", "chart-aux", "chart-grad-norm", "chart-throughput", "chart-kl", "chart-drift",
           "chart-balance", "heatmap-before", "heatmap-after"]
 
@@ -131,7 +133,7 @@ with tempfile.TemporaryDirectory() as tmp:
     run = os.path.join(tmp, "demo_run")
     make_run(run)
     out = os.path.join(tmp, "report.html")
-    r = subprocess.run([BIN, "report", run, "--out", out], capture_output=True, text=True)
+    r = run_moeforge("report", run, "--out", out, check=False)
     check(r.returncode == 0, f"moeforge report failed: {r.stdout + r.stderr}")
     check(os.path.isfile(out), "report.html not written")
     url = "file://" + out
@@ -177,7 +179,7 @@ with tempfile.TemporaryDirectory() as tmp:
     with open(os.path.join(run, "train", "metrics.jsonl"), "a") as f:
         f.write('{"step": 61, "loss": \n')
     bad_out = os.path.join(tmp, "bad_report.html")
-    r = subprocess.run([BIN, "report", run, "--out", bad_out], capture_output=True, text=True)
+    r = run_moeforge("report", run, "--out", bad_out, check=False)
     msg = r.stderr.strip()
     check(r.returncode != 0 and "metrics.jsonl:61" in msg and "\n" not in msg, f"malformed metrics: rc {r.returncode}, {msg!r}")
     check(not os.path.exists(bad_out) and not r.stdout, f"report written despite a malformed input: {r.stdout!r}")

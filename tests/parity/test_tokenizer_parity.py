@@ -9,12 +9,12 @@ Exit code 0 = everything identical. Env: MOEFORGE_BIN, MOEFORGE_SHARED_DATA.
 import json
 import os
 import random
-import subprocess
 import sys
 import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from moeforge_cli import run_moeforge  # noqa: E402
 from tokenizer_corpus import build_corpus  # noqa: E402
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -24,13 +24,14 @@ NAMES = ["gptoss", "llama3", "qwen3", "llama2"]
 MAX_REPORTS = 5
 
 
-def run_cli(binary, tokenizer_dir, lines, *flags):
+def run_cli(tokenizer_dir, lines, *flags):
     with tempfile.NamedTemporaryFile("w", encoding="utf-8", suffix=".txt", delete=False) as f:
         f.write("".join(line + "\n" for line in lines))
         path = f.name
     try:
-        proc = subprocess.run([binary, "tokenize", "--tokenizer", tokenizer_dir, "--file", path, "--lines", *flags],
-                              capture_output=True, timeout=300)
+        # Bytes, not text: stdout is decoded as UTF-8 below whatever the locale.
+        proc = run_moeforge("tokenize", "--tokenizer", tokenizer_dir, "--file", path, "--lines", *flags,
+                            check=False, text=False, timeout=300)
     finally:
         os.unlink(path)
     if proc.returncode != 0:
@@ -58,10 +59,9 @@ def compare(label, texts, expected, got, reports):
 
 
 def main():
-    binary = os.environ.get("MOEFORGE_BIN")
     data = os.environ.get("MOEFORGE_SHARED_DATA")
-    if not binary or not data:
-        print("set MOEFORGE_BIN and MOEFORGE_SHARED_DATA", file=sys.stderr)
+    if not data:
+        print("set MOEFORGE_SHARED_DATA", file=sys.stderr)
         return 2
     corpus = build_corpus(data)
     encoded_lines = [json.dumps(s) for s in corpus]
@@ -73,12 +73,12 @@ def main():
         bad = 0
         for special in (True, False):
             expected = [e.ids for e in ref.encode_batch(corpus, add_special_tokens=special)]
-            got = run_cli(binary, directory, encoded_lines, *([] if special else ["--no-special"]))
+            got = run_cli(directory, encoded_lines, *([] if special else ["--no-special"]))
             bad += compare(f"{name} encode special={special}", corpus, expected, got, reports)
             id_lines = [",".join(map(str, ids)) for ids in expected]
             for skip in (False, True):
                 want = [ref.decode(ids, skip_special_tokens=skip) for ids in expected]
-                got_text = run_cli(binary, directory, id_lines, "--decode", *(["--no-special"] if skip else []))
+                got_text = run_cli(directory, id_lines, "--decode", *(["--no-special"] if skip else []))
                 bad += compare(f"{name} decode special={special} skip={skip}", id_lines, want, got_text, reports)
         # Random id lists exercise decoders on arbitrary (often invalid UTF-8) byte tokens.
         rng = random.Random(99)
@@ -88,7 +88,7 @@ def main():
         id_lines = [",".join(map(str, ids)) for ids in random_ids]
         for skip in (False, True):  # note: Python's decode() skips special tokens by default
             want = [ref.decode(ids, skip_special_tokens=skip) for ids in random_ids]
-            got_text = run_cli(binary, directory, id_lines, "--decode", *(["--no-special"] if skip else []))
+            got_text = run_cli(directory, id_lines, "--decode", *(["--no-special"] if skip else []))
             bad += compare(f"{name} decode random skip={skip}", id_lines, want, got_text, reports)
         print(f"  {name}: {'ok' if bad == 0 else f'{bad} mismatches'}")
         total_bad += bad

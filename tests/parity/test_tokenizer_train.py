@@ -6,7 +6,6 @@ import gzip
 import json
 import os
 import random
-import subprocess
 import sys
 import tempfile
 
@@ -14,7 +13,9 @@ from tokenizers import Tokenizer
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-BIN = os.environ.get("MOEFORGE_BIN", os.path.join(ROOT, "build", "moeforge"))
+sys.path.insert(0, HERE)
+from moeforge_cli import run_moeforge  # noqa: E402
+
 CORPUS = os.path.join(ROOT, "data", "corpus")
 
 EXTRA = [
@@ -45,9 +46,9 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         # Train on a slice of the embedded corpus (fast) and again to check determinism.
         out = os.path.join(tmp, "tok")
-        args = [BIN, "tokenizer", "train", "--vocab", "2000", "--data", CORPUS, "--max-bytes", "3000000"]
-        subprocess.run(args + ["--out", out], check=True, capture_output=True)
-        subprocess.run(args + ["--out", out + "2"], check=True, capture_output=True)
+        args = ["tokenizer", "train", "--vocab", "2000", "--data", CORPUS, "--max-bytes", "3000000"]
+        run_moeforge(*args, "--out", out)
+        run_moeforge(*args, "--out", out + "2")
         for name in ("tokenizer.json", "tokenizer_config.json"):
             if open(os.path.join(out, name), "rb").read() != open(os.path.join(out + "2", name), "rb").read():
                 failures.append(f"{name} differs between two identical runs")
@@ -57,8 +58,7 @@ def main():
 
         texts = corpus_strings(100) + EXTRA
         lines = "".join(json.dumps(t) + "\n" for t in texts)
-        got = subprocess.run([BIN, "tokenize", "--tokenizer", out, "--lines", "--file", "-"], input=lines,
-                             capture_output=True, text=True, check=True).stdout.splitlines()
+        got = run_moeforge("tokenize", "--tokenizer", out, "--lines", "--file", "-", input=lines).stdout.splitlines()
         mismatches = 0
         for text, line in zip(texts, got):
             ours = json.loads(line)

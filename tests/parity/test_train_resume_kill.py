@@ -41,6 +41,7 @@ def main():
         for attempt in range(2):
             run = os.path.join(tmp, f"killed{attempt}")
             target = rng.randint(1, 10)
+            # Popen, not run_moeforge: the process is killed while it runs.
             proc = subprocess.Popen([BIN, "train", os.path.basename(model), "--data", os.path.basename(corpus), "--recipe",
                                      recipe, "--out", run, "--no-progress"],
                                     env=env, cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

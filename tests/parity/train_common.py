@@ -3,18 +3,11 @@ itself, and a runner for `moeforge train`."""
 import json
 import os
 import random
-import subprocess
 import sys
 
-BIN = os.path.abspath(os.environ.get("MOEFORGE_BIN", os.path.join(os.path.dirname(__file__), "../../build/moeforge")))
+from moeforge_cli import BIN, run_moeforge as moeforge  # noqa: F401 (re-exported to the training scripts and bench/)
+
 WORDS = ("the cat sat on a mat dog ran to park and saw bird fly over tree red blue small big").split()
-
-
-def moeforge(*args, check=True, **kwargs):
-    result = subprocess.run([BIN, *map(str, args)], capture_output=True, text=True, **kwargs)
-    if check and result.returncode != 0:
-        raise RuntimeError(f"moeforge {' '.join(map(str, args))} failed ({result.returncode}): {(result.stdout + result.stderr).strip()}")
-    return result
 
 
 def make_setup(tmp, family="mixtral", config=None):
