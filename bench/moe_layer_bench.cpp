@@ -32,8 +32,13 @@ double seconds_per_iteration(Fn&& fn, int warmup, int iters) {
 int main(int argc, char** argv) {
   int64_t T = 2048, H = 512, F = 1024, E = 8, K = 2;
   int iters = 10, warmup = 2, threads = 2;
+  std::string gemm = "auto";
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string flag = argv[i];
+    if (flag == "--gemm") {  // loop | grouped | auto (see ExpertGemm)
+      gemm = argv[i + 1];
+      continue;
+    }
     int64_t value = std::stoll(argv[i + 1]);
     if (flag == "--tokens") T = value;
     else if (flag == "--hidden") H = value;
@@ -45,6 +50,11 @@ int main(int argc, char** argv) {
     else if (flag == "--threads") threads = static_cast<int>(value);
   }
   torch::set_num_threads(threads);
+  if (gemm == "grouped" && !grouped_gemm_available()) {
+    std::fprintf(stderr, "this libtorch has no grouped GEMM\n");
+    return 2;
+  }
+  set_expert_gemm(gemm == "loop" ? ExpertGemm::kLoop : gemm == "grouped" ? ExpertGemm::kGrouped : ExpertGemm::kAuto);
   torch::manual_seed(0);
   auto x = torch::randn({T, H});
   auto router = (torch::randn({E, H}) * 0.02).requires_grad_();
@@ -74,11 +84,11 @@ int main(int argc, char** argv) {
   }, warmup, iters);
   // Roofline: one fp32 GEMM with the forward's expert FLOPs (6 T K H F).
   auto a = torch::randn({T * K, H}), b = torch::randn({H, 3 * F});
-  double gemm = seconds_per_iteration([&] { torch::mm(a, b); }, warmup, iters);
+  double gemm_s = seconds_per_iteration([&] { torch::mm(a, b); }, warmup, iters);
   const double flops = 6.0 * T * K * H * F;
   std::printf("{\"tokens\": %ld, \"hidden\": %ld, \"ffn\": %ld, \"experts\": %ld, \"topk\": %ld, \"threads\": %d, "
               "\"forward_s\": %.6f, \"forward_backward_s\": %.6f, \"gemm_s\": %.6f, \"expert_flops\": %.0f, "
-              "\"torch\": \"%s\"}\n",
-              T, H, F, E, K, threads, forward, forward_backward, gemm, flops, TORCH_VERSION);
+              "\"torch\": \"%s\", \"expert_gemm\": \"%s\"}\n",
+              T, H, F, E, K, threads, forward, forward_backward, gemm_s, flops, TORCH_VERSION, gemm.c_str());
   return 0;
 }

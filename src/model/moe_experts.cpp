@@ -3,27 +3,202 @@
 
 #include <torch/torch.h>
 
+#include <atomic>
+#include <iostream>
+
+#if __has_include(<ATen/ops/_grouped_mm.h>)
+#include <ATen/ops/_grouped_mm.h>
+#define MOEFORGE_HAS_GROUPED_MM 1
+#else
+#define MOEFORGE_HAS_GROUPED_MM 0
+#endif
+
 #include "common/error.h"
 
 namespace moeforge::model {
 
 namespace {
 
+std::atomic<int> g_expert_gemm{static_cast<int>(ExpertGemm::kAuto)};
+std::atomic<bool> g_grouped_failed{false};  // auto mode: grouped GEMM threw once on this device/dtype
+
 // Assignment bookkeeping shared by forward and backward.
 struct Dispatch {
-  torch::Tensor order;     // [TK] positions in the flattened [T*K] assignments, sorted by expert
-  torch::Tensor token_of;  // [TK] token index of each sorted assignment
-  std::vector<int64_t> counts;  // tokens per expert (host), E entries
+  torch::Tensor order;       // [TK] positions in the flattened [T*K] assignments, sorted by expert
+  torch::Tensor token_of;    // [TK] token index of each sorted assignment
+  torch::Tensor expert_of;   // [TK] expert of each sorted assignment
+  torch::Tensor offsets;     // [E] int32 end of each expert's rows (grouped GEMM), on the device
+  std::vector<int64_t> counts;  // tokens per expert (host), E entries; filled for the loop path only
 };
 
-Dispatch make_dispatch(const torch::Tensor& expert_ids_TK, int64_t num_experts) {
+Dispatch make_dispatch(const torch::Tensor& expert_ids_TK, int64_t num_experts, bool host_counts) {
   Dispatch d;
   auto flat_ids = expert_ids_TK.reshape({-1});
   d.order = std::get<1>(flat_ids.sort(/*stable=*/true, /*dim=*/0, /*descending=*/false));  // [TK]
   d.token_of = d.order.div(expert_ids_TK.size(1), "floor");                                // [TK]
-  auto counts = torch::bincount(flat_ids, {}, num_experts).to(torch::kCPU);                // [E]
-  d.counts.assign(counts.data_ptr<int64_t>(), counts.data_ptr<int64_t>() + num_experts);
+  d.expert_of = flat_ids.index_select(0, d.order);                                         // [TK]
+  auto counts = torch::bincount(flat_ids, {}, num_experts);                                // [E]
+  d.offsets = counts.cumsum(0).to(torch::kInt32);
+  if (host_counts) {
+    counts = counts.to(torch::kCPU);  // the loop needs row counts on the host (a sync on CUDA)
+    d.counts.assign(counts.data_ptr<int64_t>(), counts.data_ptr<int64_t>() + num_experts);
+  }
   return d;
+}
+
+// Row counts from the device offsets (a grouped pass that fell back to the loop).
+[[maybe_unused]] std::vector<int64_t> counts_of(const torch::Tensor& offsets) {
+  auto ends = offsets.to(torch::kCPU, torch::kInt64);
+  std::vector<int64_t> counts(ends.numel());
+  int64_t previous = 0;
+  for (int64_t e = 0; e < ends.numel(); ++e) {
+    counts[e] = ends[e].item<int64_t>() - previous;
+    previous += counts[e];
+  }
+  return counts;
+}
+
+#if MOEFORGE_HAS_GROUPED_MM
+// torch's grouped GEMM accepts fp32/bf16/fp16 with every row stride a multiple of 16 bytes.
+bool grouped_shapes_ok(const torch::Tensor& x_TH, const torch::Tensor& w_in, const torch::Tensor& w_out) {
+  const auto t = x_TH.scalar_type();
+  if (t != torch::kFloat32 && t != torch::kBFloat16 && t != torch::kHalf) return false;
+  if (w_in.scalar_type() != t || w_out.scalar_type() != t) return false;
+  const int64_t bytes = x_TH.element_size();
+  for (int64_t d : {x_TH.size(1), w_in.size(1), w_out.size(2)})
+    if ((d * bytes) % 16 != 0) return false;
+  return true;
+}
+#endif
+
+bool use_grouped(const torch::Tensor& x_TH, const torch::Tensor& w_in, const torch::Tensor& w_out) {
+#if MOEFORGE_HAS_GROUPED_MM
+  const auto mode = static_cast<ExpertGemm>(g_expert_gemm.load());
+  if (mode == ExpertGemm::kLoop || !grouped_shapes_ok(x_TH, w_in, w_out)) return false;
+  if (mode == ExpertGemm::kGrouped) return true;
+  // Auto: on CUDA (one kernel launch per GEMM, no host sync for row counts); on CPU the per-expert
+  // loop is as fast (bench/moe_layer_bench.py) and is the path the tests pin bitwise.
+  return x_TH.is_cuda() && !g_grouped_failed.load();
+#else
+  (void)x_TH, (void)w_in, (void)w_out;
+  return false;
+#endif
+}
+
+// Adds a per-expert bias row to each sorted row: rows [TK, D] += bias[expert_of] ([E, D]).
+[[maybe_unused]] void add_expert_bias(torch::Tensor& rows, const torch::Tensor& bias, const Dispatch& d) {
+  if (bias.defined()) rows.add_(bias.index_select(0, d.expert_of));
+}
+
+struct ExpertGrads {
+  torch::Tensor w_in, b_in, w_out, b_out, x_sorted;
+};
+
+// What both paths need in the backward beyond the saved tensors.
+struct BackwardInputs {
+  const torch::Tensor& x_sorted;      // [TK, H]
+  const torch::Tensor& pre_sorted;    // [TK, R]
+  const torch::Tensor& grad_y_sorted; // [TK, H] gradient of the unweighted expert outputs
+  const torch::Tensor& w_in;          // [E, R, H]
+  const torch::Tensor& w_out;         // [E, H, F]
+  bool need_x, need_w_in, need_b_in, need_w_out, need_b_out;
+  const ActivationOptions& activation;
+};
+
+// Forward: pre = x W_in^T + b_in and y = act(pre) W_out^T + b_out, per expert on its rows.
+void forward_loop(const Dispatch& d, const torch::Tensor& x_sorted, const torch::Tensor& w_in, const torch::Tensor& b_in,
+                  const torch::Tensor& w_out, const torch::Tensor& b_out, const ActivationOptions& activation,
+                  torch::Tensor& pre_sorted, torch::Tensor& y_sorted) {
+  int64_t offset = 0;
+  for (size_t e = 0; e < d.counts.size(); ++e) {
+    const int64_t n = d.counts[e];
+    if (n == 0) continue;
+    auto x_rows = x_sorted.narrow(0, offset, n);      // [n, H]
+    auto pre_rows = pre_sorted.narrow(0, offset, n);  // [n, R]
+    if (b_in.defined())
+      torch::addmm_out(pre_rows, b_in[e], x_rows, w_in[e].t());
+    else
+      torch::mm_out(pre_rows, x_rows, w_in[e].t());
+    auto act_rows = activation_forward(pre_rows, activation);  // [n, F]
+    auto y_rows = y_sorted.narrow(0, offset, n);               // [n, H]
+    if (b_out.defined())
+      torch::addmm_out(y_rows, b_out[e], act_rows, w_out[e].t());
+    else
+      torch::mm_out(y_rows, act_rows, w_out[e].t());
+    offset += n;
+  }
+}
+
+ExpertGrads backward_loop(const std::vector<int64_t>& counts, const BackwardInputs& in) {
+  ExpertGrads g;
+  if (in.need_w_in) g.w_in = torch::zeros_like(in.w_in);
+  if (in.need_w_out) g.w_out = torch::zeros_like(in.w_out);
+  if (in.need_b_in) g.b_in = torch::zeros({in.w_in.size(0), in.w_in.size(1)}, in.w_in.options());
+  if (in.need_b_out) g.b_out = torch::zeros({in.w_out.size(0), in.w_out.size(1)}, in.w_out.options());
+  if (in.need_x) g.x_sorted = torch::empty_like(in.x_sorted);
+  int64_t offset = 0;
+  for (size_t e = 0; e < counts.size(); ++e) {
+    const int64_t n = counts[e];
+    if (n == 0) continue;
+    auto x_rows = in.x_sorted.narrow(0, offset, n);         // [n, H]
+    auto pre_rows = in.pre_sorted.narrow(0, offset, n);     // [n, R]
+    auto grad_y_rows = in.grad_y_sorted.narrow(0, offset, n);  // [n, H]
+    auto act_rows = activation_forward(pre_rows, in.activation);  // [n, F] recomputed, cheap
+    if (in.need_w_out) {
+      auto slot = g.w_out[e];
+      torch::mm_out(slot, grad_y_rows.t(), act_rows);  // [H, F]
+    }
+    if (in.need_b_out) g.b_out[e].copy_(grad_y_rows.sum(0));
+    auto grad_act = torch::mm(grad_y_rows, in.w_out[e]);                       // [n, F]
+    auto grad_pre = activation_backward(pre_rows, grad_act, in.activation);    // [n, R]
+    if (in.need_w_in) {
+      auto slot = g.w_in[e];
+      torch::mm_out(slot, grad_pre.t(), x_rows);  // [R, H]
+    }
+    if (in.need_b_in) g.b_in[e].copy_(grad_pre.sum(0));
+    if (in.need_x) {
+      auto slot = g.x_sorted.narrow(0, offset, n);
+      torch::mm_out(slot, grad_pre, in.w_in[e]);  // [n, H]
+    }
+    offset += n;
+  }
+  return g;
+}
+
+#if MOEFORGE_HAS_GROUPED_MM
+// The same with torch's grouped GEMM: one call per projection over all experts' row segments.
+void forward_grouped(const Dispatch& d, const torch::Tensor& x_sorted, const torch::Tensor& w_in, const torch::Tensor& b_in,
+                     const torch::Tensor& w_out, const torch::Tensor& b_out, const ActivationOptions& activation,
+                     torch::Tensor& pre_sorted, torch::Tensor& y_sorted) {
+  pre_sorted = at::_grouped_mm(x_sorted, w_in.transpose(1, 2), d.offsets);  // [TK, R]
+  add_expert_bias(pre_sorted, b_in, d);
+  auto act = activation_forward(pre_sorted, activation);                   // [TK, F]
+  y_sorted = at::_grouped_mm(act, w_out.transpose(1, 2), d.offsets);        // [TK, H]
+  add_expert_bias(y_sorted, b_out, d);
+}
+
+ExpertGrads backward_grouped(const Dispatch& d, const BackwardInputs& in) {
+  ExpertGrads g;
+  const int64_t E = in.w_in.size(0);
+  auto act = activation_forward(in.pre_sorted, in.activation);                              // [TK, F]
+  if (in.need_w_out) g.w_out = at::_grouped_mm(in.grad_y_sorted.t(), act, d.offsets);       // [E, H, F]
+  if (in.need_b_out)
+    g.b_out = torch::zeros({E, in.w_out.size(1)}, in.w_out.options()).index_add_(0, d.expert_of, in.grad_y_sorted);
+  auto grad_act = at::_grouped_mm(in.grad_y_sorted, in.w_out, d.offsets);                   // [TK, F]
+  auto grad_pre = activation_backward(in.pre_sorted, grad_act, in.activation);              // [TK, R]
+  if (in.need_w_in) g.w_in = at::_grouped_mm(grad_pre.t(), in.x_sorted, d.offsets);        // [E, R, H]
+  if (in.need_b_in) g.b_in = torch::zeros({E, in.w_in.size(1)}, in.w_in.options()).index_add_(0, d.expert_of, grad_pre);
+  if (in.need_x) g.x_sorted = at::_grouped_mm(grad_pre, in.w_in, d.offsets);               // [TK, H]
+  return g;
+}
+#endif
+
+// Auto mode on a device where the grouped GEMM turns out unsupported: say so once, use the loop.
+[[maybe_unused]] void note_grouped_failure(const c10::Error& e) {
+  if (g_grouped_failed.exchange(true)) return;
+  std::string why = e.what_without_backtrace();
+  why = why.substr(0, why.find('\n'));
+  std::cerr << "moeforge: note: grouped GEMM unavailable here (" << why << "); using per-expert GEMMs\n";
 }
 
 class ExpertsFunction : public torch::autograd::Function<ExpertsFunction> {
@@ -34,39 +209,39 @@ class ExpertsFunction : public torch::autograd::Function<ExpertsFunction> {
                                int64_t activation_kind, double limit, double alpha) {
     ActivationOptions activation{static_cast<ExpertActivation>(activation_kind), limit, alpha};
     const int64_t tokens = x_TH.size(0), hidden = x_TH.size(1), experts = w_in.size(0);
-    const int64_t rows = w_in.size(1), width = w_out.size(2);
-    Dispatch d = make_dispatch(expert_ids_TK, experts);
+    const int64_t rows = w_in.size(1);
+    bool grouped = use_grouped(x_TH, w_in, w_out);
+    Dispatch d = make_dispatch(expert_ids_TK, experts, !grouped);
     if (b_in.numel() == 0) b_in = torch::Tensor();
     if (b_out.numel() == 0) b_out = torch::Tensor();
-    auto x_sorted = x_TH.index_select(0, d.token_of);                  // [TK, H]
-    auto pre_sorted = torch::empty({x_sorted.size(0), rows}, x_TH.options());   // [TK, R]
-    auto y_sorted = torch::empty({x_sorted.size(0), hidden}, x_TH.options());   // [TK, H] unweighted
-    int64_t offset = 0;
-    for (int64_t e = 0; e < experts; ++e) {
-      const int64_t n = d.counts[e];
-      if (n == 0) continue;
-      auto x_rows = x_sorted.narrow(0, offset, n);      // [n, H]
-      auto pre_rows = pre_sorted.narrow(0, offset, n);  // [n, R]
-      if (b_in.defined())
-        torch::addmm_out(pre_rows, b_in[e], x_rows, w_in[e].t());
-      else
-        torch::mm_out(pre_rows, x_rows, w_in[e].t());
-      auto act_rows = activation_forward(pre_rows, activation);  // [n, F]
-      auto y_rows = y_sorted.narrow(0, offset, n);               // [n, H]
-      if (b_out.defined())
-        torch::addmm_out(y_rows, b_out[e], act_rows, w_out[e].t());
-      else
-        torch::mm_out(y_rows, act_rows, w_out[e].t());
-      offset += n;
+    auto x_sorted = x_TH.index_select(0, d.token_of);  // [TK, H]
+    torch::Tensor pre_sorted, y_sorted;                // [TK, R], [TK, H] unweighted
+#if MOEFORGE_HAS_GROUPED_MM
+    if (grouped) {
+      try {
+        forward_grouped(d, x_sorted, w_in, b_in, w_out, b_out, activation, pre_sorted, y_sorted);
+      } catch (const c10::Error& e) {
+        if (static_cast<ExpertGemm>(g_expert_gemm.load()) == ExpertGemm::kGrouped) throw;
+        note_grouped_failure(e);
+        grouped = false;
+        d.counts = counts_of(d.offsets);
+      }
     }
-    (void)width;
+#endif
+    if (!grouped) {
+      pre_sorted = torch::empty({x_sorted.size(0), rows}, x_TH.options());
+      y_sorted = torch::empty({x_sorted.size(0), hidden}, x_TH.options());
+      forward_loop(d, x_sorted, w_in, b_in, w_out, b_out, activation, pre_sorted, y_sorted);
+    }
     auto w_sorted = weights_TK.reshape({-1}).index_select(0, d.order).to(x_TH.scalar_type());  // [TK]
     auto out_TH = torch::zeros({tokens, hidden}, x_TH.options());
     out_TH.index_add_(0, d.token_of, y_sorted * w_sorted.unsqueeze(1));
     ctx->saved_data["has_b_in"] = b_in.defined();
     ctx->saved_data["has_b_out"] = b_out.defined();
-    ctx->save_for_backward({x_TH, weights_TK, w_in, b_in, w_out, b_out, pre_sorted, y_sorted, d.order, d.token_of});
+    ctx->save_for_backward({x_TH, weights_TK, w_in, b_in, w_out, b_out, pre_sorted, y_sorted, d.order, d.token_of,
+                            d.expert_of, d.offsets});
     ctx->saved_data["counts"] = c10::IValue(d.counts);
+    ctx->saved_data["grouped"] = grouped;
     ctx->saved_data["activation"] = activation_kind;
     ctx->saved_data["limit"] = limit;
     ctx->saved_data["alpha"] = alpha;
@@ -84,63 +259,41 @@ class ExpertsFunction : public torch::autograd::Function<ExpertsFunction> {
     const auto b_out = ctx->saved_data["has_b_out"].toBool() ? saved[5] : torch::Tensor();
     const auto& pre_sorted = saved[6];
     const auto& y_sorted = saved[7];
-    const auto& order = saved[8];
-    const auto& token_of = saved[9];
-    std::vector<int64_t> counts = ctx->saved_data["counts"].toIntVector();
+    Dispatch d;
+    d.order = saved[8];
+    d.token_of = saved[9];
+    d.expert_of = saved[10];
+    d.offsets = saved[11];
+    d.counts = ctx->saved_data["counts"].toIntVector();
+    const bool grouped = ctx->saved_data["grouped"].toBool();
     ActivationOptions activation{static_cast<ExpertActivation>(ctx->saved_data["activation"].toInt()),
                                  ctx->saved_data["limit"].toDouble(), ctx->saved_data["alpha"].toDouble()};
     const bool need_x = ctx->needs_input_grad(0), need_weights = ctx->needs_input_grad(1);
-    const bool need_w_in = ctx->needs_input_grad(2), need_b_in = b_in.defined() && ctx->needs_input_grad(3);
-    const bool need_w_out = ctx->needs_input_grad(4), need_b_out = b_out.defined() && ctx->needs_input_grad(5);
 
     auto grad_out_TH = grads[0].contiguous();
-    auto grad_y_sorted = grad_out_TH.index_select(0, token_of);  // [TK, H] gradient of weighted y
+    auto grad_y_sorted = grad_out_TH.index_select(0, d.token_of);  // [TK, H] gradient of weighted y
     torch::Tensor grad_weights_TK;
     if (need_weights) {
       auto grad_w_sorted = (grad_y_sorted.to(weights_TK.scalar_type()) * y_sorted.to(weights_TK.scalar_type())).sum(-1);  // [TK]
-      grad_weights_TK = torch::zeros({order.size(0)}, grad_w_sorted.options())
-                            .index_copy_(0, order, grad_w_sorted)
+      grad_weights_TK = torch::zeros({d.order.size(0)}, grad_w_sorted.options())
+                            .index_copy_(0, d.order, grad_w_sorted)
                             .view(weights_TK.sizes())
                             .to(weights_TK.scalar_type());
     }
-    auto w_sorted = weights_TK.reshape({-1}).index_select(0, order).to(x_TH.scalar_type());
+    auto w_sorted = weights_TK.reshape({-1}).index_select(0, d.order).to(x_TH.scalar_type());
     grad_y_sorted.mul_(w_sorted.unsqueeze(1));  // now the gradient of unweighted y
-    auto x_sorted = x_TH.index_select(0, token_of);
-
-    torch::Tensor grad_w_in = need_w_in ? torch::zeros_like(w_in) : torch::Tensor();
-    torch::Tensor grad_b_in = need_b_in ? torch::zeros_like(b_in) : torch::Tensor();
-    torch::Tensor grad_w_out = need_w_out ? torch::zeros_like(w_out) : torch::Tensor();
-    torch::Tensor grad_b_out = need_b_out ? torch::zeros_like(b_out) : torch::Tensor();
-    torch::Tensor grad_x_sorted = need_x ? torch::empty_like(x_sorted) : torch::Tensor();
-    int64_t offset = 0;
-    for (size_t e = 0; e < counts.size(); ++e) {
-      const int64_t n = counts[e];
-      if (n == 0) continue;
-      auto x_rows = x_sorted.narrow(0, offset, n);         // [n, H]
-      auto pre_rows = pre_sorted.narrow(0, offset, n);     // [n, R]
-      auto grad_y_rows = grad_y_sorted.narrow(0, offset, n);  // [n, H]
-      auto act_rows = activation_forward(pre_rows, activation);  // [n, F] recomputed, cheap
-      if (need_w_out) {
-        auto slot = grad_w_out[e];
-        torch::mm_out(slot, grad_y_rows.t(), act_rows);
-      }  // [H, F]
-      if (need_b_out) grad_b_out[e].copy_(grad_y_rows.sum(0));
-      auto grad_act = torch::mm(grad_y_rows, w_out[e]);                          // [n, F]
-      auto grad_pre = activation_backward(pre_rows, grad_act, activation);       // [n, R]
-      if (need_w_in) {
-        auto slot = grad_w_in[e];
-        torch::mm_out(slot, grad_pre.t(), x_rows);
-      }          // [R, H]
-      if (need_b_in) grad_b_in[e].copy_(grad_pre.sum(0));
-      if (need_x) {
-        auto slot = grad_x_sorted.narrow(0, offset, n);
-        torch::mm_out(slot, grad_pre, w_in[e]);
-      }  // [n, H]
-      offset += n;
-    }
+    auto x_sorted = x_TH.index_select(0, d.token_of);
+    BackwardInputs in{x_sorted, pre_sorted, grad_y_sorted, w_in, w_out,
+                      need_x, ctx->needs_input_grad(2), b_in.defined() && ctx->needs_input_grad(3),
+                      ctx->needs_input_grad(4), b_out.defined() && ctx->needs_input_grad(5), activation};
+    ExpertGrads g;
+#if MOEFORGE_HAS_GROUPED_MM
+    if (grouped) g = backward_grouped(d, in);
+#endif
+    if (!grouped) g = backward_loop(d.counts, in);
     torch::Tensor grad_x_TH;
-    if (need_x) grad_x_TH = torch::zeros_like(x_TH).index_add_(0, token_of, grad_x_sorted);
-    return {grad_x_TH, grad_weights_TK, grad_w_in, grad_b_in, grad_w_out, grad_b_out,
+    if (need_x) grad_x_TH = torch::zeros_like(x_TH).index_add_(0, d.token_of, g.x_sorted);
+    return {grad_x_TH, grad_weights_TK, g.w_in, g.b_in, g.w_out, g.b_out,
             torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor()};
   }
 };
@@ -169,6 +322,10 @@ torch::Tensor run_experts(const torch::Tensor& x_TH, const torch::Tensor& expert
                                 or_empty(experts.b_out), expert_ids_TK, static_cast<int64_t>(activation.kind),
                                 activation.limit, activation.alpha);
 }
+
+void set_expert_gemm(ExpertGemm gemm) { g_expert_gemm.store(static_cast<int>(gemm)); }
+ExpertGemm expert_gemm() { return static_cast<ExpertGemm>(g_expert_gemm.load()); }
+bool grouped_gemm_available() { return MOEFORGE_HAS_GROUPED_MM; }
 
 torch::Tensor run_experts_dense_reference(const torch::Tensor& x_TH, const torch::Tensor& expert_ids_TK,
                                           const torch::Tensor& weights_TK, const StackedExperts& experts,

@@ -38,6 +38,17 @@ torch::Tensor run_experts(const torch::Tensor& x_TH, const torch::Tensor& expert
                           const torch::Tensor& weights_TK, const StackedExperts& experts,
                           const ActivationOptions& activation);
 
+// How the per-expert GEMMs run. kLoop: one mm per expert with tokens (row counts copied to the
+// host). kGrouped: torch's grouped GEMM (at::_grouped_mm, libtorch >= 2.8) over all experts at
+// once, with no host sync; needs fp32/bf16/fp16 and H, R, F rows aligned to 16 bytes, else the
+// loop runs. kAuto (default): grouped on CUDA, the loop on CPU (equally fast there); if the
+// grouped GEMM throws on this device (old GPU, unsupported dtype), a note is printed once and
+// the loop is used from then on. Process-wide; benchmarks and tests switch it.
+enum class ExpertGemm { kAuto, kLoop, kGrouped };
+void set_expert_gemm(ExpertGemm gemm);
+ExpertGemm expert_gemm();
+bool grouped_gemm_available();  // this libtorch has at::_grouped_mm
+
 // Reference implementation for tests: every expert on every token, masked (slow, autograd-traced).
 torch::Tensor run_experts_dense_reference(const torch::Tensor& x_TH, const torch::Tensor& expert_ids_TK,
                                           const torch::Tensor& weights_TK, const StackedExperts& experts,
