@@ -1,6 +1,6 @@
 """CUDA check (run on a GPU machine by tools/gpu_check.sh; not part of ctest, CI has no GPU).
 For every family: `moeforge forward --device cuda` (fp32) against transformers on the same GPU and
-against our CPU run; bf16 on CUDA against fp32 within bf16 tolerance; and `moeforge eval` on CUDA vs CPU.
+against our CPU run, and its grouped-GEMM experts (the CUDA default) against `--expert-gemm loop`; bf16 on CUDA against fp32 within bf16 tolerance; and `moeforge eval` on CUDA vs CPU.
 
     MOEFORGE_BIN=build/moeforge python3 tests/gpu/cuda_check.py
 """
@@ -19,9 +19,10 @@ BIN = os.environ.get("MOEFORGE_BIN", "build/moeforge")
 IDS = [3, 17, 42, 9, 100, 7, 250, 8, 61, 33, 12, 5, 77, 140, 2, 19]
 
 
-def forward(model_dir, device, dtype="fp32"):
-    out = os.path.join(model_dir, f"fwd-{device}-{dtype}.safetensors")
-    cmd = [BIN, "forward", model_dir, "--ids", ",".join(map(str, IDS)), "--out", out, "--device", device, "--dtype", dtype]
+def forward(model_dir, device, dtype="fp32", gemm="auto"):
+    out = os.path.join(model_dir, f"fwd-{device}-{dtype}-{gemm}.safetensors")
+    cmd = [BIN, "forward", model_dir, "--ids", ",".join(map(str, IDS)), "--out", out, "--device", device, "--dtype", dtype,
+           "--expert-gemm", gemm]
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)}: {r.stderr.strip()}")
@@ -43,6 +44,7 @@ def main():
                 gpu = forward(d, "cuda")
                 bf16 = forward(d, "cuda", "bf16")
                 cpu_bf16 = forward(d, "cpu", "bf16")
+                gpu_loop = forward(d, "cuda", "fp32", "loop")  # the default on CUDA is the grouped GEMM
             except RuntimeError as e:
                 failures.append(f"{label}: {e}")
                 continue
@@ -63,6 +65,9 @@ def main():
             print(line, flush=True)
             if diff > 1e-3:
                 failures.append(f"{label}: cuda fp32 logits differ from cpu by {diff}")
+            gdiff = (gpu["logits"] - gpu_loop["logits"]).abs().max().item()
+            if gdiff > 1e-4:
+                failures.append(f"{label}: cuda grouped-GEMM logits differ from the per-expert loop by {gdiff}")
             if bbdiff > 0.05 * max(scale, 1.0) or bdiff > 0.5 * max(scale, 1.0):
                 failures.append(f"{label}: cuda bf16 logits differ from cpu bf16 by {bbdiff} (from fp32 by {bdiff})")
             for k in cpu:

@@ -5,12 +5,16 @@
 #include "common/error.h"
 #include "common/strings.h"
 #include "model/device.h"
+#include "model/moe_experts.h"
 
 namespace moeforge::cli {
 
 void RuntimeFlags::add_to(CLI::App* app) {
   app->add_option("--device", device, "cpu or cuda[:N]")->capture_default_str();
   app->add_option("--dtype", dtype, "fp32, bf16 or fp16")->capture_default_str();
+  app->add_option("--expert-gemm", expert_gemm, "MoE expert GEMMs: auto (grouped on CUDA, per-expert loop on CPU), loop, grouped")
+      ->check(CLI::IsMember({"auto", "loop", "grouped"}))
+      ->capture_default_str();
 }
 
 model::LoadOptions RuntimeFlags::load_options() const {
@@ -20,6 +24,11 @@ model::LoadOptions RuntimeFlags::load_options() const {
   else if (dtype == "fp16" || dtype == "float16") options.dtype = torch::kFloat16;
   else fail("--dtype '", dtype, "' is not one of fp32, bf16, fp16");
   options.device = model::parse_device(device);
+  if (expert_gemm == "grouped" && !model::grouped_gemm_available())
+    fail("--expert-gemm grouped: this libtorch has no grouped GEMM (at::_grouped_mm needs torch >= 2.8)");
+  model::set_expert_gemm(expert_gemm == "loop"      ? model::ExpertGemm::kLoop
+                         : expert_gemm == "grouped" ? model::ExpertGemm::kGrouped
+                                                    : model::ExpertGemm::kAuto);
   return options;
 }
 

@@ -12,8 +12,9 @@ namespace moeforge::cli {
 struct RuntimeFlags {
   std::string device = "cpu";
   std::string dtype = "fp32";
+  std::string expert_gemm = "auto";
   void add_to(CLI::App* app);
-  model::LoadOptions load_options() const;  // validates device/dtype with clear errors
+  model::LoadOptions load_options() const;  // validates device/dtype with clear errors; applies --expert-gemm
 };
 
 // Parses "L:E[,L:E]" (--force-expert) into layer -> expert.
