@@ -40,18 +40,7 @@ std::string describe(const std::map<std::string, std::vector<int64_t>>& m) {
   return s;
 }
 
-class TrainEngine : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() {
-    fx = new TrainFixture();
-    mixtral = fx->model("mixtral", "mixtral");
-  }
-  static void TearDownTestSuite() { delete fx; }
-  static TrainFixture* fx;
-  static std::filesystem::path mixtral;
-};
-TrainFixture* TrainEngine::fx = nullptr;
-std::filesystem::path TrainEngine::mixtral;
+class TrainEngine : public TinyMixtralSuite {};
 
 TEST_F(TrainEngine, EachSelectorChangesExactlyWhatItSelects) {
   auto base = model::Transformer::load(mixtral);
@@ -174,23 +163,9 @@ TEST_F(TrainEngine, ResumeEqualsUninterruptedRun) {
   ASSERT_TRUE(full.run().finished);
   for (int64_t stop : {5, 3}) {  // 5: mid LoRA phase, checkpoint at 4; 3: phase boundary
     const std::string name = "resume_b" + std::to_string(stop);
-    auto o = fx->options(mixtral, r, name);
-    o.stop_after_steps = stop;
-    train::Trainer first(o);
-    ASSERT_FALSE(first.run().finished);
-    train::TrainOptions again;
-    again.out_dir = o.out_dir;
-    again.resume = true;
-    again.progress = false;
-    again.data_cache_dir = fx->cache;
-    train::Trainer second(again);
-    ASSERT_TRUE(second.run().finished);
-    auto read = [](const std::filesystem::path& p) {
-      std::ifstream in(p, std::ios::binary);
-      return std::string(std::istreambuf_iterator<char>(in), {});
-    };
-    EXPECT_EQ(read(fx->tmp / "resume_a" / "trainable.safetensors"), read(o.out_dir / "trainable.safetensors")) << stop;
-    EXPECT_EQ(read(fx->tmp / "resume_a" / "adapter_model.safetensors"), read(o.out_dir / "adapter_model.safetensors")) << stop;
+    interrupted_then_resumed(*fx, mixtral, r, name, stop);
+    for (const char* file : {"trainable.safetensors", "adapter_model.safetensors"})
+      EXPECT_EQ(file_bytes(fx->tmp / "resume_a" / file), file_bytes(fx->tmp / name / file)) << file << " stop " << stop;
   }
 }
 

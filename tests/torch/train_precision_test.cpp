@@ -17,28 +17,13 @@ namespace {
 
 using nlohmann::json;
 
-class TrainPrecision : public ::testing::Test {
+class TrainPrecision : public TinyMixtralSuite {
  protected:
-  static void SetUpTestSuite() {
-    fx = new TrainFixture();
-    mixtral = fx->model("mixtral", "mixtral");
-  }
-  static void TearDownTestSuite() { delete fx; }
-  static TrainFixture* fx;
-  static std::filesystem::path mixtral;
-
   static json bf16(json recipe) {
     recipe["precision"] = "bf16";
     return recipe;
   }
 };
-TrainFixture* TrainPrecision::fx = nullptr;
-std::filesystem::path TrainPrecision::mixtral;
-
-std::string read_bytes(const std::filesystem::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
 
 const json kPhase = {{"select", "experts=1:0 + router + attention"}, {"steps", 3}, {"routing", {{"force_route", "selected"}}}};
 
@@ -129,22 +114,11 @@ TEST_F(TrainPrecision, Bf16ResumeEqualsUninterruptedRun) {
   ASSERT_TRUE(full.run().finished);
   for (int64_t stop : {5, 3, 2}) {  // mid LoRA phase (checkpoint at 4); phase boundary; mid first phase
     const std::string name = "bf16_resume_b" + std::to_string(stop);
-    auto o = fx->options(mixtral, r, name);
-    o.stop_after_steps = stop;
-    train::Trainer first(o);
-    ASSERT_FALSE(first.run().finished);
-    train::TrainOptions again;
-    again.out_dir = o.out_dir;
-    again.resume = true;
-    again.progress = false;
-    again.data_cache_dir = fx->cache;
-    train::Trainer second(again);
-    ASSERT_TRUE(second.run().finished);
-    EXPECT_EQ(read_bytes(fx->tmp / "bf16_resume_a" / "trainable.safetensors"), read_bytes(o.out_dir / "trainable.safetensors")) << stop;
-    EXPECT_EQ(read_bytes(fx->tmp / "bf16_resume_a" / "adapter_model.safetensors"), read_bytes(o.out_dir / "adapter_model.safetensors"))
-        << stop;
-    ASSERT_EQ(full.masters().size(), second.masters().size());
-    for (const auto& [n, m] : full.masters()) EXPECT_TRUE(torch::equal(m, second.masters().at(n))) << n << " stop " << stop;
+    auto second = interrupted_then_resumed(*fx, mixtral, r, name, stop);
+    for (const char* file : {"trainable.safetensors", "adapter_model.safetensors"})
+      EXPECT_EQ(file_bytes(fx->tmp / "bf16_resume_a" / file), file_bytes(fx->tmp / name / file)) << file << " stop " << stop;
+    ASSERT_EQ(full.masters().size(), second->masters().size());
+    for (const auto& [n, m] : full.masters()) EXPECT_TRUE(torch::equal(m, second->masters().at(n))) << n << " stop " << stop;
   }
 }
 

@@ -2,11 +2,13 @@
 // random model of any family written by `moeforge init`'s code, plus helpers to run a recipe.
 #pragma once
 
+#include <gtest/gtest.h>
 #include <torch/torch.h>
 
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <string>
@@ -78,6 +80,45 @@ struct TrainFixture {
     return o;
   }
 };
+
+// Base of the suites that share one fixture and one tiny Mixtral, built once per suite.
+class TinyMixtralSuite : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    fx = new TrainFixture();
+    mixtral = fx->model("mixtral", "mixtral");
+  }
+  static void TearDownTestSuite() {
+    delete fx;
+    fx = nullptr;
+  }
+  static inline TrainFixture* fx = nullptr;
+  static inline std::filesystem::path mixtral;
+};
+
+// Runs `recipe` as run `name` until `stop` global steps (as if killed there), then continues it
+// with --resume semantics in a fresh Trainer; returns that Trainer (in-memory model, masters).
+inline std::unique_ptr<train::Trainer> interrupted_then_resumed(TrainFixture& fx, const std::filesystem::path& model,
+                                                                const nlohmann::json& recipe, const std::string& name,
+                                                                int64_t stop) {
+  auto o = fx.options(model, recipe, name);
+  o.stop_after_steps = stop;
+  train::Trainer first(o);
+  EXPECT_FALSE(first.run().finished) << name << " was not interrupted";
+  train::TrainOptions again;
+  again.out_dir = o.out_dir;
+  again.resume = true;
+  again.progress = false;
+  again.data_cache_dir = fx.cache;
+  auto second = std::make_unique<train::Trainer>(again);
+  EXPECT_TRUE(second->run().finished) << name << " did not finish after --resume";
+  return second;
+}
+
+inline std::string file_bytes(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
 
 // canonical name -> tensor copy.
 inline std::map<std::string, torch::Tensor> snapshot(model::ModelWeights& w) {
