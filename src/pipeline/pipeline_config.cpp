@@ -6,6 +6,7 @@
 #include "common/strings.h"
 #include "data/data_spec.h"
 #include "io/checkpoint_store.h"
+#include "io/toml.h"
 #include "model/device.h"
 
 namespace moeforge::pipeline {
@@ -196,7 +197,7 @@ PipelineConfig parse_pipeline_config(const nlohmann::json& json, const fs::path&
     const auto& r = top.at("recipe");
     if (r.is_string()) {
       const fs::path recipe_path = resolve(dir, r.get<std::string>());
-      c.recipe = read_json_file(recipe_path);
+      c.recipe = read_config_file(recipe_path);  // JSON or TOML
       c.recipe_label = recipe_path.string();
     } else if (r.is_object()) {
       c.recipe = r;
@@ -230,7 +231,7 @@ PipelineConfig parse_pipeline_config(const nlohmann::json& json, const fs::path&
 }
 
 PipelineConfig load_pipeline_config(const fs::path& path) {
-  return parse_pipeline_config(read_json_file(path), path);
+  return parse_pipeline_config(read_config_file(path), path);  // JSON or TOML
 }
 
 }  // namespace moeforge::pipeline

@@ -5,6 +5,7 @@
 #include "cli/commands.h"
 #include "common/error.h"
 #include "io/checkpoint_store.h"
+#include "io/toml.h"
 #include "train/trainer.h"
 
 namespace moeforge::cli {
@@ -24,7 +25,7 @@ struct TrainCommand {
     } else {
       if (model_dir.empty()) fail("train: MODEL is required (or --resume RUN_DIR)");
       if (recipe_path.empty()) fail("train: --recipe is required");
-      nlohmann::json recipe = read_json_file(recipe_path);
+      nlohmann::json recipe = read_config_file(recipe_path);  // JSON or TOML
       if (threads > 0) recipe["threads"] = threads;
       if (list_params) {
         std::cout << train::list_params(model_dir, recipe, std::filesystem::path(recipe_path).filename().string(), plan_path);
@@ -61,7 +62,7 @@ const CommandRegistrar registrar([](CLI::App& app) {
   auto* sub = app.add_subcommand("train", "Train selected tensors (full or LoRA) of a model through a phased recipe");
   sub->add_option("model", c->model_dir, "model directory (omit with --resume)");
   sub->add_option("--data", c->data_spec, "data spec (.txt, .jsonl, chat .jsonl, dirs, mixtures)");
-  sub->add_option("--recipe", c->recipe_path, "recipe JSON (see docs/TRAINING.md and recipes/)");
+  sub->add_option("--recipe", c->recipe_path, "recipe, JSON or .toml (see docs/TRAINING.md and recipes/)");
   sub->add_option("--out", c->out_dir, "run directory (checkpoints, metrics, trainable.safetensors)");
   sub->add_option("--resume", c->resume_dir, "continue the run in RUN_DIR from its latest checkpoint");
   sub->add_option("--tokenizer", c->tokenizer_dir, "tokenizer directory (default: the model's)");

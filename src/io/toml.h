@@ -1,0 +1,23 @@
+// TOML 1.0 documents read into JSON, so recipes and pipeline jobs may be written in either.
+//
+// Everything in TOML 1.0 except dates and times (no config of ours has one; they are rejected with
+// a message): bare/quoted/dotted keys, the four string forms with every escape, decimal/hex/octal/
+// binary integers, floats incl. inf and nan, booleans, arrays, inline tables, [tables] and
+// [[arrays of tables]], with the spec's rules against redefining a key or a table. Python's
+// tomllib is the reference (tests/parity/test_toml_parity.py).
+#pragma once
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <string_view>
+
+namespace moeforge {
+
+// Parses a TOML document. Errors throw moeforge::Error "LABEL:LINE:COLUMN: what is wrong".
+nlohmann::json parse_toml(std::string_view text, const std::string& label);
+
+// A config file by its extension: ".toml" is TOML, anything else JSON. Errors name the file.
+nlohmann::json read_config_file(const std::filesystem::path& path);
+
+}  // namespace moeforge
