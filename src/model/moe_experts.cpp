@@ -265,7 +265,7 @@ class ExpertsFunction : public torch::autograd::Function<ExpertsFunction> {
     d.expert_of = saved[10];
     d.offsets = saved[11];
     d.counts = ctx->saved_data["counts"].toIntVector();
-    const bool grouped = ctx->saved_data["grouped"].toBool();
+    [[maybe_unused]] const bool grouped = ctx->saved_data["grouped"].toBool();
     ActivationOptions activation{static_cast<ExpertActivation>(ctx->saved_data["activation"].toInt()),
                                  ctx->saved_data["limit"].toDouble(), ctx->saved_data["alpha"].toDouble()};
     const bool need_x = ctx->needs_input_grad(0), need_weights = ctx->needs_input_grad(1);
@@ -287,10 +287,20 @@ class ExpertsFunction : public torch::autograd::Function<ExpertsFunction> {
                       need_x, ctx->needs_input_grad(2), b_in.defined() && ctx->needs_input_grad(3),
                       ctx->needs_input_grad(4), b_out.defined() && ctx->needs_input_grad(5), activation};
     ExpertGrads g;
+    bool done = false;
 #if MOEFORGE_HAS_GROUPED_MM
-    if (grouped) g = backward_grouped(d, in);
+    if (grouped) {
+      try {
+        g = backward_grouped(d, in);
+        done = true;
+      } catch (const c10::Error& e) {  // a device that ran the forward's shapes but not these
+        if (static_cast<ExpertGemm>(g_expert_gemm.load()) == ExpertGemm::kGrouped) throw;
+        note_grouped_failure(e);
+        d.counts = counts_of(d.offsets);
+      }
+    }
 #endif
-    if (!grouped) g = backward_loop(d.counts, in);
+    if (!done) g = backward_loop(d.counts, in);
     torch::Tensor grad_x_TH;
     if (need_x) grad_x_TH = torch::zeros_like(x_TH).index_add_(0, d.token_of, g.x_sorted);
     return {grad_x_TH, grad_weights_TK, g.w_in, g.b_in, g.w_out, g.b_out,
