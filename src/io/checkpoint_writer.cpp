@@ -11,6 +11,7 @@
 #include <set>
 
 #include "common/error.h"
+#include "common/remove_tree.h"
 #include "common/strings.h"
 
 namespace moeforge {
@@ -167,17 +168,14 @@ CheckpointWriter::CheckpointWriter(fs::path destination, std::vector<TensorDecl>
   }
   } catch (...) {
     shards_.clear();
-    fs::remove_all(temp_dir_, ec);
+    remove_tree(temp_dir_);
     throw;
   }
 }
 
 CheckpointWriter::~CheckpointWriter() {
   shards_.clear();  // close descriptors first
-  if (!committed_ && !temp_dir_.empty()) {
-    std::error_code ec;
-    fs::remove_all(temp_dir_, ec);
-  }
+  if (!committed_ && !temp_dir_.empty()) remove_tree(temp_dir_);
 }
 
 CheckpointWriter::Slot& CheckpointWriter::slot(const std::string& name) {
@@ -294,7 +292,7 @@ fs::path CheckpointWriter::commit() {
   fs::rename(temp_dir_, destination_, ec);
   if (ec) fail(destination_.string(), ": cannot move the finished output into place: ", ec.message());
   committed_ = true;
-  if (!backup.empty()) fs::remove_all(backup, ec);
+  if (!backup.empty()) remove_tree(backup);
   return destination_;
 }
 

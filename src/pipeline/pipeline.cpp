@@ -7,6 +7,7 @@
 
 #include "arch/family_adapter.h"
 #include "common/error.h"
+#include "common/remove_tree.h"
 #include "data/dataset.h"
 #include "eval/evaluate.h"
 #include "io/atomic_file.h"
@@ -281,7 +282,7 @@ class Runner {
     if (fs::exists(run / "run.json")) {
       t.resume = true;  // interrupted earlier: continue from its latest checkpoint
     } else if (fs::exists(run)) {
-      fs::remove_all(run);  // died before the run was recorded: nothing to keep
+      remove_tree_or_fail(run);  // died before the run was recorded: nothing to keep
     }
     train::Trainer trainer(t);
     auto result = trainer.run();
@@ -320,7 +321,7 @@ class Runner {
 
   void export_model(const fs::path& model, const fs::path& out, const fs::path& eval_json) {
     const fs::path tmp = out.string() + ".partial";
-    if (fs::exists(tmp)) fs::remove_all(tmp);
+    remove_tree_or_fail(tmp);
     link_or_copy_dir(model, tmp);
     fs::remove(tmp / "README.md");  // a hard link to the source's card must not be edited in place
     ModelCard card;

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
+#include "common/remove_tree.h"
 #include "data/dataset.h"
 #include "io/atomic_file.h"
 #include "io/checkpoint_writer.h"
@@ -177,7 +178,7 @@ RouterStats run_stats(const StatsOptions& o) {
   const fs::path out = fs::absolute(o.out);
   fs::create_directories(out.parent_path());
   const fs::path tmp = out.parent_path() / ("." + out.filename().string() + ".tmp-" + std::to_string(::getpid()));
-  fs::remove_all(tmp);
+  remove_tree_or_fail(tmp);
   fs::create_directories(tmp);
   try {
     if (!o.forward_only) {
@@ -192,11 +193,10 @@ RouterStats run_stats(const StatsOptions& o) {
       stats.probs_safetensors = "router_probs.safetensors";
     }
     write_file_atomic(tmp / "stats.json", to_json(stats).dump(1) + "\n");
-    if (fs::exists(out)) fs::remove_all(out);
+    remove_tree_or_fail(out);
     fs::rename(tmp, out);
   } catch (...) {
-    std::error_code ignored;
-    fs::remove_all(tmp, ignored);
+    remove_tree(tmp);
     throw;
   }
   return stats;

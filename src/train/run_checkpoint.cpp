@@ -10,6 +10,7 @@
 #include <fstream>
 
 #include "common/error.h"
+#include "common/remove_tree.h"
 #include "io/atomic_file.h"
 #include "io/checkpoint_store.h"
 #include "io/checkpoint_writer.h"
@@ -46,7 +47,7 @@ fs::path save_checkpoint(const fs::path& run_dir, const RunState& state, int64_t
   std::snprintf(name, sizeof(name), "step-%08lld", static_cast<long long>(state.global_step));
   const fs::path final_dir = dir / name;
   const fs::path temp = dir / (std::string(".") + name + ".tmp-" + std::to_string(::getpid()));
-  fs::remove_all(temp);
+  remove_tree_or_fail(temp);
   fs::create_directories(temp);
 
   std::vector<std::pair<TensorDecl, std::string>> blobs;
@@ -66,7 +67,7 @@ fs::path save_checkpoint(const fs::path& run_dir, const RunState& state, int64_t
                       {"changed", selection_to_json(state.changed)},
                       {"extra", state.extra}};
   write_file_atomic(temp / "state.json", j.dump(1) + "\n");
-  fs::remove_all(final_dir);
+  remove_tree_or_fail(final_dir);
   fs::rename(temp, final_dir);
   write_file_atomic(dir / "latest", std::string(name) + "\n");
   // Prune older checkpoints (never the one just written).
@@ -75,7 +76,7 @@ fs::path save_checkpoint(const fs::path& run_dir, const RunState& state, int64_t
     if (entry.is_directory() && entry.path().filename().string().rfind("step-", 0) == 0) all.push_back(entry.path());
   std::sort(all.begin(), all.end());
   for (size_t i = 0; i + static_cast<size_t>(keep) < all.size(); ++i)
-    if (all[i] != final_dir) fs::remove_all(all[i]);
+    if (all[i] != final_dir) remove_tree_or_fail(all[i]);
   return final_dir;
 }
 

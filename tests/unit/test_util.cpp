@@ -1,5 +1,7 @@
 #include "test_util.h"
 
+#include "common/remove_tree.h"
+
 #include <fstream>
 #include <random>
 #include <sstream>
@@ -20,8 +22,7 @@ TempDir::TempDir() {
 }
 
 TempDir::~TempDir() {
-  std::error_code ec;
-  std::filesystem::remove_all(path_, ec);
+  remove_tree(path_);  // not std::filesystem::remove_all: see common/remove_tree.h
 }
 
 std::filesystem::path shared_data_dir() { return MOEFORGE_SHARED_DATA; }

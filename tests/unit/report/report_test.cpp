@@ -8,6 +8,7 @@
 #include <regex>
 #include <vector>
 
+#include "common/remove_tree.h"
 #include "report/report.h"
 #include "report/run_files.h"
 #include "report/train_metrics.h"
@@ -209,7 +210,7 @@ TEST(Report, MalformedStatsOrEvalNamesFile) {
   MOEFORGE_EXPECT_ERROR(render(dir.path()), (dir / "stats_after" / "stats.json").string() + ": not valid JSON");
   write(dir / "stats_after" / "stats.json", "{\"format\": \"something else\"}");
   MOEFORGE_EXPECT_ERROR(render(dir.path()), "stats.json: not a moeforge stats file");
-  fs::remove_all(dir / "stats_after");
+  remove_tree_or_fail(dir / "stats_after");
   write(dir / "eval.json", "not json");
   MOEFORGE_EXPECT_ERROR(render(dir.path()), (dir / "eval.json").string() + ": not valid JSON");
   write(dir / "eval.json", "{\"perplexity\": 3}");
