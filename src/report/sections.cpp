@@ -105,6 +105,16 @@ std::string router_section(const TrainMetrics& m) {
     out += figure("chart-drift", line_chart("Router drift ||W - W0|| / max(||W0||, ||W||)", "relative change", lines, phases),
                   "Router drift per logged step: mean over MoE layers (bold) and each layer (grey).");
   }
+  // The absolute change (runs since stop 10): for a router that started at zero (upcycling) the
+  // relative drift is a flat 1, this curve shows it learning.
+  auto drift_abs = series(m, "router_drift_abs");
+  if (!drift_abs.empty()) {
+    auto lines = per_layer_series(m, "router_drift_abs_per_layer");
+    lines.push_back({"||W - W0|| (mean over MoE layers)", std::move(drift_abs), category_color(0), 2.2});
+    if (lines.size() > 1) lines.front().name = "per layer";
+    out += figure("chart-drift-abs", line_chart("Router change ||W - W0||", "Frobenius norm", lines, phases),
+                  "Absolute router change per logged step: mean over MoE layers (bold) and each layer (grey).");
+  }
   out += scalar_chart(m, phases, "chart-balance", "Expert balance", "H(load) / log E", {"balance"});
   return out;
 }

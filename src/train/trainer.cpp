@@ -401,7 +401,8 @@ struct Trainer::Impl {
     if (skipped) rec["skipped"] = true;
     if (!stats.counts.empty()) {
       nlohmann::json load = nlohmann::json::array(), bal = nlohmann::json::array(), drift = nlohmann::json::array();
-      double bal_sum = 0, drift_sum = 0;
+      nlohmann::json drift_abs = nlohmann::json::array();
+      double bal_sum = 0, drift_sum = 0, drift_abs_sum = 0;
       const auto layers = moe_layers();
       for (size_t i = 0; i < stats.counts.size(); ++i) {
         auto c = stats.counts[i].to(torch::kCPU, torch::kFloat64);
@@ -416,15 +417,20 @@ struct Trainer::Impl {
         const auto& start = router0[layers[i]];
         // Relative to the larger norm, so an upcycled router that starts at zero reads 1, not 1e12.
         const double scale = std::max({start.norm().item<double>(), now.detach().norm().item<double>(), 1e-12});
-        const double d = (now.detach() - start).norm().item<double>() / scale;
+        const double change = (now.detach() - start).norm().item<double>();
+        const double d = change / scale;
         drift.push_back(d);
         drift_sum += d;
+        drift_abs.push_back(change);  // what the relative form hides for a router that started at zero
+        drift_abs_sum += change;
       }
       const double n = static_cast<double>(stats.counts.size());
       rec["balance"] = bal_sum / n;
       rec["router_drift"] = drift_sum / n;
       rec["balance_per_layer"] = bal;
       rec["router_drift_per_layer"] = drift;
+      rec["router_drift_abs"] = drift_abs_sum / n;
+      rec["router_drift_abs_per_layer"] = drift_abs;
       rec["lb_per_layer"] = stats.lb_per_layer;
       rec["load"] = load;
     }

@@ -193,6 +193,24 @@ TEST(Report, MetricsWithoutStatsOrEvalUseTrainingLoad) {
   EXPECT_NE(html.find("id=\"eval-na\""), std::string::npos);
 }
 
+TEST(Report, AbsoluteRouterDriftGetsItsChartWhenLogged) {
+  // An upcycled router starts at zero: relative drift is a flat 1, the absolute change is the curve.
+  TempDir dir;
+  std::string text;
+  for (int step = 1; step <= 4; ++step)
+    text += Json{{"step", step}, {"phase", "p"}, {"phase_step", step}, {"loss", 3.0}, {"router_drift", 1.0},
+                 {"router_drift_per_layer", {1.0, 1.0}}, {"router_drift_abs", 0.5 * step},
+                 {"router_drift_abs_per_layer", {0.4 * step, 0.6 * step}}}.dump() + "\n";
+  write(dir / "metrics.jsonl", text);
+  const std::string html = render(dir.path());
+  EXPECT_TRUE(has_chart(html, "chart-drift"));
+  EXPECT_TRUE(has_chart(html, "chart-drift-abs"));
+  EXPECT_NE(html.find("Router change ||W - W0||"), std::string::npos);
+  // Older runs without the key keep the old set of charts (FullRunHasEveryChartTableAndPhase counts them).
+  write(dir / "metrics.jsonl", metrics_jsonl({"only"}, 3));
+  EXPECT_FALSE(has_chart(render(dir.path()), "chart-drift-abs"));
+}
+
 TEST(Report, MalformedMetricsLineNamesFileAndLine) {
   TempDir dir;
   std::string text = metrics_jsonl({"a"}, 2);
