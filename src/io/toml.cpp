@@ -112,6 +112,11 @@ class Parser {
   bool at_end() const { return pos_ >= s_.size(); }
   char peek(size_t ahead = 0) const { return pos_ + ahead < s_.size() ? s_[pos_ + ahead] : '\0'; }
   bool starts_with(std::string_view token) const { return s_.substr(pos_, token.size()) == token; }
+  bool accept(char c) {  // consumes `c` when it is next
+    if (at_end() || peek() != c) return false;
+    ++pos_;
+    return true;
+  }
   void expect(char c, const char* what) {
     if (peek() != c || at_end()) error(std::string("expected ") + what);
     ++pos_;
@@ -329,20 +334,11 @@ class Parser {
     Json out = Json::array();
     while (true) {
       skip_ws_comments_newlines();
-      if (peek() == ']') {
-        ++pos_;
-        return out;
-      }
+      if (accept(']')) return out;
       out.push_back(parse_value());
       skip_ws_comments_newlines();
-      if (peek() == ',') {
-        ++pos_;
-        continue;
-      }
-      if (peek() == ']') {
-        ++pos_;
-        return out;
-      }
+      if (accept(',')) continue;
+      if (accept(']')) return out;
       error("expected ',' or ']' in an array");
     }
   }
@@ -353,10 +349,7 @@ class Parser {
     Json out = Json::object();
     Flags local;  // the inline table's own definitions
     skip_ws();
-    if (peek() == '}') {
-      ++pos_;
-      return out;
-    }
+    if (accept('}')) return out;
     while (true) {
       skip_ws();
       const size_t at = pos_;
@@ -378,14 +371,8 @@ class Parser {
       if (value.is_object() || value.is_array()) local.at(key).frozen = true;
       (*node)[key.back()] = std::move(value);
       skip_ws();
-      if (peek() == ',') {
-        ++pos_;
-        continue;
-      }
-      if (peek() == '}') {
-        ++pos_;
-        return out;
-      }
+      if (accept(',')) continue;
+      if (accept('}')) return out;
       error("expected ',' or '}' in an inline table (it must fit on one line)");
     }
   }
