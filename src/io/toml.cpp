@@ -271,13 +271,19 @@ class Parser {
     return key;
   }
 
-  void key_value(Json& root, const Key& header) {
-    const size_t at = pos_;
+  // `key = value` (both the document's lines and an inline table's entries).
+  std::pair<Key, Json> key_value_pair() {
     Key key = dotted_key();
     skip_ws();
     expect('=', "'=' after a key");
     skip_ws();
     Json value = parse_value();
+    return {std::move(key), std::move(value)};
+  }
+
+  void key_value(Json& root, const Key& header) {
+    const size_t at = pos_;
+    auto [key, value] = key_value_pair();
     Key absolute = header;
     absolute.insert(absolute.end(), key.begin(), key.end());
     if (absolute.size() > kMaxDepth) error("tables nested more than " + std::to_string(kMaxDepth) + " levels deep", at);
@@ -353,11 +359,7 @@ class Parser {
     while (true) {
       skip_ws();
       const size_t at = pos_;
-      Key key = dotted_key();
-      skip_ws();
-      expect('=', "'=' after a key");
-      skip_ws();
-      Json value = parse_value();
+      auto [key, value] = key_value_pair();
       Json* node = &out;
       for (size_t i = 0; i + 1 < key.size(); ++i) {
         Key prefix(key.begin(), key.begin() + static_cast<std::ptrdiff_t>(i + 1));
