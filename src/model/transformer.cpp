@@ -123,29 +123,29 @@ torch::Tensor Transformer::attention(const ModelWeights& weights, int64_t l, con
   }
   // Scores in float32 (as GPT-Neo and the eager paths of transformers do for stability).
   const double scale = spec_.attention_scale > 0 ? spec_.attention_scale : 1.0 / std::sqrt(static_cast<double>(head_dim));
-  auto key_pos = torch::arange(S, positions_T.options()).unsqueeze(0);  // [1, S]
-  auto query_pos = positions_T.unsqueeze(1);                              // [T, 1]
   const int64_t window = spec_.sliding_window.empty() ? 0 : spec_.sliding_window[l];
+  // Causal (and sliding-window) visibility of key positions from query positions: [1, 1, T, S].
+  auto causal_mask = [&] {
+    auto key_pos = torch::arange(S, positions_T.options()).unsqueeze(0);  // [1, S]
+    auto query_pos = positions_T.unsqueeze(1);                              // [T, 1]
+    auto allowed = key_pos <= query_pos;                                    // [T, S]
+    if (window > 0) allowed = allowed.logical_and(key_pos > query_pos - window);
+    return allowed.unsqueeze(0).unsqueeze(0);
+  };
   if (!L.sinks.defined() && !options.attention_mask.defined()) {
     // Fused attention (same float32 math without materialising [T, S] scores for autograd): every
     // query sees at least itself here, so no row is fully masked. Plain causal needs no mask.
     const auto dtype = v.scalar_type();
     const bool plain_causal = S == T && window == 0;  // no cache yet: positions 0..T-1
     std::optional<torch::Tensor> mask;
-    if (!plain_causal) {
-      auto allowed = key_pos <= query_pos;
-      if (window > 0) allowed = allowed.logical_and(key_pos > query_pos - window);
-      mask = allowed.unsqueeze(0).unsqueeze(0);
-    }
+    if (!plain_causal) mask = causal_mask();
     auto out = at::scaled_dot_product_attention(q.to(torch::kFloat32), k.to(torch::kFloat32), v.to(torch::kFloat32),
                                                 mask, 0.0, plain_causal, scale);
     out = out.to(dtype).transpose(1, 2).reshape({B, T, heads * head_dim});
     return linear(out, L.o, L.o_bias);
   }
   auto scores = torch::matmul(q.to(torch::kFloat32), k.to(torch::kFloat32).transpose(-1, -2)) * scale;  // [B, nh, T, S]
-  auto allowed = key_pos <= query_pos;                                    // [T, S]
-  if (window > 0) allowed = allowed.logical_and(key_pos > query_pos - window);
-  auto allowed_BTS = allowed.unsqueeze(0).unsqueeze(0);  // [1, 1, T, S]
+  auto allowed_BTS = causal_mask();  // [1, 1, T, S]
   if (options.attention_mask.defined())
     allowed_BTS = allowed_BTS.logical_and(options.attention_mask.narrow(1, 0, S).to(torch::kBool).view({B, 1, 1, S}));
   scores = scores.masked_fill(allowed_BTS.logical_not(), std::numeric_limits<float>::lowest());
