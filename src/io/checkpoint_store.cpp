@@ -12,18 +12,23 @@
 namespace moeforge {
 namespace fs = std::filesystem;
 
-nlohmann::json read_json_file(const fs::path& path, uint64_t max_bytes) {
+std::string read_small_file(const fs::path& path, uint64_t max_bytes, const std::string& kind) {
   std::error_code ec;
   if (!fs::is_regular_file(path, ec)) fail(path.string(), ": file not found");
   uint64_t size = fs::file_size(path, ec);
   if (ec) fail(path.string(), ": cannot read size: ", ec.message());
-  if (size > max_bytes) fail(path.string(), ": ", size, " bytes exceeds the ", max_bytes, "-byte limit for JSON files");
+  if (size > max_bytes) fail(path.string(), ": ", size, " bytes exceeds the ", max_bytes, "-byte limit for ", kind, " files");
   std::ifstream in(path, std::ios::binary);
   if (!in) fail(path.string(), ": cannot open");
   std::stringstream buffer;
   buffer << in.rdbuf();
+  return buffer.str();
+}
+
+nlohmann::json read_json_file(const fs::path& path, uint64_t max_bytes) {
+  const std::string text = read_small_file(path, max_bytes, "JSON");
   try {
-    return nlohmann::json::parse(buffer.str());
+    return nlohmann::json::parse(text);
   } catch (const nlohmann::json::exception& e) {
     fail(path.string(), ": invalid JSON (", e.what(), ")");
   }

@@ -59,6 +59,9 @@ class CheckpointStore {
   mutable std::vector<std::shared_ptr<const SafetensorsFile>> shards_;
 };
 
+// A whole small file (configs, side files) with a size cap; errors name the file ("limit for KIND files").
+std::string read_small_file(const std::filesystem::path& path, uint64_t max_bytes, const std::string& kind);
+
 // Reads a JSON file with a size cap, throwing "<file>: <parse error>" on failure.
 nlohmann::json read_json_file(const std::filesystem::path& path, uint64_t max_bytes = 64ull << 20);
 

@@ -6,9 +6,7 @@
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
-#include <fstream>
 #include <map>
-#include <sstream>
 #include <vector>
 
 #include "common/error.h"
@@ -600,14 +598,7 @@ nlohmann::json parse_toml(std::string_view text, const std::string& label) { ret
 
 nlohmann::json read_config_file(const std::filesystem::path& path) {
   if (path.extension() != ".toml") return read_json_file(path);
-  std::error_code ec;
-  if (!std::filesystem::is_regular_file(path, ec)) fail(path.string(), ": file not found");
-  if (std::filesystem::file_size(path, ec) > (64u << 20)) fail(path.string(), ": larger than the 64 MiB limit for config files");
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail(path.string(), ": cannot open");
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  return parse_toml(buffer.str(), path.string());
+  return parse_toml(read_small_file(path, 64ull << 20, "TOML"), path.string());
 }
 
 }  // namespace moeforge
