@@ -1,11 +1,10 @@
 // eval JSON -> metric rows (see eval_summary.h).
 #include "report/eval_summary.h"
 
-#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
-#include "report/run_files.h"
+#include "io/checkpoint_store.h"
 
 namespace moeforge::report {
 
@@ -43,7 +42,7 @@ EvalTable table(const Json& j, const std::string& name) {
 
 std::vector<EvalTable> read_eval_tables(const fs::path& file) {
   const std::string label = file.string();
-  const Json root = read_input_json(file);
+  const Json root = read_json_file(file);
   if (is_result(root)) return {table(root, label)};
   std::vector<EvalTable> tables;
   if (root.is_object() && root.contains("models") && root["models"].is_array()) {  // `moeforge pipeline` eval.json

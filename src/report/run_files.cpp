@@ -2,7 +2,6 @@
 #include "report/run_files.h"
 
 #include <algorithm>
-#include <fstream>
 
 #include "common/error.h"
 #include "common/strings.h"
@@ -35,16 +34,6 @@ RunFiles find_run_files(const fs::path& run_dir) {
   }
   for (auto* list : {&files.metrics, &files.stats, &files.evals}) std::sort(list->begin(), list->end());
   return files;
-}
-
-nlohmann::json read_input_json(const std::filesystem::path& file) {
-  std::ifstream in(file);
-  if (!in) fail(file.string(), ": cannot open");
-  try {
-    return nlohmann::json::parse(in);
-  } catch (const nlohmann::json::parse_error& e) {
-    fail(file.string(), ": not valid JSON (byte ", e.byte, ")");
-  }
 }
 
 }  // namespace moeforge::report

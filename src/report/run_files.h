@@ -3,7 +3,6 @@
 #pragma once
 
 #include <filesystem>
-#include <nlohmann/json.hpp>
 #include <vector>
 
 namespace moeforge::report {
@@ -19,8 +18,5 @@ struct RunFiles {
 // Searches `run_dir` (which must be a directory) down to kMaxSearchDepth; hidden entries (temporary
 // directories of unfinished writes) are skipped and symlinked directories are not followed.
 RunFiles find_run_files(const std::filesystem::path& run_dir);
-
-// Parses one JSON input of the report: "<file>: cannot open" / "<file>: not valid JSON (byte N)".
-nlohmann::json read_input_json(const std::filesystem::path& file);
 
 }  // namespace moeforge::report

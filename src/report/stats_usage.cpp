@@ -3,11 +3,10 @@
 
 #include <cmath>
 #include <cstdio>
-#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
-#include "report/run_files.h"
+#include "io/checkpoint_store.h"
 
 namespace moeforge::report {
 
@@ -37,7 +36,7 @@ std::vector<double> normalised(std::vector<double> v) {
 
 UsageMatrix read_stats_usage(const fs::path& file) {
   const std::string label = file.string();
-  const Json root = read_input_json(file);
+  const Json root = read_json_file(file);
   if (!root.is_object() || root.value("format", "") != "moeforge.router_stats")
     fail(label, ": not a moeforge stats file (\"format\" is not \"moeforge.router_stats\")");
   if (!root.contains("layers") || !root["layers"].is_array()) fail(label, ": needs a \"layers\" array");

@@ -225,12 +225,12 @@ TEST(Report, MalformedMetricsLineNamesFileAndLine) {
 TEST(Report, MalformedStatsOrEvalNamesFile) {
   TempDir dir;
   write(dir / "stats_after" / "stats.json", "{\"format\": ");
-  MOEFORGE_EXPECT_ERROR(render(dir.path()), (dir / "stats_after" / "stats.json").string() + ": not valid JSON");
+  MOEFORGE_EXPECT_ERROR(render(dir.path()), (dir / "stats_after" / "stats.json").string() + ": invalid JSON");
   write(dir / "stats_after" / "stats.json", "{\"format\": \"something else\"}");
   MOEFORGE_EXPECT_ERROR(render(dir.path()), "stats.json: not a moeforge stats file");
   remove_tree_or_fail(dir / "stats_after");
   write(dir / "eval.json", "not json");
-  MOEFORGE_EXPECT_ERROR(render(dir.path()), (dir / "eval.json").string() + ": not valid JSON");
+  MOEFORGE_EXPECT_ERROR(render(dir.path()), (dir / "eval.json").string() + ": invalid JSON");
   write(dir / "eval.json", "{\"perplexity\": 3}");
   MOEFORGE_EXPECT_ERROR(render(dir.path()), "eval.json: not a moeforge eval result");
 }
