@@ -124,11 +124,10 @@ def write_number(rng, v):
         return "true" if v else "false"
     if isinstance(v, int):
         if v >= 0 and rng.random() < 0.3:
-            return rng.choice([hex(v), oct(v).replace("0o", "0o"), bin(v)])
+            return rng.choice([hex(v), oct(v), bin(v)])
         text = str(v)
         if len(text.lstrip("-")) > 3 and rng.random() < 0.4:
             digits = text.lstrip("-")
-            text = ("-" if v < 0 else "") + "_".join(digits[max(0, i - 3):i] for i in range(len(digits), 0, -3))[::-1][::-1]
             text = ("-" if v < 0 else "") + "_".join(reversed([digits[max(0, i - 3):i] for i in range(len(digits), 0, -3)]))
         return ("+" + text) if v > 0 and rng.random() < 0.1 else text
     return repr(v) if rng.random() < 0.5 else "%.17e" % v
