@@ -12,6 +12,7 @@
 #include "model/router.h"
 
 using namespace moeforge::model;
+using moeforge::Activation;
 
 namespace {
 
@@ -54,15 +55,15 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "this libtorch has no grouped GEMM\n");
     return 2;
   }
-  set_expert_gemm(gemm == "loop" ? ExpertGemm::kLoop : gemm == "grouped" ? ExpertGemm::kGrouped : ExpertGemm::kAuto);
+  set_expert_gemm(gemm == "loop" ? ExpertGemm::Loop : gemm == "grouped" ? ExpertGemm::Grouped : ExpertGemm::Auto);
   torch::manual_seed(0);
   auto x = torch::randn({T, H});
   auto router = (torch::randn({E, H}) * 0.02).requires_grad_();
   StackedExperts experts;
   experts.w_in = (torch::randn({E, 2 * F, H}) * 0.02).requires_grad_();
   experts.w_out = (torch::randn({E, H, F}) * 0.02).requires_grad_();
-  ActivationOptions activation{ExpertActivation::kSiluGlu};
-  RouterOptions options{RouterKind::kSoftmaxThenTopK, K, true};
+  ActivationOptions activation{Activation::SiluGlu};
+  RouterOptions options{RouterKind::SoftmaxThenTopK, K, true};
   auto layer = [&](const torch::Tensor& input) {
     auto logits = torch::nn::functional::linear(input, router);
     auto routing = route(logits, options);

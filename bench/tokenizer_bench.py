@@ -3,7 +3,7 @@
 
 Usage (from the repository root):
     .venv/bin/python bench/tokenizer_bench.py --moeforge build/moeforge \
-        [--data /work/shared/data] [--tokenizers gptoss,llama3,qwen3,llama2] [--mb 5] [--rounds 3]
+        [--data DIR (default: $MOEFORGE_SHARED_DATA, else data/testdata.tar.xz)] [--tokenizers gptoss,llama3,qwen3,llama2] [--mb 5] [--rounds 3]
 
 Both sides encode the same text: the Brown corpus (tags stripped, one sentence per line) cut to
 --mb megabytes, in two modes:
@@ -24,6 +24,7 @@ import time
 os.environ["TOKENIZERS_PARALLELISM"] = "false"
 os.environ["RAYON_NUM_THREADS"] = "1"
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "parity"))
+from shared_data import shared_data_dir  # noqa: E402
 from tokenizer_corpus import brown_text  # noqa: E402
 from tokenizers import Tokenizer  # noqa: E402
 
@@ -52,12 +53,14 @@ def moeforge_bench(binary, directory, path, mode, rounds):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--moeforge", default="build/moeforge")
-    parser.add_argument("--data", default=os.environ.get("MOEFORGE_SHARED_DATA", "/work/shared/data"))
+    parser.add_argument("--data", default=None, help="tokenizers/ and corpus/brown/ (default: $MOEFORGE_SHARED_DATA, "
+                        "else the in-repo data/testdata.tar.xz)")
     parser.add_argument("--tokenizers", default="gptoss,llama3,qwen3,llama2")
     parser.add_argument("--modes", default="lines,text")
     parser.add_argument("--mb", type=float, default=5.0)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
+    args.data = args.data or shared_data_dir()
 
     text = brown_text(args.data)
     cut = text.encode("utf-8")[: int(args.mb * 1e6)].decode("utf-8", "ignore")

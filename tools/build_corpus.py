@@ -232,10 +232,15 @@ def default_pylib():
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--brown", default=os.path.join(ROOT, "..", "shared", "data", "corpus", "brown"))
+    parser.add_argument("--brown", default=None,
+                        help="Brown corpus folder (default: corpus/brown of $MOEFORGE_SHARED_DATA, else of data/testdata.tar.xz)")
     parser.add_argument("--pylib", default=default_pylib(), help="a Python 3.11 Lib directory")
     parser.add_argument("--out", default=os.path.join(ROOT, "data", "corpus"))
     args = parser.parse_args()
+    if args.brown is None:
+        sys.path.insert(0, os.path.join(ROOT, "tests", "parity"))
+        from shared_data import shared_data_dir
+        args.brown = os.path.join(shared_data_dir(), "corpus", "brown")
     os.makedirs(args.out, exist_ok=True)
     total = 0
     for name, records in (("prose", build_prose(args.brown)), ("code", build_code(args.pylib)), ("math", build_math())):

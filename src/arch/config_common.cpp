@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <nlohmann/json.hpp>
 
 #include "common/error.h"
 
@@ -250,6 +251,33 @@ void parse_softmax_topk_moe(const ConfigReader& config, ModelSpec& spec, double 
   moe.norm_topk_prob = config.get_bool("norm_topk_prob", false);
   moe.router_aux_loss_coef = config.get_double("router_aux_loss_coef", default_aux_coef);
   moe.layout = ExpertLayout::PerExpert;
+}
+
+nlohmann::json tiny_llama_config() {
+  return {{"vocab_size", 512},          {"hidden_size", 64},          {"intermediate_size", 128},
+          {"num_hidden_layers", 2},     {"num_attention_heads", 4},   {"num_key_value_heads", 2},
+          {"max_position_embeddings", 512}, {"rms_norm_eps", 1e-6},   {"hidden_act", "silu"},
+          {"tie_word_embeddings", false}, {"bos_token_id", 1},        {"eos_token_id", 2},
+          {"initializer_range", 0.02},  {"use_cache", true}};
+}
+
+nlohmann::json with_keys(nlohmann::json base, const nlohmann::json& extra) {
+  base.update(extra);
+  return base;
+}
+
+void write_qwen_moe_keys(nlohmann::json& c, const ModelSpec& dense, const MoeConfigRequest& r) {
+  c["num_experts"] = r.num_experts;
+  c["moe_intermediate_size"] = r.expert_width;
+  c["intermediate_size"] = dense.intermediate_size;
+  c["norm_topk_prob"] = r.renormalize;
+  c["decoder_sparse_step"] = 1;
+  std::vector<int64_t> dense_layers;
+  for (int64_t l = 0, i = 0; l < dense.num_layers; ++l) {
+    if (i < static_cast<int64_t>(r.moe_layers.size()) && r.moe_layers[i] == l) ++i;
+    else dense_layers.push_back(l);
+  }
+  c["mlp_only_layers"] = dense_layers;
 }
 
 }  // namespace moeforge

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "arch/config_reader.h"
+#include "arch/family_adapter.h"
 #include "arch/model_spec.h"
 #include "arch/tensor_role.h"
 #include "common/error.h"
@@ -73,5 +74,15 @@ NameTable sparse_moe_names();
 // Softmax-then-top-k routing over per-expert tensors (Qwen2/3-MoE, OLMoE): norm_topk_prob and
 // router_aux_loss_coef from the config, with the family's default aux coefficient.
 void parse_softmax_topk_moe(const ConfigReader& config, ModelSpec& spec, double default_aux_coef);
+
+// --- write side (FamilyWriter) ---
+// The Llama-style tiny config `moeforge init` starts most families from (vocab 512, hidden 64,
+// 2 layers, 4 heads / 2 kv heads).
+nlohmann::json tiny_llama_config();
+// `base` with `extra`'s keys set over it.
+nlohmann::json with_keys(nlohmann::json base, const nlohmann::json& extra);
+// Qwen2/3-MoE target keys: num_experts, moe_intermediate_size, norm_topk_prob, decoder_sparse_step 1
+// and mlp_only_layers for the layers the request leaves dense.
+void write_qwen_moe_keys(nlohmann::json& config, const ModelSpec& dense, const MoeConfigRequest& request);
 
 }  // namespace moeforge

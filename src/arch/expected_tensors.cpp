@@ -26,7 +26,8 @@ uint64_t numel(const std::vector<int64_t>& shape) {
 constexpr TensorRole kLayerRoles[] = {
     TensorRole::AttnNorm, TensorRole::AttnNormBias, TensorRole::Q, TensorRole::QBias, TensorRole::K,
     TensorRole::KBias, TensorRole::V, TensorRole::VBias, TensorRole::O, TensorRole::OBias, TensorRole::QNorm,
-    TensorRole::KNorm, TensorRole::Sinks, TensorRole::FfnNorm, TensorRole::FfnNormBias, TensorRole::MlpGate,
+    TensorRole::KNorm, TensorRole::Sinks, TensorRole::QA, TensorRole::QANorm, TensorRole::QB, TensorRole::KvA,
+    TensorRole::KvANorm, TensorRole::KvB, TensorRole::FfnNorm, TensorRole::FfnNormBias, TensorRole::MlpGate,
     TensorRole::MlpGateBias, TensorRole::MlpUp, TensorRole::MlpUpBias, TensorRole::MlpDown,
     TensorRole::MlpDownBias, TensorRole::Router, TensorRole::RouterBias, TensorRole::ScoreCorrectionBias,
     TensorRole::ExpertsGateUp, TensorRole::ExpertsGateUpBias, TensorRole::ExpertsGateUpBlocks,
@@ -41,6 +42,8 @@ std::vector<int64_t> role_shape(const ModelSpec& s, TensorRole role) {
   const int64_t H = s.hidden_size, F = s.intermediate_size, E = s.moe.num_experts;
   const int64_t Fm = s.moe.moe_intermediate_size, Fs = s.moe.shared_intermediate_size;
   const bool interleaved = s.moe.layout == ExpertLayout::FusedInterleaved || s.moe.layout == ExpertLayout::Mxfp4;
+  const MlaSpec& mla = s.mla;
+  const int64_t nh = s.num_heads;
   switch (role) {
     case TensorRole::Embed: return {s.vocab_size, H};
     case TensorRole::PositionEmbed: return {s.max_position_embeddings, H};
@@ -48,15 +51,21 @@ std::vector<int64_t> role_shape(const ModelSpec& s, TensorRole role) {
     case TensorRole::LmHead: return {s.vocab_size, H};
     case TensorRole::AttnNorm: case TensorRole::AttnNormBias: return {H};
     case TensorRole::FfnNorm: case TensorRole::FfnNormBias: return {H};
-    case TensorRole::Q: return {s.q_dim(), H};
+    case TensorRole::Q: return {mla.enabled() ? nh * mla.qk_head_dim() : s.q_dim(), H};
     case TensorRole::QBias: return {s.q_dim()};
     case TensorRole::K: case TensorRole::V: return {s.kv_dim(), H};
     case TensorRole::KBias: case TensorRole::VBias: return {s.kv_dim()};
-    case TensorRole::O: return {H, s.q_dim()};
+    case TensorRole::O: return {H, mla.enabled() ? nh * mla.v_head_dim : s.q_dim()};
     case TensorRole::OBias: return {H};
     case TensorRole::QNorm: return {s.qk_norm == QkNorm::WholeProjection ? s.q_dim() : s.head_dim};
     case TensorRole::KNorm: return {s.qk_norm == QkNorm::WholeProjection ? s.kv_dim() : s.head_dim};
     case TensorRole::Sinks: return {s.num_heads};
+    case TensorRole::QA: return {mla.q_lora_rank, H};
+    case TensorRole::QANorm: return {mla.q_lora_rank};
+    case TensorRole::QB: return {nh * mla.qk_head_dim(), mla.q_lora_rank};
+    case TensorRole::KvA: return {mla.kv_lora_rank + mla.qk_rope_head_dim, H};
+    case TensorRole::KvANorm: return {mla.kv_lora_rank};
+    case TensorRole::KvB: return {nh * (mla.qk_nope_head_dim + mla.v_head_dim), mla.kv_lora_rank};
     case TensorRole::MlpGate: case TensorRole::MlpUp: return {F, H};
     case TensorRole::MlpGateBias: case TensorRole::MlpUpBias: return {F};
     case TensorRole::MlpDown: return {H, F};
@@ -88,14 +97,17 @@ bool spec_has_role(const ModelSpec& s, TensorRole role, int64_t layer) {
   const bool gated_mlp = s.activation != Activation::GeluNew;
   const ExpertLayout layout = s.moe.layout;
   const bool shared = moe_layer && s.moe.num_shared_experts > 0;
+  const bool mla = s.mla.enabled(), q_lora = mla && s.mla.q_lora_rank > 0;
   switch (role) {
     case TensorRole::Embed: case TensorRole::FinalNorm: return true;
     case TensorRole::PositionEmbed: return s.positions == PositionKind::Learned;
     case TensorRole::FinalNormBias: return layer_norm;
     case TensorRole::LmHead: return !s.tie_word_embeddings;
-    case TensorRole::AttnNorm: case TensorRole::FfnNorm: case TensorRole::Q: case TensorRole::K:
-    case TensorRole::V: case TensorRole::O:
-      return true;
+    case TensorRole::AttnNorm: case TensorRole::FfnNorm: case TensorRole::O: return true;
+    case TensorRole::Q: return !q_lora;
+    case TensorRole::K: case TensorRole::V: return !mla;
+    case TensorRole::QA: case TensorRole::QANorm: case TensorRole::QB: return q_lora;
+    case TensorRole::KvA: case TensorRole::KvANorm: case TensorRole::KvB: return mla;
     case TensorRole::AttnNormBias: case TensorRole::FfnNormBias: return layer_norm;
     case TensorRole::QBias: case TensorRole::KBias: case TensorRole::VBias: return s.qkv_bias;
     case TensorRole::OBias: return s.o_bias;

@@ -16,5 +16,6 @@ const FamilyAdapter& qwen2_moe();
 const FamilyAdapter& qwen3_moe();
 const FamilyAdapter& olmoe();
 const FamilyAdapter& gpt_oss();
+const FamilyAdapter& deepseek_v3();
 
 }  // namespace moeforge::families

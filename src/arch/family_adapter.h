@@ -1,5 +1,8 @@
-// Family adapters: one per Hugging Face model_type. An adapter turns config.json into a ModelSpec
-// and names every tensor role on disk (NameTable). adapter_for() is the one registry.
+// Family adapters: one per Hugging Face model_type, both directions. An adapter turns config.json
+// into a ModelSpec and names every tensor role on disk (NameTable); its FamilyWriter says how
+// surgery and `init` write the family's config.json (mergekit's per-architecture "can I write
+// this, and how"). adapter_for() is the one registry: nothing outside arch/family_*.cpp asks
+// `model_type == "..."`.
 #pragma once
 
 #include <memory>
@@ -15,11 +18,42 @@ namespace moeforge {
 
 class CheckpointStore;
 
+// What a dense -> MoE surgery (upcycle, merge) asks of its target family.
+struct MoeConfigRequest {
+  int64_t num_experts = 0;
+  int64_t top_k = 0;
+  int64_t expert_width = 0;         // moe_intermediate_size
+  bool renormalize = true;          // norm_topk_prob
+  std::vector<int64_t> moe_layers;  // sorted; the other layers keep their dense MLP
+  int64_t shared_expert_width = 0;  // native shared expert (0 = none)
+};
+
+// The write side of a family.
+struct FamilyWriter {
+  const char* architecture = "";            // config.json "architectures": "MixtralForCausalLM"
+  const char* experts_count_key = nullptr;  // "num_local_experts" / "num_experts"; null for dense families
+  // A native shared expert: the config key of its width and its gate. Null when the family has
+  // none (a shared expert added to it is then a moeforge extension, moeforge_* keys).
+  const char* shared_expert_width_key = nullptr;
+  SharedGateKind native_shared_gate = SharedGateKind::None;
+  // As an upcycle/merge target: writes the MoE keys into the dense source's config (the common
+  // keys, model_type and architectures are already set). Null: the family is no target.
+  void (*write_moe_keys)(nlohmann::json& config, const ModelSpec& dense, const MoeConfigRequest& request) = nullptr;
+  bool keeps_dense_layers = false;    // a target that can leave some layers dense (mlp_only_layers)
+  bool always_renormalizes = false;   // a target that cannot switch norm_topk_prob off (Mixtral)
+  double default_aux_loss_coef = 0.001;
+  // Why a dense model of this family cannot be upcycled or merged (null: it can).
+  const char* upcycle_refusal = nullptr;
+  // A tiny config for `moeforge init` with the family's features on (GQA, several experts, q/k
+  // norms, sliding windows where native); model_type and architectures are added by the caller.
+  nlohmann::json (*init_config)() = nullptr;
+};
+
 struct FamilyAdapter {
   using ParseFn = void (*)(const ConfigReader& config, ModelSpec& spec);
-  FamilyAdapter(const char* type, const char* what, ParseFn parse_fn, NameTable table,
+  FamilyAdapter(const char* type, const char* what, ParseFn parse_fn, NameTable table, FamilyWriter write,
                 ExpertLayout fused = ExpertLayout::FusedConcat, NameTable fused_table = {})
-      : model_type(type), description(what), parse(parse_fn), names(std::move(table)),
+      : model_type(type), description(what), parse(parse_fn), names(std::move(table)), writer(write),
         fused_layout(fused), fused_names(std::move(fused_table)) {}
 
   const char* model_type = "";   // config.json "model_type"
@@ -30,6 +64,7 @@ struct FamilyAdapter {
   ParseFn parse = nullptr;
   // role -> name template ("{l}" layer, "{e}" expert). Roles a family never has are absent.
   NameTable names;
+  FamilyWriter writer;
   // What the ExpertsGateUp/ExpertsDown names mean when present: FusedConcat (transformers v5
   // in-memory style) for Mixtral/Qwen/OLMoE, FusedInterleaved for GPT-OSS.
   ExpertLayout fused_layout = ExpertLayout::FusedConcat;
@@ -47,6 +82,10 @@ std::string tensor_name(const ModelSpec& spec, TensorRole role, int64_t layer = 
 // Throws "unknown model_type 'x' in <label>; supported: llama, mistral, ..." for anything else.
 const FamilyAdapter& adapter_for(const std::string& model_type, const std::string& label = "config.json");
 std::vector<std::string> supported_model_types();
+// The adapter of `model_type`, or null (for callers that word their own error).
+const FamilyAdapter* find_adapter(const std::string& model_type);
+// Every registered family, in registry order.
+const std::vector<const FamilyAdapter*>& all_adapters();
 
 // Parses a config.json (and optionally generation_config.json, whose bos/eos/pad ids win) into a
 // validated spec. `label` names the config in messages.

@@ -1,6 +1,8 @@
 // GPT-Neo (dense): learned positions, LayerNorm (weight + bias), no 1/sqrt(d) attention scaling,
 // global/local (window_size 256) attention per attention_layers, MLP c_fc -> gelu_new -> c_proj
 // with biases, tied embeddings by default.
+#include <nlohmann/json.hpp>
+
 #include "arch/config_common.h"
 #include "arch/families.h"
 
@@ -104,11 +106,31 @@ NameTable names() {
   };
 }
 
+// `moeforge init --family gpt_neo`: tiny, with the family's features on.
+nlohmann::json init_config() {
+  return nlohmann::json{{"vocab_size", 512},     {"hidden_size", 64},       {"num_layers", 2},
+                        {"num_heads", 4},        {"intermediate_size", 256}, {"max_position_embeddings", 512},
+                        {"attention_types", nlohmann::json::parse(R"([[["global", "local"], 1]])")},
+                        {"window_size", 64},     {"activation_function", "gelu_new"},
+                        {"layer_norm_epsilon", 1e-5}, {"tie_word_embeddings", true},
+                        {"bos_token_id", 1},     {"eos_token_id", 2},       {"initializer_range", 0.02}};
+}
+
+FamilyWriter writer() {
+  FamilyWriter w;
+  w.architecture = "GPTNeoForCausalLM";
+  w.upcycle_refusal =
+      "no Hugging Face family holds a GPT-Neo MoE (learned positions, LayerNorm, gelu MLP); convert it to a "
+      "llama-style model first";
+  w.init_config = init_config;
+  return w;
+}
+
 }  // namespace
 
 const FamilyAdapter& gpt_neo() {
   static const FamilyAdapter adapter{"gpt_neo", "GPT-Neo (dense, learned positions, local/global attention)", parse,
-                                     names()};
+                                     names(), writer()};
   return adapter;
 }
 

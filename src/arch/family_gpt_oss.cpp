@@ -3,6 +3,8 @@
 // interleaved experts with biases (bf16) or MXFP4 blocks/scales, clamped GLU (limit 7, alpha 1.702).
 #include <cmath>
 
+#include <nlohmann/json.hpp>
+
 #include "arch/config_common.h"
 #include "arch/families.h"
 
@@ -75,11 +77,33 @@ NameTable names() {
   return table;
 }
 
+// `moeforge init --family gpt_oss`: tiny, with the family's features on.
+nlohmann::json init_config() {
+  nlohmann::json c = with_keys(tiny_llama_config(), {{"num_local_experts", 4}, {"num_experts_per_tok", 2},
+                                                     {"intermediate_size", 64}, {"head_dim", 16},
+                                                     {"sliding_window", 64}, {"rms_norm_eps", 1e-5},
+                                                     {"attention_bias", true}});
+  // YaRN as GPT-OSS uses it, with a factor matching 512 / 128 positions.
+  c["rope_parameters"] = {{"rope_type", "yarn"}, {"rope_theta", 150000.0}, {"factor", 4.0},
+                          {"beta_fast", 32.0},   {"beta_slow", 1.0},       {"truncate", false},
+                          {"original_max_position_embeddings", 128}};
+  c.erase("hidden_act");
+  return c;
+}
+
+FamilyWriter writer() {
+  FamilyWriter w;
+  w.architecture = "GptOssForCausalLM";
+  w.experts_count_key = "num_local_experts";
+  w.init_config = init_config;
+  return w;
+}
+
 }  // namespace
 
 const FamilyAdapter& gpt_oss() {
   static const FamilyAdapter adapter{"gpt_oss", "GPT-OSS (sparse MoE, fused interleaved or MXFP4 experts)", parse,
-                                     names(), ExpertLayout::FusedInterleaved};
+                                     names(), writer(), ExpertLayout::FusedInterleaved};
   return adapter;
 }
 

@@ -1,4 +1,6 @@
 // Llama (dense): RMSNorm, SiLU-GLU MLP, RoPE; optional attention_bias (q/k/v/o) and mlp_bias.
+#include <nlohmann/json.hpp>
+
 #include "arch/config_common.h"
 #include "arch/families.h"
 
@@ -18,10 +20,22 @@ void parse(const ConfigReader& config, ModelSpec& spec) {
   spec.mlp_bias = config.get_bool("mlp_bias", false);
 }
 
+// `moeforge init --family llama`: tiny, with the family's features on.
+nlohmann::json init_config() {
+  return with_keys(tiny_llama_config(), {{"rope_theta", 10000.0}});
+}
+
+FamilyWriter writer() {
+  FamilyWriter w;
+  w.architecture = "LlamaForCausalLM";
+  w.init_config = init_config;
+  return w;
+}
+
 }  // namespace
 
 const FamilyAdapter& llama() {
-  static const FamilyAdapter adapter{"llama", "Llama (dense)", parse, llama_style_names()};
+  static const FamilyAdapter adapter{"llama", "Llama (dense)", parse, llama_style_names(), writer()};
   return adapter;
 }
 

@@ -1,4 +1,6 @@
 // Mistral (dense): Llama layout without biases; one sliding window on every layer (default 4096).
+#include <nlohmann/json.hpp>
+
 #include "arch/config_common.h"
 #include "arch/families.h"
 
@@ -20,10 +22,23 @@ void parse(const ConfigReader& config, ModelSpec& spec) {
   spec.sliding_window.assign(static_cast<size_t>(spec.num_layers), window);
 }
 
+// `moeforge init --family mistral`: tiny, with the family's features on.
+nlohmann::json init_config() {
+  return with_keys(tiny_llama_config(), {{"sliding_window", nullptr}});
+}
+
+FamilyWriter writer() {
+  FamilyWriter w;
+  w.architecture = "MistralForCausalLM";
+  w.init_config = init_config;
+  return w;
+}
+
 }  // namespace
 
 const FamilyAdapter& mistral() {
-  static const FamilyAdapter adapter{"mistral", "Mistral (dense, sliding window)", parse, llama_style_names()};
+  static const FamilyAdapter adapter{"mistral", "Mistral (dense, sliding window)", parse,
+                                     llama_style_names(), writer()};
   return adapter;
 }
 

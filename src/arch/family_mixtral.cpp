@@ -1,5 +1,7 @@
 // Mixtral (sparse MoE): every layer routes over E experts, softmax over all E then top-k,
 // always renormalised; experts block_sparse_moe.experts.{e}.w1 (gate) / w3 (up) / w2 (down).
+#include <nlohmann/json.hpp>
+
 #include "arch/config_common.h"
 #include "arch/families.h"
 
@@ -48,11 +50,33 @@ NameTable fused_names() {
   };
 }
 
+// As an upcycle/merge target: every layer is MoE, the expert width is intermediate_size.
+void write_moe_keys(nlohmann::json& c, const ModelSpec&, const MoeConfigRequest& r) {
+  c["num_local_experts"] = r.num_experts;
+  c["intermediate_size"] = r.expert_width;
+}
+
+// `moeforge init --family mixtral`: tiny, with the family's features on.
+nlohmann::json init_config() {
+  return with_keys(tiny_llama_config(),
+                   {{"num_local_experts", 4}, {"num_experts_per_tok", 2}, {"sliding_window", nullptr}});
+}
+
+FamilyWriter writer() {
+  FamilyWriter w;
+  w.architecture = "MixtralForCausalLM";
+  w.experts_count_key = "num_local_experts";
+  w.write_moe_keys = write_moe_keys;
+  w.always_renormalizes = true;  // MixtralTopKRouter always renormalises
+  w.init_config = init_config;
+  return w;
+}
+
 }  // namespace
 
 const FamilyAdapter& mixtral() {
-  static const FamilyAdapter adapter{"mixtral", "Mixtral (sparse MoE, experts w1/w3/w2)", parse, names(),
-                                     ExpertLayout::FusedConcat, fused_names()};
+  static const FamilyAdapter adapter{"mixtral", "Mixtral (sparse MoE, experts w1/w3/w2)", parse,
+                                     names(), writer(), ExpertLayout::FusedConcat, fused_names()};
   return adapter;
 }
 

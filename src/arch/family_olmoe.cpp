@@ -1,5 +1,7 @@
 // OLMoE: every layer MoE (experts of intermediate_size), softmax-then-top-k without
 // renormalisation by default, q/k RMSNorm over the whole projection, optional clip_qkv.
+#include <nlohmann/json.hpp>
+
 #include "arch/config_common.h"
 #include "arch/families.h"
 
@@ -27,10 +29,35 @@ void parse(const ConfigReader& config, ModelSpec& spec) {
   spec.is_moe.assign(static_cast<size_t>(spec.num_layers), moe.num_experts > 0);
 }
 
+// As an upcycle/merge target: every layer is MoE, the expert width is intermediate_size.
+void write_moe_keys(nlohmann::json& c, const ModelSpec& dense, const MoeConfigRequest& r) {
+  c["num_experts"] = r.num_experts;
+  c["intermediate_size"] = r.expert_width;
+  c["norm_topk_prob"] = r.renormalize;
+  c["attention_bias"] = dense.qkv_bias;
+  c["clip_qkv"] = nullptr;
+}
+
+// `moeforge init --family olmoe`: tiny, with the family's features on.
+nlohmann::json init_config() {
+  return with_keys(tiny_llama_config(), {{"num_experts", 4}, {"num_experts_per_tok", 2}, {"intermediate_size", 64}});
+}
+
+FamilyWriter writer() {
+  FamilyWriter w;
+  w.architecture = "OlmoeForCausalLM";
+  w.experts_count_key = "num_experts";
+  w.write_moe_keys = write_moe_keys;
+  w.default_aux_loss_coef = 0.01;
+  w.init_config = init_config;
+  return w;
+}
+
 }  // namespace
 
 const FamilyAdapter& olmoe() {
-  static const FamilyAdapter adapter{"olmoe", "OLMoE (sparse MoE, whole-projection q/k norm)", parse, sparse_moe_names()};
+  static const FamilyAdapter adapter{"olmoe", "OLMoE (sparse MoE, whole-projection q/k norm)", parse,
+                                     sparse_moe_names(), writer()};
   return adapter;
 }
 

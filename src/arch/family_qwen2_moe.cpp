@@ -1,6 +1,8 @@
 // Qwen2-MoE: Llama attention with q/k/v bias (qkv_bias), sparse layers by decoder_sparse_step and
 // mlp_only_layers, softmax-then-top-k router (norm_topk_prob default false), and one shared expert
 // per MoE layer mixed in by sigmoid(shared_expert_gate(x)) with weight [1, H].
+#include <nlohmann/json.hpp>
+
 #include "arch/config_common.h"
 #include "arch/families.h"
 
@@ -51,11 +53,38 @@ NameTable names() {
   return table;
 }
 
+// As an upcycle/merge target: Qwen's sparse-layer keys, the native shared expert and qkv_bias.
+void write_moe_keys(nlohmann::json& c, const ModelSpec& dense, const MoeConfigRequest& r) {
+  write_qwen_moe_keys(c, dense, r);
+  c["shared_expert_intermediate_size"] = r.shared_expert_width;
+  c["qkv_bias"] = dense.qkv_bias;
+}
+
+// `moeforge init --family qwen2_moe`: tiny, with the family's features on.
+nlohmann::json init_config() {
+  return with_keys(tiny_llama_config(), {{"num_experts", 4}, {"num_experts_per_tok", 2}, {"moe_intermediate_size", 64},
+                                         {"shared_expert_intermediate_size", 128}, {"decoder_sparse_step", 1},
+                                         {"mlp_only_layers", nlohmann::json::array()}, {"norm_topk_prob", false},
+                                         {"use_sliding_window", false}});
+}
+
+FamilyWriter writer() {
+  FamilyWriter w;
+  w.architecture = "Qwen2MoeForCausalLM";
+  w.experts_count_key = "num_experts";
+  w.shared_expert_width_key = "shared_expert_intermediate_size";
+  w.native_shared_gate = SharedGateKind::SigmoidGate;
+  w.write_moe_keys = write_moe_keys;
+  w.keeps_dense_layers = true;  // mlp_only_layers
+  w.init_config = init_config;
+  return w;
+}
+
 }  // namespace
 
 const FamilyAdapter& qwen2_moe() {
   static const FamilyAdapter adapter{"qwen2_moe", "Qwen2-MoE (sparse MoE + sigmoid-gated shared expert)", parse,
-                                     names()};
+                                     names(), writer()};
   return adapter;
 }
 

@@ -1,5 +1,7 @@
 // Qwen3 (dense): Llama layout with per-head q/k RMSNorm (weight [head_dim]) before RoPE;
 // head_dim defaults to 128; attention_bias adds q/k/v/o biases.
+#include <nlohmann/json.hpp>
+
 #include "arch/config_common.h"
 #include "arch/families.h"
 
@@ -20,10 +22,22 @@ void parse(const ConfigReader& config, ModelSpec& spec) {
   parse_qwen_sliding_windows(config, spec);
 }
 
+// `moeforge init --family qwen3`: tiny, with the family's features on.
+nlohmann::json init_config() {
+  return with_keys(tiny_llama_config(), {{"head_dim", 16}, {"use_sliding_window", false}});
+}
+
+FamilyWriter writer() {
+  FamilyWriter w;
+  w.architecture = "Qwen3ForCausalLM";
+  w.init_config = init_config;
+  return w;
+}
+
 }  // namespace
 
 const FamilyAdapter& qwen3() {
-  static const FamilyAdapter adapter{"qwen3", "Qwen3 (dense, per-head q/k norm)", parse, llama_style_names()};
+  static const FamilyAdapter adapter{"qwen3", "Qwen3 (dense, per-head q/k norm)", parse, llama_style_names(), writer()};
   return adapter;
 }
 

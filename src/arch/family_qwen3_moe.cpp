@@ -1,6 +1,8 @@
 // Qwen3-MoE: Qwen3 attention (per-head q/k norm, attention_bias), sparse layers as Qwen2-MoE,
 // softmax-then-top-k router, no shared expert. Configs spell the expert count num_experts
 // (hub files) or num_local_experts (what transformers 5 writes back).
+#include <nlohmann/json.hpp>
+
 #include "arch/config_common.h"
 #include "arch/families.h"
 
@@ -28,10 +30,35 @@ void parse(const ConfigReader& config, ModelSpec& spec) {
   parse_qwen_sparse_layers(config, spec);
 }
 
+// As an upcycle/merge target: Qwen's sparse-layer keys; q/k/v bias is attention_bias here.
+void write_moe_keys(nlohmann::json& c, const ModelSpec& dense, const MoeConfigRequest& r) {
+  write_qwen_moe_keys(c, dense, r);
+  c["attention_bias"] = dense.qkv_bias;
+}
+
+// `moeforge init --family qwen3_moe`: tiny, with the family's features on.
+nlohmann::json init_config() {
+  return with_keys(tiny_llama_config(), {{"num_experts", 4}, {"num_experts_per_tok", 2}, {"moe_intermediate_size", 64},
+                                         {"head_dim", 16}, {"decoder_sparse_step", 1},
+                                         {"mlp_only_layers", nlohmann::json::array()}, {"norm_topk_prob", true},
+                                         {"use_sliding_window", false}});
+}
+
+FamilyWriter writer() {
+  FamilyWriter w;
+  w.architecture = "Qwen3MoeForCausalLM";
+  w.experts_count_key = "num_experts";
+  w.write_moe_keys = write_moe_keys;
+  w.keeps_dense_layers = true;  // mlp_only_layers
+  w.init_config = init_config;
+  return w;
+}
+
 }  // namespace
 
 const FamilyAdapter& qwen3_moe() {
-  static const FamilyAdapter adapter{"qwen3_moe", "Qwen3-MoE (sparse MoE, per-head q/k norm)", parse, sparse_moe_names()};
+  static const FamilyAdapter adapter{"qwen3_moe", "Qwen3-MoE (sparse MoE, per-head q/k norm)", parse,
+                                     sparse_moe_names(), writer()};
   return adapter;
 }
 

@@ -8,16 +8,17 @@
 #include "io/checkpoint_store.h"
 
 namespace moeforge {
-namespace {
 
-const std::vector<const FamilyAdapter*>& all_families() {
+const std::vector<const FamilyAdapter*>& all_adapters() {
   static const std::vector<const FamilyAdapter*> list = {
       &families::llama(),   &families::mistral(),   &families::qwen2(),     &families::qwen3(),
       &families::gpt_neo(), &families::mixtral(),   &families::qwen2_moe(), &families::qwen3_moe(),
-      &families::olmoe(),   &families::gpt_oss(),
+      &families::olmoe(),   &families::gpt_oss(),   &families::deepseek_v3(),
   };
   return list;
 }
+
+namespace {
 
 bool is_fused(ExpertLayout layout) { return layout != ExpertLayout::PerExpert; }
 
@@ -25,13 +26,18 @@ bool is_fused(ExpertLayout layout) { return layout != ExpertLayout::PerExpert; }
 
 std::vector<std::string> supported_model_types() {
   std::vector<std::string> out;
-  for (const FamilyAdapter* family : all_families()) out.push_back(family->model_type);
+  for (const FamilyAdapter* family : all_adapters()) out.push_back(family->model_type);
   return out;
 }
 
+const FamilyAdapter* find_adapter(const std::string& model_type) {
+  for (const FamilyAdapter* family : all_adapters())
+    if (model_type == family->model_type) return family;
+  return nullptr;
+}
+
 const FamilyAdapter& adapter_for(const std::string& model_type, const std::string& label) {
-  for (const FamilyAdapter* family : all_families())
-    if (model_type == family->model_type) return *family;
+  if (const FamilyAdapter* family = find_adapter(model_type)) return *family;
   fail("unknown model_type '", model_type, "' in ", label, "; supported: ", join(supported_model_types(), ", "));
 }
 

@@ -28,6 +28,17 @@ void ModelSpec::validate() const {
     if (rope.theta <= 0) bad("rope_theta (", rope.theta, ") must be positive");
     if (rope.scaling != RopeScaling::None && rope.factor <= 0) bad("rope factor (", rope.factor, ") must be positive");
   }
+  if (mla.enabled()) {
+    if (mla.q_lora_rank < 0) bad("q_lora_rank (", mla.q_lora_rank, ") must not be negative");
+    if (mla.qk_nope_head_dim < 0) bad("qk_nope_head_dim (", mla.qk_nope_head_dim, ") must not be negative");
+    if (mla.qk_rope_head_dim <= 0 || mla.qk_rope_head_dim % 2 != 0)
+      bad("qk_rope_head_dim (", mla.qk_rope_head_dim, ") must be even and positive");
+    if (mla.v_head_dim <= 0) bad("v_head_dim (", mla.v_head_dim, ") must be positive");
+    if (head_dim != mla.qk_rope_head_dim || rotary_dim() != head_dim)
+      bad("latent attention rotates qk_rope_head_dim (", mla.qk_rope_head_dim, ") dims, not ", rotary_dim());
+    if (num_kv_heads != num_heads || qk_norm != QkNorm::None || attention_sinks || qkv_bias || clip_qkv > 0)
+      bad("latent attention has one k/v per head and no q/k norm, sinks, q/k/v bias or clipping");
+  }
   if (positions == PositionKind::Learned && max_position_embeddings <= 0)
     bad("max_position_embeddings (", max_position_embeddings, ") must be positive for learned positions");
   if (static_cast<int64_t>(sliding_window.size()) != num_layers)

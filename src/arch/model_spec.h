@@ -93,6 +93,24 @@ struct MoeSpec {
   double shared_scale = 1.0;             // FixedScale value
 };
 
+// Multi-head latent attention (DeepSeek-V2/V3, Kimi-K2); on when kv_lora_rank > 0.
+//   q = q_b(rms_norm(q_a x)) (q_lora_rank > 0) or q_proj x, per head [q_nope | q_rope];
+//   [c | k_rope] = kv_a x; kv_b(rms_norm(c)) per head [k_nope | v]; k_rope is one head shared by
+//   all; k = [k_nope | rope(k_rope)], q = [q_nope | rope(q_rope)]; o_proj [H, nh*v_head_dim].
+// RoPE covers qk_rope_head_dim dims (spec.head_dim = qk_rope_head_dim, as transformers sets it);
+// rope_interleave rotates the pairs (x0, x1), (x2, x3), ... (transformers'
+// apply_rotary_pos_emb_interleave: output [evens | odds], the same permutation for q and k).
+struct MlaSpec {
+  int64_t q_lora_rank = 0;   // 0 = plain q_proj [nh*qk_head_dim, H]
+  int64_t kv_lora_rank = 0;  // 0 = no MLA
+  int64_t qk_nope_head_dim = 0;
+  int64_t qk_rope_head_dim = 0;
+  int64_t v_head_dim = 0;
+  bool rope_interleave = false;
+  bool enabled() const { return kv_lora_rank > 0; }
+  int64_t qk_head_dim() const { return qk_nope_head_dim + qk_rope_head_dim; }
+};
+
 struct ModelSpec {
   std::string model_type;    // config.json "model_type": "llama", "gpt_oss", ...
   std::string source;        // where it came from (config path), for messages
@@ -125,6 +143,7 @@ struct ModelSpec {
   // Per-layer sliding window: 0 = full attention; W > 0 = a query at i sees keys j with
   // i - W < j <= i (transformers' `kv_idx > q_idx - W`, GPT-Neo's window_size alike).
   std::vector<int64_t> sliding_window;
+  MlaSpec mla;                     // multi-head latent attention (replaces q/k/v when enabled)
 
   // Positions.
   PositionKind positions = PositionKind::Rope;

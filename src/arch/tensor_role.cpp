@@ -27,6 +27,12 @@ const char* role_name(TensorRole role) {
     case TensorRole::QNorm: return "q_norm";
     case TensorRole::KNorm: return "k_norm";
     case TensorRole::Sinks: return "sinks";
+    case TensorRole::QA: return "q_a";
+    case TensorRole::QANorm: return "q_a_norm";
+    case TensorRole::QB: return "q_b";
+    case TensorRole::KvA: return "kv_a";
+    case TensorRole::KvANorm: return "kv_a_norm";
+    case TensorRole::KvB: return "kv_b";
     case TensorRole::MlpGate: return "mlp_gate";
     case TensorRole::MlpGateBias: return "mlp_gate_bias";
     case TensorRole::MlpUp: return "mlp_up";

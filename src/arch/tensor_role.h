@@ -26,6 +26,14 @@ enum class TensorRole : uint8_t {
   QNorm,             // [hd] per head, or [nh*hd] whole projection
   KNorm,             // [hd] per head, or [nkv*hd] whole projection
   Sinks,             // [nh]
+  // Per layer: multi-head latent attention (DeepSeek-V3; q_lora_rank rq, kv_lora_rank rkv,
+  // qk_head_dim dqk = nope + rope, v_head_dim dv). Q is [nh*dqk, H] when rq = 0; O is [H, nh*dv].
+  QA,                // [rq, H]
+  QANorm,            // [rq]
+  QB,                // [nh*dqk, rq]
+  KvA,               // [rkv + rope, H]
+  KvANorm,           // [rkv]
+  KvB,               // [nh*(nope + dv), rkv]
   // Per layer: dense MLP (GPT-Neo: c_fc = MlpUp, c_proj = MlpDown).
   MlpGate, MlpGateBias,  // [F, H], [F]
   MlpUp, MlpUpBias,      // [F, H], [F]

@@ -29,6 +29,8 @@ Fill fill_for(TensorRole role) {
     case TensorRole::FfnNorm:
     case TensorRole::QNorm:
     case TensorRole::KNorm:
+    case TensorRole::QANorm:
+    case TensorRole::KvANorm:
     case TensorRole::SharedScale:
       return Fill::Ones;
     case TensorRole::FinalNormBias:

@@ -8,6 +8,7 @@
 #include "arch/validate_store.h"
 #include "common/error.h"
 #include "io/checkpoint_store.h"
+#include "model/tensor_table.h"
 #include "tensor/torch_bridge.h"
 
 namespace moeforge::model {
@@ -59,43 +60,40 @@ struct Loader {
   }
 };
 
+// The table is the contract: every tensor it plans is loaded with its declared shape, and nothing
+// else is (a mismatch is a bug in the table or a reader, never the user's).
+void check_against_table(const ModelSpec& spec, ModelWeights& w) {
+  const std::vector<PlannedTensor> planned = planned_tensors(spec);
+  size_t i = 0;
+  for_each_runtime_tensor(w, [&](const RuntimeTensor&, int64_t, const std::string& name, torch::Tensor& t) {
+    if (i >= planned.size() || planned[i].name != name)
+      fail("internal: loaded tensor '", name, "' is not where the runtime tensor table puts it (", spec.model_type, ")");
+    if (t.sizes().vec() != planned[i].shape)
+      fail("internal: runtime tensor '", name, "' has shape ", t.sizes(), ", the table declares ", torch::IntArrayRef(planned[i].shape));
+    ++i;
+  });
+  if (i != planned.size()) fail("internal: runtime tensor '", planned[i].name, "' was not loaded (", spec.model_type, ")");
+}
+
 }  // namespace
 
 ModelWeights load_model_weights(const ModelSpec& spec, const CheckpointStore& store, const LoadOptions& options) {
   validate_store(spec, store);
   Loader load{spec, store, options};
   ModelWeights w;
-  w.embed = load.role(Role::Embed);
-  w.position_embed = load.role(Role::PositionEmbed);
-  w.final_norm = load.role(Role::FinalNorm);
-  w.final_norm_bias = load.role(Role::FinalNormBias);
-  w.lm_head = spec.tie_word_embeddings ? w.embed : load.role(Role::LmHead);
   w.layers.resize(spec.num_layers);
+  // Single-role tensors straight from the table; blocks (dense MLP, routed experts, shared expert)
+  // through their expert_io readers, which know the family's on-disk layout.
+  for (const PlannedTensor& t : planned_tensors(spec))
+    if (t.entry->block == TensorBlock::Single) t.entry->get(w, t.layer) = load.role(t.entry->role, t.layer);
+  if (spec.tie_word_embeddings) w.lm_head = w.embed;
   for (int64_t l = 0; l < spec.num_layers; ++l) {
     LayerWeights& L = w.layers[l];
-    L.attn_norm = load.role(Role::AttnNorm, l);
-    L.attn_norm_bias = load.role(Role::AttnNormBias, l);
-    L.ffn_norm = load.role(Role::FfnNorm, l);
-    L.ffn_norm_bias = load.role(Role::FfnNormBias, l);
-    L.q = load.role(Role::Q, l);
-    L.q_bias = load.role(Role::QBias, l);
-    L.k = load.role(Role::K, l);
-    L.k_bias = load.role(Role::KBias, l);
-    L.v = load.role(Role::V, l);
-    L.v_bias = load.role(Role::VBias, l);
-    L.o = load.role(Role::O, l);
-    L.o_bias = load.role(Role::OBias, l);
-    L.q_norm = load.role(Role::QNorm, l);
-    L.k_norm = load.role(Role::KNorm, l);
-    L.sinks = load.role(Role::Sinks, l);
     const std::string where = "layer " + std::to_string(l);
     if (!spec.is_moe[l]) {
       L.mlp = load.mlp(read_dense_mlp(spec, store, l), where + " MLP");
       continue;
     }
-    L.router = load.role(Role::Router, l);
-    L.router_bias = load.role(Role::RouterBias, l);
-    L.score_correction_bias = load.role(Role::ScoreCorrectionBias, l);
     std::vector<torch::Tensor> w_in, b_in, w_out, b_out;
     for (int64_t e = 0; e < spec.moe.num_experts; ++e) {
       MlpWeights expert = load.mlp(read_expert(spec, store, l, e), where + " expert " + std::to_string(e));
@@ -109,57 +107,13 @@ ModelWeights load_model_weights(const ModelSpec& spec, const CheckpointStore& st
     if (b_in.size() == w_in.size()) L.experts.b_in = torch::stack(b_in);
     if (b_out.size() == w_out.size()) L.experts.b_out = torch::stack(b_out);
     if (spec.moe.num_shared_experts > 0) L.shared = load.mlp(read_shared_expert(spec, store, l), where + " shared expert");
-    L.shared_gate = load.role(Role::SharedExpertGate, l);
-    L.shared_scale = load.role(Role::SharedScale, l);
   }
+  check_against_table(spec, w);
   return w;
 }
 
 void for_each_parameter(ModelWeights& w, const std::function<void(const std::string&, torch::Tensor&)>& visit) {
-  auto v = [&](const std::string& name, torch::Tensor& t) {
-    if (t.defined()) visit(name, t);
-  };
-  v("embed", w.embed);
-  v("position_embed", w.position_embed);
-  for (size_t l = 0; l < w.layers.size(); ++l) {
-    LayerWeights& L = w.layers[l];
-    const std::string p = "layers." + std::to_string(l) + ".";
-    v(p + "attn_norm", L.attn_norm);
-    v(p + "attn_norm_bias", L.attn_norm_bias);
-    v(p + "q", L.q);
-    v(p + "q_bias", L.q_bias);
-    v(p + "k", L.k);
-    v(p + "k_bias", L.k_bias);
-    v(p + "v", L.v);
-    v(p + "v_bias", L.v_bias);
-    v(p + "o", L.o);
-    v(p + "o_bias", L.o_bias);
-    v(p + "q_norm", L.q_norm);
-    v(p + "k_norm", L.k_norm);
-    v(p + "sinks", L.sinks);
-    v(p + "ffn_norm", L.ffn_norm);
-    v(p + "ffn_norm_bias", L.ffn_norm_bias);
-    v(p + "mlp.w_in", L.mlp.w_in);
-    v(p + "mlp.b_in", L.mlp.b_in);
-    v(p + "mlp.w_out", L.mlp.w_out);
-    v(p + "mlp.b_out", L.mlp.b_out);
-    v(p + "router", L.router);
-    v(p + "router_bias", L.router_bias);
-    v(p + "score_correction_bias", L.score_correction_bias);
-    v(p + "experts.w_in", L.experts.w_in);
-    v(p + "experts.b_in", L.experts.b_in);
-    v(p + "experts.w_out", L.experts.w_out);
-    v(p + "experts.b_out", L.experts.b_out);
-    v(p + "shared.w_in", L.shared.w_in);
-    v(p + "shared.b_in", L.shared.b_in);
-    v(p + "shared.w_out", L.shared.w_out);
-    v(p + "shared.b_out", L.shared.b_out);
-    v(p + "shared_gate", L.shared_gate);
-    v(p + "shared_scale", L.shared_scale);
-  }
-  v("final_norm", w.final_norm);
-  v("final_norm_bias", w.final_norm_bias);
-  if (!w.lm_head.is_same(w.embed)) v("lm_head", w.lm_head);
+  for_each_runtime_tensor(w, [&](const RuntimeTensor&, int64_t, const std::string& name, torch::Tensor& t) { visit(name, t); });
 }
 
 }  // namespace moeforge::model

@@ -32,6 +32,7 @@ struct LayerWeights {
   torch::Tensor q, q_bias, k, k_bias, v, v_bias, o, o_bias;          // projections [out, in]
   torch::Tensor q_norm, k_norm;                                      // [hd] or whole-projection
   torch::Tensor sinks;                                               // [nh]
+  torch::Tensor q_a, q_a_norm, q_b, kv_a, kv_a_norm, kv_b;           // latent attention (DeepSeek-V3)
   MlpWeights mlp;                                                    // dense layers
   torch::Tensor router, router_bias, score_correction_bias;          // [E, H], [E], [E]
   StackedExperts experts;                                            // routed experts, stacked

@@ -15,17 +15,17 @@ constexpr double kGeluCubic = 0.044715;
 
 torch::Tensor activation_forward(const torch::Tensor& pre_NR, const ActivationOptions& activation) {
   switch (activation.kind) {
-    case ExpertActivation::kSiluGlu: {
+    case Activation::SiluGlu: {
       auto halves = pre_NR.chunk(2, -1);  // gate [N,F], up [N,F]
       return torch::silu(halves[0]) * halves[1];
     }
-    case ExpertActivation::kGptOssGlu: {
+    case Activation::GptOssClampedGlu: {
       auto halves = pre_NR.chunk(2, -1);
       auto gate = halves[0].clamp_max(activation.limit);
       auto up = halves[1].clamp(-activation.limit, activation.limit);
       return (up + 1) * (gate * torch::sigmoid(gate * activation.alpha));
     }
-    case ExpertActivation::kGeluTanh:
+    case Activation::GeluNew:
       return torch::gelu(pre_NR, "tanh");
   }
   return {};
@@ -34,7 +34,7 @@ torch::Tensor activation_forward(const torch::Tensor& pre_NR, const ActivationOp
 torch::Tensor activation_backward(const torch::Tensor& pre_NR, const torch::Tensor& grad_NF,
                                   const ActivationOptions& activation) {
   switch (activation.kind) {
-    case ExpertActivation::kSiluGlu: {
+    case Activation::SiluGlu: {
       auto halves = pre_NR.chunk(2, -1);
       const auto& gate = halves[0];
       const auto& up = halves[1];
@@ -43,7 +43,7 @@ torch::Tensor activation_backward(const torch::Tensor& pre_NR, const torch::Tens
       auto d_silu = sig * (1 + gate * (1 - sig));  // d/dg [g * sigmoid(g)]
       return torch::cat({grad_NF * up * d_silu, grad_NF * silu}, -1);
     }
-    case ExpertActivation::kGptOssGlu: {
+    case Activation::GptOssClampedGlu: {
       auto halves = pre_NR.chunk(2, -1);
       auto gate = halves[0].clamp_max(activation.limit);
       auto up = halves[1].clamp(-activation.limit, activation.limit);
@@ -55,7 +55,7 @@ torch::Tensor activation_backward(const torch::Tensor& pre_NR, const torch::Tens
       auto up_pass = ((halves[1] >= -activation.limit) & (halves[1] <= activation.limit)).to(grad_NF.dtype());
       return torch::cat({grad_NF * (up + 1) * d_glu * gate_pass, grad_NF * glu * up_pass}, -1);
     }
-    case ExpertActivation::kGeluTanh: {
+    case Activation::GeluNew: {
       const auto& x = pre_NR;
       auto inner = kSqrt2OverPi * (x + kGeluCubic * x.pow(3));
       auto tanh_inner = torch::tanh(inner);

@@ -19,7 +19,7 @@ namespace moeforge::model {
 
 namespace {
 
-std::atomic<int> g_expert_gemm{static_cast<int>(ExpertGemm::kAuto)};
+std::atomic<int> g_expert_gemm{static_cast<int>(ExpertGemm::Auto)};
 std::atomic<bool> g_grouped_failed{false};  // auto mode: grouped GEMM threw once on this device/dtype
 
 // Assignment bookkeeping shared by forward and backward.
@@ -74,8 +74,8 @@ bool grouped_shapes_ok(const torch::Tensor& x_TH, const torch::Tensor& w_in, con
 bool use_grouped(const torch::Tensor& x_TH, const torch::Tensor& w_in, const torch::Tensor& w_out) {
 #if MOEFORGE_HAS_GROUPED_MM
   const auto mode = static_cast<ExpertGemm>(g_expert_gemm.load());
-  if (mode == ExpertGemm::kLoop || !grouped_shapes_ok(x_TH, w_in, w_out)) return false;
-  if (mode == ExpertGemm::kGrouped) return true;
+  if (mode == ExpertGemm::Loop || !grouped_shapes_ok(x_TH, w_in, w_out)) return false;
+  if (mode == ExpertGemm::Grouped) return true;
   // Auto: on CUDA (one kernel launch per GEMM, no host sync for row counts); on CPU the per-expert
   // loop is as fast (bench/moe_layer_bench.py) and is the path the tests pin bitwise.
   return x_TH.is_cuda() && !g_grouped_failed.load();
@@ -201,13 +201,39 @@ ExpertGrads backward_grouped(const Dispatch& d, const BackwardInputs& in) {
   std::cerr << "moeforge: note: grouped GEMM unavailable here (" << why << "); using per-expert GEMMs\n";
 }
 
+// What the backward reads, by name. save_for_backward() takes a list; kOrder is the one place
+// that fixes the position of each tensor in it.
+struct SavedForBackward {
+  torch::Tensor x_TH, weights_TK;                      // inputs [T, H], [T, K]
+  torch::Tensor w_in, b_in, w_out, b_out;              // experts (biases undefined when absent)
+  torch::Tensor pre_sorted, y_sorted;                  // [TK, R] pre-activation, [TK, H] unweighted out
+  torch::Tensor order, token_of, expert_of, offsets;   // the Dispatch
+  using Member = torch::Tensor SavedForBackward::*;
+  static constexpr Member kOrder[] = {&SavedForBackward::x_TH,       &SavedForBackward::weights_TK,
+                                      &SavedForBackward::w_in,       &SavedForBackward::b_in,
+                                      &SavedForBackward::w_out,      &SavedForBackward::b_out,
+                                      &SavedForBackward::pre_sorted, &SavedForBackward::y_sorted,
+                                      &SavedForBackward::order,      &SavedForBackward::token_of,
+                                      &SavedForBackward::expert_of,  &SavedForBackward::offsets};
+  torch::autograd::variable_list list() const {
+    torch::autograd::variable_list out;
+    for (Member m : kOrder) out.push_back(this->*m);
+    return out;
+  }
+  static SavedForBackward from(const torch::autograd::variable_list& list) {
+    SavedForBackward saved;
+    for (size_t i = 0; i < std::size(kOrder); ++i) saved.*kOrder[i] = list.at(i);
+    return saved;
+  }
+};
+
 class ExpertsFunction : public torch::autograd::Function<ExpertsFunction> {
  public:
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, torch::Tensor x_TH,
                                torch::Tensor weights_TK, torch::Tensor w_in, torch::Tensor b_in,
                                torch::Tensor w_out, torch::Tensor b_out, torch::Tensor expert_ids_TK,
                                int64_t activation_kind, double limit, double alpha) {
-    ActivationOptions activation{static_cast<ExpertActivation>(activation_kind), limit, alpha};
+    ActivationOptions activation{static_cast<Activation>(activation_kind), limit, alpha};
     const int64_t tokens = x_TH.size(0), hidden = x_TH.size(1), experts = w_in.size(0);
     const int64_t rows = w_in.size(1);
     bool grouped = use_grouped(x_TH, w_in, w_out);
@@ -221,7 +247,7 @@ class ExpertsFunction : public torch::autograd::Function<ExpertsFunction> {
       try {
         forward_grouped(d, x_sorted, w_in, b_in, w_out, b_out, activation, pre_sorted, y_sorted);
       } catch (const c10::Error& e) {
-        if (static_cast<ExpertGemm>(g_expert_gemm.load()) == ExpertGemm::kGrouped) throw;
+        if (static_cast<ExpertGemm>(g_expert_gemm.load()) == ExpertGemm::Grouped) throw;
         note_grouped_failure(e);
         grouped = false;
         d.counts = counts_of(d.offsets);
@@ -238,8 +264,20 @@ class ExpertsFunction : public torch::autograd::Function<ExpertsFunction> {
     out_TH.index_add_(0, d.token_of, y_sorted * w_sorted.unsqueeze(1));
     ctx->saved_data["has_b_in"] = b_in.defined();
     ctx->saved_data["has_b_out"] = b_out.defined();
-    ctx->save_for_backward({x_TH, weights_TK, w_in, b_in, w_out, b_out, pre_sorted, y_sorted, d.order, d.token_of,
-                            d.expert_of, d.offsets});
+    SavedForBackward saved;
+    saved.x_TH = x_TH;
+    saved.weights_TK = weights_TK;
+    saved.w_in = w_in;
+    saved.b_in = b_in;
+    saved.w_out = w_out;
+    saved.b_out = b_out;
+    saved.pre_sorted = pre_sorted;
+    saved.y_sorted = y_sorted;
+    saved.order = d.order;
+    saved.token_of = d.token_of;
+    saved.expert_of = d.expert_of;
+    saved.offsets = d.offsets;
+    ctx->save_for_backward(saved.list());
     ctx->saved_data["counts"] = c10::IValue(d.counts);
     ctx->saved_data["grouped"] = grouped;
     ctx->saved_data["activation"] = activation_kind;
@@ -250,23 +288,23 @@ class ExpertsFunction : public torch::autograd::Function<ExpertsFunction> {
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grads) {
-    auto saved = ctx->get_saved_variables();
-    const auto& x_TH = saved[0];
-    const auto& weights_TK = saved[1];
-    const auto& w_in = saved[2];
-    const auto b_in = ctx->saved_data["has_b_in"].toBool() ? saved[3] : torch::Tensor();
-    const auto& w_out = saved[4];
-    const auto b_out = ctx->saved_data["has_b_out"].toBool() ? saved[5] : torch::Tensor();
-    const auto& pre_sorted = saved[6];
-    const auto& y_sorted = saved[7];
+    const SavedForBackward saved = SavedForBackward::from(ctx->get_saved_variables());
+    const auto& x_TH = saved.x_TH;
+    const auto& weights_TK = saved.weights_TK;
+    const auto& w_in = saved.w_in;
+    const auto b_in = ctx->saved_data["has_b_in"].toBool() ? saved.b_in : torch::Tensor();
+    const auto& w_out = saved.w_out;
+    const auto b_out = ctx->saved_data["has_b_out"].toBool() ? saved.b_out : torch::Tensor();
+    const auto& pre_sorted = saved.pre_sorted;
+    const auto& y_sorted = saved.y_sorted;
     Dispatch d;
-    d.order = saved[8];
-    d.token_of = saved[9];
-    d.expert_of = saved[10];
-    d.offsets = saved[11];
+    d.order = saved.order;
+    d.token_of = saved.token_of;
+    d.expert_of = saved.expert_of;
+    d.offsets = saved.offsets;
     d.counts = ctx->saved_data["counts"].toIntVector();
     [[maybe_unused]] const bool grouped = ctx->saved_data["grouped"].toBool();
-    ActivationOptions activation{static_cast<ExpertActivation>(ctx->saved_data["activation"].toInt()),
+    ActivationOptions activation{static_cast<Activation>(ctx->saved_data["activation"].toInt()),
                                  ctx->saved_data["limit"].toDouble(), ctx->saved_data["alpha"].toDouble()};
     const bool need_x = ctx->needs_input_grad(0), need_weights = ctx->needs_input_grad(1);
 
@@ -294,7 +332,7 @@ class ExpertsFunction : public torch::autograd::Function<ExpertsFunction> {
         g = backward_grouped(d, in);
         done = true;
       } catch (const c10::Error& e) {  // a device that ran the forward's shapes but not these
-        if (static_cast<ExpertGemm>(g_expert_gemm.load()) == ExpertGemm::kGrouped) throw;
+        if (static_cast<ExpertGemm>(g_expert_gemm.load()) == ExpertGemm::Grouped) throw;
         note_grouped_failure(e);
         d.counts = counts_of(d.offsets);
       }

@@ -6,19 +6,15 @@
 
 #include <torch/types.h>
 
+#include "arch/model_spec.h"  // Activation: the one activation vocabulary
+
 namespace moeforge::model {
 
-enum class ExpertActivation {
-  kSiluGlu,    // Llama-style SwiGLU: silu(gate) * up
-  kGptOssGlu,  // GPT-OSS: gate=min(gate,limit), up=clamp(up,±limit), (up + 1) * gate * sigmoid(alpha*gate)
-  kGeluTanh,   // GPT-Neo style non-gated MLP with gelu_new (tanh approximation)
-};
-
 struct ActivationOptions {
-  ExpertActivation kind = ExpertActivation::kSiluGlu;
+  Activation kind = Activation::SiluGlu;
   double limit = 7.0;   // GPT-OSS swiglu_limit
   double alpha = 1.702;  // GPT-OSS sigmoid scale
-  bool gated() const { return kind != ExpertActivation::kGeluTanh; }
+  bool gated() const { return kind != Activation::GeluNew; }
 };
 
 // Experts stacked along dim 0 (torchtitan layout). For gated activations the input projection
@@ -38,13 +34,13 @@ torch::Tensor run_experts(const torch::Tensor& x_TH, const torch::Tensor& expert
                           const torch::Tensor& weights_TK, const StackedExperts& experts,
                           const ActivationOptions& activation);
 
-// How the per-expert GEMMs run. kLoop: one mm per expert with tokens (row counts copied to the
-// host). kGrouped: torch's grouped GEMM (at::_grouped_mm, libtorch >= 2.8) over all experts at
+// How the per-expert GEMMs run. Loop: one mm per expert with tokens (row counts copied to the
+// host). Grouped: torch's grouped GEMM (at::_grouped_mm, libtorch >= 2.8) over all experts at
 // once, with no host sync; needs fp32/bf16/fp16 and H, R, F rows aligned to 16 bytes, else the
-// loop runs. kAuto (default): grouped on CUDA, the loop on CPU (equally fast there); if the
+// loop runs. Auto (default): grouped on CUDA, the loop on CPU (equally fast there); if the
 // grouped GEMM throws on this device (old GPU, unsupported dtype), a note is printed once and
 // the loop is used from then on. Process-wide; benchmarks and tests switch it.
-enum class ExpertGemm { kAuto, kLoop, kGrouped };
+enum class ExpertGemm { Auto, Loop, Grouped };
 void set_expert_gemm(ExpertGemm gemm);
 ExpertGemm expert_gemm();
 bool grouped_gemm_available();  // this libtorch has at::_grouped_mm

@@ -31,21 +31,21 @@ Routing route(const torch::Tensor& logits, const RouterOptions& options,
   auto logits_TE = logits.to(torch::kFloat32);
   Routing routing;
   switch (options.kind) {
-    case RouterKind::kSoftmaxThenTopK: {
+    case RouterKind::SoftmaxThenTopK: {
       routing.probs = torch::softmax(logits_TE, -1);  // [T, E]
       auto select_TE = selection_bias ? routing.probs + selection_bias->to(torch::kFloat32) : routing.probs;
       routing.expert_ids = std::get<1>(select_TE.topk(options.top_k, -1));  // [T, K]
       routing.weights = routing.probs.gather(1, routing.expert_ids);       // [T, K]
       break;
     }
-    case RouterKind::kTopKThenSoftmax: {
+    case RouterKind::TopKThenSoftmax: {
       routing.probs = torch::softmax(logits_TE, -1);
       auto select_TE = selection_bias ? logits_TE + selection_bias->to(torch::kFloat32) : logits_TE;
       routing.expert_ids = std::get<1>(select_TE.topk(options.top_k, -1));
       routing.weights = torch::softmax(logits_TE.gather(1, routing.expert_ids), -1);
       break;
     }
-    case RouterKind::kSigmoid: {
+    case RouterKind::Sigmoid: {
       routing.probs = torch::sigmoid(logits_TE);
       auto select_TE = selection_bias ? routing.probs + selection_bias->to(torch::kFloat32) : routing.probs;
       if (options.num_groups > 1) {
@@ -57,8 +57,8 @@ Routing route(const torch::Tensor& logits, const RouterOptions& options,
       break;
     }
   }
-  if (options.renormalize && options.kind != RouterKind::kTopKThenSoftmax)
-    routing.weights = routing.weights / (routing.weights.sum(-1, true) + (options.kind == RouterKind::kSigmoid ? 1e-20 : 0.0));
+  if (options.renormalize && options.kind != RouterKind::TopKThenSoftmax)
+    routing.weights = routing.weights / (routing.weights.sum(-1, true) + (options.kind == RouterKind::Sigmoid ? 1e-20 : 0.0));
   if (options.routed_scaling_factor != 1.0) routing.weights = routing.weights * options.routed_scaling_factor;
   return routing;
 }

@@ -7,16 +7,16 @@
 
 #include <optional>
 
+#include "arch/model_spec.h"
+
 namespace moeforge::model {
 
-enum class RouterKind {
-  kSoftmaxThenTopK,  // Mixtral, Qwen*-MoE, OLMoE, DeepSeek-V2: softmax over all E, then top-k
-  kTopKThenSoftmax,  // GPT-OSS: top-k of raw logits (router has a bias), softmax over the k
-  kSigmoid,          // DeepSeek-V3: sigmoid scores, selection bias, group-limited top-k
-};
+// The routing rules are arch's RouterKind (SoftmaxThenTopK: Mixtral, Qwen*-MoE, OLMoE;
+// TopKThenSoftmax: GPT-OSS; Sigmoid: DeepSeek-V3 with selection bias and group-limited top-k).
+using moeforge::RouterKind;
 
 struct RouterOptions {
-  RouterKind kind = RouterKind::kSoftmaxThenTopK;
+  RouterKind kind = RouterKind::SoftmaxThenTopK;
   int64_t top_k = 2;
   bool renormalize = true;             // divide the k weights by their sum (norm_topk_prob)
   double routed_scaling_factor = 1.0;  // DeepSeek multiplies the combine weights by this

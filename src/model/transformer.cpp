@@ -5,6 +5,7 @@
 #include "arch/family_adapter.h"
 #include "common/error.h"
 #include "io/checkpoint_store.h"
+#include "model/mla_attention.h"
 #include "model/moe_experts.h"
 #include "model/rope.h"
 
@@ -36,21 +37,13 @@ RouterOptions router_options_for(const ModelSpec& spec) {
   options.routed_scaling_factor = spec.moe.routed_scaling_factor;
   options.num_groups = spec.moe.n_group;
   options.top_groups = spec.moe.topk_group;
-  switch (spec.moe.router) {
-    case moeforge::RouterKind::SoftmaxThenTopK: options.kind = RouterKind::kSoftmaxThenTopK; break;
-    case moeforge::RouterKind::TopKThenSoftmax: options.kind = RouterKind::kTopKThenSoftmax; break;
-    case moeforge::RouterKind::Sigmoid: options.kind = RouterKind::kSigmoid; break;
-  }
+  options.kind = spec.moe.router;
   return options;
 }
 
 ActivationOptions activation_for(const ModelSpec& spec) {
   ActivationOptions options;
-  switch (spec.activation) {
-    case Activation::SiluGlu: options.kind = ExpertActivation::kSiluGlu; break;
-    case Activation::GeluNew: options.kind = ExpertActivation::kGeluTanh; break;
-    case Activation::GptOssClampedGlu: options.kind = ExpertActivation::kGptOssGlu; break;
-  }
+  options.kind = spec.activation;
   options.limit = spec.swiglu_limit;
   options.alpha = spec.swiglu_alpha;
   return options;
@@ -78,6 +71,10 @@ torch::Tensor Transformer::norm(const torch::Tensor& x, const torch::Tensor& wei
 torch::Tensor Transformer::attention(const ModelWeights& weights, int64_t l, const torch::Tensor& x_BTH,
                                      const torch::Tensor& positions_T, const ForwardOptions& options) const {
   const LayerWeights& L = weights.layers[l];
+  if (spec_.mla.enabled()) {  // DeepSeek-V3 latent attention: its own projections, the common rest
+    HeadProjections p = mla_project(spec_, L, x_BTH, positions_T);
+    return attend(L, l, p.q, p.k, p.v, positions_T, options);
+  }
   const int64_t B = x_BTH.size(0), T = x_BTH.size(1);
   const int64_t heads = spec_.num_heads, kv_heads = spec_.num_kv_heads, head_dim = spec_.head_dim;
   auto q = linear(x_BTH, L.q, L.q_bias);  // [B, T, nh*hd]
@@ -107,6 +104,15 @@ torch::Tensor Transformer::attention(const ModelWeights& weights, int64_t l, con
     q = apply_rope(q, cos, sin);
     k = apply_rope(k, cos, sin);
   }
+  return attend(L, l, q, k, v, positions_T, options);
+}
+
+// q [B, nh, T, d], k [B, nkv, T, d], v [B, nkv, T, dv] -> o_proj(attention) [B, T, H]: KV cache,
+// grouped-query heads, causal / sliding-window / padding masks, sinks.
+torch::Tensor Transformer::attend(const LayerWeights& L, int64_t l, torch::Tensor q, torch::Tensor k, torch::Tensor v,
+                                  const torch::Tensor& positions_T, const ForwardOptions& options) const {
+  const int64_t B = q.size(0), T = q.size(2);
+  const int64_t heads = q.size(1), kv_heads = k.size(1), head_dim = q.size(-1);
   if (options.cache) {
     KvCache& cache = *options.cache;
     if (cache.keys[l].defined()) {
@@ -141,7 +147,7 @@ torch::Tensor Transformer::attention(const ModelWeights& weights, int64_t l, con
     if (!plain_causal) mask = causal_mask();
     auto out = at::scaled_dot_product_attention(q.to(torch::kFloat32), k.to(torch::kFloat32), v.to(torch::kFloat32),
                                                 mask, 0.0, plain_causal, scale);
-    out = out.to(dtype).transpose(1, 2).reshape({B, T, heads * head_dim});
+    out = out.to(dtype).transpose(1, 2).reshape({B, T, heads * v.size(-1)});
     return linear(out, L.o, L.o_bias);
   }
   auto scores = torch::matmul(q.to(torch::kFloat32), k.to(torch::kFloat32).transpose(-1, -2)) * scale;  // [B, nh, T, S]
@@ -159,7 +165,7 @@ torch::Tensor Transformer::attention(const ModelWeights& weights, int64_t l, con
     probs = torch::softmax(scores, -1);
   }
   auto out = torch::matmul(probs.to(v.scalar_type()), v);  // [B, nh, T, hd]
-  out = out.transpose(1, 2).reshape({B, T, heads * head_dim});
+  out = out.transpose(1, 2).reshape({B, T, heads * v.size(-1)});
   return linear(out, L.o, L.o_bias);
 }
 

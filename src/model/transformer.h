@@ -16,7 +16,8 @@
 
 namespace moeforge::model {
 
-// Keys and values per layer, [B, kv_heads, S, head_dim], grown by each forward call.
+// Keys and values per layer, [B, kv_heads, S, head_dim] (latent attention: per-head k/v after
+// kv_b_proj, v of v_head_dim), grown by each forward call.
 struct KvCache {
   std::vector<torch::Tensor> keys, values;
   int64_t length() const { return keys.empty() || !keys[0].defined() ? 0 : keys[0].size(2); }
@@ -62,6 +63,8 @@ class Transformer {
  private:
   torch::Tensor attention(const ModelWeights& weights, int64_t layer, const torch::Tensor& x_BTH, const torch::Tensor& positions_T,
                           const ForwardOptions& options) const;
+  torch::Tensor attend(const LayerWeights& layer, int64_t l, torch::Tensor q, torch::Tensor k, torch::Tensor v,
+                       const torch::Tensor& positions_T, const ForwardOptions& options) const;
   torch::Tensor moe(const ModelWeights& weights, int64_t layer, const torch::Tensor& x_BTH, const ForwardOptions& options,
                     ForwardOutput& output) const;
   torch::Tensor norm(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) const;

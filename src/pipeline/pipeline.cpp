@@ -98,17 +98,9 @@ class Runner {
 
     if (c_.upcycle) {
       if (stage("upcycle", dir / "upcycled")) {
-        surgery::UpcycleOptions u;
+        surgery::UpcycleOptions u = *c_.upcycle;
         u.source = current;
         u.out = dir / "upcycled";
-        u.to = c_.upcycle->to;
-        u.num_experts = c_.upcycle->experts;
-        u.top_k = c_.upcycle->top_k;
-        u.method = c_.upcycle->method;
-        u.noise_std = c_.upcycle->noise_std;
-        u.granularity = c_.upcycle->granularity;
-        u.router = c_.upcycle->router;
-        u.layers = c_.upcycle->layers;
         u.seed = c_.seed;
         u.verify = true;
         auto r = surgery::upcycle(u);
@@ -137,13 +129,13 @@ class Runner {
 
     if (c_.grow) {
       if (stage("grow", dir / "grown")) {
-        surgery::GrowOptions g;
+        surgery::GrowOptions g = *c_.grow;
         g.source = current;
         g.out = dir / "grown";
-        if (c_.grow->clone == "plan") g.plan = dir / "plan.json";
-        else g.clone = c_.grow->clone;
-        g.router_noise = c_.grow->router_noise;
-        g.router_bias = c_.grow->router_bias;
+        if (g.clone == kCloneFromPlan) {
+          g.plan = dir / "plan.json";
+          g.clone.clear();
+        }
         g.seed = c_.seed;
         auto r = surgery::grow(g);
         std::cout << "grow: " << r.experts_before << " -> " << r.experts_after << " experts per layer; max |logit difference| "
@@ -154,12 +146,9 @@ class Runner {
     }
     if (c_.shared_expert) {
       if (stage("shared_expert", dir / "shared")) {
-        surgery::SharedExpertOptions s;
+        surgery::SharedExpertOptions s = *c_.shared_expert;
         s.source = current;
         s.out = dir / "shared";
-        s.init = c_.shared_expert->init;
-        s.scale = c_.shared_expert->scale;
-        s.gate = c_.shared_expert->gate;
         s.seed = c_.seed;
         if (fs::exists(dir / "plan.json")) s.plan = dir / "plan.json";
         s.verify = true;

@@ -1,5 +1,5 @@
 // `moeforge pipeline CONFIG`: the declarative job file. Parsed and validated before any stage runs;
-// unknown keys are errors and every error names the field ("job.json: surgery.upcycle.experts:
+// unknown fields are errors and every error names the field ("job.json: surgery.upcycle.experts:
 // must be >= 2"). Relative paths resolve against the config file's directory. Defaults live here
 // and in docs/PIPELINE.md.
 #pragma once
@@ -9,6 +9,10 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+
+#include "surgery/grow.h"
+#include "surgery/shared_expert.h"
+#include "surgery/upcycle.h"
 
 namespace moeforge::pipeline {
 
@@ -25,28 +29,14 @@ struct AnalyzeStage {          // turns stats_before into plan.json (clone choic
   int64_t max_new = 8;
 };
 
-struct UpcycleStage {
-  std::string to = "mixtral";
-  int64_t experts = 8;
-  int64_t top_k = 2;
-  std::string method = "copy";  // copy | noise | drop | granular
-  double noise_std = 0.01;
-  int64_t granularity = 1;
-  std::string router = "zero";  // zero | random (hidden needs prompts: use `moeforge upcycle`)
-  std::string layers = "all";
-};
-
-struct GrowStage {
-  std::string clone = "plan";   // "plan" (plan.json from analyze) or "L:E,.." / "*:E"
-  double router_noise = 0.01;
-  std::string router_bias;      // e.g. "old:1": selection bias keeping clones out of the top-k at init (see grow.h)
-};
-
-struct SharedExpertStage {
-  std::string init = "mean";    // mean | pca_top4 | random | ... (see `moeforge add-shared-expert`)
-  double scale = 0.2;
-  std::string gate = "fixed";
-};
+// The surgery stages hold the surgery jobs' own options (their defaults are the job's); the
+// pipeline fills in source, out, seed and verify when it runs them. The job file sets:
+//   upcycle: to, experts, top_k, method, noise_std, granularity, router (zero | random; hidden
+//            needs prompts: use `moeforge upcycle`), layers
+//   grow: clone ("plan": plan.json from analyze, or "L:E,.." / "*:E"), router_noise, offset,
+//         router_bias (e.g. "old:1", see grow.h)
+//   shared_expert: init, scale, gate (see `moeforge add-shared-expert`)
+inline constexpr const char* kCloneFromPlan = "plan";
 
 struct EvalStage {
   int64_t block_size = 512;
@@ -65,9 +55,9 @@ struct PipelineConfig {
   std::string device = "cpu";             // where train, eval and stats run (not part of the job's identity)
   std::optional<StatsStage> stats;
   std::optional<AnalyzeStage> analyze;    // present whenever stats is (defaults)
-  std::optional<UpcycleStage> upcycle;
-  std::optional<GrowStage> grow;
-  std::optional<SharedExpertStage> shared_expert;
+  std::optional<surgery::UpcycleOptions> upcycle;
+  std::optional<surgery::GrowOptions> grow;            // clone == kCloneFromPlan: from the analysis
+  std::optional<surgery::SharedExpertOptions> shared_expert;
   nlohmann::json recipe;                  // inline recipe (a recipe file is read in); null = no training
   std::string recipe_label;               // recipe file name or "<config>:recipe"
   EvalStage eval;

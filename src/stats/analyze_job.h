@@ -1,4 +1,4 @@
-// `moeforge analyze`: turns STATS_DIR into a plan.json (surgery/plan.h version 1 plus the analysis
+// `moeforge analyze`: turns STATS_DIR into a plan.json (arch/plan.h version 1 plus the analysis
 // sections documented in docs/PLAN_SCHEMA.md), a readable table, and optional SVG figures.
 #pragma once
 

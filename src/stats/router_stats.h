@@ -39,7 +39,7 @@ struct LayerStats {
 };
 
 struct RouterStats {
-  // model identity (surgery/plan.h "model") plus what routing needs
+  // model identity (arch/plan.h "model") plus what routing needs
   std::string model_path, model_type;
   int64_t num_layers = 0, num_experts = 0, hidden_size = 0, top_k = 0;
   // data

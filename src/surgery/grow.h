@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "surgery/output_plan.h"
+#include "surgery/surgery_options.h"
 
 namespace moeforge::surgery {
 
@@ -34,12 +35,12 @@ struct GrowOptions {
   std::string clone;                 // "L:E[,L:E..]" or "*:E" (every MoE layer)
   std::filesystem::path plan;        // or a plan file (plan.h) with "clone"
   double router_noise = 0.01;        // clone rows: + N(0, (noise * rms(source row))^2)
-  std::string offset = "auto";       // auto | split | none (split needs a router bias: GPT-OSS)
+  CloneOffset offset = CloneOffset::Auto;  // auto | split | none (split needs a router bias: GPT-OSS)
   // Selection-only bias, stored as mlp.moeforge_selection_bias [E'] + "moeforge_selection_bias":
   // true in config.json (arch/moeforge_extensions.h): "old:V" adds V to the old experts' selection
   // scores (anti-collapse), "new:V" to the clones' (force-route). Training removes it by deleting
   // the key and the tensors. Units: probabilities (softmax routers) or logits (GPT-OSS).
-  std::string router_bias;
+  SelectionBiasSpec router_bias;
   bool dequantize = false;           // MXFP4 -> bf16 fused interleaved (whole model)
   uint64_t seed = 0;
   bool verify = true;                // measure and report the max logit difference

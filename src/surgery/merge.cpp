@@ -59,10 +59,8 @@ void check_same_architecture(const Source& base, const Source& other) {
 
 std::filesystem::path merge(const MergeOptions& o) {
   if (o.experts.empty()) fail("merge needs at least one --expert NAME=DIR");
-  if (o.non_ffn != "average" && o.non_ffn != "base") fail("--non-ffn: '", o.non_ffn, "' is not average or base");
-  const std::string router = o.router.empty() ? (o.prompts.empty() ? "random" : "hidden") : o.router;
-  if (router != "hidden" && router != "random" && router != "zero") fail("--router: '", router, "' is not hidden, random or zero");
-  if (router == "hidden" && o.prompts.empty()) fail("--router hidden needs --prompts FILE");
+  const RouterInit router = o.router.value_or(o.prompts.empty() ? RouterInit::Random : RouterInit::Hidden);
+  if (router == RouterInit::Hidden && o.prompts.empty()) fail("--router hidden needs --prompts FILE");
   Source base{"base", CheckpointStore::open(o.base), {}};
   base.spec = load_model_spec(*base.store);
   std::vector<Source> sources;
@@ -92,7 +90,7 @@ std::filesystem::path merge(const MergeOptions& o) {
   const double scale = o.renormalize ? 1.0 : static_cast<double>(E) / o.top_k;
 
   std::map<int64_t, std::vector<float>> hidden_rows;
-  if (router == "hidden" && !o.execute.dry_run) {
+  if (router == RouterInit::Hidden && !o.execute.dry_run) {
     auto prompts = read_prompts_file(o.prompts, o.base, names, E);
     hidden_rows = hidden_router_rows(dense, *base.store, target.moe_layers, prompts);
   }
@@ -109,12 +107,12 @@ std::filesystem::path merge(const MergeOptions& o) {
   };
   job.router = [&](int64_t l) {
     const size_t n = static_cast<size_t>(E * dense.hidden_size);
-    if (router == "random") return normal_floats(n, 0.0, o.router_std, mix_seed(o.seed, 0x7007e7, static_cast<uint64_t>(l)));
-    if (router == "hidden") return hidden_rows.at(l);
+    if (router == RouterInit::Random) return normal_floats(n, 0.0, o.router_std, mix_seed(o.seed, 0x7007e7, static_cast<uint64_t>(l)));
+    if (router == RouterInit::Hidden) return hidden_rows.at(l);
     return std::vector<float>(n, 0.0f);
   };
   job.shared = [&](int64_t l) { return read_dense_mlp(dense, *base.store, l); };
-  if (o.non_ffn == "average") {
+  if (o.non_ffn == NonFfnSource::Average) {
     job.non_ffn = [&](const ExpectedTensor& t, const std::string& base_name, OutputPlan& plan) {
       StoredTensor bt = base.store->tensor(base_name);
       const DType dtype = bt.info->dtype;
@@ -137,13 +135,14 @@ std::filesystem::path merge(const MergeOptions& o) {
   OutputPlan plan = build_dense_to_moe_plan(job);
   plan.config = config;
   plan.side_files = side_files_of(*base.store);
-  nlohmann::json record = {{"version", 1}, {"base", o.base.string()}, {"non_ffn", o.non_ffn}, {"router", router}};
+  nlohmann::json record = {{"version", 1}, {"base", o.base.string()}, {"non_ffn", to_string(o.non_ffn)},
+                           {"router", to_string(router)}};
   for (int64_t e = 0; e < E; ++e) record["experts"].push_back({{"index", e}, {"name", names[e]}, {"source", o.experts[e].second.string()}});
   plan.extra_files["moeforge_merge.json"] = record.dump(2) + "\n";
   std::filesystem::path written = execute(plan, o.out, o.execute);
   if (!written.empty() && !o.execute.quiet)
     std::cout << "merged " << E << " " << dense.model_type << " models into " << o.to << " (top-" << o.top_k << ", non-FFN "
-              << o.non_ffn << ", router " << router << "); wrote " << written.string() << "\n";
+              << to_string(o.non_ffn) << ", router " << to_string(router) << "); wrote " << written.string() << "\n";
   return written;
 }
 

@@ -7,11 +7,13 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "surgery/output_plan.h"
+#include "surgery/surgery_options.h"
 
 namespace moeforge::surgery {
 
@@ -20,8 +22,8 @@ struct MergeOptions {
   std::vector<std::pair<std::string, std::filesystem::path>> experts;  // NAME=DIR, in expert order
   int64_t top_k = 2;
   std::string to = "mixtral";
-  std::string non_ffn = "average";  // average | base
-  std::string router = "";           // hidden | random | zero ("" = hidden with --prompts, else random)
+  NonFfnSource non_ffn = NonFfnSource::Average;
+  std::optional<RouterInit> router;  // unset: hidden with --prompts, else random
   double router_std = 0.02;
   std::filesystem::path prompts;
   bool shared_expert = false;        // qwen2_moe: base FFN as the shared expert

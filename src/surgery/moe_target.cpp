@@ -1,44 +1,54 @@
 // Output configs and compatibility checks for dense -> MoE surgery (see moe_target.h).
 #include "surgery/moe_target.h"
 
+#include "arch/family_adapter.h"
 #include "common/error.h"
 #include "common/strings.h"
 
 namespace moeforge::surgery {
 namespace {
 
-const char* architecture(const std::string& family) {
-  if (family == "mixtral") return "MixtralForCausalLM";
-  if (family == "qwen3_moe") return "Qwen3MoeForCausalLM";
-  if (family == "qwen2_moe") return "Qwen2MoeForCausalLM";
-  if (family == "olmoe") return "OlmoeForCausalLM";
-  fail("--to: '", family, "' is not an upcycling target; choose mixtral, qwen3_moe, qwen2_moe or olmoe");
+// Families whose writer satisfies `pred`, in registry order: "a, b or c" / "a / b".
+template <typename Pred>
+std::string families_where(Pred pred, const char* last_separator) {
+  std::vector<std::string> names;
+  for (const FamilyAdapter* family : all_adapters())
+    if (pred(family->writer)) names.push_back(family->model_type);
+  if (names.size() < 2) return join(names, "");
+  const std::string last = names.back();
+  names.pop_back();
+  return join(names, ", ") + last_separator + last;
+}
+
+// The target family's adapter; throws listing the targets when `family` is none.
+const FamilyAdapter& target_family(const std::string& family) {
+  const FamilyAdapter* adapter = find_adapter(family);
+  if (!adapter || !adapter->writer.write_moe_keys)
+    fail("--to: '", family, "' is not an upcycling target; choose ",
+         families_where([](const FamilyWriter& w) { return w.write_moe_keys != nullptr; }, " or "));
+  return *adapter;
 }
 
 }  // namespace
 
 nlohmann::json moe_target_config(const nlohmann::json& dense_config, const ModelSpec& dense, const MoeTargetOptions& o) {
-  const char* arch = architecture(o.family);
-  if (dense.model_type == "gpt_neo")
-    fail("cannot upcycle gpt_neo: no Hugging Face family holds a GPT-Neo MoE (learned positions, LayerNorm, "
-         "gelu MLP); convert it to a llama-style model first");
+  const FamilyWriter& target = target_family(o.family).writer;
+  if (const FamilyAdapter* source = find_adapter(dense.model_type); source && source->writer.upcycle_refusal)
+    fail("cannot upcycle ", dense.model_type, ": ", source->writer.upcycle_refusal);
   if (dense.has_moe()) fail(dense.source, ": is already a MoE model (", dense.model_type, "); use `moeforge grow`");
   if (o.num_experts < 1) fail("--experts must be at least 1");
   if (o.top_k < 1 || o.top_k > o.num_experts) fail("--top-k ", o.top_k, " must be in [1, --experts ", o.num_experts, "]");
   const bool all_layers = static_cast<int64_t>(o.moe_layers.size()) == dense.num_layers;
-  if (!all_layers && (o.family == "mixtral" || o.family == "olmoe"))
-    fail("--layers: ", o.family, " has no dense layers; upcycle every layer or use --to qwen3_moe / qwen2_moe");
-  if (!o.renormalize && o.family == "mixtral") fail("--no-renormalize: mixtral always renormalises the top-k weights");
-  if (o.shared_expert_width > 0 && o.family != "qwen2_moe")
-    fail("--shared-expert: only the qwen2_moe target has a native shared expert");
+  if (!all_layers && !target.keeps_dense_layers)
+    fail("--layers: ", o.family, " has no dense layers; upcycle every layer or use --to ",
+         families_where([](const FamilyWriter& w) { return w.write_moe_keys && w.keeps_dense_layers; }, " / "));
+  if (!o.renormalize && target.always_renormalizes) fail("--no-renormalize: ", o.family, " always renormalises the top-k weights");
+  if (o.shared_expert_width > 0 && !target.shared_expert_width_key)
+    fail("--shared-expert: only the ",
+         families_where([](const FamilyWriter& w) { return w.write_moe_keys && w.shared_expert_width_key; }, " or "),
+         " target has a native shared expert");
 
   nlohmann::json c = dense_config;
-  // Families default differently (Mixtral theta 1e6, eps 1e-5): make the source's values explicit.
-  if (!c.contains("rope_theta") && !c.contains("rope_parameters") && !c.contains("rope_scaling"))
-    c["rope_theta"] = dense.rope.theta;
-  if (!c.contains("rms_norm_eps")) c["rms_norm_eps"] = dense.norm_eps;
-  if (!c.contains("tie_word_embeddings")) c["tie_word_embeddings"] = dense.tie_word_embeddings;
-  if (!c.contains("max_position_embeddings")) c["max_position_embeddings"] = dense.max_position_embeddings;
   for (const char* key : {"auto_map", "architectures", "mlp_bias", "num_local_experts", "num_experts",
                           "moe_intermediate_size", "shared_expert_intermediate_size", "mlp_only_layers",
                           "decoder_sparse_step", "norm_topk_prob", "output_router_logits", "router_jitter_noise",
@@ -52,37 +62,18 @@ nlohmann::json moe_target_config(const nlohmann::json& dense_config, const Model
   if (!c.contains("max_position_embeddings")) c["max_position_embeddings"] = dense.max_position_embeddings;
   if (!c.contains("head_dim")) c["head_dim"] = dense.head_dim;
   c["model_type"] = o.family;
-  c["architectures"] = {arch};
+  c["architectures"] = {target.architecture};
   c["num_experts_per_tok"] = o.top_k;
   c["output_router_logits"] = false;
-  if (!c.contains("router_aux_loss_coef")) c["router_aux_loss_coef"] = o.family == "olmoe" ? 0.01 : 0.001;
-  if (o.family == "mixtral" || o.family == "olmoe") {
-    c[o.family == "mixtral" ? "num_local_experts" : "num_experts"] = o.num_experts;
-    c["intermediate_size"] = o.expert_width;
-    if (o.family == "olmoe") {
-      c["norm_topk_prob"] = o.renormalize;
-      c["attention_bias"] = dense.qkv_bias;
-      c["clip_qkv"] = nullptr;
-    }
-  } else {
-    c["num_experts"] = o.num_experts;
-    c["moe_intermediate_size"] = o.expert_width;
-    c["intermediate_size"] = dense.intermediate_size;
-    c["norm_topk_prob"] = o.renormalize;
-    c["decoder_sparse_step"] = 1;
-    std::vector<int64_t> dense_layers;
-    for (int64_t l = 0, i = 0; l < dense.num_layers; ++l) {
-      if (i < static_cast<int64_t>(o.moe_layers.size()) && o.moe_layers[i] == l) ++i;
-      else dense_layers.push_back(l);
-    }
-    c["mlp_only_layers"] = dense_layers;
-    if (o.family == "qwen2_moe") {
-      c["shared_expert_intermediate_size"] = o.shared_expert_width;
-      c["qkv_bias"] = dense.qkv_bias;
-    } else {
-      c["attention_bias"] = dense.qkv_bias;
-    }
-  }
+  if (!c.contains("router_aux_loss_coef")) c["router_aux_loss_coef"] = target.default_aux_loss_coef;
+  MoeConfigRequest request;
+  request.num_experts = o.num_experts;
+  request.top_k = o.top_k;
+  request.expert_width = o.expert_width;
+  request.renormalize = o.renormalize;
+  request.moe_layers = o.moe_layers;
+  request.shared_expert_width = o.shared_expert_width;
+  target.write_moe_keys(c, dense, request);
   return c;
 }
 

@@ -9,9 +9,9 @@
 #include "arch/expected_tensors.h"
 #include "arch/expert_io.h"
 #include "arch/family_adapter.h"
+#include "arch/plan.h"
 #include "common/error.h"
 #include "io/checkpoint_store.h"
-#include "surgery/plan.h"
 #include "surgery/surgery_util.h"
 #include "surgery/verify.h"
 
@@ -35,28 +35,27 @@ std::map<int64_t, std::vector<int64_t>> choose_experts(const SharedExpertOptions
   const int64_t E = spec.moe.num_experts;
   std::vector<int64_t> all(E);
   std::iota(all.begin(), all.end(), 0);
-  if (o.init == "mean" || o.init == "random") {
+  using Kind = SharedInit::Kind;
+  if (o.init.kind == Kind::Mean || o.init.kind == Kind::Random) {
     for (int64_t l = 0; l < spec.num_layers; ++l)
-      if (spec.is_moe[l]) chosen[l] = o.init == "mean" ? all : std::vector<int64_t>{};
+      if (spec.is_moe[l]) chosen[l] = o.init.kind == Kind::Mean ? all : std::vector<int64_t>{};
     return chosen;
   }
+  const std::string init = to_string(o.init);
   int64_t k = 0;
   bool pca = false, global = false;
-  if (o.init == "top1") k = 1;
-  else if (o.init == "top1_average") k = 1, global = true;
-  else if (o.init == "top4_average") k = 4, global = true;
-  else if (o.init.rfind("pca_top", 0) == 0) {
-    pca = true;
-    try {
-      k = std::stoll(o.init.substr(7));
-    } catch (const std::exception&) {
-      k = 0;
-    }
-    if (k < 1 || k > E) fail("--init ", o.init, ": K must be in [1, ", E, "]");
-  } else {
-    fail("--init: '", o.init, "' is not mean, random, top1, top1_average, top4_average or pca_topK");
+  switch (o.init.kind) {
+    case Kind::Top1: k = 1; break;
+    case Kind::Top1Average: k = 1, global = true; break;
+    case Kind::Top4Average: k = 4, global = true; break;
+    case Kind::PcaTop:
+      pca = true;
+      k = o.init.k;
+      if (k < 1 || k > E) fail("--init ", init, ": K must be in [1, ", E, "]");
+      break;
+    case Kind::Mean: case Kind::Random: break;
   }
-  if (o.plan.empty()) fail("--init ", o.init, " needs --plan/--stats FILE with per-layer \"usage\" or \"importance\"");
+  if (o.plan.empty()) fail("--init ", init, " needs --plan/--stats FILE with per-layer \"usage\" or \"importance\"");
   SurgeryPlan plan = read_plan(o.plan);
   check_plan_matches(plan, spec);
   const auto& scores = pca && !plan.importance.empty() ? plan.importance : plan.usage;
@@ -108,28 +107,28 @@ SharedExpertResult add_shared_expert(const SharedExpertOptions& o) {
   ModelSpec src = load_model_spec(*store);
   if (!src.has_moe()) fail(o.source.string(), ": is a dense model; add-shared-expert needs a MoE");
   if (src.moe.num_shared_experts > 0) fail(o.source.string(), ": already has a shared expert");
-  if (o.gate != "fixed" && o.gate != "learned" && o.gate != "sigmoid")
-    fail("--gate: '", o.gate, "' is not fixed, learned or sigmoid");
-  const bool native = src.model_type == "qwen2_moe";
-  if (native && o.gate != "sigmoid")
-    fail("qwen2_moe's native shared expert is sigmoid-gated: use --gate sigmoid (a ", o.gate, " scale has no native form)");
+  const FamilyWriter& family = adapter_for(src.model_type, src.source).writer;
+  const bool native = family.shared_expert_width_key != nullptr;
+  if (native && family.native_shared_gate == SharedGateKind::SigmoidGate && o.gate != SharedGate::Sigmoid)
+    fail(src.model_type, "'s native shared expert is sigmoid-gated: use --gate sigmoid (a ", to_string(o.gate),
+         " scale has no native form)");
   const int64_t width = o.width > 0 ? o.width : src.moe.moe_intermediate_size;
-  if (width != src.moe.moe_intermediate_size && o.init != "random")
+  if (width != src.moe.moe_intermediate_size && o.init.kind != SharedInit::Kind::Random)
     fail("--width ", width, " differs from the expert width ", src.moe.moe_intermediate_size, "; only --init random can use it");
   std::map<int64_t, std::vector<int64_t>> chosen = choose_experts(o, src);
 
   nlohmann::json config = store->read_json("config.json");
   if (native) {
-    config["shared_expert_intermediate_size"] = width;
+    config[family.shared_expert_width_key] = width;
   } else {
     config["moeforge_shared_expert_intermediate_size"] = width;
-    config["moeforge_shared_expert_gate"] = o.gate;
+    config["moeforge_shared_expert_gate"] = to_string(o.gate);
     config["moeforge_shared_expert_scale"] = o.scale;
   }
   ModelSpec out = spec_from_config(config, nullptr, (o.out / "config.json").string());
   out.moe.layout = src.moe.layout;
   // The shared expert's output factor folded into down: sigmoid gates start at 0.5.
-  const double fold = o.gate == "sigmoid" ? o.scale / 0.5 : 1.0;
+  const double fold = o.gate == SharedGate::Sigmoid ? o.scale / 0.5 : 1.0;
 
   OutputPlan plan;
   for_each_tensor(out, [&](const ExpectedTensor& t) {
@@ -188,7 +187,7 @@ SharedExpertResult add_shared_expert(const SharedExpertOptions& o) {
   result.written = execute(plan, o.out, o.execute);
   if (result.written.empty()) return result;
   if (!o.execute.quiet)
-    std::cout << "added a shared expert (init " << o.init << ", width " << width << ", gate " << o.gate << ", scale " << o.scale
+    std::cout << "added a shared expert (init " << to_string(o.init) << ", width " << width << ", gate " << to_string(o.gate) << ", scale " << o.scale
               << (native ? ", native qwen2_moe" : ", moeforge extension") << ") to " << src.num_moe_layers()
               << " MoE layers; wrote " << result.written.string() << "\n";
   if (o.verify) {

@@ -17,6 +17,7 @@
 #include <string>
 
 #include "surgery/output_plan.h"
+#include "surgery/surgery_options.h"
 
 namespace moeforge::surgery {
 
@@ -24,10 +25,10 @@ struct SharedExpertOptions {
   std::filesystem::path source, out;
   // mean | random | top1 | top1_average | top4_average | pca_topK (K = 1..E). top*/pca need a plan
   // file (plan.h) with per-layer "usage" (top*) or "importance" (pca; falls back to usage).
-  std::string init = "mean";
+  SharedInit init;  // mean
   std::filesystem::path plan;
   double scale = 0.2;
-  std::string gate = "fixed";  // fixed | learned | sigmoid (qwen2_moe: sigmoid only)
+  SharedGate gate = SharedGate::Fixed;  // fixed | learned | sigmoid (qwen2_moe: sigmoid only)
   int64_t width = 0;           // 0 = the routed expert width (other widths: --init random only)
   double random_std = 0.02;
   uint64_t seed = 0;

@@ -19,18 +19,14 @@ namespace moeforge::surgery {
 UpcycleResult upcycle(const UpcycleOptions& o) {
   auto store = CheckpointStore::open(o.source);
   ModelSpec dense = load_model_spec(*store);
-  const bool granular = o.method == "granular";
-  if (o.method != "copy" && o.method != "noise" && o.method != "drop" && !granular)
-    fail("--method: '", o.method, "' is not copy, noise, drop or granular");
-  if (o.router != "zero" && o.router != "random" && o.router != "hidden")
-    fail("--router: '", o.router, "' is not zero, random or hidden");
-  if (o.router == "hidden" && o.prompts.empty()) fail("--router hidden needs --prompts FILE");
+  const bool granular = o.method == UpcycleMethod::Granular;
+  if (o.router == RouterInit::Hidden && o.prompts.empty()) fail("--router hidden needs --prompts FILE");
   const int64_t G = granular ? o.granularity : 1;
   if (granular && G < 2) fail("--method granular needs --granularity G >= 2");
   if (G > 1 && o.num_experts % G != 0) fail("--experts ", o.num_experts, " must be a multiple of --granularity ", G);
   if (G > 1 && dense.intermediate_size % G != 0)
     fail("--granularity ", G, " does not divide the FFN width ", dense.intermediate_size);
-  if (o.method == "drop" && (o.drop_ratio < 0 || o.drop_ratio > 1)) fail("--drop-ratio must be in [0, 1]");
+  if (o.method == UpcycleMethod::Drop && (o.drop_ratio < 0 || o.drop_ratio > 1)) fail("--drop-ratio must be in [0, 1]");
 
   MoeTargetOptions target;
   target.family = o.to;
@@ -49,7 +45,7 @@ UpcycleResult upcycle(const UpcycleOptions& o) {
   double scale = (o.renormalize ? 1.0 : static_cast<double>(o.num_experts) / o.top_k) * static_cast<double>(G);
 
   std::map<int64_t, std::vector<float>> hidden_rows;
-  if (o.router == "hidden" && !o.execute.dry_run) {
+  if (o.router == RouterInit::Hidden && !o.execute.dry_run) {
     auto prompts = read_prompts_file(o.prompts, o.source, {}, o.num_experts);
     hidden_rows = hidden_router_rows(dense, *store, target.moe_layers, prompts);
   }
@@ -64,16 +60,16 @@ UpcycleResult upcycle(const UpcycleOptions& o) {
     for (int64_t e = 0; e < o.num_experts; ++e) {
       ExpertWeights w = G > 1 ? granular_slice(mlp, e % G, G) : mlp;
       const uint64_t seed = mix_seed(o.seed, 0x5eed, static_cast<uint64_t>(l), static_cast<uint64_t>(e));
-      if (o.method == "noise") add_relative_noise(w, o.noise_std, seed);
-      if (o.method == "drop") drop_upcycle(w, o.drop_ratio, stats, seed);
+      if (o.method == UpcycleMethod::Noise) add_relative_noise(w, o.noise_std, seed);
+      if (o.method == UpcycleMethod::Drop) drop_upcycle(w, o.drop_ratio, stats, seed);
       scale_output(w, scale);
       emit(e, w);
     }
   };
   job.router = [&](int64_t l) {
     const size_t n = static_cast<size_t>(o.num_experts * dense.hidden_size);
-    if (o.router == "random") return normal_floats(n, 0.0, o.router_std, mix_seed(o.seed, 0x7007e7, static_cast<uint64_t>(l)));
-    if (o.router == "hidden") return hidden_rows.at(l);
+    if (o.router == RouterInit::Random) return normal_floats(n, 0.0, o.router_std, mix_seed(o.seed, 0x7007e7, static_cast<uint64_t>(l)));
+    if (o.router == RouterInit::Hidden) return hidden_rows.at(l);
     return std::vector<float>(n, 0.0f);
   };
   OutputPlan plan = build_dense_to_moe_plan(job);
@@ -83,7 +79,7 @@ UpcycleResult upcycle(const UpcycleOptions& o) {
   result.written = execute(plan, o.out, o.execute);
   if (!result.written.empty() && !o.execute.quiet)
     std::cout << "upcycled " << dense.model_type << " -> " << o.to << ": " << o.num_experts << " experts, top-" << o.top_k
-              << ", " << target.moe_layers.size() << " MoE layers, method " << o.method << ", router " << o.router
+              << ", " << target.moe_layers.size() << " MoE layers, method " << to_string(o.method) << ", router " << to_string(o.router)
               << "; wrote " << result.written.string() << "\n";
   if (o.verify && !result.written.empty()) {
     VerifyResult v = compare_models(o.source, result.written, VerifyOptions{3, 32, o.seed});

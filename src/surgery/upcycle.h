@@ -8,6 +8,7 @@
 #include <string>
 
 #include "surgery/output_plan.h"
+#include "surgery/surgery_options.h"
 
 namespace moeforge::surgery {
 
@@ -16,11 +17,11 @@ struct UpcycleOptions {
   std::string to = "mixtral";
   int64_t num_experts = 8;
   int64_t top_k = 2;
-  std::string method = "copy";     // copy | noise | drop | granular
+  UpcycleMethod method = UpcycleMethod::Copy;  // copy | noise | drop | granular
   double noise_std = 0.01;         // relative to each matrix's RMS (noise)
   double drop_ratio = 0.5;         // fraction of intermediate units re-initialised (drop)
   int64_t granularity = 1;         // G slices of the FFN width (granular; experts % G == 0)
-  std::string router = "zero";     // zero | random | hidden
+  RouterInit router = RouterInit::Zero;        // zero | random | hidden
   double router_std = 0.02;        // random
   std::filesystem::path prompts;   // hidden: per-expert prompts (see hidden_router.h)
   std::string layers = "all";      // "all" or "0,2,4-7"

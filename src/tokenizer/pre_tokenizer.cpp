@@ -10,14 +10,14 @@
 namespace moeforge::tokenizer {
 namespace {
 
-enum class Behavior { kRemoved, kIsolated, kMergedWithPrevious, kMergedWithNext, kContiguous };
+enum class Behavior { Removed, Isolated, MergedWithPrevious, MergedWithNext, Contiguous };
 
 Behavior parse_behavior(const std::string& name, const JsonPath& at) {
-  if (name == "Removed") return Behavior::kRemoved;
-  if (name == "Isolated") return Behavior::kIsolated;
-  if (name == "MergedWithPrevious") return Behavior::kMergedWithPrevious;
-  if (name == "MergedWithNext") return Behavior::kMergedWithNext;
-  if (name == "Contiguous") return Behavior::kContiguous;
+  if (name == "Removed") return Behavior::Removed;
+  if (name == "Isolated") return Behavior::Isolated;
+  if (name == "MergedWithPrevious") return Behavior::MergedWithPrevious;
+  if (name == "MergedWithNext") return Behavior::MergedWithNext;
+  if (name == "Contiguous") return Behavior::Contiguous;
   at.fail("unknown split behavior '", name, "'");
 }
 
@@ -45,20 +45,20 @@ void apply_behavior(Behavior behavior, std::vector<Span>& spans) {
   out.reserve(spans.size());
   bool previous_match = false;
   switch (behavior) {
-    case Behavior::kIsolated:
+    case Behavior::Isolated:
       return;
-    case Behavior::kRemoved:
+    case Behavior::Removed:
       for (const Span& s : spans)
         if (!s.is_match) out.push_back(s);
       break;
-    case Behavior::kMergedWithPrevious:
+    case Behavior::MergedWithPrevious:
       for (const Span& s : spans) {
         if (s.is_match && !previous_match && !out.empty()) out.back().end = s.end;
         else out.push_back(s);
         previous_match = s.is_match;
       }
       break;
-    case Behavior::kMergedWithNext:
+    case Behavior::MergedWithNext:
       for (size_t k = spans.size(); k-- > 0;) {
         const Span& s = spans[k];
         if (s.is_match && !previous_match && !out.empty()) out.back().start = s.start;
@@ -67,7 +67,7 @@ void apply_behavior(Behavior behavior, std::vector<Span>& spans) {
       }
       std::reverse(out.begin(), out.end());
       break;
-    case Behavior::kContiguous:
+    case Behavior::Contiguous:
       for (size_t k = 0; k < spans.size(); ++k) {
         const Span& s = spans[k];
         if (k > 0 && s.is_match == previous_match) out.back().end = s.end;
@@ -93,7 +93,7 @@ class Split : public PreTokenizer {
              EncodeScratch& scratch) const override {
     std::vector<Span> spans;
     for (const Piece& piece : in) {
-      if (behavior_ == Behavior::kIsolated) {  // hot path: no span list needed
+      if (behavior_ == Behavior::Isolated) {  // hot path: no span list needed
         size_t prev = 0;
         pattern_->for_each_match(piece.text, scratch.regex, [&](size_t s, size_t e) {
           if (s > prev) out.push_back({piece.text.substr(prev, s - prev), piece.at_origin && prev == 0});
@@ -160,7 +160,7 @@ class ByteLevel : public PreTokenizer {
   std::unique_ptr<Regex> regex_;
 };
 
-enum class PrependScheme { kAlways, kNever, kFirst };
+enum class PrependScheme { Always, Never, First };
 
 class Metaspace : public PreTokenizer {
  public:
@@ -179,8 +179,8 @@ class Metaspace : public PreTokenizer {
         else text += c;
       }
       bool starts = text.compare(0, replacement_.size(), replacement_) == 0;
-      if (!starts && (scheme_ == PrependScheme::kAlways ||
-                      (scheme_ == PrependScheme::kFirst && original.at_origin)))
+      if (!starts && (scheme_ == PrependScheme::Always ||
+                      (scheme_ == PrependScheme::First && original.at_origin)))
         text.insert(0, replacement_);
       Piece piece{scratch.arena.store(text), original.at_origin};
       if (!split_) {
@@ -188,7 +188,7 @@ class Metaspace : public PreTokenizer {
         continue;
       }
       match_spans(*splitter_, piece.text, false, scratch, spans);
-      apply_behavior(Behavior::kMergedWithNext, spans);
+      apply_behavior(Behavior::MergedWithNext, spans);
       emit(piece, spans, out);
     }
   }
@@ -246,27 +246,27 @@ std::unique_ptr<PreTokenizer> make_pre_tokenizer(const Json& spec, const JsonPat
     size_t i = 0;
     if (replacement.empty() || (next_code_point(replacement, i), i != replacement.size()))
       at.child("replacement").fail("expected exactly one character");
-    PrependScheme scheme = PrependScheme::kAlways;
+    PrependScheme scheme = PrependScheme::Always;
     if (has_value(spec, "prepend_scheme")) {
       std::string name = get_string(spec, "prepend_scheme", at);
-      if (name == "always") scheme = PrependScheme::kAlways;
-      else if (name == "never") scheme = PrependScheme::kNever;
-      else if (name == "first") scheme = PrependScheme::kFirst;
+      if (name == "always") scheme = PrependScheme::Always;
+      else if (name == "never") scheme = PrependScheme::Never;
+      else if (name == "first") scheme = PrependScheme::First;
       else at.child("prepend_scheme").fail("unknown prepend_scheme '", name, "'");
     } else if (!get_bool_or(spec, "add_prefix_space", true, at)) {
-      scheme = PrependScheme::kNever;
+      scheme = PrependScheme::Never;
     }
     return std::make_unique<Metaspace>(replacement, scheme, get_bool_or(spec, "split", true, at), at);
   }
   if (type == "Digits")
     return regex_split(R"(\p{N})",
-                       get_bool_or(spec, "individual_digits", false, at) ? Behavior::kIsolated
-                                                                          : Behavior::kContiguous,
+                       get_bool_or(spec, "individual_digits", false, at) ? Behavior::Isolated
+                                                                          : Behavior::Contiguous,
                        false, at);
-  if (type == "Whitespace") return regex_split(R"(\w+|[^\w\s]+)", Behavior::kRemoved, true, at);
-  if (type == "WhitespaceSplit") return regex_split(R"(\s)", Behavior::kRemoved, false, at);
+  if (type == "Whitespace") return regex_split(R"(\w+|[^\w\s]+)", Behavior::Removed, true, at);
+  if (type == "WhitespaceSplit") return regex_split(R"(\s)", Behavior::Removed, false, at);
   if (type == "CharDelimiterSplit")
-    return regex_split(regex_escape(get_string(spec, "delimiter", at)), Behavior::kRemoved, false, at);
+    return regex_split(regex_escape(get_string(spec, "delimiter", at)), Behavior::Removed, false, at);
   if (type == "Sequence") {
     at.check_depth();
     const Json& list = get_array(spec, "pretokenizers", at);

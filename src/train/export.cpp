@@ -15,6 +15,7 @@
 #include "io/atomic_file.h"
 #include "io/checkpoint_store.h"
 #include "io/checkpoint_writer.h"
+#include "model/tensor_table.h"
 
 namespace moeforge::train {
 
@@ -22,12 +23,6 @@ namespace fs = std::filesystem;
 using Role = TensorRole;
 
 namespace {
-
-std::pair<int64_t, std::string> split_name(const std::string& canonical) {
-  if (!starts_with(canonical, "layers.")) return {-1, canonical};
-  size_t dot = canonical.find('.', 7);
-  return {std::stoll(canonical.substr(7, dot - 7)), canonical.substr(dot + 1)};
-}
 
 std::string float_bytes(const torch::Tensor& t) {
   auto c = t.detach().to(torch::kCPU, torch::kFloat32).contiguous();
@@ -66,39 +61,29 @@ std::vector<ExpertWeights> layer_experts(const ModelSpec& spec, const model::Lay
 }  // namespace
 
 std::vector<HfPiece> hf_pieces(const ModelSpec& spec, const std::string& canonical, int64_t rows) {
-  auto [layer, local] = split_name(canonical);
-  static const std::map<std::string, Role> simple = {
-      {"embed", Role::Embed}, {"position_embed", Role::PositionEmbed}, {"final_norm", Role::FinalNorm},
-      {"final_norm_bias", Role::FinalNormBias}, {"lm_head", Role::LmHead}, {"attn_norm", Role::AttnNorm},
-      {"attn_norm_bias", Role::AttnNormBias}, {"ffn_norm", Role::FfnNorm}, {"ffn_norm_bias", Role::FfnNormBias},
-      {"q", Role::Q}, {"q_bias", Role::QBias}, {"k", Role::K}, {"k_bias", Role::KBias}, {"v", Role::V},
-      {"v_bias", Role::VBias}, {"o", Role::O}, {"o_bias", Role::OBias}, {"q_norm", Role::QNorm},
-      {"k_norm", Role::KNorm}, {"sinks", Role::Sinks}, {"router", Role::Router}, {"router_bias", Role::RouterBias},
-      {"score_correction_bias", Role::ScoreCorrectionBias}, {"shared_gate", Role::SharedExpertGate},
-      {"shared_scale", Role::SharedScale}, {"mlp.w_out", Role::MlpDown}, {"mlp.b_out", Role::MlpDownBias},
-      {"shared.w_out", Role::SharedDown}};
-  auto it = simple.find(local);
-  if (it != simple.end()) return {{tensor_name(spec, it->second, layer), 0, -1}};
+  const model::CanonicalName name = model::parse_canonical_name(canonical);
+  const model::RuntimeTensor* entry = model::find_runtime_tensor(name.local);
+  if (entry && entry->source == model::TensorSource::Role) return {{tensor_name(spec, entry->role, name.layer), 0, -1}};
   // [gate; up] rows, or up alone when ungated (GPT-Neo c_fc).
-  auto gate_up = [&](Role gate, Role up) -> std::vector<HfPiece> {
-    if (!spec_has_role(spec, gate, layer)) return {{tensor_name(spec, up, layer), 0, -1}};
-    return {{tensor_name(spec, gate, layer), 0, rows / 2}, {tensor_name(spec, up, layer), rows / 2, rows / 2}};
-  };
-  if (local == "mlp.w_in") return gate_up(Role::MlpGate, Role::MlpUp);
-  if (local == "mlp.b_in") return gate_up(Role::MlpGateBias, Role::MlpUpBias);
-  if (local == "shared.w_in") return gate_up(Role::SharedGate, Role::SharedUp);
+  if (entry && entry->source == model::TensorSource::GateUpRows) {
+    if (!spec_has_role(spec, entry->gate_role, name.layer)) return {{tensor_name(spec, entry->role, name.layer), 0, -1}};
+    return {{tensor_name(spec, entry->gate_role, name.layer), 0, rows / 2},
+            {tensor_name(spec, entry->role, name.layer), rows / 2, rows / 2}};
+  }
   fail("tensor '", canonical, "' has no Hugging Face name in family ", spec.model_type);
 }
 
-std::vector<std::string> write_trainable(const ModelSpec& spec, model::ModelWeights& weights, const Selection& changed,
-                                         const fs::path& path) {
+std::vector<std::pair<TensorDecl, std::string>> encode_trainable(const ModelSpec& spec, model::ModelWeights& weights,
+                                                                const Selection& changed) {
   std::map<std::string, torch::Tensor*> by_name;
   model::for_each_parameter(weights, [&](const std::string& name, torch::Tensor& t) { by_name[name] = &t; });
   std::vector<std::pair<TensorDecl, std::string>> blobs;
   std::map<int64_t, std::vector<bool>> expert_layers;  // layer -> experts changed
   for (const auto& [name, mask] : changed) {
-    auto [layer, local] = split_name(name);
-    if (starts_with(local, "experts.")) {
+    const model::CanonicalName canonical = model::parse_canonical_name(name);
+    const int64_t layer = canonical.layer;
+    const model::RuntimeTensor* entry = model::find_runtime_tensor(canonical.local);
+    if (entry && entry->source == model::TensorSource::Experts) {
       auto& m = expert_layers[layer];
       if (m.empty()) m.assign(mask.size(), false);
       for (size_t e = 0; e < mask.size(); ++e) m[e] = m[e] || mask[e];
@@ -128,6 +113,12 @@ std::vector<std::string> write_trainable(const ModelSpec& spec, model::ModelWeig
     }
   }
   std::sort(blobs.begin(), blobs.end(), [](const auto& a, const auto& b) { return a.first.name < b.first.name; });
+  return blobs;
+}
+
+std::vector<std::string> write_trainable(const ModelSpec& spec, model::ModelWeights& weights, const Selection& changed,
+                                         const fs::path& path) {
+  const auto blobs = encode_trainable(spec, weights, changed);
   std::vector<std::string> names;
   for (const auto& b : blobs) names.push_back(b.first.name);
   write_file_atomic(path, serialize_safetensors(blobs, {{"format", "pt"}}));
@@ -140,8 +131,8 @@ AdapterResult write_peft_adapter(const ModelSpec& spec, const TrainableSet& set,
   std::vector<std::pair<TensorDecl, std::string>> blobs;
   for (const auto& t : set.tensors()) {
     if (!t.lora) continue;
-    auto [layer, local] = split_name(t.name);
-    if (!t.experts.empty() || local == "router") {
+    const model::RuntimeTensor* entry = model::find_runtime_tensor(model::parse_canonical_name(t.name).local);
+    if (!t.experts.empty() || (entry && entry->group == model::TensorGroup::Router)) {
       result.skipped.push_back(t.name);
       continue;
     }

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "arch/model_spec.h"
+#include "io/checkpoint_writer.h"
 #include "model/model_weights.h"
 #include "train/selectors.h"
 #include "train/trainable.h"
@@ -25,6 +26,10 @@ struct HfPiece {
 // rows [F, 2F)). Throws for tensors the family cannot name (and for layers.L.experts.*).
 std::vector<HfPiece> hf_pieces(const ModelSpec& spec, const std::string& canonical, int64_t rows);
 
+// Every tensor in `changed`, read from `weights`, as float32 safetensors blobs in the family's Hugging
+// Face names and layout, sorted by name (what write_trainable writes; train/step_dump.h reuses it).
+std::vector<std::pair<TensorDecl, std::string>> encode_trainable(const ModelSpec& spec, model::ModelWeights& weights,
+                                                                const Selection& changed);
 // Writes `path` (float32): every tensor in `changed`, read from `weights`. Returns the HF names written.
 std::vector<std::string> write_trainable(const ModelSpec& spec, model::ModelWeights& weights, const Selection& changed,
                                          const std::filesystem::path& path);

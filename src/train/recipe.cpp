@@ -1,12 +1,12 @@
-// Recipe parsing: a small field reader that tracks the JSON path, rejects unknown keys and checks
-// ranges, so every error reads "recipe.json: phases[1].optimizer.lr: must be > 0".
+// Recipe parsing with the strict field reader (io/json_fields.h): every error reads
+// "recipe.json: phases[1].optimizer.lr: must be > 0"; unknown fields are errors.
 #include "train/recipe.h"
 
 #include <cmath>
-#include <set>
 
 #include "common/error.h"
 #include "io/checkpoint_store.h"
+#include "io/json_fields.h"
 
 namespace moeforge::train {
 
@@ -14,74 +14,7 @@ namespace {
 
 using nlohmann::json;
 
-class Fields {
- public:
-  Fields(const json& object, std::string label, std::string path) : obj_(object), label_(std::move(label)), path_(std::move(path)) {
-    if (!obj_.is_object()) error(path_, "must be an object");
-  }
-  [[noreturn]] void error(const std::string& field, const std::string& what) const {
-    fail(label_, ": ", field.empty() ? "recipe" : field, ": ", what);
-  }
-  const std::string& label() const { return label_; }
-  std::string at(const std::string& key) const { return path_.empty() ? key : path_ + "." + key; }
-  bool has(const std::string& key) {
-    seen_.insert(key);
-    return obj_.contains(key) && !obj_[key].is_null();
-  }
-  const json& raw(const std::string& key) {
-    seen_.insert(key);
-    return obj_.at(key);
-  }
-  double number(const std::string& key, double def) {
-    if (!has(key)) return def;
-    const json& v = obj_[key];
-    if (!v.is_number()) error(at(key), "must be a number");
-    double x = v.get<double>();
-    if (!std::isfinite(x)) error(at(key), "must be finite");
-    return x;
-  }
-  int64_t integer(const std::string& key, int64_t def) {
-    if (!has(key)) return def;
-    const json& v = obj_[key];
-    if (!v.is_number_integer()) error(at(key), "must be an integer");
-    return v.get<int64_t>();
-  }
-  bool boolean(const std::string& key, bool def) {
-    if (!has(key)) return def;
-    if (!obj_[key].is_boolean()) error(at(key), "must be true or false");
-    return obj_[key].get<bool>();
-  }
-  std::string string(const std::string& key, const std::string& def) {
-    if (!has(key)) return def;
-    if (!obj_[key].is_string()) error(at(key), "must be a string");
-    return obj_[key].get<std::string>();
-  }
-  std::string choice(const std::string& key, const std::string& def, const std::vector<std::string>& allowed) {
-    std::string v = string(key, def);
-    for (const auto& a : allowed)
-      if (v == a) return v;
-    std::string list;
-    for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
-    error(at(key), "'" + v + "' is not one of " + list);
-  }
-  Fields object(const std::string& key) {
-    static const json empty = json::object();
-    return Fields(has(key) ? obj_[key] : empty, label_, at(key));
-  }
-  // Every key must have been asked for.
-  void finish() const {
-    for (auto it = obj_.begin(); it != obj_.end(); ++it)
-      if (!seen_.count(it.key())) error(at(it.key()), "unknown field");
-  }
-  void check(bool ok, const std::string& key, const std::string& what) const {
-    if (!ok) error(at(key), what);
-  }
-
- private:
-  const json& obj_;
-  std::string label_, path_;
-  std::set<std::string> seen_;
-};
+using Fields = JsonFields;
 
 std::vector<std::string> selector_terms(Fields& f, const std::string& key) {
   if (!f.has(key)) f.error(f.at(key), "required (e.g. [\"router\", \"new_experts\"])");

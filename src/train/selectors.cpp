@@ -13,22 +13,11 @@ namespace moeforge::train {
 
 namespace {
 
-// "layers.3.q" -> "q"; "embed" -> "embed".
-std::string local_name(const ParamInfo& p) {
-  if (p.layer < 0) return p.name;
-  const std::string prefix = "layers." + std::to_string(p.layer) + ".";
-  return p.name.substr(prefix.size());
-}
+using Group = model::TensorGroup;
 
 std::string trim(const std::string& s) {
   size_t a = s.find_first_not_of(" \t\r\n"), b = s.find_last_not_of(" \t\r\n");
   return a == std::string::npos ? std::string() : s.substr(a, b - a + 1);
-}
-
-bool in(const std::string& s, std::initializer_list<const char*> names) {
-  for (const char* n : names)
-    if (s == n) return true;
-  return false;
 }
 
 int64_t parse_index(const std::string& text, const std::string& where, const std::string& term) {
@@ -51,8 +40,9 @@ Selection evaluate_term(const std::string& term, const SelectorContext& c, const
   const ModelSpec& spec = *c.spec;
   auto pick_all_if = [&](auto predicate) {
     for (const auto& p : c.params)
-      if (predicate(p, local_name(p))) out[p.name] = full_mask(p, true);
+      if (predicate(p)) out[p.name] = full_mask(p, true);
   };
+  auto pick_group = [&](Group group) { pick_all_if([&](const ParamInfo& p) { return p.group == group; }); };
   auto pick_experts = [&](const std::map<int64_t, std::vector<int64_t>>& experts) {
     for (const auto& p : c.params) {
       if (p.num_experts == 0) continue;
@@ -64,9 +54,9 @@ Selection evaluate_term(const std::string& term, const SelectorContext& c, const
     }
   };
   if (term == "all") {
-    pick_all_if([](const ParamInfo&, const std::string& n) { return n != "score_correction_bias"; });
+    pick_all_if([](const ParamInfo& p) { return p.group != Group::SelectionBias; });
   } else if (term == "experts") {
-    pick_all_if([](const ParamInfo& p, const std::string&) { return p.num_experts > 0; });
+    pick_group(Group::Experts);
   } else if (starts_with(term, "experts=plan:")) {
     if (!c.analysis_plan) fail(where, ": '", term, "' needs an analyze plan (moeforge train --plan plan.json)");
     auto experts = plan_esft_experts(*c.analysis_plan, term.substr(13), c.analysis_plan_label);
@@ -85,25 +75,21 @@ Selection evaluate_term(const std::string& term, const SelectorContext& c, const
     if (!c.new_experts) fail(where, ": 'new_experts' needs the grow record moeforge_grow.json in the model directory");
     pick_experts(*c.new_experts);
   } else if (term == "router") {
-    pick_all_if([](const ParamInfo&, const std::string& n) { return in(n, {"router", "router_bias"}); });
+    pick_group(Group::Router);
   } else if (term == "shared_expert") {
-    pick_all_if([](const ParamInfo&, const std::string& n) { return starts_with(n, "shared"); });
+    pick_group(Group::SharedExpert);
   } else if (term == "norms") {
-    pick_all_if([](const ParamInfo&, const std::string& n) {
-      return in(n, {"attn_norm", "attn_norm_bias", "ffn_norm", "ffn_norm_bias", "q_norm", "k_norm", "final_norm", "final_norm_bias"});
-    });
+    pick_group(Group::Norm);
   } else if (term == "attention") {
-    pick_all_if([](const ParamInfo&, const std::string& n) {
-      return in(n, {"q", "q_bias", "k", "k_bias", "v", "v_bias", "o", "o_bias", "sinks"});
-    });
+    pick_group(Group::Attention);
   } else if (term == "mlp") {
-    pick_all_if([](const ParamInfo&, const std::string& n) { return starts_with(n, "mlp."); });
+    pick_group(Group::Mlp);
   } else if (term == "embeddings") {
-    pick_all_if([](const ParamInfo& p, const std::string&) { return p.name == "embed" || p.name == "position_embed"; });
+    pick_group(Group::Embedding);
   } else if (term == "lm_head") {
-    bool untied = std::any_of(c.params.begin(), c.params.end(), [](const ParamInfo& p) { return p.name == "lm_head"; });
-    const char* target = untied ? "lm_head" : "embed";  // tied: the LM head is the embedding
-    pick_all_if([&](const ParamInfo& p, const std::string&) { return p.name == target; });
+    bool untied = std::any_of(c.params.begin(), c.params.end(), [](const ParamInfo& p) { return p.group == Group::LmHead; });
+    if (untied) pick_group(Group::LmHead);
+    else pick_all_if([](const ParamInfo& p) { return p.local_name == "embed"; });  // tied: the LM head is the embedding
   } else if (starts_with(term, "layers=")) {
     std::string range = term.substr(7);
     size_t dash = range.find('-');
@@ -111,11 +97,9 @@ Selection evaluate_term(const std::string& term, const SelectorContext& c, const
     int64_t b = dash == std::string::npos ? a : parse_index(range.substr(dash + 1), where, term);
     if (a > b || b >= spec.num_layers)
       fail(where, ": '", term, "': layers must satisfy a <= b < ", spec.num_layers);
-    pick_all_if([&](const ParamInfo& p, const std::string& n) {
-      return p.layer >= a && p.layer <= b && n != "score_correction_bias";
-    });
+    pick_all_if([&](const ParamInfo& p) { return p.layer >= a && p.layer <= b && p.group != Group::SelectionBias; });
   } else if (term.find_first_of("*?[.") != std::string::npos) {
-    pick_all_if([&](const ParamInfo& p, const std::string&) { return fnmatch(term.c_str(), p.name.c_str(), 0) == 0; });
+    pick_all_if([&](const ParamInfo& p) { return fnmatch(term.c_str(), p.name.c_str(), 0) == 0; });
   } else {
     fail(where, ": unknown selector '", term,
          "' (use all, experts, experts=L:E, new_experts, router, shared_expert, norms, attention, mlp, embeddings, "

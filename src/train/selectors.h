@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "arch/model_spec.h"
+#include "model/tensor_table.h"
 
 namespace moeforge::train {
 
@@ -22,6 +23,8 @@ namespace moeforge::train {
 // tensors (layers.L.experts.*) the number of experts along dim 0.
 struct ParamInfo {
   std::string name;
+  std::string local_name;    // "experts.w_in": the runtime tensor table's entry
+  model::TensorGroup group = model::TensorGroup::Attention;  // what selector terms pick it
   std::vector<int64_t> shape;
   int64_t layer = -1;        // -1 for model-level tensors
   int64_t num_experts = 0;   // > 0 only for layers.L.experts.*

@@ -8,31 +8,30 @@
 
 #include "common/error.h"
 #include "common/strings.h"
+#include "model/tensor_table.h"
 
 namespace moeforge::train {
 
 namespace {
 
-std::string local_part(const std::string& name) {
-  if (!starts_with(name, "layers.")) return name;
-  size_t dot = name.find('.', 7);
-  return name.substr(dot + 1);
+// The table entry of a canonical name ("layers.3.experts.w_in" -> experts.w_in).
+const model::RuntimeTensor& entry_of(const std::string& name) {
+  const model::RuntimeTensor* entry = model::find_runtime_tensor(model::parse_canonical_name(name).local);
+  if (!entry) fail("internal: '", name, "' is not a runtime tensor");
+  return *entry;
 }
 
+bool is_stacked_experts(const std::string& name) { return entry_of(name).source == model::TensorSource::Experts; }
+
 // Dimensions of one unit: a stacked expert tensor's per-expert shape, else the tensor's.
-int64_t unit_dims(const std::string& name, const torch::Tensor& t) {
-  return t.dim() - (local_part(name).rfind("experts.", 0) == 0 ? 1 : 0);
-}
+int64_t unit_dims(const std::string& name, const torch::Tensor& t) { return t.dim() - (is_stacked_experts(name) ? 1 : 0); }
 
 }  // namespace
 
 bool is_lora_target(const std::string& name, int64_t dims, const LoraOptions& lora) {
-  const std::string local = local_part(name);
-  static const char* linear[] = {"q", "k", "v", "o", "mlp.w_in", "mlp.w_out", "shared.w_in", "shared.w_out",
-                                 "lm_head", "experts.w_in", "experts.w_out"};
-  for (const char* n : linear)
-    if (local == n) return dims >= 2;
-  return local == "router" && lora.router;
+  const model::RuntimeTensor& entry = entry_of(name);
+  if (entry.linear) return dims >= 2;
+  return entry.group == model::TensorGroup::Router && dims >= 2 && lora.router;  // the router matrix, on request
 }
 
 torch::Tensor TrainableTensor::lora_delta() const {
@@ -53,12 +52,15 @@ torch::Tensor TrainableTensor::effective() const {
 
 std::vector<ParamInfo> describe_parameters(model::ModelWeights& weights, const ModelSpec& spec) {
   std::vector<ParamInfo> out;
-  model::for_each_parameter(weights, [&](const std::string& name, torch::Tensor& t) {
+  model::for_each_runtime_tensor(weights, [&](const model::RuntimeTensor& entry, int64_t layer, const std::string& name,
+                                              torch::Tensor& t) {
     ParamInfo p;
     p.name = name;
+    p.local_name = entry.name;
+    p.group = entry.group;
     p.shape = t.sizes().vec();
-    if (starts_with(name, "layers.")) p.layer = std::stoll(name.substr(7, name.find('.', 7) - 7));
-    if (local_part(name).rfind("experts.", 0) == 0) p.num_experts = t.size(0);
+    p.layer = layer;
+    if (entry.source == model::TensorSource::Experts) p.num_experts = t.size(0);
     out.push_back(std::move(p));
   });
   return out;
@@ -76,7 +78,7 @@ TrainableSet::TrainableSet(model::ModelWeights& weights, const ModelSpec& spec, 
     TrainableTensor tt;
     tt.name = name;
     tt.base = it->second;
-    const bool stacked = local_part(name).rfind("experts.", 0) == 0;
+    const bool stacked = is_stacked_experts(name);
     if (stacked) {
       tt.experts = selected_units(mask);
       tt.index = torch::tensor(tt.experts, torch::TensorOptions().dtype(torch::kInt64).device(tt.base->device()));
@@ -200,7 +202,7 @@ void TrainableSet::zero_grad() {
 Selection TrainableSet::changed() const {
   Selection out;
   for (const auto& t : tensors_) {
-    const int64_t units = local_part(t.name).rfind("experts.", 0) == 0 ? t.base->size(0) : 1;
+    const int64_t units = is_stacked_experts(t.name) ? t.base->size(0) : 1;
     std::vector<bool> mask(units, t.experts.empty());
     for (int64_t e : t.experts) mask[e] = true;
     out[t.name] = mask;

@@ -1,7 +1,7 @@
 // The training loop: phases, micro-batches, losses, probe, NaN guard, checkpoints, metrics, export.
+// What each phase trains is resolved first (training_plan.h); checkpoint files are run_checkpoint.h.
 #include "train/trainer.h"
 
-#include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -17,106 +17,23 @@
 #include "io/atomic_file.h"
 #include "io/checkpoint_store.h"
 #include "model/device.h"
-#include "surgery/plan.h"
+#include "model/tensor_table.h"
 #include "train/export.h"
 #include "train/losses.h"
 #include "train/metrics.h"
 #include "train/optimizer.h"
+#include "train/rng_state.h"
 #include "train/run_checkpoint.h"
 #include "train/schedule.h"
+#include "train/step_dump.h"
 #include "train/trainable.h"
+#include "train/training_plan.h"
 
 namespace moeforge::train {
 
 namespace fs = std::filesystem;
 
 namespace {
-
-// The generators a run draws from: the CPU one (LoRA init, shuffling) and, on an accelerator, the
-// device's (router noise). Saved in checkpoints as "rng.<device type>".
-std::map<std::string, torch::Tensor> rng_state(const torch::Device& device) {
-  std::map<std::string, torch::Tensor> out{{"rng.cpu", at::detail::getDefaultCPUGenerator().get_state()}};
-  if (!device.is_cpu()) out["rng." + c10::DeviceTypeName(device.type(), true)] = at::globalContext().defaultGenerator(device).get_state();
-  return out;
-}
-void set_rng_state(const torch::Device& device, const std::map<std::string, torch::Tensor>& tensors) {
-  auto restore = [&](at::Generator gen, const std::string& key) {
-    auto it = tensors.find(key);
-    if (it == tensors.end()) return;
-    std::lock_guard<std::mutex> lock(gen.mutex());
-    gen.set_state(it->second.to(torch::kCPU));
-  };
-  restore(at::detail::getDefaultCPUGenerator(), "rng.cpu");
-  if (!device.is_cpu()) restore(at::globalContext().defaultGenerator(device), "rng." + c10::DeviceTypeName(device.type(), true));
-}
-
-void merge_into(Selection& acc, const Selection& more) {
-  for (const auto& [name, mask] : more) {
-    auto& m = acc[name];
-    if (m.size() != mask.size()) m.assign(mask.size(), false);
-    for (size_t i = 0; i < mask.size(); ++i) m[i] = m[i] || mask[i];
-  }
-}
-
-// Everything derived from the model and recipe before training starts.
-struct Plan {
-  Recipe recipe;
-  std::vector<Selection> selections;                    // per phase
-  std::vector<std::map<std::string, Selection>> groups; // per phase: group select -> selection
-  std::vector<std::map<int64_t, std::vector<int64_t>>> force;  // per phase: layer -> experts
-};
-
-Plan make_plan(model::Transformer& model, const nlohmann::json& recipe_json, const std::string& label, const fs::path& model_dir,
-               const fs::path& analysis_plan) {
-  Plan plan;
-  plan.recipe = parse_recipe(recipe_json, label);
-  const ModelSpec& spec = model.spec();
-  NewExperts new_experts;
-  const fs::path grow = model_dir / "moeforge_grow.json";
-  const bool has_grow = fs::exists(grow);
-  if (has_grow) new_experts = parse_grow_record(read_json_file(grow), grow.string());
-  SelectorContext ctx;
-  ctx.spec = &spec;
-  ctx.params = describe_parameters(model.weights(), spec);
-  ctx.new_experts = has_grow ? &new_experts : nullptr;
-  nlohmann::json analysis;
-  if (!analysis_plan.empty()) {
-    // The plan must describe this model (same family, layers, experts): checked like grow does.
-    surgery::check_plan_matches(surgery::read_plan(analysis_plan), spec);
-    analysis = read_json_file(analysis_plan);
-    ctx.analysis_plan = &analysis;
-    ctx.analysis_plan_label = analysis_plan.string();
-  }
-  for (size_t p = 0; p < plan.recipe.phases.size(); ++p) {
-    const Phase& phase = plan.recipe.phases[p];
-    const std::string at = label + ": phases[" + std::to_string(p) + "]";
-    plan.selections.push_back(resolve_selection(phase.select, ctx, at + ".select"));
-    std::map<std::string, Selection> groups;
-    for (size_t g = 0; g < phase.optimizer.groups.size(); ++g)
-      groups[phase.optimizer.groups[g].select] = resolve_selection(
-          {phase.optimizer.groups[g].select}, ctx, at + ".optimizer.groups[" + std::to_string(g) + "].select");
-    plan.groups.push_back(groups);
-    std::map<int64_t, std::vector<int64_t>> force;
-    const std::string& fr = phase.routing.force_route;
-    if (!fr.empty()) {
-      if (spec.moe.num_experts == 0) fail(at, ".routing.force_route: the model has no MoE layers");
-      if (fr == "selected") {
-        for (const auto& [name, mask] : plan.selections.back()) {
-          if (name.find(".experts.") == std::string::npos) continue;
-          int64_t layer = std::stoll(name.substr(7, name.find('.', 7) - 7));
-          auto& list = force[layer];
-          for (int64_t e : selected_units(mask))
-            if (std::find(list.begin(), list.end(), e) == list.end()) list.push_back(e);
-        }
-        if (force.empty()) fail(at, ".routing.force_route: \"selected\" but the phase selects no experts");
-      } else {
-        force = parse_layer_experts(fr, spec, at + ".routing.force_route");
-      }
-    }
-    plan.force.push_back(force);
-  }
-  return plan;
-}
 
 struct StepStats {
   double ce_sum = 0, lb = 0, z = 0;
@@ -129,7 +46,7 @@ struct StepStats {
 
 struct Trainer::Impl {
   TrainOptions o;
-  Plan plan;
+  TrainingPlan plan;
   model::Transformer* model = nullptr;
   RunState st;
   bool resumed = false;
@@ -215,7 +132,7 @@ struct Trainer::Impl {
       if (t.lora && (!g.defined() || g.abs().sum().item<double>() == 0)) g = t.lora_a.grad();
       const int64_t E = t.experts.empty() ? 0 : t.base->size(0);
       if (!t.experts.empty() && static_cast<int64_t>(t.experts.size()) < E) {
-        const int64_t layer = std::stoll(t.name.substr(7, t.name.find('.', 7) - 7));
+        const int64_t layer = model::parse_canonical_name(t.name).layer;
         size_t li = std::find(layers.begin(), layers.end(), layer) - layers.begin();
         for (size_t i = 0; i < t.experts.size(); ++i) {
           const bool ok = g.defined() && g[static_cast<int64_t>(i)].abs().sum().item<double>() > 0;
@@ -251,7 +168,7 @@ struct Trainer::Impl {
 
   void save(const TrainableSet* set, const Optimizer* opt) {
     RunState s = st;
-    if (set) merge_into(s.changed, set->changed());
+    if (set) merge_selection(s.changed, set->changed());
     std::map<std::string, torch::Tensor*> by_name;
     model::for_each_parameter(model->weights(), [&](const std::string& name, torch::Tensor& t) { by_name[name] = &t; });
     // Trained tensors at full precision: the fp32 master where the model holds a bf16 copy.
@@ -342,6 +259,8 @@ struct Trainer::Impl {
       for (const auto& b : micro) micro_step(set, b, p, total_targets, phase.grad_accum, stats, fopts);
       const double ce = stats.ce_sum / static_cast<double>(std::max<int64_t>(total_targets, 1));
       const double loss = ce + phase.losses.lb_coef * stats.lb + phase.losses.z_coef * stats.z;
+      if (st.global_step < o.dump_steps)  // debugging: batch, losses and unclipped gradients (step_dump.h)
+        write_step_dump(o.out_dir / "dump", st.global_step, model->spec(), model->weights(), set, micro, {ce, stats.lb, stats.z, loss, lr});
       const double grad_norm = clip_gradients(set.leaves(), phase.clip_grad_norm);
       const bool finite = std::isfinite(loss) && std::isfinite(grad_norm);
       if (!finite) {
@@ -375,7 +294,7 @@ struct Trainer::Impl {
                       << " is not expressible as a PEFT adapter; it is merged into trainable.safetensors\n";
         }
         set.finish();
-        merge_into(st.changed, set.changed());
+        merge_selection(st.changed, set.changed());
         st.phase = static_cast<int64_t>(p) + 1;
         st.step_in_phase = 0;
         st.data_position = data::Position{};
@@ -411,7 +330,7 @@ struct Trainer::Impl {
         const double b = balance(stats.counts[i]);
         bal.push_back(b);
         bal_sum += b;
-        const std::string router_name = "layers." + std::to_string(layers[i]) + ".router";
+        const std::string router_name = model::canonical_name(layers[i], "router");
         auto m = masters.find(router_name);
         const auto now = (m != masters.end() ? m->second : model->weights().layers[layers[i]].router).to(torch::kFloat32);
         const auto& start = router0[layers[i]];
@@ -477,7 +396,7 @@ TrainResult Trainer::run() {
   load.dtype = precheck.precision == "bf16" ? torch::kBFloat16 : torch::kFloat32;
   model_ = model::Transformer::load(o.model_dir, load);
   I.model = model_.get();
-  I.plan = make_plan(*model_, o.recipe, o.recipe_label, o.model_dir, o.analysis_plan);
+  I.plan = make_training_plan(*model_, o.recipe, o.recipe_label, o.model_dir, o.analysis_plan);
   for (const auto& L : model_->weights().layers) I.router0.push_back(L.router.defined() ? L.router.detach().to(torch::kFloat32, /*non_blocking=*/false, /*copy=*/true) : torch::Tensor());
   if (o.resume) I.checkpoint = load_latest_checkpoint(o.out_dir);
   if (I.checkpoint) {
@@ -533,52 +452,6 @@ TrainResult Trainer::run() {
   I.result.finished = true;
   I.result.out_dir = o.out_dir;
   return I.result;
-}
-
-std::string list_params(const fs::path& model_dir, const nlohmann::json& recipe_json, const std::string& label,
-                        const fs::path& analysis_plan) {
-  auto model = model::Transformer::load(model_dir);
-  Plan plan = make_plan(*model, recipe_json, label, model_dir, analysis_plan);
-  std::map<std::string, std::vector<int64_t>> shapes;
-  for (const auto& p : describe_parameters(model->weights(), model->spec())) shapes[p.name] = p.shape;
-  std::ostringstream out;
-  for (size_t p = 0; p < plan.recipe.phases.size(); ++p) {
-    const Phase& phase = plan.recipe.phases[p];
-    int64_t total = 0;
-    std::ostringstream lines;
-    for (const auto& [name, mask] : plan.selections[p]) {
-      const auto& shape = shapes.at(name);
-      int64_t numel = 1;
-      for (int64_t d : shape) numel *= d;
-      const bool stacked = name.find(".experts.") != std::string::npos;
-      const auto units = selected_units(mask);
-      const int64_t count = stacked ? numel / shape[0] * static_cast<int64_t>(units.size()) : numel;
-      const int64_t dims = static_cast<int64_t>(shape.size()) - (stacked ? 1 : 0);
-      const bool lora = phase.method == Method::Lora && is_lora_target(name, dims, phase.lora);
-      int64_t trained = count;
-      if (lora) {
-        const int64_t out_dim = shape[shape.size() - 2], in_dim = shape.back();
-        trained = phase.lora.rank * (out_dim + in_dim) * (stacked ? static_cast<int64_t>(units.size()) : 1);
-      }
-      total += trained;
-      lines << "  " << name << " " << shape_to_string(shape);
-      if (stacked && !selects_all(mask)) {
-        std::vector<std::string> es;
-        for (int64_t e : units) es.push_back(std::to_string(e));
-        lines << " experts " << join(es, ",");
-      }
-      lines << (lora ? "  lora r" + std::to_string(phase.lora.rank) : "  full") << "  " << trained << " params\n";
-    }
-    out << "phase " << p << " '" << phase.name << "' (" << to_string(phase.method) << ", " << phase.steps << " steps): "
-        << plan.selections[p].size() << " tensors, " << total << " trainable parameters\n" << lines.str();
-    if (!plan.force[p].empty()) {
-      std::vector<std::string> fr;
-      for (const auto& [l, es] : plan.force[p])
-        for (int64_t e : es) fr.push_back(std::to_string(l) + ":" + std::to_string(e));
-      out << "  force_route " << join(fr, ",") << " (+" << phase.routing.force_route_bias << ")\n";
-    }
-  }
-  return out.str();
 }
 
 }  // namespace moeforge::train

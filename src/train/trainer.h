@@ -33,6 +33,7 @@ struct TrainOptions {
   bool tensorboard = true;
   std::filesystem::path data_cache_dir;  // token cache (default: data::DataOptions's)
   int64_t stop_after_steps = 0;          // tests: return after this many global steps, as if interrupted
+  int64_t dump_steps = 0;                // debugging: RUN/dump/step_<i>.safetensors for the first N steps (train/step_dump.h)
 };
 
 struct TrainResult {

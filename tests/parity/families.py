@@ -13,7 +13,8 @@ import torch
 import transformers
 from safetensors.torch import load_file, save_file
 
-FAMILIES = ["llama", "mistral", "qwen2", "qwen3", "gpt_neo", "mixtral", "qwen2_moe", "qwen3_moe", "olmoe", "gpt_oss"]
+FAMILIES = ["llama", "mistral", "qwen2", "qwen3", "gpt_neo", "mixtral", "qwen2_moe", "qwen3_moe", "olmoe", "gpt_oss",
+            "deepseek_v3"]
 
 # Small but not degenerate: GQA (4 heads / 2 kv), several layers, 4-8 experts, odd features on.
 _COMMON = dict(vocab_size=300, hidden_size=64, num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=2,
@@ -44,7 +45,25 @@ _CONFIGS = {
                                                                   "factor": 4.0, "beta_fast": 32.0, "beta_slow": 1.0,
                                                                   "truncate": False,
                                                                   "original_max_position_embeddings": 64}),
+    # Latent attention with q LoRA, interleaved YaRN RoPE (mscale != mscale_all_dim), a dense first
+    # layer, grouped sigmoid routing with a selection bias (set by build_tiny_model), 2 shared experts.
+    # num_key_value_heads must equal the heads (MLA has one k/v per head; the default is 128).
+    "deepseek_v3": lambda: transformers.DeepseekV3Config(
+        **{**_COMMON, "num_key_value_heads": 4}, n_routed_experts=8, num_experts_per_tok=2, n_group=2, topk_group=1,
+        n_shared_experts=2, moe_intermediate_size=32, first_k_dense_replace=1, q_lora_rank=32, kv_lora_rank=16,
+        qk_nope_head_dim=16, qk_rope_head_dim=8, v_head_dim=24, routed_scaling_factor=2.5, norm_topk_prob=True,
+        rms_norm_eps=1e-5, rope_parameters={"rope_type": "yarn", "rope_theta": 10000.0, "factor": 4.0,
+                                            "beta_fast": 32.0, "beta_slow": 1.0, "mscale": 0.8, "mscale_all_dim": 1.0,
+                                            "original_max_position_embeddings": 64}),
 }
+
+# Variants of a family for the forward parity test: (label, family, config overrides).
+VARIANTS = [
+    # plain q_proj (q_lora_rank null), rotate-half RoPE without scaling, no renormalisation, top-3
+    ("deepseek_v3_q_proj", "deepseek_v3", dict(q_lora_rank=None, rope_interleave=False, norm_topk_prob=False,
+                                               num_experts_per_tok=3, n_group=4, topk_group=2,
+                                               rope_parameters={"rope_type": "default", "rope_theta": 10000.0})),
+]
 
 
 def tiny_config(family, **overrides):
@@ -63,6 +82,9 @@ def build_tiny_model(family, out_dir, seed=0, dtype=torch.float32, **overrides):
         for param in model.parameters():
             if torch.count_nonzero(param) == 0:
                 param.normal_(0.0, 0.02)
+        for name, buffer in model.named_buffers():  # DeepSeek-V3's selection bias starts at zero
+            if name.endswith("e_score_correction_bias"):
+                buffer.normal_(0.0, 0.05)
     model.save_pretrained(out_dir, safe_serialization=True)
     return model
 
@@ -126,6 +148,8 @@ def truth(model):
     """What `moeforge info` must report, computed from the Python model itself."""
     config = model.config
     total = sum(p.numel() for p in model.parameters())  # tied embeddings are one Parameter
+    # DeepSeek-V3's e_score_correction_bias is a buffer, but a checkpoint tensor moeforge counts.
+    total += sum(b.numel() for n, b in model.named_buffers() if n.endswith("e_score_correction_bias"))
     num_experts = getattr(config, "num_local_experts", None) or getattr(config, "num_experts", None) or 0
     top_k = getattr(config, "num_experts_per_tok", 0) if num_experts else 0
     routed = sum(p.numel() for n, p in model.named_parameters() if ".experts." in n)

@@ -6,8 +6,9 @@ import os
 import re
 
 from moeforge_cli import moeforge  # noqa: F401 (re-exported to the stats scripts)
+from shared_data import shared_data_dir
 
-SHARED = os.environ.get("MOEFORGE_SHARED_DATA", os.path.join(os.path.dirname(__file__), "../../../shared/data"))
+SHARED = shared_data_dir()  # $MOEFORGE_SHARED_DATA, else the in-repo data/testdata.tar.xz
 
 
 def init_moe(out, config, tokenizer="llama2", seed=1):

@@ -1,7 +1,8 @@
 """Parity: `moeforge chat-template --batch` must render every conversation byte-for-byte as
 transformers' apply_chat_template(..., tokenize=False) does, and fail exactly where it fails.
 
-Env: MOEFORGE_BIN (the moeforge binary), MOEFORGE_SHARED_DATA (shared/data with tokenizers/*).
+Env: MOEFORGE_BIN (the moeforge binary), MOEFORGE_SHARED_DATA (a directory with tokenizers/*;
+default: the in-repo data/testdata.tar.xz).
 Optional: MOEFORGE_CHAT_TEMPLATES=DIR holding <name>.jinja for tokenizers whose shipped config lacks a
 chat template (the shared GPT-OSS and Llama 2 configs have none); such tokenizers are otherwise skipped
 with a note. strftime_now() is pinned to FIXED_NOW on both sides. Exit 0 = pass.
@@ -22,6 +23,7 @@ from transformers import AutoTokenizer  # noqa: E402
 
 from chat_cases import cases  # noqa: E402
 from moeforge_cli import run_moeforge  # noqa: E402
+from shared_data import shared_data_dir  # noqa: E402
 
 FIXED_NOW = datetime.datetime(2024, 8, 5, 9, 30, 15)
 TOKENIZERS = ["gptoss", "llama3", "qwen3", "llama2"]
@@ -59,7 +61,7 @@ def has_own_template(tok_dir):
 
 
 def main():
-    shared = os.environ["MOEFORGE_SHARED_DATA"]
+    shared = shared_data_dir()
     override_dir = os.environ.get("MOEFORGE_CHAT_TEMPLATES", "")
     start = time.time()
     total = passed = 0

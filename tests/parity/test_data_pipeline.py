@@ -3,7 +3,7 @@ Text records (JSONL, .txt, .jsonl.gz) must become the HF `tokenizers` ids of the
 chat records (Qwen3's template, rendered by transformers) must become the ids of the rendered
 conversation with loss mask 1 exactly on the assistant spans (reply + end-of-turn, found by
 rendering conversation prefixes) . Also: bad records reported with file:line, --strict fatal.
-Env: MOEFORGE_BIN, MOEFORGE_SHARED_DATA."""
+Env: MOEFORGE_BIN, MOEFORGE_SHARED_DATA (default: the in-repo data/testdata.tar.xz)."""
 import collections
 import gzip
 import json
@@ -17,8 +17,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 from moeforge_cli import run_moeforge  # noqa: E402
+from shared_data import shared_data_dir  # noqa: E402
 
-SHARED = os.environ.get("MOEFORGE_SHARED_DATA", os.path.join(ROOT, "..", "shared", "data"))
+SHARED = shared_data_dir()  # $MOEFORGE_SHARED_DATA, else the in-repo data/testdata.tar.xz
 TOK_DIR = os.path.join(SHARED, "tokenizers", "qwen3")
 
 CHATS = [

@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import load_file
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from families import FAMILIES, build_tiny_model, mxfp4_dequantize, quantize_gpt_oss_mxfp4  # noqa: E402
+from families import FAMILIES, VARIANTS, build_tiny_model, mxfp4_dequantize, quantize_gpt_oss_mxfp4  # noqa: E402
 from moeforge_cli import BIN, run_moeforge  # noqa: E402
 
 TOLERANCE = 1e-4
@@ -74,6 +74,13 @@ def main():
                 compare(family, model, model_dir, ids)
             except Exception as error:  # noqa: BLE001 - report every family
                 failures.append(f"{family}: {error}")
+        for label, family, overrides in VARIANTS:  # other configurations of a family (families.VARIANTS)
+            model_dir = os.path.join(tmp, label)
+            model = build_tiny_model(family, model_dir, **overrides)
+            try:
+                compare(label, model, model_dir, ids)
+            except Exception as error:  # noqa: BLE001
+                failures.append(f"{label}: {error}")
         # GPT-OSS with MXFP4 experts: transformers runs the dequantised values as bf16-free fp32.
         model_dir = os.path.join(tmp, "gpt_oss_mxfp4")
         model = build_tiny_model("gpt_oss", model_dir)
@@ -94,7 +101,7 @@ def main():
     if failures:
         print("FAILED:\n  " + "\n  ".join(failures))
         return 1
-    print(f"forward parity: {len(FAMILIES) + 1} models match transformers within {TOLERANCE} ({elapsed:.1f}s)")
+    print(f"forward parity: {len(FAMILIES) + len(VARIANTS) + 1} models match transformers within {TOLERANCE} ({elapsed:.1f}s)")
     return 0
 
 

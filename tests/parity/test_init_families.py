@@ -14,7 +14,8 @@ import transformers
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from moeforge_cli import run_moeforge  # noqa: E402
 
-FAMILIES = ["llama", "mistral", "qwen2", "qwen3", "gpt_neo", "mixtral", "qwen2_moe", "qwen3_moe", "olmoe", "gpt_oss"]
+FAMILIES = ["llama", "mistral", "qwen2", "qwen3", "gpt_neo", "mixtral", "qwen2_moe", "qwen3_moe", "olmoe", "gpt_oss",
+            "deepseek_v3"]
 
 
 def run(*args):

@@ -18,7 +18,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from families import build_tiny_model, quantize_gpt_oss_mxfp4  # noqa: E402
 from surgery_common import finish, moeforge, parity, random_ids, reported_diff, tree_checksum  # noqa: E402
 
-MOE = ["mixtral", "qwen2_moe", "qwen3_moe", "olmoe", "gpt_oss"]
+MOE = ["mixtral", "qwen2_moe", "qwen3_moe", "olmoe", "gpt_oss", "deepseek_v3"]
 
 
 def tensors(model_dir):
@@ -75,7 +75,7 @@ def main():
                 diff = reported_diff(text)
                 record = check_clones(family, src, out, failures)
                 config = json.load(open(os.path.join(out, "config.json")))
-                count = config.get("num_local_experts", config.get("num_experts"))
+                count = config.get("num_local_experts", config.get("num_experts", config.get("n_routed_experts")))
                 if count != record["num_experts_after"] or count != record["num_experts_before"] + 2:
                     failures.append(f"{family}: config num_experts {count}, record {record}")
                 native = family != "gpt_oss_mxfp4"  # transformers' MXFP4 path needs a GPU kernel

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Token-exact parity of `moeforge tokenize` with Hugging Face `tokenizers` on the four real
-tokenizers in $MOEFORGE_SHARED_DATA/tokenizers (GPT-OSS, Llama 3, Qwen3, Llama 2).
+tokenizers in $MOEFORGE_SHARED_DATA/tokenizers (default: the in-repo data/testdata.tar.xz; GPT-OSS, Llama 3, Qwen3, Llama 2).
 
 For a deterministic corpus (tokenizer_corpus.py) it compares encode with add_special_tokens on and
 off, decode of those ids (with and without skip_special_tokens) and decode of random id lists.
@@ -15,6 +15,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from moeforge_cli import run_moeforge  # noqa: E402
+from shared_data import shared_data_dir  # noqa: E402
 from tokenizer_corpus import build_corpus  # noqa: E402
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -59,10 +60,7 @@ def compare(label, texts, expected, got, reports):
 
 
 def main():
-    data = os.environ.get("MOEFORGE_SHARED_DATA")
-    if not data:
-        print("set MOEFORGE_SHARED_DATA", file=sys.stderr)
-        return 2
+    data = shared_data_dir()
     corpus = build_corpus(data)
     encoded_lines = [json.dumps(s) for s in corpus]
     total_bad, reports, done = 0, [], 0

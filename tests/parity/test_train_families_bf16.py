@@ -14,7 +14,8 @@ from safetensors.numpy import load_file
 
 from train_common import make_setup, moeforge, write_recipe
 
-FAMILIES = ["llama", "mistral", "qwen2", "qwen3", "gpt_neo", "mixtral", "qwen2_moe", "qwen3_moe", "olmoe", "gpt_oss"]
+FAMILIES = ["llama", "mistral", "qwen2", "qwen3", "gpt_neo", "mixtral", "qwen2_moe", "qwen3_moe", "olmoe", "gpt_oss",
+            "deepseek_v3"]
 
 
 def train(tmp, model, corpus, name, precision):

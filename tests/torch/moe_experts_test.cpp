@@ -10,7 +10,7 @@ namespace moeforge::model {
 namespace {
 
 struct Case {
-  ExpertActivation kind;
+  Activation kind;
   bool biases;
 };
 
@@ -35,7 +35,7 @@ TEST_P(ExpertsMatchReference, ForwardAndAllGradients) {
   const int64_t T = 37, H = 12, F = 10, E = 6, K = 2;
   StackedExperts w = random_experts(E, H, F, activation.gated(), biases, torch::kFloat64);
   // GPT-OSS clamp limit must bite: scale inputs so some pre-activations exceed +-limit
-  auto x = (torch::randn({T, H}, torch::kFloat64) * (kind == ExpertActivation::kGptOssGlu ? 4.0 : 1.0)).requires_grad_();
+  auto x = (torch::randn({T, H}, torch::kFloat64) * (kind == Activation::GptOssClampedGlu ? 4.0 : 1.0)).requires_grad_();
   auto logits = torch::randn({T, E}, torch::kFloat64);
   logits.index_put_({torch::indexing::Slice(), 5}, -100.0);  // expert 5 gets no tokens
   auto ids = std::get<1>(logits.topk(K, -1));
@@ -61,13 +61,13 @@ TEST_P(ExpertsMatchReference, ForwardAndAllGradients) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Activations, ExpertsMatchReference,
-                         ::testing::Values(Case{ExpertActivation::kSiluGlu, false}, Case{ExpertActivation::kSiluGlu, true},
-                                           Case{ExpertActivation::kGptOssGlu, true},
-                                           Case{ExpertActivation::kGeluTanh, true}));
+                         ::testing::Values(Case{Activation::SiluGlu, false}, Case{Activation::SiluGlu, true},
+                                           Case{Activation::GptOssClampedGlu, true},
+                                           Case{Activation::GeluNew, true}));
 
 TEST(ExpertsFunction, Float32MatchesReference) {
   torch::manual_seed(3);
-  ActivationOptions activation{ExpertActivation::kSiluGlu};
+  ActivationOptions activation{Activation::SiluGlu};
   StackedExperts w = random_experts(8, 32, 24, true, false, torch::kFloat32);
   auto x = torch::randn({64, 32});
   auto ids = std::get<1>(torch::randn({64, 8}).topk(2, -1));
@@ -80,13 +80,13 @@ TEST(ExpertsFunction, Float32MatchesReference) {
 // The grouped-GEMM path (CUDA's default) against the per-expert loop (CPU's default), forced on CPU:
 // output and every gradient, for each activation, biases, an expert without tokens, fp32 and bf16.
 struct GemmCase {
-  ExpertActivation kind;
+  Activation kind;
   bool biases;
   torch::Dtype dtype;
 };
 class GroupedMatchesLoop : public ::testing::TestWithParam<GemmCase> {
  protected:
-  void TearDown() override { set_expert_gemm(ExpertGemm::kAuto); }
+  void TearDown() override { set_expert_gemm(ExpertGemm::Auto); }
 };
 
 TEST_P(GroupedMatchesLoop, ForwardAndAllGradients) {
@@ -96,7 +96,7 @@ TEST_P(GroupedMatchesLoop, ForwardAndAllGradients) {
   ActivationOptions activation{kind, 7.0, 1.702};
   const int64_t T = 45, H = 32, F = 24, E = 6, K = 2;  // rows of 16-byte multiples, as grouped GEMM needs
   StackedExperts w = random_experts(E, H, F, activation.gated(), biases, dtype);
-  auto x = (torch::randn({T, H}, dtype) * (kind == ExpertActivation::kGptOssGlu ? 4.0 : 1.0)).requires_grad_();
+  auto x = (torch::randn({T, H}, dtype) * (kind == Activation::GptOssClampedGlu ? 4.0 : 1.0)).requires_grad_();
   auto logits = torch::randn({T, E});
   logits.index_put_({torch::indexing::Slice(), 2}, -100.0);  // expert 2 gets no tokens
   auto ids = std::get<1>(logits.topk(K, -1));
@@ -114,8 +114,8 @@ TEST_P(GroupedMatchesLoop, ForwardAndAllGradients) {
     grads.insert(grads.begin(), out);
     return grads;
   };
-  auto loop = run(ExpertGemm::kLoop);
-  auto grouped = run(ExpertGemm::kGrouped);
+  auto loop = run(ExpertGemm::Loop);
+  auto grouped = run(ExpertGemm::Grouped);
   const double tol = dtype == torch::kFloat32 ? 1e-5 : 2e-2;
   for (size_t i = 0; i < loop.size(); ++i) {
     auto a = loop[i].to(torch::kFloat32), b = grouped[i].to(torch::kFloat32);
@@ -126,32 +126,32 @@ TEST_P(GroupedMatchesLoop, ForwardAndAllGradients) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Activations, GroupedMatchesLoop,
-                         ::testing::Values(GemmCase{ExpertActivation::kSiluGlu, false, torch::kFloat32},
-                                           GemmCase{ExpertActivation::kGptOssGlu, true, torch::kFloat32},
-                                           GemmCase{ExpertActivation::kGeluTanh, true, torch::kFloat32},
-                                           GemmCase{ExpertActivation::kSiluGlu, false, torch::kBFloat16}));
+                         ::testing::Values(GemmCase{Activation::SiluGlu, false, torch::kFloat32},
+                                           GemmCase{Activation::GptOssClampedGlu, true, torch::kFloat32},
+                                           GemmCase{Activation::GeluNew, true, torch::kFloat32},
+                                           GemmCase{Activation::SiluGlu, false, torch::kBFloat16}));
 
 TEST(ExpertsFunction, GroupedFallsBackToTheLoopForUnalignedShapes) {
   // H = 12 fp32 rows are 48 bytes but F = 10 gives 40: the grouped GEMM cannot run, the loop does.
   torch::manual_seed(5);
-  set_expert_gemm(ExpertGemm::kGrouped);
-  ActivationOptions activation{ExpertActivation::kSiluGlu};
+  set_expert_gemm(ExpertGemm::Grouped);
+  ActivationOptions activation{Activation::SiluGlu};
   StackedExperts w = random_experts(4, 12, 10, true, false, torch::kFloat32);
   auto x = torch::randn({9, 12});
   auto ids = std::get<1>(torch::randn({9, 4}).topk(2, -1));
   auto weights = torch::rand({9, 2});
   auto out = run_experts(x, ids, weights, w, activation);
-  set_expert_gemm(ExpertGemm::kAuto);
+  set_expert_gemm(ExpertGemm::Auto);
   EXPECT_TRUE(torch::allclose(out, run_experts_dense_reference(x, ids, weights, w, activation), 1e-4, 1e-5));
 }
 
 TEST(Router, SoftmaxThenTopKRenormalises) {
   auto logits = torch::tensor({{1.0f, 2.0f, 3.0f, 0.0f}});
-  auto r = route(logits, {RouterKind::kSoftmaxThenTopK, 2, true});
+  auto r = route(logits, {RouterKind::SoftmaxThenTopK, 2, true});
   EXPECT_EQ(r.expert_ids[0][0].item<int64_t>(), 2);
   EXPECT_EQ(r.expert_ids[0][1].item<int64_t>(), 1);
   EXPECT_NEAR(r.weights[0][0].item<float>(), std::exp(3.0) / (std::exp(3.0) + std::exp(2.0)), 1e-6);
-  auto raw = route(logits, {RouterKind::kSoftmaxThenTopK, 2, false});
+  auto raw = route(logits, {RouterKind::SoftmaxThenTopK, 2, false});
   double z = std::exp(0.0) + std::exp(1.0) + std::exp(2.0) + std::exp(3.0);
   EXPECT_NEAR(raw.weights[0][1].item<float>(), std::exp(2.0) / z, 1e-6);
 }
@@ -159,7 +159,7 @@ TEST(Router, SoftmaxThenTopKRenormalises) {
 TEST(Router, SelectionBiasPicksButNeverWeights) {
   auto logits = torch::tensor({{1.0f, 2.0f, 3.0f, 0.0f}});
   auto bias = torch::tensor({0.0f, 0.0f, 0.0f, 12.0f});  // force-route toward expert 3
-  auto r = route(logits, {RouterKind::kSoftmaxThenTopK, 2, false}, bias);
+  auto r = route(logits, {RouterKind::SoftmaxThenTopK, 2, false}, bias);
   EXPECT_EQ(r.expert_ids[0][0].item<int64_t>(), 3);
   double z = std::exp(0.0) + std::exp(1.0) + std::exp(2.0) + std::exp(3.0);
   EXPECT_NEAR(r.weights[0][0].item<float>(), 1.0 / z, 1e-6);  // weight from unbiased probs
@@ -167,7 +167,7 @@ TEST(Router, SelectionBiasPicksButNeverWeights) {
 
 TEST(Router, TopKThenSoftmaxAsGptOss) {
   auto logits = torch::tensor({{0.5f, -1.0f, 2.0f, 1.5f}});
-  auto r = route(logits, {RouterKind::kTopKThenSoftmax, 2, true});
+  auto r = route(logits, {RouterKind::TopKThenSoftmax, 2, true});
   EXPECT_EQ(r.expert_ids[0][0].item<int64_t>(), 2);
   EXPECT_EQ(r.expert_ids[0][1].item<int64_t>(), 3);
   EXPECT_NEAR(r.weights[0][0].item<float>(), 1.0 / (1.0 + std::exp(-0.5)), 1e-6);
@@ -176,7 +176,7 @@ TEST(Router, TopKThenSoftmaxAsGptOss) {
 TEST(Router, SigmoidWithGroupLimit) {
   // 4 experts in 2 groups; group 0 = {0,1}, group 1 = {2,3}. Keep 1 group, pick 2 experts.
   auto logits = torch::tensor({{3.0f, -3.0f, 1.0f, 1.0f}});
-  RouterOptions options{RouterKind::kSigmoid, 2, true, 2.5, 2, 1};
+  RouterOptions options{RouterKind::Sigmoid, 2, true, 2.5, 2, 1};
   auto r = route(logits, options);
   auto ids = r.expert_ids[0];
   // group 1 (sum 2*sigmoid(1)=1.46) beats group 0 (sigmoid(3)+sigmoid(-3)=1.0)
@@ -187,11 +187,11 @@ TEST(Router, SigmoidWithGroupLimit) {
 
 TEST(Router, GradientReachesLogits) {
   auto logits = torch::randn({5, 4}).requires_grad_();
-  auto r = route(logits, {RouterKind::kSoftmaxThenTopK, 2, true});
+  auto r = route(logits, {RouterKind::SoftmaxThenTopK, 2, true});
   r.weights.sum().backward();  // renormalised weights sum to 1 per token: zero gradient
   EXPECT_LT(logits.grad().abs().max().item<float>(), 1e-6);
   auto logits2 = torch::randn({5, 4}).requires_grad_();
-  route(logits2, {RouterKind::kSoftmaxThenTopK, 2, false}).weights.pow(2).sum().backward();
+  route(logits2, {RouterKind::SoftmaxThenTopK, 2, false}).weights.pow(2).sum().backward();
   EXPECT_GT(logits2.grad().abs().max().item<float>(), 1e-4);
 }
 

@@ -45,7 +45,7 @@ TEST(PipelineConfig, StageDefaultsAndInlineRecipe) {
   EXPECT_EQ(c.stats->tokens, 100000);
   EXPECT_EQ(c.analyze->max_new, 8);
   EXPECT_EQ(c.grow->clone, "plan");
-  EXPECT_EQ(c.shared_expert->init, "pca_top4");
+  EXPECT_EQ(surgery::to_string(c.shared_expert->init), "pca_top4");
   EXPECT_DOUBLE_EQ(c.shared_expert->scale, 0.2);
   EXPECT_EQ(c.recipe_label, "/jobs/job.json: recipe");
   EXPECT_EQ(c.eval.block_size, 128);
@@ -69,10 +69,10 @@ TEST(PipelineConfig, ErrorsNameTheField) {
   EXPECT_EQ(error_of(j), "/jobs/job.json: surgery.grow.clone: \"plan\" needs a \"stats\" stage (its analysis chooses the clones)");
   j = minimal();
   j["eval"] = {{"blocksize", 128}};
-  EXPECT_EQ(error_of(j), "/jobs/job.json: eval.blocksize: unknown key");
+  EXPECT_EQ(error_of(j), "/jobs/job.json: eval.blocksize: unknown field");
   j = minimal();
   j["stat"] = true;
-  EXPECT_EQ(error_of(j), "/jobs/job.json: stat: unknown key");
+  EXPECT_EQ(error_of(j), "/jobs/job.json: stat: unknown field");
   j = minimal();
   j["analyze"] = {{"num_new", 2}};
   EXPECT_EQ(error_of(j), "/jobs/job.json: analyze: needs a \"stats\" stage to analyse");

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
+#include "arch/plan.h"
 #include "data/dataset.h"
 #include "model/transformer.h"
 #include "stats/analysis_plots.h"
@@ -17,10 +18,9 @@
 #include "stats/prob_dump.h"
 #include "stats/stats_job.h"
 #include "support/tiny_checkpoint.h"
-#include "surgery/plan.h"
+#include "test_util.h"
 #include "train/selectors.h"
 #include "train/trainable.h"
-#include "test_util.h"
 
 namespace moeforge::stats {
 namespace {
@@ -191,13 +191,13 @@ TEST_F(StatsEndToEnd, AnalyzeChoosesTheCodeExpert) {
     EXPECT_EQ(plan["esft"]["experts"]["1"], Json::array({kCodeExpert}));
     EXPECT_EQ(plan["shared_expert"]["top1"]["1"], Json::array({kCodeExpert}));
     // The surgery engineer's reader accepts the plan for this model and rejects it for another.
-    surgery::SurgeryPlan parsed = surgery::parse_plan(plan, "plan.json");
+    SurgeryPlan parsed = parse_plan(plan, "plan.json");
     ModelSpec spec = model::Transformer::load(options().model)->spec();
-    surgery::check_plan_matches(parsed, spec);
+    check_plan_matches(parsed, spec);
     EXPECT_EQ(parsed.clone.at(1).front(), kCodeExpert);
     Json other = plan;
     other["model"]["num_experts"] = 8;
-    MOEFORGE_EXPECT_ERROR(surgery::check_plan_matches(surgery::parse_plan(other, "plan.json"), spec), "different model");
+    MOEFORGE_EXPECT_ERROR(check_plan_matches(parse_plan(other, "plan.json"), spec), "different model");
     // Training's experts=plan:esft selectors read the same sets.
     auto model = model::Transformer::load(options().model);
     train::SelectorContext ctx{&spec, train::describe_parameters(model->weights(), spec), nullptr, &plan, "plan.json"};

@@ -4,9 +4,9 @@
 #include <nlohmann/json.hpp>
 
 #include "arch/family_adapter.h"
+#include "arch/plan.h"
 #include "surgery/expert_init.h"
 #include "surgery/grow.h"
-#include "surgery/plan.h"
 #include "surgery/surgery_util.h"
 #include "test_util.h"
 

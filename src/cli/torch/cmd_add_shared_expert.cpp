@@ -15,20 +15,23 @@ const CommandRegistrar registrar([](CLI::App& app) {
   auto learned = std::make_shared<bool>(false);
   auto* sub = app.add_subcommand("add-shared-expert", "Add a shared (always-on) expert to every MoE layer");
   sub->add_option("model", *source, "MoE model directory")->required();
-  sub->add_option("--init", o->init, "mean | random | top1 | top1_average | top4_average | pca_topK (default mean)");
-  sub->add_option("--plan,--stats", *plan, "plan/stats JSON with per-layer usage or importance (src/surgery/plan.h)");
+  auto init = std::make_shared<std::string>("mean");
+  auto gate = std::make_shared<std::string>("fixed");
+  sub->add_option("--init", *init, "mean | random | top1 | top1_average | top4_average | pca_topK (default mean)");
+  sub->add_option("--plan,--stats", *plan, "plan/stats JSON with per-layer usage or importance (src/arch/plan.h)");
   sub->add_option("--scale", o->scale, "shared expert output scale (default 0.2; 0 = the original model)");
   sub->add_flag("--learned-scale", *learned, "store the scale as a learned tensor");
-  sub->add_option("--gate", o->gate, "fixed | learned | sigmoid (Qwen2-MoE style; scale folded into down_proj)");
+  sub->add_option("--gate", *gate, "fixed | learned | sigmoid (Qwen2-MoE style; scale folded into down_proj)");
   sub->add_option("--width", o->width, "shared expert width (default: the routed expert width; --init random only)");
   sub->add_option("--random-std", o->random_std, "--init random: std (default 0.02)");
   sub->add_option("--seed", o->seed, "seed (default 0)");
   sub->add_flag("--verify", o->verify, "run both models and print the max logit difference");
   flags->add_to(sub);
-  set_action(sub, [o, flags, source, plan, learned] {
+  set_action(sub, [o, flags, source, plan, learned, init, gate] {
+    o->init = surgery::parse_shared_init(*init);
+    o->gate = *learned ? surgery::SharedGate::Learned : surgery::parse_shared_gate(*gate);
     o->source = *source;
     o->plan = *plan;
-    if (*learned) o->gate = "learned";
     o->out = flags->out;
     o->execute = flags->options();
     surgery::add_shared_expert(*o);

@@ -15,15 +15,19 @@ const CommandRegistrar registrar([](CLI::App& app) {
   auto* sub = app.add_subcommand("grow", "Add experts to a MoE by cloning existing ones (indices never move)");
   sub->add_option("model", *source, "MoE model directory")->required();
   sub->add_option("--clone", o->clone, "LAYER:EXPERT[,..] sources to clone; '*:E' clones E in every MoE layer");
-  sub->add_option("--plan", *plan, "plan JSON with \"clone\" (see src/surgery/plan.h)");
+  sub->add_option("--plan", *plan, "plan JSON with \"clone\" (see src/arch/plan.h)");
   sub->add_option("--router-noise", o->router_noise, "clone router rows: noise std relative to the row RMS (default 0.01)");
-  sub->add_option("--offset", o->offset, "auto | split (bias - log(m+1) for source and clones; routers with a bias) | none");
-  sub->add_option("--router-bias", o->router_bias, "old:VALUE | new:VALUE selection-only bias (stored, removable)");
+  auto offset = std::make_shared<std::string>("auto");
+  auto router_bias = std::make_shared<std::string>();
+  sub->add_option("--offset", *offset, "auto | split (bias - log(m+1) for source and clones; routers with a bias) | none");
+  sub->add_option("--router-bias", *router_bias, "old:VALUE | new:VALUE selection-only bias (stored, removable)");
   sub->add_flag("--dequantize", o->dequantize, "write MXFP4 experts as bf16");
   sub->add_option("--seed", o->seed, "seed (default 0)");
   sub->add_flag("--no-verify", *no_verify, "skip measuring the logit difference original vs grown");
   flags->add_to(sub);
-  set_action(sub, [o, flags, source, plan, no_verify] {
+  set_action(sub, [o, flags, source, plan, no_verify, offset, router_bias] {
+    o->offset = surgery::parse_clone_offset(*offset);
+    o->router_bias = surgery::parse_selection_bias(*router_bias);
     o->source = *source;
     o->plan = *plan;
     o->out = flags->out;

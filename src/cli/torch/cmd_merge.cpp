@@ -19,15 +19,19 @@ const CommandRegistrar registrar([](CLI::App& app) {
   sub->add_option("--expert", *experts, "NAME=DIR, repeated: each model's FFN becomes an expert")->required();
   sub->add_option("--top-k", o->top_k, "experts per token")->required();
   sub->add_option("--to", o->to, "target family: mixtral | qwen3_moe | qwen2_moe | olmoe (default mixtral)");
-  sub->add_option("--non-ffn", o->non_ffn, "average (over the expert models) | base");
-  sub->add_option("--router", o->router, "hidden | random | zero (default hidden with --prompts, else random)");
+  auto non_ffn = std::make_shared<std::string>("average");
+  auto router = std::make_shared<std::string>();
+  sub->add_option("--non-ffn", *non_ffn, "average (over the expert models) | base");
+  sub->add_option("--router", *router, "hidden | random | zero (default hidden with --prompts, else random)");
   sub->add_option("--router-std", o->router_std, "random router: std (default 0.02)");
   sub->add_option("--prompts", o->prompts, "JSON {NAME: [prompts]} for the hidden router");
   sub->add_flag("--shared-expert", o->shared_expert, "qwen2_moe: keep the base FFN as the shared expert");
   sub->add_flag("--no-renormalize", *no_renorm, "norm_topk_prob false (experts scaled by E/K)");
   sub->add_option("--seed", o->seed, "seed (default 0)");
   flags->add_to(sub);
-  set_action(sub, [o, flags, base, experts, no_renorm] {
+  set_action(sub, [o, flags, base, experts, no_renorm, non_ffn, router] {
+    o->non_ffn = surgery::parse_non_ffn(*non_ffn);
+    if (!router->empty()) o->router = surgery::parse_router_init(*router);
     o->base = *base;
     for (const auto& item : *experts) {
       auto eq = item.find('=');

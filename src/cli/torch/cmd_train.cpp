@@ -14,7 +14,7 @@ namespace {
 struct TrainCommand {
   std::string model_dir, data_spec, recipe_path, out_dir, resume_dir, tokenizer_dir, plan_path, device;
   bool list_params = false, no_progress = false, no_tensorboard = false;
-  int64_t threads = 0, stop_after_steps = 0;
+  int64_t threads = 0, stop_after_steps = 0, dump_steps = 0;
 
   int run() const {
     train::TrainOptions o;
@@ -45,6 +45,7 @@ struct TrainCommand {
     o.progress = !no_progress;
     o.tensorboard = !no_tensorboard;
     o.stop_after_steps = stop_after_steps;
+    o.dump_steps = dump_steps;
     train::Trainer trainer(o);
     auto result = trainer.run();
     if (!result.finished) {
@@ -73,6 +74,9 @@ const CommandRegistrar registrar([](CLI::App& app) {
   sub->add_flag("--no-progress", c->no_progress, "no progress output on stderr");
   sub->add_flag("--no-tensorboard", c->no_tensorboard, "do not write TensorBoard event files");
   sub->add_option("--stop-after-steps", c->stop_after_steps, "stop (as if interrupted) after this many steps; for tests")
+      ->group("");
+  sub->add_option("--dump-steps", c->dump_steps,
+                  "debugging: write RUN/dump/step_<i>.safetensors (batch, losses, gradients) for the first N steps")
       ->group("");
   set_action(sub, [c] { return c->run(); });
 });

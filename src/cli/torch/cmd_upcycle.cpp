@@ -16,11 +16,13 @@ const CommandRegistrar registrar([](CLI::App& app) {
   sub->add_option("--experts", o->num_experts, "number of experts per MoE layer")->required();
   sub->add_option("--top-k", o->top_k, "experts per token")->required();
   sub->add_option("--to", o->to, "target family: mixtral | qwen3_moe | qwen2_moe | olmoe")->required();
-  sub->add_option("--method", o->method, "copy | noise | drop | granular (default copy)");
+  auto method = std::make_shared<std::string>("copy");
+  auto router = std::make_shared<std::string>("zero");
+  sub->add_option("--method", *method, "copy | noise | drop | granular (default copy)");
   sub->add_option("--noise-std", o->noise_std, "noise: std relative to each matrix's RMS (default 0.01)");
   sub->add_option("--drop-ratio", o->drop_ratio, "drop: fraction of intermediate units re-initialised (default 0.5)");
   sub->add_option("--granularity", o->granularity, "granular: slices of the FFN width per copy");
-  sub->add_option("--router", o->router, "router init: zero | random | hidden (default zero)");
+  sub->add_option("--router", *router, "router init: zero | random | hidden (default zero)");
   sub->add_option("--router-std", o->router_std, "random router: std (default 0.02)");
   sub->add_option("--prompts", o->prompts, "hidden router: JSON of per-expert prompts");
   sub->add_option("--layers", o->layers, "layers to upcycle: all | 0,2,4-7 (qwen*_moe targets)");
@@ -29,7 +31,9 @@ const CommandRegistrar registrar([](CLI::App& app) {
                 "keep norm_topk_prob false (olmoe/qwen*_moe); experts are scaled by E/K so copy stays exact");
   sub->add_flag("--verify", o->verify, "run dense and MoE models and print the max logit difference");
   flags->add_to(sub);
-  set_action(sub, [o, flags, source, no_renorm] {
+  set_action(sub, [o, flags, source, no_renorm, method, router] {
+    o->method = surgery::parse_upcycle_method(*method);
+    o->router = surgery::parse_router_init(*router);
     o->source = *source;
     o->out = flags->out;
     o->renormalize = !*no_renorm;

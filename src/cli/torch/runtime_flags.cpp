@@ -26,9 +26,9 @@ model::LoadOptions RuntimeFlags::load_options() const {
   options.device = model::parse_device(device);
   if (expert_gemm == "grouped" && !model::grouped_gemm_available())
     fail("--expert-gemm grouped: this libtorch has no grouped GEMM (at::_grouped_mm needs torch >= 2.8)");
-  model::set_expert_gemm(expert_gemm == "loop"      ? model::ExpertGemm::kLoop
-                         : expert_gemm == "grouped" ? model::ExpertGemm::kGrouped
-                                                    : model::ExpertGemm::kAuto);
+  model::set_expert_gemm(expert_gemm == "loop"      ? model::ExpertGemm::Loop
+                         : expert_gemm == "grouped" ? model::ExpertGemm::Grouped
+                                                    : model::ExpertGemm::Auto);
   return options;
 }
 

@@ -17,6 +17,11 @@ nlohmann::json tiny_config(const std::string& model_type, const nlohmann::json& 
   if (model_type == "gpt_oss")
     config.update({{"num_local_experts", 4}, {"num_experts_per_tok", 2}, {"head_dim", 8}, {"sliding_window", 4},
                    {"intermediate_size", 32}, {"layer_types", {"sliding_attention", "full_attention"}}});
+  if (model_type == "deepseek_v3")  // latent attention, a dense first layer, grouped sigmoid routing
+    config.update({{"n_routed_experts", 4}, {"num_experts_per_tok", 2}, {"n_group", 2}, {"topk_group", 1},
+                   {"moe_intermediate_size", 16}, {"first_k_dense_replace", 1}, {"num_key_value_heads", 4},
+                   {"q_lora_rank", 16}, {"kv_lora_rank", 8}, {"qk_nope_head_dim", 8}, {"qk_rope_head_dim", 4},
+                   {"v_head_dim", 12}, {"routed_scaling_factor", 2.5}});
   config.update(extra);
   return config;
 }

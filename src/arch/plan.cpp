@@ -1,12 +1,12 @@
 // Plan file parsing and identity checks (schema in plan.h).
-#include "surgery/plan.h"
+#include "arch/plan.h"
 
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
 #include "io/checkpoint_store.h"
 
-namespace moeforge::surgery {
+namespace moeforge {
 namespace {
 
 int64_t layer_key(const std::string& key, const std::string& where) {
@@ -107,4 +107,4 @@ void check_plan_matches(const SurgeryPlan& plan, const ModelSpec& spec) {
     }
 }
 
-}  // namespace moeforge::surgery
+}  // namespace moeforge

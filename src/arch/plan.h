@@ -1,4 +1,5 @@
-// Plan files: how `analyze` (stats) talks to `grow` and `add-shared-expert`. Schema, version 1:
+// Plan files: how `analyze` (stats) talks to `grow`, `add-shared-expert` and `train`; below every
+// job that reads or writes them. Schema, version 1:
 //   {
 //     "version": 1,
 //     "model": {"model_type": "gpt_oss", "num_layers": 24, "num_experts": 32, "hidden_size": 2880},
@@ -20,7 +21,7 @@
 
 #include "arch/model_spec.h"
 
-namespace moeforge::surgery {
+namespace moeforge {
 
 struct ModelIdentity {
   std::string model_type;
@@ -45,4 +46,4 @@ SurgeryPlan parse_plan(const nlohmann::json& root, const std::string& label);
 // checks every layer/expert index the plan names against the spec.
 void check_plan_matches(const SurgeryPlan& plan, const ModelSpec& spec);
 
-}  // namespace moeforge::surgery
+}  // namespace moeforge
