@@ -13,8 +13,10 @@ Position Position::from_json(const nlohmann::json& j) {
 }
 
 uint64_t Batch::targets() const {
+  // Position 0 of a row is never predicted (nothing precedes it), whatever its mask says.
   uint64_t n = 0;
-  for (uint8_t m : loss_mask) n += m;
+  for (size_t i = 0; i < loss_mask.size(); ++i)
+    if (block_size <= 0 || i % static_cast<size_t>(block_size) != 0) n += loss_mask[i];
   return n;
 }
 

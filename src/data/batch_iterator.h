@@ -41,7 +41,7 @@ struct Batch {
   std::vector<int32_t> domains;     // [batch_size] index into Dataset::domains()
   std::vector<uint32_t> block_indices;  // [batch_size] natural block index of each row
   Position start;                   // position before this batch
-  uint64_t targets() const;         // number of mask-1 tokens
+  uint64_t targets() const;         // mask-1 tokens the next-token loss predicts (each row's position 0 excluded)
 };
 
 class BatchIterator {
