@@ -1,5 +1,6 @@
-// The training loop: phases, micro-batches, losses, probe, NaN guard, checkpoints, metrics, export.
-// What each phase trains is resolved first (training_plan.h); checkpoint files are run_checkpoint.h.
+// The training loop: phases, micro-batches, losses, probe, NaN guard, export. What each phase trains is
+// resolved first (training_plan.h); the state a checkpoint carries is training_state.h, a step's
+// metrics record step_record.h, the run directory's own files run_dir.h.
 #include "train/trainer.h"
 
 #include <torch/torch.h>
@@ -14,8 +15,6 @@
 #include "common/strings.h"
 #include "data/batch_iterator.h"
 #include "data/data_spec.h"
-#include "io/atomic_file.h"
-#include "io/checkpoint_store.h"
 #include "model/device.h"
 #include "model/tensor_table.h"
 #include "train/export.h"
@@ -24,36 +23,27 @@
 #include "train/optimizer.h"
 #include "train/rng_state.h"
 #include "train/run_checkpoint.h"
+#include "train/run_dir.h"
 #include "train/schedule.h"
 #include "train/step_dump.h"
+#include "train/step_record.h"
 #include "train/trainable.h"
 #include "train/training_plan.h"
+#include "train/training_state.h"
 
 namespace moeforge::train {
 
 namespace fs = std::filesystem;
 
-namespace {
-
-struct StepStats {
-  double ce_sum = 0, lb = 0, z = 0;
-  int64_t targets = 0, tokens = 0;
-  std::vector<torch::Tensor> counts;  // per MoE layer [E]
-  std::vector<double> lb_per_layer;
-};
-
-}  // namespace
-
 struct Trainer::Impl {
   TrainOptions o;
   TrainingPlan plan;
   model::Transformer* model = nullptr;
-  RunState st;
-  bool resumed = false;
+  TrainingState state;
+  RunState& st = state.run;
+  std::map<int64_t, torch::Tensor>& aux_bias = state.aux_bias;
   std::optional<RunState> checkpoint;  // loaded for resume, consumed by the phase it belongs to
-  std::vector<torch::Tensor> router0;  // per layer (undefined for dense layers)
-  std::map<int64_t, torch::Tensor> aux_bias;  // MoE layer -> [E] aux-loss-free selection bias (on the device)
-  std::map<std::string, torch::Tensor> masters;  // precision bf16: fp32 masters of trained tensors
+  std::vector<torch::Tensor> router0;  // per MoE layer, fp32, as the run started
   std::unique_ptr<MetricsLog> metrics;
   TrainResult result;
 
@@ -99,19 +89,7 @@ struct Trainer::Impl {
     auto loss = ce_sum / static_cast<double>(std::max<int64_t>(total_targets, 1)) +
                 (rl.lb * phase.losses.lb_coef + rl.z * phase.losses.z_coef) / static_cast<double>(accum);
     loss.backward();
-    stats.ce_sum += ce_sum.item<double>();
-    stats.lb += rl.lb.item<double>() / static_cast<double>(accum);
-    stats.z += rl.z.item<double>() / static_cast<double>(accum);
-    stats.tokens += real_N.sum().item<int64_t>();
-    if (stats.counts.empty()) {
-      stats.counts = rl.counts;
-      stats.lb_per_layer = rl.lb_per_layer;
-    } else {
-      for (size_t i = 0; i < rl.counts.size(); ++i) {
-        stats.counts[i] = stats.counts[i] + rl.counts[i];
-        stats.lb_per_layer[i] += rl.lb_per_layer[i];
-      }
-    }
+    stats.add(ce_sum.item<double>(), real_N.sum().item<int64_t>(), rl, accum);
   }
 
   // Before a phase: one forward/backward on the first micro-batch; every selected tensor (and
@@ -167,45 +145,7 @@ struct Trainer::Impl {
   }
 
   void save(const TrainableSet* set, const Optimizer* opt) {
-    RunState s = st;
-    if (set) merge_selection(s.changed, set->changed());
-    std::map<std::string, torch::Tensor*> by_name;
-    model::for_each_parameter(model->weights(), [&](const std::string& name, torch::Tensor& t) { by_name[name] = &t; });
-    // Trained tensors at full precision: the fp32 master where the model holds a bf16 copy.
-    for (const auto& [name, mask] : s.changed) {
-      auto m = masters.find(name);
-      s.tensors["model." + name] = (m != masters.end() ? m->second : *by_name.at(name)).detach();
-    }
-    if (set) {
-      for (const auto& leaf : set->leaves())
-        if (!by_name.count(leaf.name)) s.tensors["leaf." + leaf.name] = leaf.tensor.detach();
-    }
-    if (opt) {
-      for (const auto& [slot, t] : opt->state()) s.tensors["opt." + slot] = t;
-      s.optimizer_steps = opt->steps();
-    }
-    for (const auto& [key, t] : rng_state(model->device())) s.tensors[key] = t;
-    for (const auto& [l, b] : aux_bias) s.tensors["aux_free." + std::to_string(l)] = b;
-    save_checkpoint(o.out_dir, s, plan.recipe.keep_checkpoints);
-  }
-
-  void restore_model(const RunState& cp) {
-    std::map<std::string, torch::Tensor*> by_name;
-    model::for_each_parameter(model->weights(), [&](const std::string& name, torch::Tensor& t) { by_name[name] = &t; });
-    torch::NoGradGuard no_grad;
-    for (const auto& [key, t] : cp.tensors) {
-      if (starts_with(key, "model.")) {
-        auto it = by_name.find(key.substr(6));
-        if (it == by_name.end() || it->second->sizes() != t.sizes())
-          fail(o.out_dir.string(), ": checkpoint tensor '", key, "' does not match the model");
-        it->second->copy_(t);
-        if (it->second->scalar_type() != torch::kFloat32) masters[it->first] = t.to(model->device(), torch::kFloat32);
-      } else if (starts_with(key, "aux_free.")) {
-        aux_bias[std::stoll(key.substr(9))] = t.to(model->device());
-      }
-    }
-    if (!cp.tensors.count("rng.cpu")) fail(o.out_dir.string(), ": checkpoint has no rng.cpu state");
-    set_rng_state(model->device(), cp.tensors);
+    state.save(o.out_dir, plan.recipe.keep_checkpoints, model->weights(), model->device(), set, opt);
   }
 
   void run_phase(size_t p) {
@@ -221,7 +161,7 @@ struct Trainer::Impl {
     if (dataset.num_blocks(data::Split::Train) == 0) fail(o.data_spec, ": no training blocks of ", phase.seq_len, " tokens");
     data::BatchIterator it(dataset, data::Split::Train, {phase.batch_size, r.seed + p, true, true});
 
-    TrainableOptions topts{phase.method, phase.lora, phase.optimizer, plan.groups[p], &masters};
+    TrainableOptions topts{phase.method, phase.lora, phase.optimizer, plan.groups[p], &state.masters};
     const bool mid_phase = checkpoint && checkpoint->phase == static_cast<int64_t>(p) && checkpoint->step_in_phase > 0;
     TrainableSet set(model->weights(), model->spec(), plan.selections[p], topts);
     Optimizer opt(phase.optimizer);
@@ -229,16 +169,7 @@ struct Trainer::Impl {
     if (mid_phase) {
       s0 = checkpoint->step_in_phase;
       it.seek(checkpoint->data_position);
-      torch::NoGradGuard no_grad;
-      std::map<std::string, torch::Tensor> opt_state;
-      for (auto& leaf : set.leaves()) {
-        auto found = checkpoint->tensors.find("leaf." + leaf.name);
-        if (found != checkpoint->tensors.end()) leaf.tensor.copy_(found->second);
-      }
-      for (const auto& [key, t] : checkpoint->tensors)
-        if (starts_with(key, "opt.")) opt_state[key.substr(4)] = t.to(model->device());
-      opt.load_state(opt_state, checkpoint->optimizer_steps, o.out_dir.string());
-      set_rng_state(model->device(), checkpoint->tensors);
+      TrainingState::restore_phase(*checkpoint, set, opt, model->device(), o.out_dir.string());
     } else {
       probe(set, it, p);
     }
@@ -314,46 +245,11 @@ struct Trainer::Impl {
 
   void log_step(size_t p, int64_t s, double loss, double ce, const StepStats& stats, double lr, double grad_norm, double tps,
                 bool skipped) {
-    nlohmann::json rec = {{"step", st.global_step}, {"phase", plan.recipe.phases[p].name}, {"phase_step", s + 1},
-                          {"loss", loss}, {"ce", ce}, {"lb", stats.lb}, {"z", stats.z}, {"lr", lr}, {"grad_norm", grad_norm},
-                          {"tokens", stats.tokens}, {"tokens_per_s", tps}};
-    if (skipped) rec["skipped"] = true;
-    if (!stats.counts.empty()) {
-      nlohmann::json load = nlohmann::json::array(), bal = nlohmann::json::array(), drift = nlohmann::json::array();
-      nlohmann::json drift_abs = nlohmann::json::array();
-      double bal_sum = 0, drift_sum = 0, drift_abs_sum = 0;
-      const auto layers = moe_layers();
-      for (size_t i = 0; i < stats.counts.size(); ++i) {
-        auto c = stats.counts[i].to(torch::kCPU, torch::kFloat64);
-        auto frac = c / std::max(1.0, c.sum().item<double>());
-        load.push_back(std::vector<double>(frac.data_ptr<double>(), frac.data_ptr<double>() + frac.numel()));
-        const double b = balance(stats.counts[i]);
-        bal.push_back(b);
-        bal_sum += b;
-        const std::string router_name = model::canonical_name(layers[i], "router");
-        auto m = masters.find(router_name);
-        const auto now = (m != masters.end() ? m->second : model->weights().layers[layers[i]].router).to(torch::kFloat32);
-        const auto& start = router0[layers[i]];
-        // Relative to the larger norm, so an upcycled router that starts at zero reads 1, not 1e12.
-        const double scale = std::max({start.norm().item<double>(), now.detach().norm().item<double>(), 1e-12});
-        const double change = (now.detach() - start).norm().item<double>();
-        const double d = change / scale;
-        drift.push_back(d);
-        drift_sum += d;
-        drift_abs.push_back(change);  // what the relative form hides for a router that started at zero
-        drift_abs_sum += change;
-      }
-      const double n = static_cast<double>(stats.counts.size());
-      rec["balance"] = bal_sum / n;
-      rec["router_drift"] = drift_sum / n;
-      rec["balance_per_layer"] = bal;
-      rec["router_drift_per_layer"] = drift;
-      rec["router_drift_abs"] = drift_abs_sum / n;
-      rec["router_drift_abs_per_layer"] = drift_abs;
-      rec["lb_per_layer"] = stats.lb_per_layer;
-      rec["load"] = load;
-    }
-    metrics->log(rec);
+    StepScalars scalars{st.global_step, s + 1, plan.recipe.phases[p].name, loss, ce, lr, grad_norm, tps, skipped};
+    std::vector<torch::Tensor> routers_now;
+    for (int64_t l : moe_layers())
+      routers_now.push_back(state.full_precision(model::canonical_name(l, "router"), model->weights().layers[l].router));
+    metrics->log(step_record(scalars, stats, router0, routers_now));
   }
 
   bool stopped = false;
@@ -361,31 +257,11 @@ struct Trainer::Impl {
 
 Trainer::Trainer(TrainOptions options) : impl_(std::make_unique<Impl>()), options_(std::move(options)) {}
 Trainer::~Trainer() = default;
-const std::map<std::string, torch::Tensor>& Trainer::masters() const { return impl_->masters; }
+const std::map<std::string, torch::Tensor>& Trainer::masters() const { return impl_->state.masters; }
 
 TrainResult Trainer::run() {
   Impl& I = *impl_;
-  TrainOptions o = options_;
-  if (o.out_dir.empty()) fail("train: --out RUN_DIR is required");
-  const fs::path run_json = o.out_dir / "run.json";
-  if (o.resume) {
-    if (!fs::exists(run_json)) fail(o.out_dir.string(), ": not a training run directory (no run.json)");
-    auto run = read_json_file(run_json);
-    if (o.model_dir.empty()) o.model_dir = run.at("model").get<std::string>();
-    if (o.data_spec.empty()) o.data_spec = run.at("data").get<std::string>();
-    if (o.tokenizer_dir.empty()) o.tokenizer_dir = run.at("tokenizer").get<std::string>();
-    if (o.analysis_plan.empty() && run.contains("plan")) o.analysis_plan = run.at("plan").get<std::string>();
-    if (o.device.empty() && run.contains("device")) o.device = run.at("device").get<std::string>();
-    o.recipe = read_json_file(o.out_dir / "recipe.json");
-    o.recipe_label = (o.out_dir / "recipe.json").string();
-  } else if (fs::exists(o.out_dir / "checkpoints") || fs::exists(run_json)) {
-    fail(o.out_dir.string(), " already holds a training run; continue it with --resume ", o.out_dir.string(),
-         " or choose another --out");
-  }
-  if (o.tokenizer_dir.empty()) o.tokenizer_dir = o.model_dir;
-  if (o.device.empty()) o.device = "cpu";
-  // Absolute, so run.json (and --resume) mean the same files from any working directory.
-  if (!o.data_spec.empty()) o.data_spec = data::resolve_data_spec(fs::current_path(), o.data_spec);
+  const TrainOptions o = resolve_run_options(options_);
   I.o = o;
   // Validate the recipe before loading anything large.
   Recipe precheck = parse_recipe(o.recipe, o.recipe_label);
@@ -397,28 +273,17 @@ TrainResult Trainer::run() {
   model_ = model::Transformer::load(o.model_dir, load);
   I.model = model_.get();
   I.plan = make_training_plan(*model_, o.recipe, o.recipe_label, o.model_dir, o.analysis_plan);
-  for (const auto& L : model_->weights().layers) I.router0.push_back(L.router.defined() ? L.router.detach().to(torch::kFloat32, /*non_blocking=*/false, /*copy=*/true) : torch::Tensor());
+  for (int64_t l : I.moe_layers())
+    I.router0.push_back(model_->weights().layers[l].router.detach().to(torch::kFloat32, /*non_blocking=*/false, /*copy=*/true));
   if (o.resume) I.checkpoint = load_latest_checkpoint(o.out_dir);
   if (I.checkpoint) {
-    I.st.phase = I.checkpoint->phase;
-    I.st.step_in_phase = I.checkpoint->step_in_phase;
-    I.st.global_step = I.checkpoint->global_step;
-    I.st.data_position = I.checkpoint->data_position;
-    I.st.bad_streak = I.checkpoint->bad_streak;
-    I.st.changed = I.checkpoint->changed;
-    I.restore_model(*I.checkpoint);
-    // Changed tensors of the interrupted phase are restored above; the phase adds them again at its end.
+    I.state.restore(*I.checkpoint, model_->weights(), model_->device(), o.out_dir.string());
     std::cerr << "moeforge: resuming " << o.out_dir.string() << " at step " << I.st.global_step << " (phase "
               << I.st.phase << ", step " << I.st.step_in_phase << ")\n";
   } else {
     if (o.resume) std::cerr << "moeforge: " << o.out_dir.string() << " has no checkpoint yet; starting from the beginning\n";
     torch::manual_seed(I.plan.recipe.seed);
-    fs::create_directories(o.out_dir);
-    nlohmann::json run = {{"model", fs::absolute(o.model_dir).string()}, {"data", o.data_spec},
-                          {"tokenizer", fs::absolute(o.tokenizer_dir).string()}, {"device", o.device}, {"moeforge_train", 1}};
-    if (!o.analysis_plan.empty()) run["plan"] = fs::absolute(o.analysis_plan).string();
-    write_file_atomic(run_json, run.dump(2) + "\n");
-    write_file_atomic(o.out_dir / "recipe.json", o.recipe.dump(2) + "\n");
+    write_run_files(o);
   }
   I.metrics = std::make_unique<MetricsLog>(o.out_dir, o.resume ? I.st.global_step : -1, MetricsOptions{o.tensorboard, o.progress});
   for (size_t p = static_cast<size_t>(I.st.phase); p < I.plan.recipe.phases.size(); ++p) {
@@ -433,21 +298,10 @@ TrainResult Trainer::run() {
   // Exported at full precision: the fp32 masters stand in for the model's bf16 copies.
   model::ModelWeights exported = model_->weights();
   model::for_each_parameter(exported, [&](const std::string& name, torch::Tensor& t) {
-    auto m = I.masters.find(name);
-    if (m != I.masters.end()) t = m->second;
+    t = I.state.full_precision(name, t);
   });
   I.result.trainable = write_trainable(model_->spec(), exported, I.st.changed, o.out_dir / "trainable.safetensors");
-  if (!I.aux_bias.empty()) {
-    nlohmann::json biases = nlohmann::json::object();
-    for (const auto& [l, b] : I.aux_bias) {
-      auto c = b.to(torch::kCPU, torch::kFloat64).contiguous();
-      biases[std::to_string(l)] = std::vector<double>(c.data_ptr<double>(), c.data_ptr<double>() + c.numel());
-    }
-    write_file_atomic(o.out_dir / "selection_bias.json", nlohmann::json{{"layers", biases}}.dump(2) + "\n");
-  }
-  nlohmann::json summary = {{"steps", I.st.global_step}, {"trainable", I.result.trainable},
-                            {"changed", selection_to_json(I.st.changed)}};
-  write_file_atomic(o.out_dir / "summary.json", summary.dump(2) + "\n");
+  write_run_summary(o.out_dir, I.st.global_step, I.result.trainable, I.st.changed, I.aux_bias);
   I.result.steps = I.st.global_step;
   I.result.finished = true;
   I.result.out_dir = o.out_dir;
