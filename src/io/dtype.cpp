@@ -102,3 +102,31 @@ uint16_t float_to_fp16(float value) {
 }
 
 }  // namespace moeforge
+
+namespace moeforge {
+namespace {
+
+// True when no element has an all-ones exponent (inf or NaN). memcpy keeps unaligned reads legal.
+template <typename Bits>
+bool exponents_finite(const uint8_t* data, uint64_t count, Bits exponent_mask) {
+  for (uint64_t i = 0; i < count; ++i) {
+    Bits bits;
+    std::memcpy(&bits, data + i * sizeof(Bits), sizeof(Bits));
+    if ((bits & exponent_mask) == exponent_mask) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+bool all_finite(const uint8_t* data, uint64_t count, DType dtype) {
+  switch (dtype) {
+    case DType::F64: return exponents_finite<uint64_t>(data, count, 0x7FF0000000000000ull);
+    case DType::F32: return exponents_finite<uint32_t>(data, count, 0x7F800000u);
+    case DType::F16: return exponents_finite<uint16_t>(data, count, 0x7C00u);
+    case DType::BF16: return exponents_finite<uint16_t>(data, count, 0x7F80u);
+    default: return true;
+  }
+}
+
+}  // namespace moeforge

@@ -24,6 +24,10 @@ std::string_view dtype_name(DType dtype);
 std::optional<DType> parse_dtype(std::string_view name);
 bool dtype_is_float(DType dtype);
 
+// Whether every element of `count` values of a float dtype (F64/F32/F16/BF16) stored at `data` is
+// finite, read in place from the exponent bits (no copy, no conversion). Other dtypes: true.
+bool all_finite(const uint8_t* data, uint64_t count, DType dtype);
+
 // Scalar conversions used by the dequantiser and by tests (round-to-nearest-even for bf16).
 float bf16_to_float(uint16_t bits);
 uint16_t float_to_bf16(float value);

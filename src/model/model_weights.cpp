@@ -8,6 +8,7 @@
 #include "arch/validate_store.h"
 #include "common/error.h"
 #include "io/checkpoint_store.h"
+#include "io/dtype.h"
 #include "model/tensor_table.h"
 #include "tensor/torch_bridge.h"
 
@@ -17,46 +18,125 @@ namespace {
 
 using Role = TensorRole;
 
+// Every tensor arrives in the run dtype and device without a transient whole-model copy: a stored
+// tensor already in the run dtype on CPU is a zero-copy view of the mapping (shared, evictable page
+// cache); anything else is converted tensor by tensor. Copies stay where the runtime layout differs
+// from the file's: [gate; up] rows of dense and shared MLPs, per-expert files stacked into [E, ...],
+// GPT-OSS's interleaved/transposed experts, and MXFP4 (dequantised one expert at a time).
 struct Loader {
   const ModelSpec& spec;
   const CheckpointStore& store;
   const LoadOptions& options;
 
-  torch::Tensor finish(torch::Tensor t, const std::string& name) const {
-    if (options.check_finite && t.is_floating_point() && !torch::isfinite(t).all().item<bool>())
+  torch::TensorOptions run_options() const { return torch::TensorOptions().dtype(options.dtype).device(options.device); }
+
+  // The stored tensor as torch, read-only (a view of the mapping), checked for NaN/inf in place.
+  torch::Tensor source(const std::string& name) const {
+    StoredTensor t = store.tensor(name);
+    if (options.check_finite && !all_finite(t.bytes().data, t.info->num_elements(), t.info->dtype))
       fail(store.directory().string(), ": tensor '", name, "' contains NaN or infinite values");
-    return t.to(options.device, options.dtype);
+    return view_tensor(t);
+  }
+  torch::Tensor source(Role r, int64_t layer, int64_t expert = -1) const { return source(tensor_name(spec, r, layer, expert)); }
+
+  // A whole stored tensor in the run dtype and device: the view itself when nothing must change.
+  torch::Tensor whole(const std::string& name) const {
+    torch::Tensor view = source(name);
+    StoredTensor t = store.tensor(name);
+    if (options.map_frozen && options.device.is_cpu() && view.scalar_type() == options.dtype && view_is_aligned(t))
+      return view;
+    return view.to(options.device, options.dtype, /*non_blocking=*/false, /*copy=*/true);
   }
   // The tensor of `role` at `layer` when the spec has it, else undefined.
   torch::Tensor role(Role r, int64_t layer = -1) const {
     if (!spec_has_role(spec, r, layer)) return {};
-    std::string name = tensor_name(spec, r, layer);
-    return finish(load_tensor(store.tensor(name), torch::kFloat32), name);
+    return whole(tensor_name(spec, r, layer));
   }
-  torch::Tensor floats(const std::vector<float>& values, std::vector<int64_t> shape, const std::string& what) const {
-    if (values.empty()) return {};
-    auto t = torch::from_blob(const_cast<float*>(values.data()), shape, torch::kFloat32).clone();
-    return finish(t, what);
+  // Rows [first; second] in one private tensor (the canonical [gate; up]), converted part by part.
+  torch::Tensor rows(const torch::Tensor& first, const torch::Tensor& second) const {
+    std::vector<int64_t> shape = first.sizes().vec();
+    shape[0] += second.size(0);
+    torch::Tensor out = torch::empty(shape, run_options());
+    out.narrow(0, 0, first.size(0)).copy_(first);
+    out.narrow(0, first.size(0), second.size(0)).copy_(second);
+    return out;
   }
-  // Canonical MLP from gate/up/down vectors: w_in = [gate; up] (or up alone when ungated).
-  MlpWeights mlp(const moeforge::ExpertWeights& w, const std::string& what) const {
-    const int64_t H = w.hidden_size, F = w.intermediate_size;
+  // A dense or shared MLP from its roles: w_in = [gate; up] (up alone when ungated), w_out = down.
+  MlpWeights mlp(int64_t layer, Role gate, Role up, Role down, Role gate_bias, Role up_bias, Role down_bias) const {
     MlpWeights out;
-    auto up = floats(w.up, {F, H}, what + " up");
-    if (!w.gate.empty()) {
-      out.w_in = torch::cat({floats(w.gate, {F, H}, what + " gate"), up}, 0);
-      if (!w.gate_bias.empty() || !w.up_bias.empty()) {
-        auto gb = w.gate_bias.empty() ? torch::zeros({F}, up.options()) : floats(w.gate_bias, {F}, what + " gate bias");
-        auto ub = w.up_bias.empty() ? torch::zeros({F}, up.options()) : floats(w.up_bias, {F}, what + " up bias");
-        out.b_in = torch::cat({gb, ub}, 0);
+    const bool gated = spec_has_role(spec, gate, layer);
+    const bool has_gb = spec_has_role(spec, gate_bias, layer), has_ub = spec_has_role(spec, up_bias, layer);
+    if (gated) {
+      out.w_in = rows(source(gate, layer), source(up, layer));
+      if (has_gb || has_ub) {
+        const int64_t F = role_shape(spec, up)[0];
+        auto zeros = torch::zeros({F}, torch::kFloat32);
+        out.b_in = rows(has_gb ? source(gate_bias, layer) : zeros, has_ub ? source(up_bias, layer) : zeros);
       }
     } else {
-      out.w_in = up;
-      if (!w.up_bias.empty()) out.b_in = floats(w.up_bias, {F}, what + " up bias");
+      out.w_in = role(up, layer);
+      if (has_ub) out.b_in = role(up_bias, layer);
     }
-    out.w_out = floats(w.down, {H, F}, what + " down");
-    if (!w.down_bias.empty()) out.b_out = floats(w.down_bias, {H}, what + " down bias");
+    out.w_out = role(down, layer);
+    if (spec_has_role(spec, down_bias, layer)) out.b_out = role(down_bias, layer);
     return out;
+  }
+
+  // The routed experts of MoE layer `l`, stacked: w_in [E, R, H] (gate rows, then up), w_out [E, H, F].
+  StackedExperts experts(int64_t l) const {
+    const int64_t E = spec.moe.num_experts, H = spec.hidden_size, F = spec.moe.moe_intermediate_size;
+    const int64_t R = spec.activation == Activation::GeluNew ? F : 2 * F;
+    StackedExperts out;
+    switch (spec.moe.layout) {
+      case ExpertLayout::FusedConcat:  // gate_up [E, 2F, H], down [E, H, F]: the runtime layout
+        out.w_in = whole(tensor_name(spec, Role::ExpertsGateUp, l));
+        out.w_out = whole(tensor_name(spec, Role::ExpertsDown, l));
+        break;
+      case ExpertLayout::FusedInterleaved: {  // gate_up [E, H, 2F] (gate, up interleaved), down [E, F, H]
+        out.w_in = torch::empty({E, R, H}, run_options());
+        out.w_in.view({E, 2, F, H}).copy_(source(Role::ExpertsGateUp, l).view({E, H, F, 2}).permute({0, 3, 2, 1}));
+        out.w_out = torch::empty({E, H, F}, run_options());
+        out.w_out.copy_(source(Role::ExpertsDown, l).transpose(1, 2));
+        break;
+      }
+      case ExpertLayout::PerExpert:
+        out.w_in = torch::empty({E, R, H}, run_options());
+        out.w_out = torch::empty({E, H, F}, run_options());
+        for (int64_t e = 0; e < E; ++e) {
+          if (R == 2 * F) {
+            out.w_in[e].narrow(0, 0, F).copy_(source(Role::ExpertGate, l, e));
+            out.w_in[e].narrow(0, F, F).copy_(source(Role::ExpertUp, l, e));
+          } else {
+            out.w_in[e].copy_(source(Role::ExpertUp, l, e));
+          }
+          out.w_out[e].copy_(source(Role::ExpertDown, l, e));
+        }
+        break;
+      case ExpertLayout::Mxfp4:  // dequantised one expert at a time, straight into the stack
+        out.w_in = torch::empty({E, R, H}, run_options());
+        out.w_out = torch::empty({E, H, F}, run_options());
+        for (int64_t e = 0; e < E; ++e) {
+          moeforge::ExpertWeights w = read_expert(spec, store, l, e);
+          const std::string what = "layer " + std::to_string(l) + " expert " + std::to_string(e);
+          out.w_in[e].narrow(0, 0, F).copy_(dequantized(w.gate, {F, H}, what + " gate"));
+          out.w_in[e].narrow(0, F, F).copy_(dequantized(w.up, {F, H}, what + " up"));
+          out.w_out[e].copy_(dequantized(w.down, {H, F}, what + " down"));
+        }
+        break;
+    }
+    // Fused layouts keep biases as gate_up [E, 2F] interleaved and down [E, H] (expert_io's reading).
+    if (spec.moe.expert_bias && spec.moe.layout != ExpertLayout::PerExpert) {
+      out.b_in = torch::empty({E, 2 * F}, run_options());
+      out.b_in.view({E, 2, F}).copy_(source(Role::ExpertsGateUpBias, l).view({E, F, 2}).permute({0, 2, 1}));
+      out.b_out = whole(tensor_name(spec, Role::ExpertsDownBias, l));
+    }
+    return out;
+  }
+  // Decoded floats (MXFP4) as a CPU tensor borrowing `values`, checked for NaN/inf.
+  torch::Tensor dequantized(std::vector<float>& values, std::vector<int64_t> shape, const std::string& what) const {
+    if (options.check_finite && !all_finite(reinterpret_cast<const uint8_t*>(values.data()), values.size(), DType::F32))
+      fail(store.directory().string(), ": ", what, " contains NaN or infinite values");
+    return torch::from_blob(values.data(), shape, torch::kFloat32);
   }
 };
 
@@ -89,27 +169,29 @@ ModelWeights load_model_weights(const ModelSpec& spec, const CheckpointStore& st
   if (spec.tie_word_embeddings) w.lm_head = w.embed;
   for (int64_t l = 0; l < spec.num_layers; ++l) {
     LayerWeights& L = w.layers[l];
-    const std::string where = "layer " + std::to_string(l);
     if (!spec.is_moe[l]) {
-      L.mlp = load.mlp(read_dense_mlp(spec, store, l), where + " MLP");
+      L.mlp = load.mlp(l, Role::MlpGate, Role::MlpUp, Role::MlpDown, Role::MlpGateBias, Role::MlpUpBias, Role::MlpDownBias);
       continue;
     }
-    std::vector<torch::Tensor> w_in, b_in, w_out, b_out;
-    for (int64_t e = 0; e < spec.moe.num_experts; ++e) {
-      MlpWeights expert = load.mlp(read_expert(spec, store, l, e), where + " expert " + std::to_string(e));
-      w_in.push_back(expert.w_in);
-      w_out.push_back(expert.w_out);
-      if (expert.b_in.defined()) b_in.push_back(expert.b_in);
-      if (expert.b_out.defined()) b_out.push_back(expert.b_out);
-    }
-    L.experts.w_in = torch::stack(w_in);    // [E, R, H]
-    L.experts.w_out = torch::stack(w_out);  // [E, H, F]
-    if (b_in.size() == w_in.size()) L.experts.b_in = torch::stack(b_in);
-    if (b_out.size() == w_out.size()) L.experts.b_out = torch::stack(b_out);
-    if (spec.moe.num_shared_experts > 0) L.shared = load.mlp(read_shared_expert(spec, store, l), where + " shared expert");
+    L.experts = load.experts(l);
+    if (spec.moe.num_shared_experts > 0)
+      L.shared = load.mlp(l, Role::SharedGate, Role::SharedUp, Role::SharedDown, Role::Count, Role::Count, Role::Count);
   }
   check_against_table(spec, w);
   return w;
+}
+
+bool make_writable(torch::Tensor& tensor) {
+  if (!is_mapped_view(tensor)) return false;
+  tensor = tensor.detach().clone().requires_grad_(tensor.requires_grad());
+  return true;
+}
+
+bool make_writable(ModelWeights& weights, torch::Tensor& tensor) {
+  const bool tied_embed = &tensor == &weights.embed && weights.lm_head.defined() && weights.lm_head.is_same(weights.embed);
+  if (!make_writable(tensor)) return false;
+  if (tied_embed) weights.lm_head = weights.embed;
+  return true;
 }
 
 void for_each_parameter(ModelWeights& w, const std::function<void(const std::string&, torch::Tensor&)>& visit) {

@@ -52,11 +52,25 @@ struct ModelWeights {
 struct LoadOptions {
   torch::Dtype dtype = torch::kFloat32;
   torch::Device device = torch::kCPU;
-  bool check_finite = true;  // reject NaN/inf weights, naming the tensor
+  bool check_finite = true;  // reject NaN/inf weights, naming the tensor (read in place)
+  // Tensors stored in the run dtype, loaded on CPU, become read-only zero-copy views of the mapped
+  // file (tensor/torch_bridge.h is_mapped_view). Off: every tensor is a private copy (for tests).
+  bool map_frozen = true;
+  // Transformer::load refuses, before reading weights, a model whose predicted host peak
+  // (model/memory_plan.h) exceeds this: -1 = MemAvailable, 0 = no limit.
+  int64_t max_memory_bytes = -1;
+  bool verbose = false;  // print the memory plan to stderr
 };
 
-// Loads and validates (shapes via validate_store) every tensor of the model.
+// Loads and validates (shapes via validate_store) every tensor of the model. Some tensors may be
+// views of the mapped file that must never be written: call make_writable() before writing one.
 ModelWeights load_model_weights(const ModelSpec& spec, const CheckpointStore& store, const LoadOptions& options);
+
+// Replaces `tensor` by a private copy when it is a view of a mapped file (no-op otherwise), so it
+// can be written. Returns whether a copy was made.
+bool make_writable(torch::Tensor& tensor);
+// The same for a tensor of `weights` (a reference into it), keeping a tied LM head tied.
+bool make_writable(ModelWeights& weights, torch::Tensor& tensor);
 
 // Visits every defined tensor with a stable canonical name: "embed", "layers.3.q", "layers.3.experts.w_in", ...
 void for_each_parameter(ModelWeights& weights, const std::function<void(const std::string& name, torch::Tensor& tensor)>& visit);

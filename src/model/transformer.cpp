@@ -5,9 +5,13 @@
 #include "arch/family_adapter.h"
 #include "common/error.h"
 #include "io/checkpoint_store.h"
+#include "model/memory_plan.h"
 #include "model/mla_attention.h"
 #include "model/moe_experts.h"
 #include "model/rope.h"
+#include "tensor/torch_bridge.h"
+
+#include <cstdio>
 
 namespace moeforge::model {
 
@@ -58,6 +62,11 @@ Transformer::Transformer(ModelSpec spec, ModelWeights weights)
 std::unique_ptr<Transformer> Transformer::load(const std::filesystem::path& model_dir, const LoadOptions& options) {
   auto store = CheckpointStore::open(model_dir);
   ModelSpec spec = load_model_spec(*store);
+  const MemoryPlan plan = plan_model_memory(spec, *store, from_scalar_type(options.dtype), options.device.is_cpu(),
+                                            options.map_frozen);
+  if (options.verbose) std::fprintf(stderr, "%s\n", describe(plan, model_dir.string()).c_str());
+  const uint64_t budget = options.max_memory_bytes < 0 ? available_memory_bytes() : static_cast<uint64_t>(options.max_memory_bytes);
+  check_memory_budget(plan, budget, model_dir.string());
   ModelWeights weights = load_model_weights(spec, *store, options);
   return std::make_unique<Transformer>(std::move(spec), std::move(weights));
 }

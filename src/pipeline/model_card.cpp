@@ -4,6 +4,9 @@
 #include <filesystem>
 #include <sstream>
 
+#include "common/strings.h"
+#include "surgery/remote_code.h"
+
 namespace moeforge::pipeline {
 namespace {
 
@@ -89,6 +92,25 @@ void eval_section(const nlohmann::json& eval, std::ostringstream& out) {
   }
 }
 
+// How to load it: with moeforge's remote code where transformers' family cannot express the model.
+void loading_section(const nlohmann::json& model_config, std::ostringstream& out) {
+  out << "## Loading\n\n";
+  const auto features = surgery::features_needing_remote_code(model_config);
+  if (surgery::uses_remote_code(model_config)) {
+    out << "transformers' `" << model_config.value("model_type", std::string()) << "` classes cannot express "
+        << join(features, " and ") << ": this checkpoint ships `configuration_moeforge.py` and `modeling_moeforge.py` "
+        << "(transformers' own classes plus only that, computed as moeforge does; `auto_map` in config.json), so it "
+        << "loads with `trust_remote_code=True`:\n\n";
+  } else if (!features.empty()) {
+    out << "Written without remote code: transformers loads the plain `" << model_config.value("model_type", std::string())
+        << "` and ignores " << join(features, " and ") << ", so its logits differ from moeforge's.\n\n";
+  } else {
+    out << "A plain transformers checkpoint:\n\n";
+  }
+  out << "```python\nmodel_dir = \"path/to/this/directory\"\n"
+      << surgery::loading_code(model_config, "model_dir") << "```\n\n";
+}
+
 }  // namespace
 
 std::string model_card_markdown(const ModelCard& card) {
@@ -103,7 +125,9 @@ std::string model_card_markdown(const ModelCard& card) {
   out << "- This model: " << describe(card.spec) << "\n";
   surgery_section(card.config, out);
   training_section(card.config, out);
-  out << "- Data: `" << card.config.value("data", std::string()) << "`\n\n## Evaluation\n\n";
+  out << "- Data: `" << card.config.value("data", std::string()) << "`\n\n";
+  loading_section(card.model_config, out);
+  out << "## Evaluation\n\n";
   eval_section(card.eval, out);
   return out.str();
 }

@@ -17,6 +17,7 @@ struct ModelCard {
   nlohmann::json eval;       // eval.json of the run (null when absent)
   ModelSpec spec;            // the exported model
   ModelSpec base_spec;       // the model the job started from
+  nlohmann::json model_config;  // the exported config.json (auto_map: loaded with remote code)
 };
 
 std::string model_card_markdown(const ModelCard& card);

@@ -148,6 +148,14 @@ PipelineConfig parse_pipeline_config(const nlohmann::json& json, const fs::path&
     if (c.eval.validation_fraction >= 1.0) f.bad("validation_fraction", "must be < 1");
     f.finish();
   }
+  if (top.has("export")) {
+    JsonFields f = fields(top.raw("export"), "export", label);
+    c.export_stage.remote_code = f.boolean("remote_code", c.export_stage.remote_code);
+    c.export_stage.drop_selection_bias = f.boolean("drop_selection_bias", c.export_stage.drop_selection_bias);
+    if (c.export_stage.drop_selection_bias && c.recipe.is_null())
+      f.bad("drop_selection_bias", "needs a recipe (the merge stage writes the model without the bias)");
+    f.finish();
+  }
   top.finish();
 
   // What is stored in the run directory: the same job with every path made absolute, so a re-run

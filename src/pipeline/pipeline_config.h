@@ -45,6 +45,11 @@ struct EvalStage {
   double validation_fraction = 0.05;      // used when the recipe holds out none
 };
 
+struct ExportStage {
+  bool remote_code = true;            // auto_map + modeling_moeforge.py where transformers needs it
+  bool drop_selection_bias = false;   // merge: remove grow's selection bias, report the measured change
+};
+
 struct PipelineConfig {
   std::filesystem::path config_path;      // for messages
   std::filesystem::path base;             // dense or MoE checkpoint (the baseline of every eval)
@@ -61,6 +66,7 @@ struct PipelineConfig {
   nlohmann::json recipe;                  // inline recipe (a recipe file is read in); null = no training
   std::string recipe_label;               // recipe file name or "<config>:recipe"
   EvalStage eval;
+  ExportStage export_stage;
   std::string model_name;                 // model card title; default: the run directory's name
   bool report = true;
   nlohmann::json raw;                     // the config with paths resolved (stored as RUN_DIR/pipeline.json)

@@ -12,8 +12,10 @@
 
 #include "common/error.h"
 #include "common/remove_tree.h"
+#include "arch/family_adapter.h"
 #include "data/dataset.h"
 #include "io/atomic_file.h"
+#include "io/checkpoint_store.h"
 #include "io/checkpoint_writer.h"
 #include "model/transformer.h"
 #include "stats/calibration.h"
@@ -77,9 +79,16 @@ RouterStats run_stats(const StatsOptions& o) {
   if (fs::exists(o.out) && !fs::is_empty(o.out) && !o.overwrite)
     fail(o.out.string(), ": already exists; pass --overwrite to replace it");
   torch::NoGradGuard no_grad;
+  // Inputs before weights: the config, the data and the tokenizer fail fast, before any weight is read.
+  if (!load_model_spec(*CheckpointStore::open(o.model)).has_moe())
+    fail(o.model.string(), ": is a dense model; stats needs a MoE model");
+  data::DataOptions data_options;
+  data_options.block_size = o.block_size;
+  data_options.validation_fraction = 0.0;  // the whole data is the population
+  data_options.seed = o.seed;
+  auto ds = data::Dataset::open(o.data, o.tokenizer.empty() ? o.model : o.tokenizer, data_options);
   auto model = model::Transformer::load(o.model, o.load);
   const ModelSpec& spec = model->spec();
-  if (!spec.has_moe()) fail(o.model.string(), ": is a dense model; stats needs a MoE model");
   RouterStats stats;
   stats.model_path = o.model.string();
   stats.model_type = spec.model_type;
@@ -95,11 +104,6 @@ RouterStats run_stats(const StatsOptions& o) {
   for (int64_t l = 0; l < spec.num_layers; ++l)
     if (spec.is_moe[l]) moe_layers.push_back(l);
 
-  data::DataOptions data_options;
-  data_options.block_size = o.block_size;
-  data_options.validation_fraction = 0.0;  // the whole data is the population
-  data_options.seed = o.seed;
-  auto ds = data::Dataset::open(o.data, o.tokenizer.empty() ? o.model : o.tokenizer, data_options);
   stats.domains = ds.domains();
   stats.domain_tokens.assign(stats.domains.size(), 0);
   const std::vector<uint32_t> order = sample_order(ds, o, stats);

@@ -10,12 +10,18 @@
 // their exp-logits sum to the source's and, whenever they are picked together, the softmax over the
 // k gives exactly the original combine weights; only the experts they displace from the top-k differ.
 // --offset auto (default) = split where the router has a bias, none elsewhere.
-// An exact start: --router-bias old:V with V larger than any score gap keeps the clones out of the
-// top-k at init (V = 1 for probabilities, ~50 for GPT-OSS logits: much larger values cost float32
-// resolution and can reorder the old experts). Renormalised softmax routers (Mixtral, Qwen3-MoE with norm_topk_prob) and GPT-OSS
-// (with --offset none) then compute exactly the original function (the clone's probability mass
-// cancels in the renormalisation / never enters the softmax over the k); without renormalisation
-// (OLMoE, Qwen2-MoE default) the clone still takes its share of the softmax denominator.
+// Exact starts (documented in `grow --help` and docs/PIPELINE.md, measured by tests/parity/test_surgery_grow.py):
+// --router-bias old:V with V larger than any score gap keeps the clones out of the top-k at init
+// (V = 1 for probabilities, ~50 for GPT-OSS logits: much larger values cost float32 resolution and
+// can reorder the old experts).
+//   GPT-OSS (top-k on logits): --offset none --router-bias old:50 -> 0 (the clones never enter the softmax over the k).
+//   DeepSeek-V3 (sigmoid, independent scores): old:1 -> 0 when routing is not group-limited
+//     (appending experts regroups the contiguous groups otherwise).
+//   Renormalised softmax (Mixtral, Qwen3-MoE with norm_topk_prob): old:1 -> float rounding only
+//     (<= 3e-7): the clones' probability mass joins the softmax denominator and cancels in the
+//     renormalisation only mathematically.
+//   Softmax without renormalisation (OLMoE, Qwen2-MoE default): no exact start; the clones keep
+//     their share of the softmax denominator.
 // Clones are exact byte copies of their source (MXFP4 stays MXFP4 unless --dequantize).
 #pragma once
 
@@ -38,8 +44,10 @@ struct GrowOptions {
   CloneOffset offset = CloneOffset::Auto;  // auto | split | none (split needs a router bias: GPT-OSS)
   // Selection-only bias, stored as mlp.moeforge_selection_bias [E'] + "moeforge_selection_bias":
   // true in config.json (arch/moeforge_extensions.h): "old:V" adds V to the old experts' selection
-  // scores (anti-collapse), "new:V" to the clones' (force-route). Training removes it by deleting
-  // the key and the tensors. Units: probabilities (softmax routers) or logits (GPT-OSS).
+  // scores (anti-collapse), "new:V" to the clones' (force-route). It stays in the model (training
+  // does not remove it); outputs carry remote code that applies it in transformers
+  // (surgery/remote_code.h), and merge-deltas --drop-selection-bias removes it. Units:
+  // probabilities (softmax routers) or logits (GPT-OSS).
   SelectionBiasSpec router_bias;
   bool dequantize = false;           // MXFP4 -> bf16 fused interleaved (whole model)
   uint64_t seed = 0;

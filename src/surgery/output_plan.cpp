@@ -12,6 +12,7 @@
 
 #include "common/error.h"
 #include "common/strings.h"
+#include "surgery/remote_code.h"
 
 namespace moeforge::surgery {
 namespace fs = std::filesystem;
@@ -181,9 +182,14 @@ fs::path execute(const OutputPlan& plan, const fs::path& destination, const Exec
     if (!options.quiet && g.kind != GroupKind::Copy && plan.groups.size() > 50 && done % 50 == 0)
       std::cerr << "  " << done << "/" << plan.groups.size() << " groups written\n";
   }
-  writer.add_file("config.json", plan.config.dump(2) + "\n");
-  for (const auto& f : plan.side_files) writer.copy_file(f.filename().string(), f);
+  nlohmann::json config = plan.config;
+  const auto remote_code_files = apply_remote_code(config, options.remote_code);
+  if (!options.remote_code && !options.quiet) std::cerr << note_ignored_by_transformers(config);
+  writer.add_file("config.json", config.dump(2) + "\n");
+  for (const auto& f : plan.side_files)
+    if (!is_remote_code_file(f.filename().string())) writer.copy_file(f.filename().string(), f);
   for (const auto& [name, contents] : plan.extra_files) writer.add_file(name, contents);
+  for (const auto& [name, contents] : remote_code_files) writer.add_file(name, contents);
   return writer.commit();
 }
 

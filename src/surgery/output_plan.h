@@ -49,6 +49,10 @@ struct ExecuteOptions {
   bool overwrite = false;
   bool dry_run = false;  // print the plan, write nothing
   bool quiet = false;
+  // Where transformers' family cannot express the output (a moeforge shared expert or selection
+  // bias), write auto_map + modeling_moeforge.py (surgery/remote_code.h); false: the plain family,
+  // and a note of what transformers will ignore.
+  bool remote_code = true;
 };
 
 // Side files of a model directory worth carrying over: everything but config.json, *.safetensors

@@ -4,6 +4,8 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <map>
+#include <vector>
 
 namespace moeforge::surgery {
 
@@ -22,5 +24,10 @@ struct VerifyResult {
 // Loads both models (fp32, CPU) one after the other's logits are computed, so at most both are
 // resident at once only briefly.
 VerifyResult compare_models(const std::filesystem::path& a, const std::filesystem::path& b, const VerifyOptions& options = {});
+
+// `model` run as it is vs with `selection_bias` (layer -> [E]) added to its routers' selection
+// scores: what dropping that stored bias changed (merge-deltas / pipeline --drop-selection-bias).
+VerifyResult compare_selection_bias(const std::filesystem::path& model, const std::map<int64_t, std::vector<float>>& selection_bias,
+                                    const VerifyOptions& options = {});
 
 }  // namespace moeforge::surgery

@@ -42,13 +42,34 @@ DType from_scalar_type(torch::ScalarType type) {
   }
 }
 
+namespace {
+
+// The storage context of a view: a reference to the shard keeps its mapping alive. The deleter's
+// address also identifies views (is_mapped_view).
+struct MappingReference {
+  std::shared_ptr<const SafetensorsFile> file;
+};
+void release_mapping_reference(void* context) { delete static_cast<MappingReference*>(context); }
+
+}  // namespace
+
 torch::Tensor view_tensor(const StoredTensor& stored) {
   ByteView bytes = stored.bytes();
-  std::vector<int64_t> shape = stored.info->shape;
-  auto keep_alive = stored.file;  // the deleter owns a reference to the mapping
   auto options = torch::TensorOptions().dtype(to_scalar_type(stored.info->dtype));
-  // from_blob needs a non-const pointer; the mapping is read-only, so callers must not write.
-  return torch::from_blob(const_cast<uint8_t*>(bytes.data), shape, [keep_alive](void*) {}, options);
+  auto* reference = new MappingReference{stored.file};
+  // for_blob needs a non-const pointer; the mapping is PROT_READ, so a write would fault.
+  return at::for_blob(const_cast<uint8_t*>(bytes.data), stored.info->shape)
+      .context(reference, &release_mapping_reference)
+      .options(options)
+      .make_tensor();
+}
+
+bool is_mapped_view(const torch::Tensor& t) {
+  return t.defined() && t.has_storage() && t.storage().data_ptr().get_deleter() == &release_mapping_reference;
+}
+
+bool view_is_aligned(const StoredTensor& stored) {
+  return reinterpret_cast<uintptr_t>(stored.bytes().data) % dtype_size(stored.info->dtype) == 0;
 }
 
 torch::Tensor load_tensor(const StoredTensor& stored, torch::ScalarType type) {

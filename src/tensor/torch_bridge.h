@@ -15,9 +15,15 @@ namespace moeforge {
 torch::ScalarType to_scalar_type(DType dtype);
 DType from_scalar_type(torch::ScalarType type);
 
-// A tensor sharing the mapped bytes (read-only: do not write into it). The store must outlive it,
-// which the returned tensor guarantees by holding a reference to the shard.
+// A tensor sharing the mapped bytes, zero-copy. The mapping is PROT_READ, so a write into it
+// faults (SIGSEGV) instead of changing the file: never write into a view (see is_mapped_view).
+// The tensor's storage holds a reference to the shard, so the mapping lives as long as any view.
 torch::Tensor view_tensor(const StoredTensor& stored);
+// Whether `t` (or the storage it views) is memory-mapped file bytes made by view_tensor.
+bool is_mapped_view(const torch::Tensor& t);
+// Whether view_tensor's bytes are aligned for their element type (safetensors does not promise
+// it; unaligned data is copied rather than handed to kernels that assume alignment).
+bool view_is_aligned(const StoredTensor& stored);
 // An owned copy converted to `type` (e.g. float32 for computation).
 torch::Tensor load_tensor(const StoredTensor& stored, torch::ScalarType type);
 

@@ -16,6 +16,8 @@
 #include "io/checkpoint_store.h"
 #include "io/checkpoint_writer.h"
 #include "model/tensor_table.h"
+#include "surgery/remote_code.h"
+#include "surgery/verify.h"
 
 namespace moeforge::train {
 
@@ -177,11 +179,21 @@ size_t merge_deltas(const MergeOptions& o) {
     if (!base->contains(name))
       fail(trainable_path.string(), ": tensor '", name, "' is not in the base model ", o.base.string(),
            base->tensor_names().empty() ? "" : " (MXFP4 bases cannot take trained experts; dequantise the base first)");
+  nlohmann::json config = base->read_json("config.json");
+  // --drop-selection-bias: the selection-only bias (grow --router-bias) is left out; kept for the measurement.
+  const bool drop = o.drop_selection_bias && config.value("moeforge_selection_bias", false);
+  if (o.drop_selection_bias && !drop) std::cout << "drop-selection-bias: " << o.base.string() << " has no selection bias\n";
+  std::map<int64_t, std::vector<float>> dropped;
   std::vector<TensorDecl> decls;
   for (const auto& name : base->tensor_names()) {
+    if (drop && ends_with(name, ".mlp.moeforge_selection_bias")) {
+      dropped[std::stoll(name.substr(std::string("model.layers.").size()))] = read_floats(base->tensor(name));
+      continue;
+    }
     const TensorInfo& info = *base->tensor(name).info;
     decls.push_back({name, info.dtype, info.shape});
   }
+  if (drop) config.erase("moeforge_selection_bias");
   WriterOptions wo;
   wo.overwrite = o.overwrite;
   CheckpointWriter writer(o.out, decls, wo);
@@ -202,13 +214,25 @@ size_t merge_deltas(const MergeOptions& o) {
     writer.write(d.name, ByteView{bytes.data(), bytes.size()});
     ++replaced;
   }
+  const auto remote_code_files = surgery::apply_remote_code(config, o.remote_code);
+  if (!o.remote_code) std::cerr << surgery::note_ignored_by_transformers(config);
+  writer.add_file("config.json", config.dump(2) + "\n");
+  for (const auto& [name, text] : remote_code_files) writer.add_file(name, text);
   for (const auto& entry : fs::directory_iterator(base->directory())) {
     if (!entry.is_regular_file()) continue;
     const std::string name = entry.path().filename().string();
-    if (ends_with(name, ".safetensors") || name == "model.safetensors.index.json") continue;
+    if (ends_with(name, ".safetensors") || name == "model.safetensors.index.json" || name == "config.json" ||
+        surgery::is_remote_code_file(name))
+      continue;
     writer.copy_file(name, entry.path());
   }
   writer.commit();
+  if (drop) {
+    const surgery::VerifyResult v = surgery::compare_selection_bias(o.out, dropped);
+    std::cout << "drop-selection-bias: removed " << dropped.size() << " selection-bias tensors; max |logit difference| "
+              << "with vs without the bias = " << v.max_abs_diff << " over " << v.tokens << " tokens (max |logit| "
+              << v.max_abs_logit << ")\n";
+  }
   return replaced;
 }
 

@@ -45,9 +45,12 @@ AdapterResult write_peft_adapter(const ModelSpec& spec, const TrainableSet& set,
 struct MergeOptions {
   std::filesystem::path base, run, out;
   bool overwrite = false;
+  bool remote_code = true;           // auto_map + modeling_moeforge.py where needed (surgery/remote_code.h)
+  bool drop_selection_bias = false;  // remove moeforge_selection_bias; prints the measured logit change
 };
 // Streams every base tensor to `out` (byte-for-byte unless trainable.safetensors replaces it, then
-// converted to the base tensor's dtype), plus the base's side files. Returns the tensors replaced.
+// converted to the base tensor's dtype), plus the base's side files; config.json and the remote
+// code are written again for the output. Returns the tensors replaced.
 size_t merge_deltas(const MergeOptions& options);
 
 }  // namespace moeforge::train

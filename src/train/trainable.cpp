@@ -78,6 +78,8 @@ TrainableSet::TrainableSet(model::ModelWeights& weights, const ModelSpec& spec, 
     TrainableTensor tt;
     tt.name = name;
     tt.base = it->second;
+    // A frozen tensor may be a read-only view of the mapped checkpoint; what trains gets its own copy.
+    model::make_writable(weights, *tt.base);
     const bool stacked = is_stacked_experts(name);
     if (stacked) {
       tt.experts = selected_units(mask);

@@ -20,7 +20,11 @@ const CommandRegistrar registrar([](CLI::App& app) {
   auto offset = std::make_shared<std::string>("auto");
   auto router_bias = std::make_shared<std::string>();
   sub->add_option("--offset", *offset, "auto | split (bias - log(m+1) for source and clones; routers with a bias) | none");
-  sub->add_option("--router-bias", *router_bias, "old:VALUE | new:VALUE selection-only bias (stored, removable)");
+  sub->add_option("--router-bias", *router_bias,
+                  "old:VALUE | new:VALUE selection-only bias (stored; outputs load in transformers with remote code). "
+                  "Exact starts (max logit difference 0, fp32): GPT-OSS --offset none --router-bias old:50; DeepSeek-V3 "
+                  "(no group limit) old:1; Mixtral/Qwen3-MoE old:1 (float rounding only, <= 3e-7); OLMoE/Qwen2-MoE: "
+                  "none (docs/PIPELINE.md)");
   sub->add_flag("--dequantize", o->dequantize, "write MXFP4 experts as bf16");
   sub->add_option("--seed", o->seed, "seed (default 0)");
   sub->add_flag("--no-verify", *no_verify, "skip measuring the logit difference original vs grown");

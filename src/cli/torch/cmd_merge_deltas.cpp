@@ -16,7 +16,13 @@ const CommandRegistrar registrar([](CLI::App& app) {
   sub->add_option("run", *run, "run directory of `moeforge train` (holds trainable.safetensors)")->required();
   sub->add_option("--out", *out, "output model directory")->required();
   sub->add_flag("--overwrite", o->overwrite, "replace an existing output directory");
-  set_action(sub, [o, base, run, out] {
+  auto no_remote_code = std::make_shared<bool>(false);
+  sub->add_flag("--no-remote-code", *no_remote_code,
+                "write the plain family even where transformers then ignores a moeforge shared expert or selection bias");
+  sub->add_flag("--drop-selection-bias", o->drop_selection_bias,
+                "remove grow's selection-only bias (moeforge_selection_bias) and print the logit change measured");
+  set_action(sub, [o, base, run, out, no_remote_code] {
+    o->remote_code = !*no_remote_code;
     o->base = *base;
     o->run = *run;
     o->out = *out;

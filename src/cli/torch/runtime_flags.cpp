@@ -15,6 +15,9 @@ void RuntimeFlags::add_to(CLI::App* app) {
   app->add_option("--expert-gemm", expert_gemm, "MoE expert GEMMs: auto (grouped on CUDA, per-expert loop on CPU), loop, grouped")
       ->check(CLI::IsMember({"auto", "loop", "grouped"}))
       ->capture_default_str();
+  app->add_option("--max-memory", max_memory_gb,
+                  "memory budget in GB (default: MemAvailable); a model whose predicted peak exceeds it is refused before loading");
+  app->add_flag("--verbose", verbose, "print the memory plan (predicted peak memory) before loading");
 }
 
 model::LoadOptions RuntimeFlags::load_options() const {
@@ -24,6 +27,8 @@ model::LoadOptions RuntimeFlags::load_options() const {
   else if (dtype == "fp16" || dtype == "float16") options.dtype = torch::kFloat16;
   else fail("--dtype '", dtype, "' is not one of fp32, bf16, fp16");
   options.device = model::parse_device(device);
+  if (max_memory_gb >= 0) options.max_memory_bytes = static_cast<int64_t>(max_memory_gb * 1e9);
+  options.verbose = verbose;
   if (expert_gemm == "grouped" && !model::grouped_gemm_available())
     fail("--expert-gemm grouped: this libtorch has no grouped GEMM (at::_grouped_mm needs torch >= 2.8)");
   model::set_expert_gemm(expert_gemm == "loop"      ? model::ExpertGemm::Loop

@@ -1,4 +1,5 @@
-// Flags shared by every subcommand that runs a model: --device, --dtype, --json.
+// Flags shared by every subcommand that runs a model: --device, --dtype, --expert-gemm,
+// --max-memory, --verbose.
 #pragma once
 
 #include <CLI/CLI.hpp>
@@ -13,6 +14,8 @@ struct RuntimeFlags {
   std::string device = "cpu";
   std::string dtype = "fp32";
   std::string expert_gemm = "auto";
+  double max_memory_gb = -1;  // --max-memory; < 0: MemAvailable
+  bool verbose = false;       // --verbose: print the memory plan
   void add_to(CLI::App* app);
   model::LoadOptions load_options() const;  // validates device/dtype with clear errors; applies --expert-gemm
 };

@@ -1,0 +1,45 @@
+// The memory a model run will need, predicted before any weight is read: from the config and the
+// safetensors headers only. Commands print it (--verbose) and refuse a run that cannot fit the
+// budget (--max-memory, default MemAvailable) before loading anything. Torch-free header.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "arch/model_spec.h"
+#include "io/dtype.h"
+
+namespace moeforge {
+class CheckpointStore;
+}
+
+namespace moeforge::model {
+
+struct MemoryPlan {
+  uint64_t weights = 0;    // every runtime tensor in the run dtype (resident once read)
+  uint64_t mapped = 0;     // of which zero-copy views of the file: shared, evictable page cache
+  uint64_t transient = 0;  // largest per-tensor buffer while loading (conversion, MXFP4 decode)
+  uint64_t runtime = 0;    // allowance for the process and libtorch themselves
+  uint64_t device = 0;     // bytes on the accelerator (weights there); 0 on CPU
+  uint64_t host_peak() const { return (device ? 0 : weights) + transient + runtime; }
+};
+
+// The plan of loading `spec` from `store` for inference (stats, eval, generate, forward).
+MemoryPlan plan_model_memory(const ModelSpec& spec, const CheckpointStore& store, DType run_dtype, bool cpu,
+                             bool map_frozen);
+
+// MemAvailable from /proc/meminfo in bytes (0 when unreadable).
+uint64_t available_memory_bytes();
+// Peak resident set (VmHWM) of this process in bytes (0 when unreadable).
+uint64_t peak_rss_bytes();
+
+// "1.23 GB" (decimal gigabytes, as --max-memory takes them).
+std::string format_gb(uint64_t bytes);
+// One line: "memory plan for DIR: weights X GB (Y GB mapped from the file), load buffers ..., peak ~P GB".
+std::string describe(const MemoryPlan& plan, const std::string& what);
+
+// Throws "<what>: needs about P GB of memory (weights X GB + ...) but the budget is B GB (--max-memory)"
+// when plan.host_peak() > budget_bytes. budget_bytes 0 = no limit.
+void check_memory_budget(const MemoryPlan& plan, uint64_t budget_bytes, const std::string& what);
+
+}  // namespace moeforge::model
