@@ -224,7 +224,7 @@ def recipes_as_toml(tmp, rng):
     from train_common import make_setup, read  # noqa: E402 (builds a tiny model with moeforge itself)
     failures = []
     root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "recipes")
-    for name in sorted(os.listdir(root)):
+    for name in sorted(n for n in os.listdir(root) if n.endswith(".json")):  # README.md beside them
         with open(os.path.join(root, name)) as f:
             recipe = json.load(f)
         path = os.path.join(tmp, name.replace(".json", ".toml"))
