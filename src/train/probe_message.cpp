@@ -61,7 +61,7 @@ std::string starved_experts_message(const std::vector<StarvedExpert>& starved, i
     advice = cat("routing.force_route already forces them with force_route_bias ", force_route_bias,
                  "; raise it, or check that the probe batch reaches these layers");
   }
-  return cat(join(layers, "; "), " get no gradient; ", advice);
+  return cat(join(layers, "; "), (by_layer.size() == 1 && by_layer.begin()->second.size() == 1) ? " gets" : " get", " no gradient; ", advice);
 }
 
 }  // namespace moeforge::train

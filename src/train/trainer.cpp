@@ -21,6 +21,7 @@
 #include "train/losses.h"
 #include "train/metrics.h"
 #include "train/optimizer.h"
+#include "train/probe_message.h"
 #include "train/rng_state.h"
 #include "train/run_checkpoint.h"
 #include "train/run_dir.h"
@@ -105,6 +106,7 @@ struct Trainer::Impl {
     set_rng_state(model->device(), saved);
     std::vector<std::string> problems;
     const auto layers = moe_layers();
+    std::vector<StarvedExpert> starved;  // named once each in one message (probe_message.h)
     for (const auto& t : set.tensors()) {
       auto g = t.lora ? t.lora_b.grad() : t.value.grad();
       if (t.lora && (!g.defined() || g.abs().sum().item<double>() == 0)) g = t.lora_a.grad();
@@ -116,14 +118,15 @@ struct Trainer::Impl {
           const bool ok = g.defined() && g[static_cast<int64_t>(i)].abs().sum().item<double>() > 0;
           if (ok) continue;
           const int64_t picks = li < stats.counts.size() ? stats.counts[li][t.experts[i]].item<int64_t>() : 0;
-          problems.push_back(cat(t.name, " expert ", t.experts[i], " gets no gradient (", picks, " of ", stats.tokens,
-                                 " probe tokens routed to it); set routing.force_route to \"selected\" or \"", layer, ":",
-                                 t.experts[i], "\""));
+          starved.push_back({layer, t.experts[i], picks});
         }
       } else if (!g.defined() || g.abs().sum().item<double>() == 0) {
         problems.push_back(t.name + " gets no gradient in the probe step");
       }
     }
+    if (!starved.empty())
+      problems.push_back(starved_experts_message(starved, stats.tokens, plan.force[p], plan.recipe.phases[p].routing.force_route_bias,
+                                                 model->weights()));
     set.zero_grad();
     if (problems.empty()) return;
     std::string msg = plan.recipe.phases[p].name + ": probe: " + join(problems, "; ");

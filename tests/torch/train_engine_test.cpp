@@ -120,7 +120,7 @@ TEST_F(TrainEngine, ProbeNamesTheExpertWithoutTokens) {
   // Experts 0 and 1 are forced for every token (top-2), so expert 3 can get no gradient.
   json phase = {{"select", "experts=1:3"}, {"routing", {{"force_route", "1:0,1:1"}}}};
   train::Trainer trainer(fx->options(mixtral, TrainFixture::recipe(phase), "probe"));
-  MOEFORGE_EXPECT_ERROR(trainer.run(), "expert 3 gets no gradient (0 of");
+  MOEFORGE_EXPECT_ERROR(trainer.run(), "layer 1: expert 3 (0 of 32 probe tokens) gets no gradient; set routing.force_route to \"selected\" or \"1:3\"");
 }
 
 TEST_F(TrainEngine, LoraOnOneExpertChangesOnlyThatExpert) {
