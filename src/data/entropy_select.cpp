@@ -8,6 +8,7 @@
 #include <unordered_map>
 
 #include "common/error.h"
+#include "common/strings.h"
 #include "data/data_spec.h"
 #include "io/atomic_file.h"
 #include "tokenizer/tokenizer.h"
@@ -39,6 +40,11 @@ double token_entropy_bits(const std::vector<int32_t>& ids) {
 
 namespace {
 
+// H / log2(n): 1 when every token of the record differs, 0 for one repeated token or n <= 1.
+double normalized(double entropy_bits, size_t tokens) {
+  return tokens > 1 ? entropy_bits / std::log2(static_cast<double>(tokens)) : 0.0;
+}
+
 std::string content_text(const nlohmann::ordered_json& content) {
   return content.is_string() ? content.get<std::string>() : content.is_null() ? "" : content.dump();
 }
@@ -58,6 +64,7 @@ std::string field_value(const Record& record, const nlohmann::ordered_json& json
 std::vector<Candidate> score_records(const std::string& spec, const tokenizer::Tokenizer& tok,
                                      const SelectOptions& options, BadRecordLog* bad) {
   std::vector<Candidate> out;
+  BadRecordLog skipped;
   for (const SourceSpec& source : parse_data_spec(spec)) {
     RecordReader reader(source, options.records);
     Record r;
@@ -81,6 +88,10 @@ std::vector<Candidate> score_records(const std::string& spec, const tokenizer::T
       c.tokens = text_ids.size() + (r.kind == Record::Kind::Chat ? prompt_ids.size() : 0);
       c.text_entropy = token_entropy_bits(text_ids);
       c.prompt_entropy = token_entropy_bits(prompt_ids);
+      if (options.normalize_by_length) {
+        c.text_entropy = normalized(c.text_entropy, text_ids.size());
+        c.prompt_entropy = normalized(c.prompt_entropy, prompt_ids.size());
+      }
       c.score = options.text_weight * c.text_entropy + options.prompt_weight * c.prompt_entropy;
       if (!r.raw.empty()) c.record = nlohmann::ordered_json::parse(r.raw);
       else c.record = {{"text", r.text}, {"domain", r.domain}};
@@ -89,30 +100,65 @@ std::vector<Candidate> score_records(const std::string& spec, const tokenizer::T
       for (size_t k = 0; k < keys.size(); ++k) c.group += (k ? " | " : "") + keys[k];
       out.push_back(std::move(c));
     }
-    if (bad) {
-      bad->count += reader.bad_records().count;
-      for (const auto& b : reader.bad_records().examples)
-        if (bad->examples.size() < options.records.max_bad_examples) bad->examples.push_back(b);
-    }
+    skipped.count += reader.bad_records().count;
+    for (const auto& b : reader.bad_records().examples)
+      if (skipped.examples.size() < options.records.max_bad_examples) skipped.examples.push_back(b);
+  }
+  if (out.empty() && skipped.count) {  // the reason, not just "nothing selected"
+    const std::string first = skipped.examples.empty()
+                                  ? std::string()
+                                  : cat(" (first: ", skipped.examples.front().where(), ": ", skipped.examples.front().reason, ")");
+    fail(spec, ": no records to select from: all ", skipped.count, " were bad", first);
+  }
+  if (out.empty()) fail(spec, ": no records to select from (the data is empty)");
+  if (bad) {
+    bad->count += skipped.count;
+    for (const auto& b : skipped.examples)
+      if (bad->examples.size() < options.records.max_bad_examples) bad->examples.push_back(b);
   }
   return out;
 }
 
+double length_score_correlation(const std::vector<Candidate>& candidates) {
+  const double n = static_cast<double>(candidates.size());
+  if (n < 2) return 0;
+  double mean_t = 0, mean_s = 0;
+  for (const auto& c : candidates) {
+    mean_t += static_cast<double>(c.tokens) / n;
+    mean_s += c.score / n;
+  }
+  double cov = 0, var_t = 0, var_s = 0;
+  for (const auto& c : candidates) {
+    const double dt = static_cast<double>(c.tokens) - mean_t, ds = c.score - mean_s;
+    cov += dt * ds;
+    var_t += dt * dt;
+    var_s += ds * ds;
+  }
+  return var_t > 0 && var_s > 0 ? cov / std::sqrt(var_t * var_s) : 0.0;
+}
+
 SelectionResult select_by_entropy(const std::vector<Candidate>& candidates, const SelectOptions& options) {
-  if (options.budget_tokens == 0) fail("--budget must be a positive number of tokens");
+  const bool in_samples = options.budget_samples > 0;
+  if (in_samples == (options.budget_tokens > 0))
+    fail("give exactly one budget: --budget (tokens) or --budget-samples (records)");
+  // What a record costs against the budget: its tokens, or 1 when the budget counts samples.
+  auto cost = [&](size_t i) -> uint64_t { return in_samples ? 1 : candidates[i].tokens; };
   SelectionResult result;
-  result.budget = options.budget_tokens;
+  const uint64_t budget = in_samples ? options.budget_samples : options.budget_tokens;
+  result.budget = budget;
+  result.budget_unit = in_samples ? "samples" : "tokens";
   std::map<std::string, std::vector<size_t>> groups;  // sorted by key
+  uint64_t available_cost = 0;
   for (size_t i = 0; i < candidates.size(); ++i) {
     groups[candidates[i].group].push_back(i);
     result.available_tokens += candidates[i].tokens;
+    available_cost += cost(i);
   }
   auto by_score = [&](size_t a, size_t b) {
     if (candidates[a].score != candidates[b].score) return candidates[a].score > candidates[b].score;
     return candidates[a].order < candidates[b].order;
   };
-  // Quotas.
-  const uint64_t budget = options.budget_tokens;
+  // Quotas, in the budget's unit.
   const uint64_t G = groups.size();
   std::vector<uint64_t> quota;
   if (options.quota == QuotaMode::EvenThenFill) {
@@ -122,9 +168,9 @@ SelectionResult select_by_entropy(const std::vector<Candidate>& candidates, cons
     uint64_t given = 0;
     size_t g = 0;
     for (const auto& [key, members] : groups) {
-      uint64_t tokens = 0;
-      for (size_t i : members) tokens += candidates[i].tokens;
-      double exact = result.available_tokens ? static_cast<double>(budget) * tokens / result.available_tokens : 0.0;
+      uint64_t group_cost = 0;
+      for (size_t i : members) group_cost += cost(i);
+      double exact = available_cost ? static_cast<double>(budget) * group_cost / available_cost : 0.0;
       quota.push_back(static_cast<uint64_t>(std::floor(exact)));
       given += quota.back();
       rest.push_back({exact - std::floor(exact), g++});
@@ -142,15 +188,17 @@ SelectionResult select_by_entropy(const std::vector<Candidate>& candidates, cons
     gs.group = key;
     gs.quota = quota[g++];
     gs.available_records = members.size();
+    uint64_t group_used = 0;
     for (size_t i : members) {
       gs.available_tokens += candidates[i].tokens;
-      if (gs.selected_tokens + candidates[i].tokens <= gs.quota) {
+      if (group_used + cost(i) <= gs.quota) {
         chosen[i] = true;
+        group_used += cost(i);
         gs.selected_tokens += candidates[i].tokens;
         ++gs.selected_records;
       }
     }
-    used += gs.selected_tokens;
+    used += group_used;
     result.groups.push_back(gs);
   }
   // Refill the shortfall from every remaining record by global score.
@@ -160,9 +208,9 @@ SelectionResult select_by_entropy(const std::vector<Candidate>& candidates, cons
   std::map<std::string, size_t> group_index;
   for (size_t k = 0; k < result.groups.size(); ++k) group_index[result.groups[k].group] = k;
   for (size_t i : rest) {
-    if (chosen[i] || used + candidates[i].tokens > budget) continue;
+    if (chosen[i] || used + cost(i) > budget) continue;
     chosen[i] = true;
-    used += candidates[i].tokens;
+    used += cost(i);
     GroupSelection& gs = result.groups[group_index[candidates[i].group]];
     gs.refill_tokens += candidates[i].tokens;
     gs.selected_tokens += candidates[i].tokens;
@@ -172,7 +220,8 @@ SelectionResult select_by_entropy(const std::vector<Candidate>& candidates, cons
     if (chosen[i]) result.selected.push_back(candidates[i]);
   std::sort(result.selected.begin(), result.selected.end(),
             [](const Candidate& a, const Candidate& b) { return a.order < b.order; });
-  result.selected_tokens = used;
+  for (const Candidate& c : result.selected) result.selected_tokens += c.tokens;
+  result.length_score_correlation = length_score_correlation(candidates);
   return result;
 }
 
@@ -183,7 +232,8 @@ nlohmann::json SelectionResult::to_json() const {
                            {"available_tokens", g.available_tokens}, {"quota", g.quota},
                            {"selected_records", g.selected_records}, {"selected_tokens", g.selected_tokens},
                            {"refill_tokens", g.refill_tokens}});
-  return {{"budget", budget}, {"selected_records", selected.size()}, {"selected_tokens", selected_tokens},
+  return {{"budget", budget}, {"budget_unit", budget_unit}, {"length_score_correlation", length_score_correlation},
+          {"selected_records", selected.size()}, {"selected_tokens", selected_tokens},
           {"available_tokens", available_tokens}, {"groups", groups_json}, {"bad_records", bad_records.to_json()}};
 }
 

@@ -1,4 +1,4 @@
-// SmolMoE-style entropy-based data selection under a token budget (REFERENCE.md section 1):
+// SmolMoE-style entropy-based data selection under a token or sample budget (REFERENCE.md section 1):
 // score = text_weight * H(token ids of the text) + prompt_weight * H(token ids of the prompt), in
 // bits (H of the empirical id distribution within the record); records are grouped by metadata
 // fields, each group gets a quota, filled by descending score; the shortfall is refilled from all
@@ -28,6 +28,10 @@ const char* to_string(QuotaMode mode);
 
 struct SelectOptions {
   uint64_t budget_tokens = 0;          // total tokens to select (records are whole; never exceeded)
+  uint64_t budget_samples = 0;         // or records to select (SmolMoE counts samples); exactly one is set
+  // Divide each entropy by log2 of its token count (its maximum), so a score is how varied a record
+  // is, not how long: raw H grows with log(length) and otherwise favours long documents.
+  bool normalize_by_length = false;
   std::vector<std::string> group_by;   // record fields; "domain" falls back to the file's domain
   QuotaMode quota = QuotaMode::EvenThenFill;
   double text_weight = 0.8;
@@ -59,9 +63,14 @@ struct SelectionResult {
   std::vector<Candidate> selected;     // in input order
   std::vector<GroupSelection> groups;  // sorted by group key
   uint64_t budget = 0, selected_tokens = 0, available_tokens = 0;
+  std::string budget_unit = "tokens";   // "tokens" | "samples": what budget and the quotas count
+  double length_score_correlation = 0;  // Pearson r of (tokens, score) over every candidate
   BadRecordLog bad_records;
   nlohmann::json to_json() const;      // summary (no records)
 };
+
+// Pearson correlation of candidates' token counts and scores (0 when either is constant).
+double length_score_correlation(const std::vector<Candidate>& candidates);
 
 // Shannon entropy in bits of the id distribution of `ids` (0 for empty input).
 double token_entropy_bits(const std::vector<int32_t>& ids);

@@ -7,12 +7,12 @@
 #include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
-#include <random>
 #include <set>
 
 #include "common/error.h"
 #include "common/remove_tree.h"
 #include "common/strings.h"
+#include "io/stale_temps.h"
 
 namespace moeforge {
 namespace fs = std::filesystem;
@@ -83,20 +83,6 @@ std::string shard_file_name(const std::string& prefix, size_t index, size_t coun
   return prefix + buffer;
 }
 
-fs::path make_temp_dir(const fs::path& destination) {
-  fs::path parent = destination.parent_path().empty() ? fs::path(".") : destination.parent_path();
-  std::error_code ec;
-  fs::create_directories(parent, ec);
-  if (ec) fail(parent.string(), ": cannot create directory: ", ec.message());
-  std::random_device rd;
-  for (int attempt = 0; attempt < 100; ++attempt) {
-    fs::path candidate = parent / cat(".", destination.filename().string(), ".tmp-", ::getpid(), "-", rd() % 1000000);
-    if (fs::create_directory(candidate, ec)) return candidate;
-    if (ec) fail(candidate.string(), ": cannot create temporary directory: ", ec.message());
-  }
-  fail(parent.string(), ": cannot create a temporary directory");
-}
-
 }  // namespace
 
 CheckpointWriter::CheckpointWriter(fs::path destination, std::vector<TensorDecl> tensors, WriterOptions options)
@@ -134,7 +120,8 @@ CheckpointWriter::CheckpointWriter(fs::path destination, std::vector<TensorDecl>
     group_bytes += bytes;
   }
 
-  temp_dir_ = make_temp_dir(destination_);
+  temp_owner_ = std::make_unique<OwnedTempDir>(destination_);
+  temp_dir_ = temp_owner_->path();
   try {  // a constructor that throws runs no destructor: clean the temporary directory here
   for (size_t s = 0; s < groups.size(); ++s) {
     auto shard = std::make_unique<Shard>();
@@ -292,6 +279,7 @@ fs::path CheckpointWriter::commit() {
   fs::rename(temp_dir_, destination_, ec);
   if (ec) fail(destination_.string(), ": cannot move the finished output into place: ", ec.message());
   committed_ = true;
+  temp_owner_->release();
   if (!backup.empty()) remove_tree(backup);
   return destination_;
 }

@@ -3,7 +3,8 @@
 // full disk fails before any long work), and then accepts tensor data in any order, one tensor at
 // a time, written straight to its final offset. commit() checks completeness, writes the index and
 // extra files, and renames the temporary directory into place. Until then nothing appears at the
-// destination; a writer destroyed without commit() removes its temporary directory.
+// destination; a writer destroyed without commit() removes its temporary directory, and one killed
+// before either leaves a directory that the next writer to the same destination removes.
 #pragma once
 
 #include <cstdint>
@@ -18,6 +19,8 @@
 #include "io/safetensors_file.h"
 
 namespace moeforge {
+
+class OwnedTempDir;
 
 struct TensorDecl {
   std::string name;
@@ -71,6 +74,7 @@ class CheckpointWriter {
 
   std::filesystem::path destination_;
   std::filesystem::path temp_dir_;
+  std::unique_ptr<OwnedTempDir> temp_owner_;  // locked while this writer lives (stale_temps.h)
   WriterOptions options_;
   std::vector<std::string> shard_names_;
   std::vector<std::unique_ptr<Shard>> shards_;

@@ -17,6 +17,7 @@
 #include "io/atomic_file.h"
 #include "io/checkpoint_store.h"
 #include "io/checkpoint_writer.h"
+#include "io/stale_temps.h"
 #include "model/transformer.h"
 #include "stats/calibration.h"
 #include "stats/loss_delta.h"
@@ -181,9 +182,8 @@ RouterStats run_stats(const StatsOptions& o) {
   // Write everything into a temporary sibling, then rename it into place.
   const fs::path out = fs::absolute(o.out);
   fs::create_directories(out.parent_path());
-  const fs::path tmp = out.parent_path() / ("." + out.filename().string() + ".tmp-" + std::to_string(::getpid()));
-  remove_tree_or_fail(tmp);
-  fs::create_directories(tmp);
+  OwnedTempDir owned(out);  // also removes what an interrupted run left beside `out`
+  const fs::path tmp = owned.path();
   try {
     if (!o.forward_only) {
       stats.moments_file = "router_moments.safetensors";

@@ -14,6 +14,7 @@
 #include "io/atomic_file.h"
 #include "io/checkpoint_store.h"
 #include "io/checkpoint_writer.h"
+#include "io/stale_temps.h"
 #include "tensor/torch_bridge.h"
 
 namespace moeforge::train {
@@ -46,9 +47,9 @@ fs::path save_checkpoint(const fs::path& run_dir, const RunState& state, int64_t
   char name[32];
   std::snprintf(name, sizeof(name), "step-%08lld", static_cast<long long>(state.global_step));
   const fs::path final_dir = dir / name;
-  const fs::path temp = dir / (std::string(".") + name + ".tmp-" + std::to_string(::getpid()));
-  remove_tree_or_fail(temp);
-  fs::create_directories(temp);
+  remove_stale_temps(dir);  // what an interrupted save of any step left in checkpoints/
+  OwnedTempDir owned(final_dir);
+  const fs::path temp = owned.path();
 
   std::vector<std::pair<TensorDecl, std::string>> blobs;
   for (const auto& [key, t] : state.tensors) {

@@ -42,12 +42,13 @@ struct ForwardCommand {
   }
 
   int run() const {
+    if (!force_expert.empty()) parse_force_expert(force_expert, nullptr);  // syntax errors before loading
     auto model = model::Transformer::load(model_dir, runtime.load_options());
     std::vector<int64_t> ids = token_ids();
     if (ids.empty()) fail("the input has no tokens");
     torch::NoGradGuard no_grad;
     model::ForwardOptions options;
-    if (!force_expert.empty()) options.force_expert = parse_layer_expert_pairs(force_expert, "--force-expert");
+    if (!force_expert.empty()) options.force_expert = parse_force_expert(force_expert, &model->spec());
     auto output = model->forward(torch::tensor(ids, torch::kInt64).unsqueeze(0), options);
     std::vector<std::pair<TensorDecl, std::string>> tensors;
     auto add = [&](const std::string& name, torch::Tensor t) {
@@ -71,7 +72,7 @@ const CommandRegistrar registrar([](CLI::App& app) {
   sub->add_option("--ids", command->ids_text, "comma-separated token ids");
   sub->add_option("--text", command->text, "text, tokenized with the model's tokenizer.json");
   sub->add_option("--out", command->out, "output .safetensors file")->required();
-  sub->add_option("--force-expert", command->force_expert, "LAYER:EXPERT[,..] route every token of a layer to one expert");
+  sub->add_option("--force-expert", command->force_expert, "LAYER:EXPERT[,..] route every token of a layer to one expert (*:E every MoE layer; -1 the last layer)");
   command->runtime.add_to(sub);
   set_action(sub, [command] { return command->run(); });
 });

@@ -31,13 +31,18 @@ struct SamplingFlags {
     sub->add_option("--top-k", top_k, "sample from the k most likely (0 = off)");
     sub->add_option("--top-p", top_p, "nucleus sampling threshold (1 = off)");
     sub->add_option("--seed", seed, "sampling seed")->capture_default_str();
-    sub->add_option("--force-expert", force_expert, "LAYER:EXPERT[,..] route every token of a layer to one expert");
+    sub->add_option("--force-expert", force_expert, "LAYER:EXPERT[,..] route every token of a layer to one expert (*:E every MoE layer; -1 the last layer)");
     sub->add_option("--tokenizer", tokenizer_dir, "tokenizer directory (default: the model's)");
   }
-  model::SamplingOptions options(const model::Transformer& model, const tokenizer::Tokenizer& tok) const {
+  // Errors in the flags themselves, before the model is loaded.
+  void check() const {
     if (temperature < 0) fail("--temperature must be >= 0");
     if (top_p <= 0 || top_p > 1) fail("--top-p must be in (0, 1]");
     if (max_new < 0) fail("--max-new must be >= 0");
+    if (!force_expert.empty()) parse_force_expert(force_expert, nullptr);
+  }
+  model::SamplingOptions options(const model::Transformer& model, const tokenizer::Tokenizer& tok) const {
+    check();
     model::SamplingOptions o;
     o.max_new_tokens = max_new;
     o.temperature = temperature;
@@ -47,15 +52,7 @@ struct SamplingFlags {
     if (!ignore_eos) o.stop_ids = model.spec().eos_token_ids;
     if (!ignore_eos && tok.eos_id() && std::find(o.stop_ids.begin(), o.stop_ids.end(), *tok.eos_id()) == o.stop_ids.end())
       o.stop_ids.push_back(*tok.eos_id());
-    if (!force_expert.empty()) {
-      o.force_expert = parse_layer_expert_pairs(force_expert, "--force-expert");
-      for (const auto& [layer, expert] : o.force_expert) {
-        if (layer < 0 || layer >= model.spec().num_layers || !model.spec().is_moe[layer])
-          fail("--force-expert ", layer, ":", expert, ": layer ", layer, " is not an MoE layer of this model");
-        if (expert < 0 || expert >= model.spec().moe.num_experts)
-          fail("--force-expert ", layer, ":", expert, ": the model has ", model.spec().moe.num_experts, " experts");
-      }
-    }
+    if (!force_expert.empty()) o.force_expert = parse_force_expert(force_expert, &model.spec());
     return o;
   }
 };
@@ -95,6 +92,7 @@ struct GenerateCommand {
   SamplingFlags sampling;
   RuntimeFlags runtime;
   int run() {
+    sampling.check();
     auto model = model::Transformer::load(model_dir, runtime.load_options());
     auto tok = tokenizer::Tokenizer::load(sampling.tokenizer_dir.empty() ? model_dir : sampling.tokenizer_dir);
     auto options = sampling.options(*model, tok);
@@ -130,6 +128,7 @@ struct ChatCommand {
   SamplingFlags sampling;
   RuntimeFlags runtime;
   int run() {
+    sampling.check();
     auto model = model::Transformer::load(model_dir, runtime.load_options());
     std::string tok_dir = sampling.tokenizer_dir.empty() ? model_dir : sampling.tokenizer_dir;
     auto tok = tokenizer::Tokenizer::load(tok_dir);

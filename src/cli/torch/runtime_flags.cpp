@@ -37,21 +37,39 @@ model::LoadOptions RuntimeFlags::load_options() const {
   return options;
 }
 
-std::map<int64_t, int64_t> parse_layer_expert_pairs(const std::string& text, const std::string& flag) {
+std::map<int64_t, int64_t> parse_force_expert(const std::string& text, const ModelSpec* spec) {
   std::map<int64_t, int64_t> pairs;
   for (const auto& item : split(text, ',')) {
     auto parts = split(item, ':');
+    bool every_layer = false;
+    int64_t layer = 0, expert = 0;
     try {
       if (parts.size() != 2) throw std::invalid_argument(item);
       size_t used = 0;
-      int64_t layer = std::stoll(parts[0], &used);
-      if (used != parts[0].size()) throw std::invalid_argument(item);
-      int64_t expert = std::stoll(parts[1], &used);
+      every_layer = parts[0] == "*";
+      if (!every_layer) {
+        layer = std::stoll(parts[0], &used);
+        if (used != parts[0].size()) throw std::invalid_argument(item);
+      }
+      expert = std::stoll(parts[1], &used);
       if (used != parts[1].size()) throw std::invalid_argument(item);
-      pairs[layer] = expert;
     } catch (const std::exception&) {
-      fail(flag, " '", item, "' is not LAYER:EXPERT (e.g. 1:3)");
+      fail("--force-expert '", item, "' is not LAYER:EXPERT (e.g. 1:3, or *:3 for every MoE layer)");
     }
+    if (!spec) continue;
+    if (expert < 0 || expert >= spec->moe.num_experts)
+      fail("--force-expert ", item, ": the model has ", spec->moe.num_experts, " experts (0..", spec->moe.num_experts - 1,
+           ")");
+    if (every_layer) {
+      for (int64_t l = 0; l < spec->num_layers; ++l)
+        if (spec->is_moe[l]) pairs[l] = expert;
+      continue;
+    }
+    const int64_t resolved = layer < 0 ? spec->num_layers + layer : layer;
+    if (resolved < 0 || resolved >= spec->num_layers || !spec->is_moe[resolved])
+      fail("--force-expert ", item, ": layer ", layer, " is not an MoE layer of this model (", spec->num_layers,
+           " layers)");
+    pairs[resolved] = expert;
   }
   return pairs;
 }

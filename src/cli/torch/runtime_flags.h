@@ -20,7 +20,9 @@ struct RuntimeFlags {
   model::LoadOptions load_options() const;  // validates device/dtype with clear errors; applies --expert-gemm
 };
 
-// Parses "L:E[,L:E]" (--force-expert) into layer -> expert.
-std::map<int64_t, int64_t> parse_layer_expert_pairs(const std::string& text, const std::string& flag);
+// Parses --force-expert "L:E[,L:E]" into layer -> expert, as grow's --clone reads it: '*:E' forces E in
+// every MoE layer, a negative L counts from the last layer. Without `spec` only the syntax is checked
+// (before loading anything); with it, layers and experts are checked against the model.
+std::map<int64_t, int64_t> parse_force_expert(const std::string& text, const ModelSpec* spec);
 
 }  // namespace moeforge::cli

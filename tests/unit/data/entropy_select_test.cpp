@@ -121,5 +121,68 @@ TEST(EntropySelect, ScoresRecordsFromFiles) {
   EXPECT_NE(written.find("\"text\":\"abcd\""), std::string::npos);
 }
 
+TEST(EntropySelect, SampleBudgetCountsRecordsNotTokens) {
+  // lengths differ so a token budget and a sample budget pick differently
+  std::vector<Candidate> c{make(0, "A", 5, 100), make(1, "A", 3, 10), make(2, "A", 1, 10), make(3, "B", 4, 10),
+                           make(4, "B", 0.5, 10)};
+  SelectOptions o;
+  o.budget_samples = 3;  // even_then_fill: quotas 2 / 1 records: A {c0, c1}, B {c3}
+  SelectionResult r = select_by_entropy(c, o);
+  EXPECT_EQ(picked(r), (std::vector<size_t>{0, 1, 3}));
+  EXPECT_EQ(r.budget, 3u);
+  EXPECT_EQ(r.budget_unit, "samples");
+  EXPECT_EQ(r.selected_tokens, 120u);
+  EXPECT_EQ(r.groups[0].quota, 2u);
+  EXPECT_EQ(r.to_json().at("budget_unit"), "samples");
+  o.quota = QuotaMode::Proportional;  // A has 3 of 5 records: quota 3 * 3/5 = 1.8 -> 2, B 1.2 -> 1
+  r = select_by_entropy(c, o);
+  EXPECT_EQ(r.groups[0].quota, 2u);
+  EXPECT_EQ(r.groups[1].quota, 1u);
+  o.budget_tokens = 10;  // both budgets: refused
+  MOEFORGE_EXPECT_ERROR(select_by_entropy(c, o), "exactly one budget");
+}
+
+TEST(EntropySelect, LengthScoreCorrelation) {
+  std::vector<Candidate> c{make(0, "", 1, 10), make(1, "", 2, 20), make(2, "", 3, 30)};
+  EXPECT_NEAR(length_score_correlation(c), 1.0, 1e-12);
+  c[2].score = -1;  // scores 1, 2, -1 against 10, 20, 30: sum dt*ds = -20, sum dt^2 = 200, sum ds^2 = 14/3
+  EXPECT_NEAR(length_score_correlation(c), -20.0 / std::sqrt(200.0 * 14.0 / 3.0), 1e-12);
+  EXPECT_NEAR(length_score_correlation(c), -0.6547, 1e-4);
+  c[1].tokens = c[2].tokens = c[0].tokens;  // constant length: no correlation
+  EXPECT_EQ(length_score_correlation(c), 0.0);
+}
+
+TEST(EntropySelect, LengthNormalizedScoreDoesNotFavourLongRecords) {
+  TempDir dir;
+  nlohmann::ordered_json vocab = nlohmann::ordered_json::object();
+  for (char ch = 'a'; ch <= 'z'; ++ch) vocab[std::string(1, ch)] = ch - 'a';
+  nlohmann::ordered_json j = {{"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", nlohmann::ordered_json::array()}}},
+                              {"pre_tokenizer", nullptr}};
+  Tokenizer tok = Tokenizer::from_json_string(j.dump());
+  // "abcd": 4 distinct of 4 (H 2 bits, the maximum); "aabbccddeeffgghh": 8 distinct of 16 (H 3 bits of 4)
+  write_text_file(dir / "d.jsonl", "{\"text\": \"abcd\"}\n{\"text\": \"aabbccddeeffgghh\"}\n");
+  SelectOptions o;
+  auto raw = score_records((dir / "d.jsonl").string(), tok, o);
+  EXPECT_LT(raw[0].score, raw[1].score);  // raw H prefers the longer, more repetitive record
+  o.normalize_by_length = true;
+  auto norm = score_records((dir / "d.jsonl").string(), tok, o);
+  EXPECT_DOUBLE_EQ(norm[0].text_entropy, 1.0);
+  EXPECT_DOUBLE_EQ(norm[1].text_entropy, 0.75);
+  EXPECT_GT(norm[0].score, norm[1].score);
+}
+
+TEST(EntropySelect, EmptyOrAllBadInputIsAnErrorWithTheReason) {
+  TempDir dir;
+  nlohmann::ordered_json j = {{"model", {{"type", "BPE"}, {"vocab", {{"a", 0}}}, {"merges", nlohmann::ordered_json::array()}}},
+                              {"pre_tokenizer", nullptr}};
+  Tokenizer tok = Tokenizer::from_json_string(j.dump());
+  SelectOptions o;
+  write_text_file(dir / "empty.jsonl", "");
+  MOEFORGE_EXPECT_ERROR(score_records((dir / "empty.jsonl").string(), tok, o), "no records to select from (the data is empty)");
+  write_text_file(dir / "bad.jsonl", "{\"txt\": \"a\"}\nnot json\n");
+  MOEFORGE_EXPECT_ERROR(score_records((dir / "bad.jsonl").string(), tok, o), "no records to select from: all 2 were bad (first: ");
+  MOEFORGE_EXPECT_ERROR(score_records((dir / "bad.jsonl").string(), tok, o), "bad.jsonl:1: ");
+}
+
 }  // namespace
 }  // namespace moeforge::data

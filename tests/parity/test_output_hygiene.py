@@ -1,0 +1,94 @@
+"""Outputs that never surprise: (1) a temporary output left by a killed run (".OUT.tmp-PID-N", its process
+gone) is removed by the next run into OUT, which says how much it freed, while one whose process is alive
+is kept; (2) an output location that cannot be written (its parent is a file) gives one line
+"moeforge: error: ..." naming the path and exit 1 for every command, never "internal error" (exit 2),
+and leaves nothing behind. Exit 0 = pass. Env: MOEFORGE_BIN."""
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from families import build_tiny_model  # noqa: E402
+from moeforge_cli import run_moeforge  # noqa: E402
+from small_tokenizer import TEXT, save_small_tokenizer  # noqa: E402
+
+failures = []
+
+
+def dead_pid():
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def fake_temp(parent, name, pid, size):
+    path = os.path.join(parent, f".{name}.tmp-{pid}-1")
+    os.makedirs(path)
+    with open(os.path.join(path, "model-00001-of-00002.safetensors"), "wb") as f:
+        f.write(os.urandom(size))
+    return path
+
+
+def check_stale_temps(tmp, model_dir):
+    stale = fake_temp(tmp, "moe", dead_pid(), 3 << 20)
+    alive = fake_temp(tmp, "moe", os.getpid(), 1024)  # this process: still writing, as far as anyone knows
+    result = run_moeforge("upcycle", model_dir, "--experts", "4", "--top-k", "2", "--to", "mixtral", "--out",
+                          os.path.join(tmp, "moe"), check=False)
+    if result.returncode != 0:
+        failures.append(f"upcycle beside a stale temporary: exit {result.returncode}: {result.stderr.strip()}")
+        return
+    if os.path.exists(stale):
+        failures.append(f"{stale} (process gone) was not removed")
+    if not os.path.exists(alive):
+        failures.append(f"{alive} (process alive) was removed")
+    if "removed 1 temporary output left by an interrupted run" not in result.stderr or "freeing 3." not in result.stderr:
+        failures.append(f"no note of what was freed: {result.stderr.strip()}")
+    print(f"  stale temporary removed, live one kept: {[l for l in result.stderr.splitlines() if 'removed' in l]}")
+
+
+def check_unwritable(tmp, model_dir, data):
+    blocker = os.path.join(tmp, "a_file")
+    with open(blocker, "w") as f:
+        f.write("not a directory\n")
+    out = os.path.join(blocker, "out")
+    commands = {
+        "upcycle": ["upcycle", model_dir, "--experts", "4", "--top-k", "2", "--to", "mixtral", "--out", out],
+        "select-data": ["select-data", "--data", data, "--tokenizer", model_dir, "--budget", "50", "--out",
+                        out + ".jsonl"],
+        "forward": ["forward", model_dir, "--ids", "1,2,3", "--out", out + ".safetensors"],
+        "init": ["init", "--family", "llama", "--out", out],
+    }
+    for name, args in commands.items():
+        result = run_moeforge(*args, check=False)
+        lines = result.stderr.strip().splitlines()
+        last = lines[-1] if lines else ""
+        ok = result.returncode == 1 and last.startswith("moeforge: error: ") and "a_file" in last
+        print(f"  {name:<12} exit {result.returncode}: {last}")
+        if not ok:
+            failures.append(f"{name} into an unwritable location: exit {result.returncode}, last line '{last}'")
+    leftovers = [e for e in os.listdir(tmp) if e.startswith(".") and "a_file" in e]
+    if leftovers:
+        failures.append(f"left behind: {leftovers}")
+
+
+def main():
+    start = time.time()
+    with tempfile.TemporaryDirectory() as tmp:
+        model_dir = os.path.join(tmp, "dense")
+        build_tiny_model("llama", model_dir)
+        save_small_tokenizer(model_dir)
+        data = os.path.join(tmp, "data.txt")
+        with open(data, "w") as f:
+            f.write("\n\n".join([TEXT] * 8) + "\n")
+        check_stale_temps(tmp, model_dir)
+        check_unwritable(tmp, model_dir, data)
+    for failure in failures:
+        print("FAIL:", failure)
+    print(f"output_hygiene: {'FAIL' if failures else 'ok'} ({time.time() - start:.1f} s)")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
