@@ -181,8 +181,7 @@ RouterStats run_stats(const StatsOptions& o) {
 
   // Write everything into a temporary sibling, then rename it into place.
   const fs::path out = fs::absolute(o.out);
-  fs::create_directories(out.parent_path());
-  OwnedTempDir owned(out);  // also removes what an interrupted run left beside `out`
+  OwnedTempDir owned(out);  // creates out's parent; also removes what an interrupted run left beside `out`
   const fs::path tmp = owned.path();
   try {
     if (!o.forward_only) {
