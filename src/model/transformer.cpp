@@ -245,6 +245,10 @@ ForwardOutput Transformer::forward_with(const ModelWeights& weights, const torch
   }
   if (options.last_token_logits_only) h = h.narrow(1, T - 1, 1);
   h = norm(h, weights.final_norm, weights.final_norm_bias);
+  if (options.hidden_only) {
+    output.hidden = h;
+    return output;
+  }
   output.logits = linear(h, weights.lm_head, torch::Tensor()).to(torch::kFloat32);  // [B, T, V]
   return output;
 }

@@ -30,6 +30,7 @@ struct ForwardOptions {
   std::map<int64_t, torch::Tensor> selection_bias;     // layer -> [E] added for selection only
   double router_noise_std = 0.0;                       // training: N(0, std) added to router logits
   bool last_token_logits_only = false;                 // generation: skip the other positions
+  bool hidden_only = false;  // training losses: return the final-normed hidden states; the caller applies lm_head in chunks
 };
 
 struct LayerRouting {
@@ -39,7 +40,8 @@ struct LayerRouting {
 };
 
 struct ForwardOutput {
-  torch::Tensor logits;               // [B, T, V] float32 (T = 1 with last_token_logits_only)
+  torch::Tensor logits;               // [B, T, V] float32 (T = 1 with last_token_logits_only); undefined with hidden_only
+  torch::Tensor hidden;               // [B, T, H] after the final norm, model dtype; only with hidden_only
   std::vector<LayerRouting> routing;  // one entry per MoE layer, in layer order
 };
 

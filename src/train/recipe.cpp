@@ -102,6 +102,48 @@ void parse_schedule(Fields f, ScheduleOptions& s, const std::string& phase_at) {
   f.finish();
 }
 
+// A number, or {"start": a, "end": b} changing linearly over the phase; both ends checked by `ok`.
+template <typename Ok>
+Annealed annealed(Fields& f, const std::string& key, double def, Ok ok, const std::string& what) {
+  Annealed a{def, def};
+  if (f.has(key) && f.raw(key).is_object()) {
+    Fields o = f.object(key);
+    if (!o.has("start") || !o.has("end")) o.error(f.at(key), "must be a number or {\"start\": a, \"end\": b}");
+    a.start = o.number("start", def);
+    a.end = o.number("end", def);
+    o.finish();
+  } else {
+    a.start = a.end = f.number(key, def);
+  }
+  f.check(ok(a.start) && ok(a.end), key, what);
+  return a;
+}
+
+void parse_distill(Fields d, DistillOptions& o) {
+  o.enabled = true;
+  o.teacher = d.string("teacher", "");
+  o.teacher_cache = d.string("teacher_cache", "");
+  d.check(o.teacher.empty() || o.teacher_cache.empty(), "teacher_cache", "give \"teacher\" or \"teacher_cache\", not both");
+  const std::string div = d.choice("divergence", "forward_kl", {"forward_kl", "reverse_kl", "jsd"});
+  o.divergence = div == "forward_kl" ? KdDivergence::ForwardKl : div == "reverse_kl" ? KdDivergence::ReverseKl : KdDivergence::Jsd;
+  o.beta = d.number("beta", o.beta);
+  d.check(o.beta >= 0 && o.beta <= 1, "beta", "must be in [0, 1]");
+  d.check(d.has("beta") ? o.divergence == KdDivergence::Jsd : true, "beta", "only used with \"divergence\": \"jsd\"");
+  auto positive = [](double v) { return v > 0; };
+  auto non_negative = [](double v) { return v >= 0; };
+  o.temperature = annealed(d, "temperature", 1.0, positive, "must be > 0");
+  o.weight = annealed(d, "weight", 1.0, non_negative, "must be >= 0");
+  o.ce_weight = annealed(d, "ce_weight", 1.0, non_negative, "must be >= 0");
+  o.router_weight = annealed(d, "router_weight", 0.0, non_negative, "must be >= 0");
+  o.router_temperature = d.number("router_temperature", o.router_temperature);
+  d.check(o.router_temperature > 0, "router_temperature", "must be > 0");
+  o.top_k = d.integer("top_k", o.top_k);
+  d.check(o.top_k >= 0, "top_k", "must be >= 0 (0 = the full distribution)");
+  o.chunk_tokens = d.integer("chunk_tokens", o.chunk_tokens);
+  d.check(o.chunk_tokens >= 0, "chunk_tokens", "must be >= 0 (0 = automatic)");
+  d.finish();
+}
+
 Phase parse_phase(const json& j, const std::string& label, size_t index) {
   const std::string at = "phases[" + std::to_string(index) + "]";
   Fields f(j, label, at);
@@ -152,8 +194,20 @@ Phase parse_phase(const json& j, const std::string& label, size_t index) {
     l.check(p.losses.lb_coef >= 0, "lb_coef", "must be >= 0");
     p.losses.z_coef = l.number("z_coef", p.losses.z_coef);
     l.check(p.losses.z_coef >= 0, "z_coef", "must be >= 0");
-    if (l.has("distill")) l.error(l.at("distill"), "distillation is not implemented yet (reserved field)");
+    if (l.has("distill")) {
+      if (!l.raw("distill").is_object()) l.bad("distill", "must be an object, e.g. {\"teacher\": \"DIR\", \"temperature\": 2}");
+      parse_distill(l.object("distill"), p.losses.distill);
+    }
     l.finish();
+  }
+  if (f.has("sfa")) {
+    Fields s = f.object("sfa");
+    p.sfa.enabled = true;
+    p.sfa.alpha = s.number("alpha", p.sfa.alpha);
+    s.check(p.sfa.alpha >= 0 && p.sfa.alpha < 1, "alpha", "must be in [0, 1)");
+    p.sfa.every = s.integer("every", p.sfa.every);
+    s.check(p.sfa.every >= 0, "every", "must be >= 0 (0 = at each checkpoint)");
+    s.finish();
   }
   parse_optimizer(f.object("optimizer"), p.optimizer);
   parse_schedule(f.object("schedule"), p.schedule, at);
@@ -176,6 +230,10 @@ const char* to_string(ScheduleKind k) {
     case ScheduleKind::WarmupStableDecay: return "wsd";
   }
   return "?";
+}
+
+const char* to_string(KdDivergence d) {
+  return d == KdDivergence::ForwardKl ? "forward_kl" : d == KdDivergence::ReverseKl ? "reverse_kl" : "jsd";
 }
 
 Recipe parse_recipe(const json& j, const std::string& label) {

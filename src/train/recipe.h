@@ -32,10 +32,44 @@ struct RoutingAids {
   double aux_free_gamma = 0.0;     // DeepSeek-V3 aux-loss-free bias update rate (0 = off; paper 1e-3)
 };
 
+// A number that may change linearly over a phase: {"start": a, "end": b} (or a plain number).
+struct Annealed {
+  double start = 0.0, end = 0.0;
+  double at(int64_t step, int64_t steps) const {  // step 0 -> start, last step -> end
+    return steps <= 1 ? start : start + (end - start) * static_cast<double>(step) / static_cast<double>(steps - 1);
+  }
+};
+
+enum class KdDivergence : uint8_t { ForwardKl, ReverseKl, Jsd };
+
+// Knowledge distillation (train/distill.h): loss = ce_weight * CE + weight * token KD + router_weight * router KD.
+struct DistillOptions {
+  bool enabled = false;
+  std::string teacher;                 // model directory (or `train --teacher`); same tokenizer as the student
+  std::string teacher_cache;           // or a `moeforge teacher-cache` directory (or `train --teacher-cache`)
+  KdDivergence divergence = KdDivergence::ForwardKl;  // KL(teacher||student), KL(student||teacher), or TRL's JSD
+  double beta = 0.5;                   // JSD: mixture = (1 - beta) student + beta teacher (0 = forward, 1 = reverse KL)
+  Annealed temperature{1.0, 1.0};      // token KD at T, times T^2
+  Annealed weight{1.0, 1.0};           // token KD weight
+  Annealed ce_weight{1.0, 1.0};        // cross-entropy weight
+  Annealed router_weight{0.0, 0.0};    // per-layer router-logit KL (NEXUS), mean over MoE layers and tokens
+  double router_temperature = 4.0;     // NEXUS's T for the router KL (times T^2)
+  int64_t top_k = 0;                   // 0 = the teacher's full distribution; K = its top K plus one tail bucket
+  int64_t chunk_tokens = 0;            // tokens per lm_head chunk (memory: chunk x vocab floats); 0 = about 128 MB per buffer
+};
+
 struct LossOptions {
   double lb_coef = 0.01;   // Switch load-balancing: coef * mean over MoE layers of E * sum_i f_i P_i
   double z_coef = 0.001;   // router z-loss: coef * mean over MoE layers of mean_t logsumexp(logits_t)^2
-  nlohmann::json distill;  // reserved for the distillation issue: must be null/absent for now
+  DistillOptions distill;
+};
+
+// Stochastic weight averaging of NEXUS (SFA): every `every` steps (0 = at each checkpoint and the phase end),
+// each trained tensor <- alpha * its value at the previous merge + (1 - alpha) * now.
+struct SfaOptions {
+  bool enabled = false;
+  double alpha = 0.25;
+  int64_t every = 0;
 };
 
 struct ParamGroup {
@@ -79,6 +113,7 @@ struct Phase {
   LoraOptions lora;
   RoutingAids routing;
   LossOptions losses;
+  SfaOptions sfa;
   OptimizerOptions optimizer;
   ScheduleOptions schedule;
   double clip_grad_norm = 1.0;       // global L2 norm over the phase's trainable tensors; 0 = off
@@ -108,5 +143,6 @@ Recipe load_recipe(const std::filesystem::path& path, nlohmann::json* raw = null
 const char* to_string(Method method);
 const char* to_string(OptimizerKind kind);
 const char* to_string(ScheduleKind kind);
+const char* to_string(KdDivergence divergence);
 
 }  // namespace moeforge::train

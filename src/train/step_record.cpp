@@ -29,6 +29,13 @@ nlohmann::json step_record(const StepScalars& s, const StepStats& stats, const s
                         {"z", stats.z},          {"lr", s.lr},         {"grad_norm", s.grad_norm},
                         {"tokens", stats.tokens}, {"tokens_per_s", s.tokens_per_s}};
   if (s.skipped) rec["skipped"] = true;
+  if (stats.distill) {
+    const double n = static_cast<double>(std::max<int64_t>(stats.targets, 1));
+    rec["kd"] = stats.kd_sum / n;           // the token KD term at the phase's T (times T^2)
+    rec["kl"] = stats.kl_sum / n;           // KL(teacher || student) at T = 1
+    rec["agreement"] = static_cast<double>(stats.agree) / n;  // student argmax == teacher argmax
+    rec["router_kd"] = stats.router_kd;
+  }
   if (stats.counts.empty()) return rec;
   nlohmann::json load = nlohmann::json::array(), bal = nlohmann::json::array(), drift = nlohmann::json::array();
   nlohmann::json drift_abs = nlohmann::json::array();

@@ -17,6 +17,10 @@ struct StepStats {
   int64_t tokens = 0;                // real tokens seen
   std::vector<torch::Tensor> counts;  // per MoE layer [E] picks
   std::vector<double> lb_per_layer;
+  bool distill = false;               // the phase distils: the fields below are reported
+  double kd_sum = 0, kl_sum = 0;      // sums over targets (train/distill.h HeadLossStats)
+  int64_t agree = 0, targets = 0;
+  double router_kd = 0;               // mean over the step's micro-batches
 
   // Adds one micro-batch of an `accum`-way accumulated step.
   void add(double ce_sum_micro, int64_t tokens_micro, const RouterLosses& rl, int64_t accum);

@@ -17,6 +17,7 @@
 #include "data/data_spec.h"
 #include "model/device.h"
 #include "model/tensor_table.h"
+#include "train/distill.h"
 #include "train/export.h"
 #include "train/losses.h"
 #include "train/metrics.h"
@@ -28,6 +29,7 @@
 #include "train/schedule.h"
 #include "train/step_dump.h"
 #include "train/step_record.h"
+#include "train/teacher.h"
 #include "train/trainable.h"
 #include "train/training_plan.h"
 #include "train/training_state.h"
@@ -46,6 +48,8 @@ struct Trainer::Impl {
   std::optional<RunState> checkpoint;  // loaded for resume, consumed by the phase it belongs to
   std::vector<torch::Tensor> router0;  // per MoE layer, fp32, as the run started
   std::unique_ptr<MetricsLog> metrics;
+  std::unique_ptr<Teacher> teacher;    // distilling phases only
+  int64_t step_now = 0;                // step within the phase (annealed distillation weights)
   TrainResult result;
 
   std::vector<int64_t> moe_layers() const {
@@ -75,6 +79,69 @@ struct Trainer::Impl {
     return f;
   }
 
+  // The distillation weights of phase p at its current step (annealed linearly over the phase).
+  struct DistillNow {
+    double ce = 1, kd = 0, temperature = 1, router = 0;
+  };
+  DistillNow distill_now(size_t p) const {
+    const Phase& phase = plan.recipe.phases[p];
+    const DistillOptions& d = phase.losses.distill;
+    if (!d.enabled) return {};
+    return {d.ce_weight.at(step_now, phase.steps), d.weight.at(step_now, phase.steps), d.temperature.at(step_now, phase.steps),
+            d.router_weight.at(step_now, phase.steps)};
+  }
+
+  // A distilling micro-batch: the teacher under no-grad, the head in chunks (train/distill.h), one backward.
+  void distill_micro_step(const TrainableSet& set, const torch::Tensor& ids, const torch::Tensor& mask, size_t p,
+                          int64_t total_targets, int64_t accum, StepStats& stats, const model::ForwardOptions& fopts) {
+    const Phase& phase = plan.recipe.phases[p];
+    const DistillOptions& d = phase.losses.distill;
+    const DistillNow now = distill_now(p);
+    auto weights = set.effective_weights();
+    model::ForwardOptions f = fopts;
+    f.hidden_only = true;
+    auto out = model->forward_with(weights, ids, f);
+    std::vector<model::LayerRouting> teacher_routing;
+    TeacherTokens tt = teacher->run(ids, now.router > 0 ? &teacher_routing : nullptr);
+    HeadLossOptions ho;
+    ho.ce_coef = now.ce;
+    ho.kd_coef = now.kd;
+    ho.scale = 1.0 / static_cast<double>(std::max<int64_t>(total_targets, 1));
+    ho.divergence = d.divergence;
+    ho.beta = d.beta;
+    ho.temperature = now.temperature;
+    ho.top_k = d.top_k;
+    ho.kd_vocab = teacher->kd_vocab();
+    ho.chunk_tokens = d.chunk_tokens;
+    auto head = chunked_head_loss(out.hidden, weights.lm_head, ids, mask, &tt, ho);
+    auto real_N = real_tokens(mask).reshape({-1}).to(out.hidden.device());
+    auto rl = router_losses(out.routing, real_N, model->spec().moe.num_experts);
+    auto rest = (rl.lb * phase.losses.lb_coef + rl.z * phase.losses.z_coef) / static_cast<double>(accum);
+    double router_kd_value = 0;
+    if (now.router > 0) {
+      auto rkd = router_kd(out.routing, teacher_routing, real_N, d.router_temperature);
+      router_kd_value = rkd.item<double>();
+      rest = rest + rkd * (now.router / static_cast<double>(accum));
+    }
+    std::vector<torch::Tensor> roots, grads;
+    if (rest.requires_grad()) {
+      roots.push_back(rest);
+      grads.push_back(torch::ones_like(rest));
+    }
+    if (head.rows.defined()) {
+      roots.push_back(head.rows);
+      grads.push_back(head.rows_grad);
+    }
+    if (!roots.empty()) torch::autograd::backward(roots, grads);
+    stats.add(head.stats.ce_sum, real_N.sum().item<int64_t>(), rl, accum);
+    stats.distill = true;
+    stats.kd_sum += head.stats.kd_sum;
+    stats.kl_sum += head.stats.kl_sum;
+    stats.agree += head.stats.agree;
+    stats.targets += head.stats.targets;
+    stats.router_kd += router_kd_value / static_cast<double>(accum);
+  }
+
   // One micro-batch: forward, losses, backward (scaled for accumulation). Adds to `stats`.
   void micro_step(TrainableSet& set, const data::Batch& b, size_t p, int64_t total_targets, int64_t accum, StepStats& stats,
                   const model::ForwardOptions& fopts) {
@@ -82,6 +149,7 @@ struct Trainer::Impl {
     const int64_t B = b.batch_size, T = b.block_size;
     auto ids = torch::from_blob(const_cast<int32_t*>(b.ids.data()), {B, T}, torch::kInt32).to(torch::kInt64);     // [B, T]
     auto mask = torch::from_blob(const_cast<uint8_t*>(b.loss_mask.data()), {B, T}, torch::kUInt8).to(torch::kFloat32);  // [B, T]
+    if (phase.losses.distill.enabled) return distill_micro_step(set, ids.to(model->device()), mask.to(model->device()), p, total_targets, accum, stats, fopts);
     auto weights = set.effective_weights();
     auto out = model->forward_with(weights, ids, fopts);
     auto ce_sum = masked_ce_sum(out.logits, ids.to(out.logits.device()), mask.to(out.logits.device()));
@@ -147,6 +215,22 @@ struct Trainer::Impl {
     }
   }
 
+  // SFA (NEXUS): each trained leaf <- alpha * its value at the previous merge + (1 - alpha) * now; the
+  // first merge point of a phase only records the anchor. Optimiser state is left as it is.
+  void sfa_merge(TrainableSet& set, const SfaOptions& sfa) {
+    torch::NoGradGuard no_grad;
+    for (auto& leaf : set.leaves()) {
+      auto it = state.sfa_anchor.find(leaf.name);
+      if (it == state.sfa_anchor.end()) {
+        state.sfa_anchor[leaf.name] = leaf.tensor.detach().clone();
+        continue;
+      }
+      leaf.tensor.mul_(1.0 - sfa.alpha).add_(it->second, sfa.alpha);
+      it->second.copy_(leaf.tensor);
+    }
+    set.write_back();
+  }
+
   void save(const TrainableSet* set, const Optimizer* opt) {
     state.save(o.out_dir, plan.recipe.keep_checkpoints, model->weights(), model->device(), set, opt);
   }
@@ -174,11 +258,13 @@ struct Trainer::Impl {
       it.seek(checkpoint->data_position);
       TrainingState::restore_phase(*checkpoint, set, opt, model->device(), o.out_dir.string());
     } else {
+      state.sfa_anchor.clear();
       probe(set, it, p);
     }
     checkpoint.reset();
     const auto layers = moe_layers();
     for (int64_t s = s0; s < phase.steps; ++s) {
+      step_now = s;
       const auto t0 = std::chrono::steady_clock::now();
       const double lr = phase.optimizer.lr * lr_factor(phase.schedule, s, phase.steps);
       std::vector<data::Batch> micro(phase.grad_accum);
@@ -192,7 +278,10 @@ struct Trainer::Impl {
       const auto fopts = forward_options(p);
       for (const auto& b : micro) micro_step(set, b, p, total_targets, phase.grad_accum, stats, fopts);
       const double ce = stats.ce_sum / static_cast<double>(std::max<int64_t>(total_targets, 1));
-      const double loss = ce + phase.losses.lb_coef * stats.lb + phase.losses.z_coef * stats.z;
+      const DistillNow dn = distill_now(p);
+      const double kd = stats.kd_sum / static_cast<double>(std::max<int64_t>(total_targets, 1));
+      const double loss = (stats.distill ? dn.ce * ce + dn.kd * kd + dn.router * stats.router_kd : ce) +
+                          phase.losses.lb_coef * stats.lb + phase.losses.z_coef * stats.z;
       if (st.global_step < o.dump_steps)  // debugging: batch, losses and unclipped gradients (step_dump.h)
         write_step_dump(o.out_dir / "dump", st.global_step, model->spec(), model->weights(), set, micro, {ce, stats.lb, stats.z, loss, lr});
       const double grad_norm = clip_gradients(set.leaves(), phase.clip_grad_norm);
@@ -211,6 +300,7 @@ struct Trainer::Impl {
         opt.step(set.leaves(), lr);
         set.write_back();
         update_aux_free(p, stats);
+        if (phase.sfa.enabled && phase.sfa.every > 0 && (s + 1) % phase.sfa.every == 0) sfa_merge(set, phase.sfa);
       }
       ++st.global_step;
       st.step_in_phase = s + 1;
@@ -220,7 +310,10 @@ struct Trainer::Impl {
       if (st.global_step % r.log_every == 0 || s + 1 == phase.steps) log_step(p, s, loss, ce, stats, lr, grad_norm, tps, !finite);
       metrics->progress(phase.name, s + 1, phase.steps, loss, lr, tps);
       const bool phase_end = s + 1 == phase.steps;
+      const bool checkpoint_now = !phase_end && r.checkpoint_every > 0 && st.global_step % r.checkpoint_every == 0;
+      if (phase.sfa.enabled && phase.sfa.every == 0 && (phase_end || checkpoint_now)) sfa_merge(set, phase.sfa);
       if (phase_end) {
+        state.sfa_anchor.clear();
         if (phase.method == Method::Lora) {
           auto adapter = write_peft_adapter(model->spec(), set, phase.lora, fs::absolute(o.model_dir).string(), o.out_dir);
           if (!adapter.skipped.empty())
@@ -236,7 +329,7 @@ struct Trainer::Impl {
         save(nullptr, nullptr);
       } else {
         st.data_position = it.position();
-        if (r.checkpoint_every > 0 && st.global_step % r.checkpoint_every == 0) save(&set, &opt);
+        if (checkpoint_now) save(&set, &opt);
       }
       if (o.stop_after_steps > 0 && st.global_step >= o.stop_after_steps && !(phase_end && p + 1 == r.phases.size())) {
         stopped = true;
@@ -258,16 +351,65 @@ struct Trainer::Impl {
   bool stopped = false;
 };
 
+namespace {
+
+// The run's one distillation teacher, resolved from `--teacher` or the recipe's phases (absolute, so
+// run.json and --resume mean the same directory from anywhere).
+struct DistillPlan {
+  bool enabled = false, enabled_by_flag = false, router_kd = false;
+  fs::path teacher;
+};
+
+DistillPlan resolve_teacher(TrainOptions& o, const Recipe& recipe) {
+  DistillPlan d;
+  bool any = false;
+  for (const auto& phase : recipe.phases) any = any || phase.losses.distill.enabled;
+  if (!any && !o.teacher_dir.empty()) {
+    // `--teacher` alone: every phase distils with the default losses.distill.
+    for (auto& phase : o.recipe["phases"]) phase["losses"]["distill"] = nlohmann::json::object();
+    std::cerr << "moeforge: note: --teacher: every phase distils with the default losses.distill (forward KL, T 1, "
+                 "weight 1, ce_weight 1); set losses.distill in the recipe to choose\n";
+    d.enabled_by_flag = true;
+    any = true;
+  }
+  if (!any) return d;
+  d.enabled = true;
+  fs::path teacher = o.teacher_dir;
+  for (const auto& phase : recipe.phases) {
+    const DistillOptions& x = phase.losses.distill;
+    if (!x.enabled) continue;
+    if (!x.teacher_cache.empty())
+      fail(o.recipe_label, ": ", phase.name, ": losses.distill.teacher_cache: offline teacher caches are not implemented yet; use \"teacher\"");
+    if (x.router_weight.start > 0 || x.router_weight.end > 0) d.router_kd = true;
+    if (!o.teacher_dir.empty() || x.teacher.empty()) continue;
+    if (!teacher.empty() && fs::absolute(x.teacher) != teacher)
+      fail(o.recipe_label, ": phases name different teachers (", teacher.string(), ", ", x.teacher, "); one teacher per run");
+    teacher = fs::absolute(x.teacher);
+  }
+  if (teacher.empty())
+    fail(o.recipe_label, ": losses.distill needs a teacher: \"teacher\": \"MODEL_DIR\" in the recipe, or train --teacher MODEL_DIR");
+  d.teacher = fs::absolute(teacher);
+  Teacher::check_directory(d.teacher);
+  return d;
+}
+
+}  // namespace
+
 Trainer::Trainer(TrainOptions options) : impl_(std::make_unique<Impl>()), options_(std::move(options)) {}
 Trainer::~Trainer() = default;
 const std::map<std::string, torch::Tensor>& Trainer::masters() const { return impl_->state.masters; }
 
 TrainResult Trainer::run() {
   Impl& I = *impl_;
-  const TrainOptions o = resolve_run_options(options_);
-  I.o = o;
-  // Validate the recipe before loading anything large.
+  TrainOptions o = resolve_run_options(options_);
+  // Validate the recipe (and the teacher's directory) before loading anything large.
   Recipe precheck = parse_recipe(o.recipe, o.recipe_label);
+  const DistillPlan distill = resolve_teacher(o, precheck);
+  if (distill.enabled && o.teacher_dir != distill.teacher) {
+    o.teacher_dir = distill.teacher;
+    if (distill.enabled_by_flag) precheck = parse_recipe(o.recipe, o.recipe_label);
+  }
+  I.o = o;
   if (precheck.threads > 0) torch::set_num_threads(static_cast<int>(precheck.threads));
   model::LoadOptions load;
   load.device = model::parse_device(o.device, "train: --device");
@@ -276,6 +418,7 @@ TrainResult Trainer::run() {
   model_ = model::Transformer::load(o.model_dir, load);
   I.model = model_.get();
   I.plan = make_training_plan(*model_, o.recipe, o.recipe_label, o.model_dir, o.analysis_plan);
+  if (distill.enabled) I.teacher = Teacher::load(o.teacher_dir, *model_, o.tokenizer_dir, {distill.router_kd});
   for (int64_t l : I.moe_layers())
     I.router0.push_back(model_->weights().layers[l].router.detach().to(torch::kFloat32, /*non_blocking=*/false, /*copy=*/true));
   if (o.resume) I.checkpoint = load_latest_checkpoint(o.out_dir);

@@ -23,6 +23,8 @@ struct TrainOptions {
   std::filesystem::path model_dir;
   std::string data_spec;
   std::filesystem::path tokenizer_dir;   // default: the model directory
+  std::filesystem::path teacher_dir;     // `--teacher`: the distillation teacher of every distilling phase (overrides the recipe's)
+  std::filesystem::path teacher_cache;   // `--teacher-cache`: a `moeforge teacher-cache` directory instead of an online teacher
   std::filesystem::path analysis_plan;   // plan.json of `moeforge analyze` for experts=plan:esft (optional)
   nlohmann::json recipe;                 // raw recipe JSON (validated by the trainer)
   std::string recipe_label = "recipe";   // file name in messages

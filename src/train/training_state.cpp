@@ -1,5 +1,5 @@
 // Checkpoint keys (run_checkpoint.h): "model.<canonical>", "leaf.<leaf>", "opt.<slot>", "rng.<device>",
-// "aux_free.<layer>".
+// "aux_free.<layer>", "sfa.<leaf>" (SFA anchors).
 #include "train/training_state.h"
 
 #include <torch/torch.h>
@@ -42,6 +42,7 @@ void TrainingState::save(const std::filesystem::path& run_dir, int64_t keep, mod
   }
   for (const auto& [key, t] : rng_state(device)) s.tensors[key] = t;
   for (const auto& [l, b] : aux_bias) s.tensors["aux_free." + std::to_string(l)] = b;
+  for (const auto& [leaf, t] : sfa_anchor) s.tensors["sfa." + leaf] = t;
   save_checkpoint(run_dir, s, keep);
 }
 
@@ -66,6 +67,8 @@ void TrainingState::restore(const RunState& cp, model::ModelWeights& weights, co
       if (it->second->scalar_type() != torch::kFloat32) masters[it->first] = t.to(device, torch::kFloat32);
     } else if (starts_with(key, "aux_free.")) {
       aux_bias[std::stoll(key.substr(9))] = t.to(device);
+    } else if (starts_with(key, "sfa.")) {
+      sfa_anchor[key.substr(4)] = t.to(device);
     }
   }
   if (!cp.tensors.count("rng.cpu")) fail(where, ": checkpoint has no rng.cpu state");

@@ -20,6 +20,7 @@ struct TrainingState {
   RunState run;
   std::map<std::string, torch::Tensor> masters;  // canonical name -> fp32 master (bf16 runs)
   std::map<int64_t, torch::Tensor> aux_bias;     // MoE layer -> [E] aux-loss-free bias, on the device
+  std::map<std::string, torch::Tensor> sfa_anchor;  // phase leaf -> its value at the last SFA merge (phases with sfa)
 
   // The model tensor `name` at full precision: its fp32 master where one is held.
   const torch::Tensor& full_precision(const std::string& name, const torch::Tensor& model_tensor) const;

@@ -52,7 +52,7 @@ TEST(TrainRecipe, ErrorsNameTheField) {
       "phases[0].optimizer.groups[0].lr_scal: unknown field");
   bad([](json& j) { j["checkpoint_every"] = -1; }, "recipe.json: checkpoint_every: must be >= 0");
   bad([](json& j) { j["phases"][0]["steps"] = "ten"; }, "phases[0].steps: must be an integer");
-  bad([](json& j) { j["phases"][0]["losses"] = {{"distill", {{"teacher", "x"}}}}; }, "phases[0].losses.distill: distillation is not implemented");
+  bad([](json& j) { j["phases"][0]["losses"] = {{"distill", {{"teacher", "x"}, {"top_k", -1}}}}; }, "phases[0].losses.distill.top_k: must be >= 0");
   bad([](json& j) { j["phases"] = json::array(); }, "recipe.json: phases: must be a non-empty list");
 }
 

@@ -46,13 +46,14 @@ struct TrainFixture {
   }
 
   // A tiny model of `family` (+ config overrides) with this fixture's tokenizer.
-  std::filesystem::path model(const std::string& name, const std::string& family, const nlohmann::json& extra = {}) {
+  std::filesystem::path model(const std::string& name, const std::string& family, const nlohmann::json& extra = {},
+                              uint64_t seed = 3) {
     init::InitOptions o;
     o.family = family;
     o.config = {{"hidden_size", 32}, {"intermediate_size", 48}, {"num_attention_heads", 4}, {"num_key_value_heads", 2}};
     if (!extra.is_null()) o.config.update(extra);
     o.out = tmp / name;
-    o.seed = 3;
+    o.seed = seed;
     o.std = 0.1;
     o.tokenizer = tokenizer;
     init::init_model(o);

@@ -1,0 +1,162 @@
+// Chunked lm_head + CE + token KD, and router KD (formulas in distill.h).
+#include "train/distill.h"
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "common/error.h"
+
+namespace moeforge::train {
+
+namespace F = torch::nn::functional;
+
+namespace {
+
+// KL(A || B) per row from log-probabilities; 0 * log 0 counts as 0.
+torch::Tensor kl_rows(const torch::Tensor& logp_a, const torch::Tensor& logp_b) {
+  auto p = logp_a.exp();
+  return torch::where(p > 0, p * (logp_a - logp_b), torch::zeros_like(p)).sum(1);
+}
+
+// fp32 for the softmaxes, keeping fp64 (tests) as it is.
+torch::Tensor at_least_fp32(const torch::Tensor& t) { return t.scalar_type() == torch::kDouble ? t : t.to(torch::kFloat32); }
+
+// Tokens per chunk: `requested`, or (0) as many as keep one [chunk, vocab] fp32 buffer near 128 MB.
+int64_t chunk_size(int64_t requested, int64_t vocab) {
+  if (requested > 0) return requested;
+  return std::max<int64_t>(16, (int64_t{1} << 25) / std::max<int64_t>(vocab, 1));
+}
+
+}  // namespace
+
+torch::Tensor divergence(const torch::Tensor& teacher_logp, const torch::Tensor& student_logp, KdDivergence kind, double beta) {
+  if (kind == KdDivergence::ForwardKl || (kind == KdDivergence::Jsd && beta == 0.0)) return kl_rows(teacher_logp, student_logp);
+  if (kind == KdDivergence::ReverseKl || (kind == KdDivergence::Jsd && beta == 1.0)) return kl_rows(student_logp, teacher_logp);
+  // log M = logsumexp(log P + log beta, log Q + log(1 - beta)), as TRL.
+  auto mix = torch::logsumexp(torch::stack({teacher_logp + std::log(beta), student_logp + std::log1p(-beta)}), 0);
+  return beta * kl_rows(teacher_logp, mix) + (1.0 - beta) * kl_rows(student_logp, mix);
+}
+
+torch::Tensor bucketed_logp(const torch::Tensor& logp_NV, const torch::Tensor& ids_NK) {
+  auto top = logp_NV.gather(1, ids_NK);                                                       // [N, K]
+  auto rest = logp_NV.scatter(1, ids_NK, -std::numeric_limits<float>::infinity());            // the other ids
+  auto tail = torch::logsumexp(rest, 1, /*keepdim=*/true).clamp_min(std::log(1e-20));         // [N, 1]
+  return torch::cat({top, tail}, 1);
+}
+
+HeadLossResult chunked_head_loss(const torch::Tensor& hidden_BTH, const torch::Tensor& lm_head_VH, const torch::Tensor& ids_BT,
+                                 const torch::Tensor& mask_BT, const TeacherTokens* teacher, const HeadLossOptions& o) {
+  HeadLossResult out;
+  const int64_t B = hidden_BTH.size(0), T = hidden_BTH.size(1), H = hidden_BTH.size(2), V = lm_head_VH.size(0);
+  if (T < 2) return out;
+  const auto dev = hidden_BTH.device();
+  auto weight_N = mask_BT.narrow(1, 1, T - 1).reshape({-1}).to(dev, torch::kFloat32);  // [B*(T-1)]
+  auto sel = torch::nonzero(weight_N > 0).reshape({-1});                               // target rows
+  const int64_t n = sel.size(0);
+  if (n == 0) return out;
+  auto src = torch::div(sel, T - 1, "floor") * T + torch::remainder(sel, T - 1);      // their rows in [B*T]
+  auto targets = ids_BT.to(dev).narrow(1, 1, T - 1).reshape({-1}).index_select(0, sel);
+  auto weights = weight_N.index_select(0, sel);
+  auto rows = hidden_BTH.reshape({B * T, H}).index_select(0, src);  // attached to the student's graph
+  auto leaf = rows.detach().requires_grad_(rows.requires_grad());
+  const bool kd = o.kd_coef > 0 && teacher != nullptr;
+  const double Tk = o.temperature;
+  const int64_t chunk = chunk_size(o.chunk_tokens, V);
+  for (int64_t r0 = 0; r0 < n; r0 += chunk) {
+    const int64_t m = std::min(chunk, n - r0);
+    auto w = weights.narrow(0, r0, m);
+    auto logits = at_least_fp32(torch::linear(leaf.narrow(0, r0, m), lm_head_VH));  // [m, V]
+    auto ce = (F::cross_entropy(logits, targets.narrow(0, r0, m), F::CrossEntropyFuncOptions().reduction(torch::kNone)) * w).sum();
+    auto loss = o.ce_coef * ce;
+    torch::Tensor kd_sum;
+    if (kd) {
+      torch::Tensor t_logits, t_ids, t_logp, t_tail;  // teacher side, no grad
+      int64_t cols = V;
+      {
+        torch::NoGradGuard no_grad;
+        if (teacher->online()) {
+          auto rows_t = src.narrow(0, r0, m).to(teacher->hidden_NH.device());
+          t_logits = at_least_fp32(torch::linear(teacher->hidden_NH.index_select(0, rows_t), teacher->lm_head_VH)).to(dev);
+          cols = std::min<int64_t>(V, t_logits.size(1));
+          if (o.kd_vocab > 0) cols = std::min(cols, o.kd_vocab);
+          t_logits = t_logits.narrow(1, 0, cols);
+        } else {
+          auto rows_t = src.narrow(0, r0, m).to(teacher->top_ids_NK.device());
+          t_ids = teacher->top_ids_NK.index_select(0, rows_t).to(dev, torch::kInt64);
+          t_logp = at_least_fp32(teacher->top_logp_NK.index_select(0, rows_t)).to(dev);
+          t_tail = at_least_fp32(teacher->tail_logp_N.index_select(0, rows_t)).to(dev).unsqueeze(1);
+        }
+      }
+      auto s_logits = logits.narrow(1, 0, cols);
+      auto logq = torch::log_softmax(s_logits / Tk, 1);
+      torch::Tensor P, Q;
+      if (teacher->online()) {
+        torch::NoGradGuard no_grad;
+        auto logp = torch::log_softmax(t_logits / Tk, 1);
+        if (o.top_k > 0 && o.top_k < cols) {
+          t_ids = std::get<1>(t_logits.topk(o.top_k, 1));
+          P = bucketed_logp(logp, t_ids);
+        } else {
+          P = logp;
+        }
+      } else {
+        // The cache's log-probabilities are at T = 1; at T the K ids and the tail (as one bucket) are tempered and renormalised.
+        P = torch::log_softmax(torch::cat({t_logp, t_tail}, 1) / Tk, 1);
+      }
+      Q = t_ids.defined() ? bucketed_logp(logq, t_ids) : logq;
+      kd_sum = (divergence(P, Q, o.divergence, o.beta) * w).sum() * (Tk * Tk);
+      loss = loss + o.kd_coef * kd_sum;
+      // Metrics at T = 1: the exact KL online, the bucketed one offline; argmax agreement.
+      torch::NoGradGuard no_grad;
+      auto logq1 = torch::log_softmax(s_logits, 1);
+      torch::Tensor kl1, t_arg;
+      if (teacher->online()) {
+        kl1 = kl_rows(torch::log_softmax(t_logits, 1), logq1);
+        t_arg = t_logits.argmax(1);
+      } else {
+        auto P1 = torch::log_softmax(torch::cat({t_logp, t_tail}, 1), 1);
+        kl1 = kl_rows(P1, bucketed_logp(logq1, t_ids));
+        t_arg = t_ids.gather(1, t_logp.argmax(1, true)).squeeze(1);
+      }
+      out.stats.kl_sum += (kl1 * w).sum().item<double>();
+      out.stats.agree += (s_logits.argmax(1) == t_arg).sum().item<int64_t>();
+      out.stats.kd_sum += kd_sum.item<double>();
+    }
+    out.stats.ce_sum += ce.item<double>();
+    loss = loss * o.scale;
+    // The head's graph (a LoRA delta, a bf16 cast of a master) is shared by every chunk: keep it.
+    if (loss.requires_grad()) loss.backward({}, /*retain_graph=*/true);
+  }
+  out.stats.targets = n;
+  if (rows.requires_grad()) {
+    out.rows = rows;
+    out.rows_grad = leaf.grad().defined() ? leaf.grad() : torch::zeros_like(leaf);
+  }
+  return out;
+}
+
+torch::Tensor router_kd(const std::vector<model::LayerRouting>& student, const std::vector<model::LayerRouting>& teacher,
+                        const torch::Tensor& real_N, double temperature) {
+  if (student.empty()) return torch::zeros({}, torch::kFloat32);
+  if (student.size() != teacher.size())
+    fail("router KD: the student has ", student.size(), " MoE layers, the teacher ", teacher.size());
+  auto real = real_N.to(torch::kFloat32);
+  const double n_real = std::max(1.0, real.sum().item<double>());
+  torch::Tensor total;
+  for (size_t i = 0; i < student.size(); ++i) {
+    auto s = torch::log_softmax(student[i].logits.to(torch::kFloat32) / temperature, 1);
+    torch::Tensor t;
+    {
+      torch::NoGradGuard no_grad;
+      t = torch::log_softmax(teacher[i].logits.to(s.device(), torch::kFloat32) / temperature, 1);
+    }
+    auto layer = (kl_rows(t, s) * real.to(s.device())).sum() / n_real;
+    total = total.defined() ? total + layer : layer;
+  }
+  return total * (temperature * temperature / static_cast<double>(student.size()));
+}
+
+}  // namespace moeforge::train
