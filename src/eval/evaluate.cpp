@@ -79,12 +79,20 @@ void add_counts(std::vector<LayerUsage>& usage, const model::ForwardOutput& out,
 EvalResult evaluate(const model::Transformer& model, const std::vector<EvalSequence>& sequences,
                     const EvalOptions& options, const model::Transformer* baseline) {
   if (sequences.empty()) fail("no evaluation data");
-  if (baseline && baseline->spec().vocab_size != model.spec().vocab_size)
-    fail("baseline vocabulary (", baseline->spec().vocab_size, ") differs from the model's (", model.spec().vocab_size, ")");
+  int64_t compared = model.spec().vocab_size;  // ids the KL and agreement compare
+  if (baseline) {
+    const int64_t Vm = model.spec().vocab_size, Vb = baseline->spec().vocab_size;
+    if (Vm != Vb && (options.compare_vocab <= 0 || options.compare_vocab > std::min(Vm, Vb)))
+      fail("baseline vocabulary (", Vb, ") differs from the model's (", Vm, ")",
+           options.compare_vocab > 0 ? " beyond a padded tail (the tokenizer has " + std::to_string(options.compare_vocab) + " ids)" : "");
+    if (options.compare_vocab > 0) compared = std::min(compared, options.compare_vocab);
+  }
   torch::NoGradGuard no_grad;
   EvalResult result;
   result.has_baseline = baseline != nullptr;
-  double loss_sum = 0, baseline_sum = 0, kl_sum = 0;
+  double loss_sum = 0, baseline_sum = 0, kl_sum = 0, agree_sum = 0;
+  std::map<int64_t, std::pair<torch::Tensor, torch::Tensor>> prob_sums;  // MoE layer -> (model, baseline) sum of p over real tokens
+  double real_tokens = 0;
   std::map<std::string, std::pair<double, int64_t>> domain_sums;
   const int64_t num_experts = model.spec().moe.num_experts;
   const size_t batch_size = static_cast<size_t>(std::max<int64_t>(1, options.batch_size));
@@ -121,11 +129,26 @@ EvalResult evaluate(const model::Transformer& model, const std::vector<EvalSeque
     }
     if (baseline) {
       auto base_out = baseline->forward(batch.ids, forward);
-      auto base_log_probs = torch::log_softmax(base_out.logits.narrow(1, 0, T - 1).cpu(), -1);
-      auto base_nll = -base_log_probs.gather(2, targets.unsqueeze(-1)).squeeze(-1);
+      auto base_logits = base_out.logits.narrow(1, 0, T - 1).cpu();
+      auto base_nll = -torch::log_softmax(base_logits, -1).gather(2, targets.unsqueeze(-1)).squeeze(-1);
       baseline_sum += (base_nll * scored).sum().item<double>();
-      auto kl = (base_log_probs.exp() * (base_log_probs - log_probs)).sum(-1);  // KL(baseline || model) [B, T-1]
+      // KL and agreement over the compared ids (a padded tail left out and each side renormalised).
+      auto p_log = torch::log_softmax(base_logits.narrow(2, 0, compared), -1);
+      auto q_log = compared == logits.size(2) ? log_probs : torch::log_softmax(logits.narrow(2, 0, compared), -1);
+      auto kl = (p_log.exp() * (p_log - q_log)).sum(-1);  // KL(baseline || model) [B, T-1]
       kl_sum += (kl * scored).sum().item<double>();
+      agree_sum += ((p_log.argmax(-1) == q_log.argmax(-1)).to(torch::kFloat32) * scored).sum().item<double>();
+      auto real = batch.attention.reshape({-1}).to(torch::kFloat32);
+      real_tokens += real.sum().item<double>();
+      for (const auto& m : out.routing)
+        for (const auto& b : base_out.routing) {
+          if (b.layer != m.layer) continue;
+          auto pm = (m.routing.probs.to(torch::kFloat32).cpu() * real.unsqueeze(1)).sum(0);
+          auto pb = (b.routing.probs.to(torch::kFloat32).cpu() * real.unsqueeze(1)).sum(0);
+          auto& acc = prob_sums[m.layer];
+          acc.first = acc.first.defined() ? acc.first + pm : pm;
+          acc.second = acc.second.defined() ? acc.second + pb : pb;
+        }
     }
     if (options.progress) std::cerr << "\reval: " << end << "/" << sequences.size() << " sequences" << std::flush;
   }
@@ -148,6 +171,13 @@ EvalResult evaluate(const model::Transformer& model, const std::vector<EvalSeque
     result.baseline_loss = baseline_sum / static_cast<double>(result.tokens);
     result.baseline_perplexity = std::exp(result.baseline_loss);
     result.mean_kl = kl_sum / static_cast<double>(result.tokens);
+    result.top1_agreement = agree_sum / static_cast<double>(result.tokens);
+    for (const auto& [layer, sums] : prob_sums) {
+      auto pm = sums.first / real_tokens, pb = sums.second / real_tokens;
+      const int64_t E = std::max(pm.size(0), pb.size(0));  // a grown model's new experts: 0 on the baseline's side
+      pm = torch::constant_pad_nd(pm, {0, E - pm.size(0)}), pb = torch::constant_pad_nd(pb, {0, E - pb.size(0)});
+      result.router_drift.push_back({layer, (pm - pb).abs().sum().item<double>()});
+    }
   }
   return result;
 }
@@ -183,8 +213,11 @@ nlohmann::json to_json(const EvalResult& r) {
     auto it = r.domain_usage.find(domain);
     if (it != r.domain_usage.end()) j["domains"][domain.empty() ? "(none)" : domain]["expert_usage"] = usage_json(it->second);
   }
-  if (r.has_baseline)
-    j["baseline"] = {{"loss", r.baseline_loss}, {"perplexity", r.baseline_perplexity}, {"mean_kl", r.mean_kl}};
+  if (r.has_baseline) {
+    j["baseline"] = {{"loss", r.baseline_loss}, {"perplexity", r.baseline_perplexity}, {"mean_kl", r.mean_kl},
+                     {"top1_agreement", r.top1_agreement}, {"router_drift", nlohmann::json::array()}};
+    for (const auto& d : r.router_drift) j["baseline"]["router_drift"].push_back({{"layer", d.layer}, {"l1", d.l1}});
+  }
   return j;
 }
 
@@ -215,8 +248,17 @@ std::string to_table(const EvalResult& r) {
     out << line;
   }
   if (r.has_baseline) {
-    std::snprintf(line, sizeof line, "%-22s %12.5f\n", "mean KL(base||model)", r.mean_kl);
+    std::snprintf(line, sizeof line, "%-22s %12.5f\n%-22s %12.4f\n", "mean KL(base||model)", r.mean_kl, "top-1 agreement",
+                  r.top1_agreement);
     out << line;
+    if (!r.router_drift.empty()) {
+      out << "router drift (L1 of mean expert probabilities):";
+      for (const auto& d : r.router_drift) {
+        std::snprintf(line, sizeof line, " L%lld %.4f", static_cast<long long>(d.layer), d.l1);
+        out << line;
+      }
+      out << "\n";
+    }
   }
   if (r.domain_loss.size() > 1 || (r.domain_loss.size() == 1 && !r.domain_loss.begin()->first.empty())) {
     out << "per domain:\n";

@@ -1,7 +1,8 @@
 // Evaluation of a model on token blocks: token-weighted cross-entropy and perplexity (padding and
 // masked tokens excluded), per-domain loss, per-layer expert usage, balance score and balanced
-// perplexity (REFERENCE.md section 1), and, against a baseline model, the mean per-token
-// KL(baseline || model) and both losses side by side.
+// perplexity (REFERENCE.md section 1), and, against a baseline model (a teacher, the model before
+// training): both losses side by side, the mean per-token KL(baseline || model), top-1 agreement and
+// per MoE layer the router drift (L1 distance of the mean expert probabilities).
 #pragma once
 
 #include <torch/types.h>
@@ -32,6 +33,14 @@ struct EvalOptions {
   int64_t batch_size = 8;
   double balance_beta = 1.0;  // balanced ppl = ppl * exp(beta * (1 - balance))
   bool progress = false;      // progress bar on stderr
+  // Against a baseline whose vocabulary differs only by a padded tail: compare the first
+  // compare_vocab ids (the tokenizer's). 0 = the vocabularies must be equal.
+  int64_t compare_vocab = 0;
+};
+
+struct RouterDrift {
+  int64_t layer = -1;
+  double l1 = 0.0;  // sum over experts |mean p_model - mean p_baseline| (an expert one side lacks counts 0 there)
 };
 
 struct LayerUsage {
@@ -53,6 +62,8 @@ struct EvalResult {
   bool has_baseline = false;
   double baseline_loss = 0.0, baseline_perplexity = 0.0;
   double mean_kl = 0.0;  // mean over scored tokens of KL(baseline || model)
+  double top1_agreement = 0.0;  // fraction of scored tokens whose argmax ids agree
+  std::vector<RouterDrift> router_drift;  // MoE layers both models have
 };
 
 EvalResult evaluate(const model::Transformer& model, const std::vector<EvalSequence>& sequences,

@@ -25,14 +25,17 @@
 #include "surgery/upcycle.h"
 #include "train/export.h"
 #include "train/recipe.h"
+#include "train/teacher.h"
+#include "train/teacher_cache.h"
 #include "train/trainer.h"
+#include "tokenizer/tokenizer.h"
 
 namespace moeforge::pipeline {
 namespace fs = std::filesystem;
 
 const std::vector<std::string>& stage_names() {
   static const std::vector<std::string> names = {"upcycle", "stats_before", "analyze", "grow", "shared_expert",
-                                                 "train", "merge", "eval", "stats_after", "export", "report"};
+                                                 "teacher_cache", "train", "merge", "eval", "stats_after", "export", "report"};
   return names;
 }
 
@@ -88,6 +91,23 @@ class Runner {
         c_.recipe["validation_fraction"] = c_.eval.validation_fraction;
       recipe_ = train::parse_recipe(c_.recipe, c_.recipe_label);  // validate before any stage runs
     }
+    if (c_.distill) train::Teacher::check_directory(c_.distill->teacher);
+    if (c_.distill && c_.distill->cache) cache_seq_len_ = distill_seq_len();
+  }
+
+  // One cache serves every distilling phase only if they share the block size; checked before any stage.
+  int64_t distill_seq_len() const {
+    int64_t seq_len = 0;
+    bool any = false;
+    for (const auto& p : recipe_->phases) any = any || p.losses.distill.enabled;
+    for (const auto& p : recipe_->phases) {
+      if (any && !p.losses.distill.enabled) continue;  // without any, train --teacher-cache makes every phase distil
+      if (seq_len != 0 && p.seq_len != seq_len)
+        fail(c_.config_path.string(), ": distill.cache: the distilling phases have seq_len ", seq_len, " and ", p.seq_len,
+             "; one teacher cache needs one block size");
+      seq_len = p.seq_len;
+    }
+    return seq_len;
   }
 
   std::vector<std::string> run() {
@@ -162,6 +182,10 @@ class Runner {
     const fs::path after_surgery = current;
 
     if (recipe_) {
+      if (c_.distill && c_.distill->cache) {
+        if (stage("teacher_cache", dir / "teacher_cache.json")) write_teacher_cache(dir / "teacher_cache", dir / "teacher_cache.json");
+        if (done()) return ran_;
+      }
       if (stage("train", dir / "train" / "summary.json")) train(current, dir / "train");
       if (done()) return ran_;
       if (stage("merge", dir / "model")) {
@@ -259,6 +283,30 @@ class Runner {
     stats::run_stats(s);
   }
 
+  // The teacher once over the training blocks, with the recipe's data options (resumes a partial cache).
+  void write_teacher_cache(const fs::path& cache, const fs::path& summary) {
+    train::TeacherCacheOptions o;
+    o.teacher_dir = c_.distill->teacher;
+    o.tokenizer_dir = c_.tokenizer;
+    o.out_dir = cache;
+    o.data_spec = c_.data;
+    o.block_size = cache_seq_len_;
+    o.top_k = c_.distill->top_k;
+    o.router_top_k = c_.distill->router_top_k;
+    o.batch_size = c_.distill->batch_size;
+    o.seed = recipe_->seed;
+    o.validation_fraction = recipe_->validation_fraction;
+    o.packing = recipe_->packing;
+    o.device = c_.device;
+    o.progress = o_.progress;
+    const auto r = train::write_teacher_cache(o);
+    std::cout << "teacher cache: " << r.tokens << " tokens, " << r.manifest.token_bytes() << " B/token\n";
+    const nlohmann::json j = {{"cache", cache.string()}, {"teacher", o.teacher_dir.string()}, {"tokens_written", r.tokens},
+                              {"bytes_written", r.bytes}, {"bytes_per_token", r.manifest.token_bytes()},
+                              {"seconds", r.seconds}, {"manifest", r.manifest.to_json()}};
+    write_file_atomic(summary, j.dump(1) + "\n");
+  }
+
   void train(const fs::path& model, const fs::path& run) {
     train::TrainOptions t;
     t.model_dir = model;
@@ -271,6 +319,10 @@ class Runner {
     t.device = c_.device;
     // experts=plan:esft selectors read analyze's plan, which describes the model before grow.
     if (fs::exists(o_.run_dir / "plan.json") && !c_.grow) t.analysis_plan = o_.run_dir / "plan.json";
+    if (c_.distill) {
+      if (c_.distill->cache) t.teacher_cache = o_.run_dir / "teacher_cache";
+      else t.teacher_dir = c_.distill->teacher;
+    }
     if (fs::exists(run / "run.json")) {
       t.resume = true;  // interrupted earlier: continue from its latest checkpoint
     } else if (fs::exists(run)) {
@@ -307,6 +359,21 @@ class Runner {
     score("base", c_.base, *base, false);
     if (after_surgery != c_.base) score("after surgery", after_surgery, *model::Transformer::load(after_surgery, load), true);
     if (final_model != after_surgery) score("trained", final_model, *model::Transformer::load(final_model, load), true);
+    if (c_.distill && c_.distill->teacher != c_.base) {
+      // Against the teacher it was distilled from (KL, top-1 agreement, router drift).
+      auto teacher = model::Transformer::load(c_.distill->teacher, load);
+      auto trained = model::Transformer::load(final_model, load);
+      eval::EvalOptions vs = options;
+      if (teacher->spec().vocab_size != trained->spec().vocab_size)
+        vs.compare_vocab = static_cast<int64_t>(Tokenizer::load(c_.tokenizer).vocab_size());
+      auto r = eval::evaluate(*trained, sequences, vs, teacher.get());
+      auto e = eval::to_json(r);
+      e["label"] = "trained vs teacher";
+      e["model"] = final_model.string();
+      e["baseline"]["model"] = c_.distill->teacher.string();
+      models.push_back(e);
+      std::cout << "trained vs teacher: KL " << r.mean_kl << "  top-1 agreement " << r.top1_agreement << "\n";
+    }
     j["models"] = models;
     write_file_atomic(out, j.dump(1) + "\n");
   }
@@ -339,6 +406,7 @@ class Runner {
   PipelineOptions o_;
   PipelineConfig c_;
   std::optional<train::Recipe> recipe_;
+  int64_t cache_seq_len_ = 0;  // distill.cache: the block size of the distilling phases
   std::vector<std::string> ran_;
   std::string last_;
 };

@@ -139,6 +139,32 @@ PipelineConfig parse_pipeline_config(const nlohmann::json& json, const fs::path&
     }
   }
 
+  if (top.has("distill")) {
+    auto j = object_or_true("distill");
+    if (!j.is_null()) {
+      if (c.recipe.is_null()) top.bad("distill", "needs a recipe (the training it distils)");
+      JsonFields f = fields(j, "distill", label);
+      DistillStage d;
+      const std::string teacher = f.string("teacher", "");
+      d.teacher = teacher.empty() ? c.base : resolve(dir, teacher);
+      if (f.has("cache")) {
+        const auto& v = f.raw("cache");
+        if (v.is_boolean()) {
+          d.cache = v.get<bool>();
+        } else {
+          JsonFields k = fields(v, "distill.cache", label);
+          d.cache = true;
+          d.top_k = k.integer("top_k", d.top_k, 1);
+          d.router_top_k = k.integer("router_top_k", d.router_top_k, 0);
+          d.batch_size = k.integer("batch_size", d.batch_size, 1);
+          k.finish();
+        }
+      }
+      f.finish();
+      c.distill = d;
+    }
+  }
+
   if (top.has("eval")) {
     JsonFields f = fields(top.raw("eval"), "eval", label);
     c.eval.block_size = f.integer("block_size", c.eval.block_size, 2);
@@ -167,6 +193,11 @@ PipelineConfig parse_pipeline_config(const nlohmann::json& json, const fs::path&
   c.raw["data"] = c.data;
   c.raw["eval_data"] = c.eval_data;
   if (!c.recipe.is_null()) c.raw["recipe"] = c.recipe;
+  if (c.distill) {
+    nlohmann::json d = json["distill"].is_object() ? json["distill"] : nlohmann::json::object();
+    d["teacher"] = c.distill->teacher.string();
+    c.raw["distill"] = d;
+  }
   return c;
 }
 

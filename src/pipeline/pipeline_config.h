@@ -45,6 +45,15 @@ struct EvalStage {
   double validation_fraction = 0.05;      // used when the recipe holds out none
 };
 
+// Distillation of the trained model from a teacher (default: the base): the recipe's phases distil
+// (those without losses.distill get the defaults); with `cache` the teacher runs once, in the
+// teacher_cache stage, and training reads the cache instead of running it.
+struct DistillStage {
+  std::filesystem::path teacher;          // default: base
+  bool cache = false;
+  int64_t top_k = 64, router_top_k = 0, batch_size = 4;
+};
+
 struct ExportStage {
   bool remote_code = true;            // auto_map + modeling_moeforge.py where transformers needs it
   bool drop_selection_bias = false;   // merge: remove grow's selection bias, report the measured change
@@ -65,6 +74,7 @@ struct PipelineConfig {
   std::optional<surgery::SharedExpertOptions> shared_expert;
   nlohmann::json recipe;                  // inline recipe (a recipe file is read in); null = no training
   std::string recipe_label;               // recipe file name or "<config>:recipe"
+  std::optional<DistillStage> distill;    // needs a recipe
   EvalStage eval;
   ExportStage export_stage;
   std::string model_name;                 // model card title; default: the run directory's name

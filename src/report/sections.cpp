@@ -83,6 +83,8 @@ std::string training_section(const TrainMetrics& m) {
   out += scalar_chart(m, phases, "chart-loss", "Loss", "nats/token", {"loss", "ce"});
   out += scalar_chart(m, phases, "chart-lr", "Learning rate", "lr", {"lr"});
   out += scalar_chart(m, phases, "chart-aux", "Auxiliary losses", "loss", {"lb", "aux", "z"});
+  if (!series(m, "kd").empty())  // distilling phases (docs/TRAINING.md, Distillation)
+    out += scalar_chart(m, phases, "chart-distill", "Distillation", "nats (agreement: share)", {"kd", "kl", "router_kd", "agreement"});
   out += scalar_chart(m, phases, "chart-grad-norm", "Gradient norm", "||g||", {"grad_norm"});
   out += scalar_chart(m, phases, "chart-throughput", "Throughput", "tokens/s", {"tokens_per_s"});
   return out;

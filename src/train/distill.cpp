@@ -62,7 +62,7 @@ HeadLossResult chunked_head_loss(const torch::Tensor& hidden_BTH, const torch::T
   auto weights = weight_N.index_select(0, sel);
   auto rows = hidden_BTH.reshape({B * T, H}).index_select(0, src);  // attached to the student's graph
   auto leaf = rows.detach().requires_grad_(rows.requires_grad());
-  const bool kd = o.kd_coef > 0 && teacher != nullptr;
+  const bool kd = teacher != nullptr;  // with kd_coef 0 the teacher still gives the metrics (kl, agreement)
   const double Tk = o.temperature;
   const int64_t chunk = chunk_size(o.chunk_tokens, V);
   for (int64_t r0 = 0; r0 < n; r0 += chunk) {
@@ -74,14 +74,13 @@ HeadLossResult chunked_head_loss(const torch::Tensor& hidden_BTH, const torch::T
     torch::Tensor kd_sum;
     if (kd) {
       torch::Tensor t_logits, t_ids, t_logp, t_tail;  // teacher side, no grad
-      int64_t cols = V;
+      int64_t cols = o.kd_vocab > 0 ? std::min(V, o.kd_vocab) : V;  // the tokenizer's ids: padded rows left out
       {
         torch::NoGradGuard no_grad;
         if (teacher->online()) {
           auto rows_t = src.narrow(0, r0, m).to(teacher->hidden_NH.device());
           t_logits = at_least_fp32(torch::linear(teacher->hidden_NH.index_select(0, rows_t), teacher->lm_head_VH)).to(dev);
-          cols = std::min<int64_t>(V, t_logits.size(1));
-          if (o.kd_vocab > 0) cols = std::min(cols, o.kd_vocab);
+          cols = std::min<int64_t>(cols, t_logits.size(1));
           t_logits = t_logits.narrow(1, 0, cols);
         } else {
           auto rows_t = src.narrow(0, r0, m).to(teacher->top_ids_NK.device());
@@ -108,7 +107,7 @@ HeadLossResult chunked_head_loss(const torch::Tensor& hidden_BTH, const torch::T
       }
       Q = t_ids.defined() ? bucketed_logp(logq, t_ids) : logq;
       kd_sum = (divergence(P, Q, o.divergence, o.beta) * w).sum() * (Tk * Tk);
-      loss = loss + o.kd_coef * kd_sum;
+      if (o.kd_coef > 0) loss = loss + o.kd_coef * kd_sum;
       // Metrics at T = 1: the exact KL online, the bucketed one offline; argmax agreement.
       torch::NoGradGuard no_grad;
       auto logq1 = torch::log_softmax(s_logits, 1);
@@ -136,6 +135,26 @@ HeadLossResult chunked_head_loss(const torch::Tensor& hidden_BTH, const torch::T
     out.rows_grad = leaf.grad().defined() ? leaf.grad() : torch::zeros_like(leaf);
   }
   return out;
+}
+
+torch::Tensor router_kd_cached(const std::vector<model::LayerRouting>& student, const TeacherTokens& cache, const torch::Tensor& real_N,
+                               double temperature) {
+  if (student.size() != cache.router_ids_NR.size())
+    fail("router KD: the student has ", student.size(), " MoE layers, the teacher cache ", cache.router_ids_NR.size());
+  auto real = real_N.to(torch::kFloat32);
+  const double n_real = std::max(1.0, real.sum().item<double>());
+  torch::Tensor total;
+  for (size_t i = 0; i < student.size(); ++i) {
+    const auto dev = student[i].logits.device();
+    auto ids = cache.router_ids_NR[i].to(dev);
+    // The teacher's top-R logits and the rest as one bucket, tempered together (exact when R = E).
+    auto P = torch::log_softmax(torch::cat({cache.router_logits_NR[i].to(dev), cache.router_tail_N[i].to(dev).unsqueeze(1)}, 1) /
+                                    temperature, 1);
+    auto Q = bucketed_logp(torch::log_softmax(student[i].logits.to(torch::kFloat32) / temperature, 1), ids);
+    auto layer = (kl_rows(P, Q) * real.to(dev)).sum() / n_real;
+    total = total.defined() ? total + layer : layer;
+  }
+  return total * (temperature * temperature / static_cast<double>(student.size()));
 }
 
 torch::Tensor router_kd(const std::vector<model::LayerRouting>& student, const std::vector<model::LayerRouting>& teacher,

@@ -22,12 +22,15 @@ struct TeacherTokens {
   // Offline (a teacher cache): top-K ids [B*T, K] int64, their log-probabilities at T = 1 [B*T, K]
   // float32, and the remaining mass log(1 - sum p_K) [B*T] float32.
   torch::Tensor top_ids_NK, top_logp_NK, tail_logp_N;
+  // Offline router targets, per MoE layer: top-R expert ids [B*T, R] int64, their raw logits [B*T, R]
+  // and the logsumexp of the other logits [B*T] (float32).
+  std::vector<torch::Tensor> router_ids_NR, router_logits_NR, router_tail_N;
   bool online() const { return hidden_NH.defined(); }
 };
 
 struct HeadLossOptions {
   double ce_coef = 1.0;  // loss = scale * (ce_coef * sum CE + kd_coef * sum KD)
-  double kd_coef = 0.0;  // 0 = cross-entropy only (no teacher needed)
+  double kd_coef = 0.0;  // 0 = no token KD in the loss (a teacher, when given, still gives the metrics)
   double scale = 1.0;    // 1 / targets of the optimiser step
   KdDivergence divergence = KdDivergence::ForwardKl;
   double beta = 0.5;
@@ -73,5 +76,9 @@ torch::Tensor bucketed_logp(const torch::Tensor& logp_NV, const torch::Tensor& i
 // that both models route over the same experts.
 torch::Tensor router_kd(const std::vector<model::LayerRouting>& student, const std::vector<model::LayerRouting>& teacher,
                         const torch::Tensor& real_N, double temperature);
+
+// The same against a teacher cache's top-R router logits (+ the rest as one bucket, exact at R = E).
+torch::Tensor router_kd_cached(const std::vector<model::LayerRouting>& student, const TeacherTokens& cache, const torch::Tensor& real_N,
+                               double temperature);
 
 }  // namespace moeforge::train

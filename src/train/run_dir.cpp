@@ -22,7 +22,9 @@ TrainOptions resolve_run_options(TrainOptions o) {
     if (o.data_spec.empty()) o.data_spec = run.at("data").get<std::string>();
     if (o.tokenizer_dir.empty()) o.tokenizer_dir = run.at("tokenizer").get<std::string>();
     if (o.analysis_plan.empty() && run.contains("plan")) o.analysis_plan = run.at("plan").get<std::string>();
-    if (o.teacher_dir.empty() && run.contains("teacher")) o.teacher_dir = run.at("teacher").get<std::string>();
+    if (o.teacher_cache.empty() && o.teacher_dir.empty() && run.contains("teacher_cache"))
+      o.teacher_cache = run.at("teacher_cache").get<std::string>();
+    if (o.teacher_dir.empty() && o.teacher_cache.empty() && run.contains("teacher")) o.teacher_dir = run.at("teacher").get<std::string>();
     if (o.device.empty() && run.contains("device")) o.device = run.at("device").get<std::string>();
     o.recipe = read_json_file(o.out_dir / "recipe.json");
     o.recipe_label = (o.out_dir / "recipe.json").string();
@@ -43,6 +45,7 @@ void write_run_files(const TrainOptions& o) {
                         {"tokenizer", fs::absolute(o.tokenizer_dir).string()}, {"device", o.device}, {"moeforge_train", 1}};
   if (!o.analysis_plan.empty()) run["plan"] = fs::absolute(o.analysis_plan).string();
   if (!o.teacher_dir.empty()) run["teacher"] = fs::absolute(o.teacher_dir).string();
+  if (!o.teacher_cache.empty()) run["teacher_cache"] = fs::absolute(o.teacher_cache).string();
   write_file_atomic(o.out_dir / "run.json", run.dump(2) + "\n");
   write_file_atomic(o.out_dir / "recipe.json", o.recipe.dump(2) + "\n");
 }

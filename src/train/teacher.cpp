@@ -16,6 +16,10 @@ namespace fs = std::filesystem;
 
 namespace {
 
+bool has_tokenizer(const fs::path& dir) { return fs::exists(dir / "tokenizer.json"); }
+
+}  // namespace
+
 // bf16 when most of the stored floating-point bytes are bf16 (kept as mapped views), else fp32.
 torch::Dtype stored_precision(const CheckpointStore& store) {
   uint64_t bf16 = 0, other = 0;
@@ -27,10 +31,6 @@ torch::Dtype stored_precision(const CheckpointStore& store) {
   }
   return bf16 > other ? torch::kBFloat16 : torch::kFloat32;
 }
-
-bool has_tokenizer(const fs::path& dir) { return fs::exists(dir / "tokenizer.json"); }
-
-}  // namespace
 
 std::string tokenizer_difference(const fs::path& a, const fs::path& b) {
   const Tokenizer ta = Tokenizer::load(a), tb = Tokenizer::load(b);

@@ -13,7 +13,14 @@
 #include "model/transformer.h"
 #include "train/distill.h"
 
+namespace moeforge {
+class CheckpointStore;
+}
+
 namespace moeforge::train {
+
+// bf16 when most of a checkpoint's stored floating-point bytes are bf16 (kept as mapped views), else fp32.
+torch::Dtype stored_precision(const CheckpointStore& store);
 
 struct TeacherCheck {
   bool router_kd = false;  // some phase distils the router: MoE layers and expert counts must match

@@ -30,6 +30,7 @@
 #include "train/step_dump.h"
 #include "train/step_record.h"
 #include "train/teacher.h"
+#include "train/teacher_cache.h"
 #include "train/trainable.h"
 #include "train/training_plan.h"
 #include "train/training_state.h"
@@ -48,7 +49,8 @@ struct Trainer::Impl {
   std::optional<RunState> checkpoint;  // loaded for resume, consumed by the phase it belongs to
   std::vector<torch::Tensor> router0;  // per MoE layer, fp32, as the run started
   std::unique_ptr<MetricsLog> metrics;
-  std::unique_ptr<Teacher> teacher;    // distilling phases only
+  std::unique_ptr<Teacher> teacher;    // distilling phases only: an online teacher ...
+  std::unique_ptr<TeacherCacheReader> cache;  // ... or a teacher cache
   int64_t step_now = 0;                // step within the phase (annealed distillation weights)
   TrainResult result;
 
@@ -92,7 +94,7 @@ struct Trainer::Impl {
   }
 
   // A distilling micro-batch: the teacher under no-grad, the head in chunks (train/distill.h), one backward.
-  void distill_micro_step(const TrainableSet& set, const torch::Tensor& ids, const torch::Tensor& mask, size_t p,
+  void distill_micro_step(const TrainableSet& set, const data::Batch& b, const torch::Tensor& ids, const torch::Tensor& mask, size_t p,
                           int64_t total_targets, int64_t accum, StepStats& stats, const model::ForwardOptions& fopts) {
     const Phase& phase = plan.recipe.phases[p];
     const DistillOptions& d = phase.losses.distill;
@@ -102,7 +104,7 @@ struct Trainer::Impl {
     f.hidden_only = true;
     auto out = model->forward_with(weights, ids, f);
     std::vector<model::LayerRouting> teacher_routing;
-    TeacherTokens tt = teacher->run(ids, now.router > 0 ? &teacher_routing : nullptr);
+    TeacherTokens tt = cache ? cache->lookup(b, now.router > 0) : teacher->run(ids, now.router > 0 ? &teacher_routing : nullptr);
     HeadLossOptions ho;
     ho.ce_coef = now.ce;
     ho.kd_coef = now.kd;
@@ -111,7 +113,7 @@ struct Trainer::Impl {
     ho.beta = d.beta;
     ho.temperature = now.temperature;
     ho.top_k = d.top_k;
-    ho.kd_vocab = teacher->kd_vocab();
+    ho.kd_vocab = cache ? cache->manifest().vocab : teacher->kd_vocab();
     ho.chunk_tokens = d.chunk_tokens;
     auto head = chunked_head_loss(out.hidden, weights.lm_head, ids, mask, &tt, ho);
     auto real_N = real_tokens(mask).reshape({-1}).to(out.hidden.device());
@@ -119,7 +121,8 @@ struct Trainer::Impl {
     auto rest = (rl.lb * phase.losses.lb_coef + rl.z * phase.losses.z_coef) / static_cast<double>(accum);
     double router_kd_value = 0;
     if (now.router > 0) {
-      auto rkd = router_kd(out.routing, teacher_routing, real_N, d.router_temperature);
+      auto rkd = cache ? router_kd_cached(out.routing, tt, real_N, d.router_temperature)
+                       : router_kd(out.routing, teacher_routing, real_N, d.router_temperature);
       router_kd_value = rkd.item<double>();
       rest = rest + rkd * (now.router / static_cast<double>(accum));
     }
@@ -149,7 +152,7 @@ struct Trainer::Impl {
     const int64_t B = b.batch_size, T = b.block_size;
     auto ids = torch::from_blob(const_cast<int32_t*>(b.ids.data()), {B, T}, torch::kInt32).to(torch::kInt64);     // [B, T]
     auto mask = torch::from_blob(const_cast<uint8_t*>(b.loss_mask.data()), {B, T}, torch::kUInt8).to(torch::kFloat32);  // [B, T]
-    if (phase.losses.distill.enabled) return distill_micro_step(set, ids.to(model->device()), mask.to(model->device()), p, total_targets, accum, stats, fopts);
+    if (phase.losses.distill.enabled) return distill_micro_step(set, b, ids.to(model->device()), mask.to(model->device()), p, total_targets, accum, stats, fopts);
     auto weights = set.effective_weights();
     auto out = model->forward_with(weights, ids, fopts);
     auto ce_sum = masked_ce_sum(out.logits, ids.to(out.logits.device()), mask.to(out.logits.device()));
@@ -246,6 +249,12 @@ struct Trainer::Impl {
     if (!o.data_cache_dir.empty()) dopt.cache_dir = o.data_cache_dir;
     auto dataset = data::Dataset::open(o.data_spec, o.tokenizer_dir, dopt);
     if (dataset.num_blocks(data::Split::Train) == 0) fail(o.data_spec, ": no training blocks of ", phase.seq_len, " tokens");
+    if (cache && phase.losses.distill.enabled) {  // the cache must be of this phase's blocks
+      const auto diff = manifest_differences(cache->manifest(), run_manifest(dataset, dopt, o.tokenizer_dir, o.data_spec, r.packing));
+      if (!diff.empty())
+        fail(cache->dir().string(), ": teacher cache does not match phase '", phase.name, "': ", join(diff, "; "),
+             " (write one with `moeforge teacher-cache ... --recipe` for this run)");
+    }
     data::BatchIterator it(dataset, data::Split::Train, {phase.batch_size, r.seed + p, true, true});
 
     TrainableOptions topts{phase.method, phase.lora, phase.optimizer, plan.groups[p], &state.masters};
@@ -357,14 +366,14 @@ namespace {
 // run.json and --resume mean the same directory from anywhere).
 struct DistillPlan {
   bool enabled = false, enabled_by_flag = false, router_kd = false;
-  fs::path teacher;
+  fs::path teacher, cache;  // one of the two
 };
 
 DistillPlan resolve_teacher(TrainOptions& o, const Recipe& recipe) {
   DistillPlan d;
   bool any = false;
   for (const auto& phase : recipe.phases) any = any || phase.losses.distill.enabled;
-  if (!any && !o.teacher_dir.empty()) {
+  if (!any && (!o.teacher_dir.empty() || !o.teacher_cache.empty())) {
     // `--teacher` alone: every phase distils with the default losses.distill.
     for (auto& phase : o.recipe["phases"]) phase["losses"]["distill"] = nlohmann::json::object();
     std::cerr << "moeforge: note: --teacher: every phase distils with the default losses.distill (forward KL, T 1, "
@@ -378,19 +387,56 @@ DistillPlan resolve_teacher(TrainOptions& o, const Recipe& recipe) {
   for (const auto& phase : recipe.phases) {
     const DistillOptions& x = phase.losses.distill;
     if (!x.enabled) continue;
-    if (!x.teacher_cache.empty())
-      fail(o.recipe_label, ": ", phase.name, ": losses.distill.teacher_cache: offline teacher caches are not implemented yet; use \"teacher\"");
+    if (!x.teacher_cache.empty() && o.teacher_dir.empty() && o.teacher_cache.empty()) {
+      if (!d.cache.empty() && fs::absolute(x.teacher_cache) != d.cache)
+        fail(o.recipe_label, ": phases name different teacher caches; one per run");
+      d.cache = fs::absolute(x.teacher_cache);
+    }
     if (x.router_weight.start > 0 || x.router_weight.end > 0) d.router_kd = true;
     if (!o.teacher_dir.empty() || x.teacher.empty()) continue;
     if (!teacher.empty() && fs::absolute(x.teacher) != teacher)
       fail(o.recipe_label, ": phases name different teachers (", teacher.string(), ", ", x.teacher, "); one teacher per run");
     teacher = fs::absolute(x.teacher);
   }
+  if (!o.teacher_cache.empty()) d.cache = fs::absolute(o.teacher_cache);
+  if (!o.teacher_dir.empty() && !o.teacher_cache.empty()) fail("train: give --teacher or --teacher-cache, not both");
+  if (!d.cache.empty()) {
+    if (!teacher.empty() && o.teacher_dir.empty() && o.teacher_cache.empty())
+      fail(o.recipe_label, ": phases name both a teacher and a teacher cache; one per run");
+    if (!fs::exists(d.cache / "manifest.json")) fail(d.cache.string(), ": not a teacher cache (no manifest.json)");
+    return d;
+  }
   if (teacher.empty())
     fail(o.recipe_label, ": losses.distill needs a teacher: \"teacher\": \"MODEL_DIR\" in the recipe, or train --teacher MODEL_DIR");
   d.teacher = fs::absolute(teacher);
   Teacher::check_directory(d.teacher);
   return d;
+}
+
+// What a teacher cache must agree on with the student and the recipe (the data is checked per phase).
+void check_cache(const TeacherCacheReader& cache, const model::Transformer& student, const fs::path& tokenizer_dir, const Recipe& recipe,
+                 bool router_kd) {
+  const CacheManifest& m = cache.manifest();
+  const std::string where = cache.dir().string() + ": teacher cache";
+  const std::string tok = tokenizer_hash(tokenizer_dir);
+  if (tok != m.tokenizer_xxh64)
+    fail(where, ": tokenizer.xxh64 is ", m.tokenizer_xxh64, ", the student's tokenizer (", tokenizer_dir.string(), ") ", tok,
+         ": the cache was written with another tokenizer");
+  if (m.vocab > student.spec().vocab_size)
+    fail(where, ": vocab ", m.vocab, " exceeds the student's vocabulary ", student.spec().vocab_size);
+  for (const auto& phase : recipe.phases) {
+    const auto& d = phase.losses.distill;
+    if (d.enabled && d.top_k > 0 && d.top_k != m.top_k)
+      fail(where, ": top_k is ", m.top_k, ", phase '", phase.name, "' asks ", d.top_k, " (set top_k 0 to use the cache's)");
+  }
+  if (!router_kd) return;
+  std::vector<int64_t> layers;
+  for (int64_t l = 0; l < student.spec().num_layers; ++l)
+    if (student.spec().is_moe[l]) layers.push_back(l);
+  if (m.router_top_k == 0) fail(where, ": router_top_k is 0 (no router logits stored) but the recipe distils the router");
+  if (layers != m.moe_layers || student.spec().moe.num_experts != m.num_experts)
+    fail(where, ": moe_layers/num_experts are ", m.moe_layers.size(), " layers of ", m.num_experts, " experts, the student has ",
+         layers.size(), " of ", student.spec().moe.num_experts);
 }
 
 }  // namespace
@@ -405,8 +451,9 @@ TrainResult Trainer::run() {
   // Validate the recipe (and the teacher's directory) before loading anything large.
   Recipe precheck = parse_recipe(o.recipe, o.recipe_label);
   const DistillPlan distill = resolve_teacher(o, precheck);
-  if (distill.enabled && o.teacher_dir != distill.teacher) {
+  if (distill.enabled) {
     o.teacher_dir = distill.teacher;
+    o.teacher_cache = distill.cache;
     if (distill.enabled_by_flag) precheck = parse_recipe(o.recipe, o.recipe_label);
   }
   I.o = o;
@@ -418,7 +465,12 @@ TrainResult Trainer::run() {
   model_ = model::Transformer::load(o.model_dir, load);
   I.model = model_.get();
   I.plan = make_training_plan(*model_, o.recipe, o.recipe_label, o.model_dir, o.analysis_plan);
-  if (distill.enabled) I.teacher = Teacher::load(o.teacher_dir, *model_, o.tokenizer_dir, {distill.router_kd});
+  if (distill.enabled && !distill.cache.empty()) {
+    I.cache = std::make_unique<TeacherCacheReader>(distill.cache);
+    check_cache(*I.cache, *model_, o.tokenizer_dir, I.plan.recipe, distill.router_kd);
+  } else if (distill.enabled) {
+    I.teacher = Teacher::load(o.teacher_dir, *model_, o.tokenizer_dir, {distill.router_kd});
+  }
   for (int64_t l : I.moe_layers())
     I.router0.push_back(model_->weights().layers[l].router.detach().to(torch::kFloat32, /*non_blocking=*/false, /*copy=*/true));
   if (o.resume) I.checkpoint = load_latest_checkpoint(o.out_dir);

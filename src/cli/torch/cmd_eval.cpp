@@ -1,16 +1,23 @@
 // `moeforge eval MODEL --data SPEC [--baseline MODEL2]`: perplexity, per-domain loss, expert usage,
-// balance score and balanced perplexity; with a baseline, both side by side and their mean KL.
+// balance score and balanced perplexity; with a baseline, both side by side, their mean KL, top-1
+// agreement and router drift.
 #include <torch/torch.h>
 
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include <filesystem>
+
+#include "arch/family_adapter.h"
 #include "cli/commands.h"
 #include "cli/torch/runtime_flags.h"
 #include "common/error.h"
 #include "data/dataset.h"
 #include "eval/evaluate.h"
+#include "io/checkpoint_store.h"
 #include "model/transformer.h"
+#include "tokenizer/tokenizer.h"
+#include "train/teacher.h"
 
 namespace moeforge::cli {
 namespace {
@@ -23,7 +30,28 @@ struct EvalCommand {
   bool json = false, progress = false;
   RuntimeFlags runtime;
 
+  // A baseline is compared token by token: the same tokenizer, vocabularies equal up to a padded
+  // tail (the tokenizer's ids are compared). Checked from the configs, before loading either model.
+  int64_t compare_vocab() const {
+    namespace fs = std::filesystem;
+    const fs::path tok = tokenizer_dir.empty() ? fs::path(model_dir) : fs::path(tokenizer_dir);
+    if (fs::exists(fs::path(baseline_dir) / "tokenizer.json") && fs::exists(tok / "tokenizer.json")) {
+      const std::string diff = train::tokenizer_difference(baseline_dir, tok);
+      if (!diff.empty()) fail("--baseline ", baseline_dir, ": its tokenizer is not the model's (", tok.string(), "): ", diff);
+    }
+    const int64_t Vm = load_model_spec(*CheckpointStore::open(model_dir)).vocab_size;
+    const int64_t Vb = load_model_spec(*CheckpointStore::open(baseline_dir)).vocab_size;
+    if (Vm == Vb) return 0;
+    const int64_t tokens = fs::exists(tok / "tokenizer.json") ? static_cast<int64_t>(Tokenizer::load(tok).vocab_size()) : 0;
+    if (tokens == 0 || tokens > std::min(Vm, Vb))
+      fail("--baseline ", baseline_dir, ": vocabulary ", Vb, " vs the model's ", Vm,
+           tokens == 0 ? std::string(" and no tokenizer.json to tell a padded tail") : " (the tokenizer has " + std::to_string(tokens) + " ids)",
+           ": not equal up to padding");
+    return tokens;
+  }
+
   int run() const {
+    const int64_t compared = baseline_dir.empty() ? 0 : compare_vocab();
     auto model = model::Transformer::load(model_dir, runtime.load_options());
     std::unique_ptr<model::Transformer> baseline;
     if (!baseline_dir.empty()) baseline = model::Transformer::load(baseline_dir, runtime.load_options());
@@ -45,6 +73,7 @@ struct EvalCommand {
     eval::EvalOptions eval_options;
     eval_options.batch_size = batch_size;
     eval_options.progress = progress;
+    eval_options.compare_vocab = compared;
     auto result = eval::evaluate(*model, sequences, eval_options, baseline.get());
     if (json) {
       auto j = eval::to_json(result);
@@ -65,7 +94,7 @@ const CommandRegistrar registrar([](CLI::App& app) {
   auto* sub = app.add_subcommand("eval", "Perplexity, expert balance and balanced perplexity (optionally vs a baseline)");
   sub->add_option("model", c->model_dir, "model directory")->required();
   sub->add_option("--data", c->data_spec, "data spec (.txt, .jsonl, chat .jsonl, dirs, mixtures)")->required();
-  sub->add_option("--baseline", c->baseline_dir, "baseline model directory (same vocabulary)");
+  sub->add_option("--baseline", c->baseline_dir, "baseline model (a teacher, the model before training): same tokenizer, vocabulary equal up to padding");
   sub->add_option("--tokenizer", c->tokenizer_dir, "tokenizer directory (default: the model's)");
   sub->add_option("--split", c->split, "'all' (default) or 'validation' (the held-out split training uses)");
   sub->add_option("--validation-fraction", c->validation_fraction, "with --split validation")->capture_default_str();
