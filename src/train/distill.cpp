@@ -47,6 +47,79 @@ torch::Tensor bucketed_logp(const torch::Tensor& logp_NV, const torch::Tensor& i
   return torch::cat({top, tail}, 1);
 }
 
+namespace {
+
+// The teacher's side of one chunk (no grad): online logits [m, cols], or cached top-K ids, log-probs, tail.
+struct TeacherChunk {
+  torch::Tensor logits, ids, logp, tail;
+};
+
+// Forward KL + CE of one chunk with the gradient with respect to the logits in closed form, so a
+// chunk costs a few passes over [m, V] instead of autograd through softmaxes, gathers and scatters.
+// With s = z / T, q = softmax(s) and the teacher's buckets P (its K ids + a tail, or all ids):
+//   d KL(P || Q) / d s_j = q_j - P_j for j among the K ids, q_j (1 - P_tail / Q_tail) for the others
+// (Q_tail = the student's mass outside the K ids; with all ids, q_j - p_j), and d/dz = that / T;
+// d CE / d z = softmax(z) - onehot(target). Returns d(loss)/dz with w and scale applied.
+torch::Tensor forward_kl_chunk(const torch::Tensor& z, const torch::Tensor& target, const torch::Tensor& w, const TeacherChunk* t,
+                               int64_t cols, const HeadLossOptions& o, HeadLossStats& stats) {
+  const double Tk = o.temperature;
+  const int64_t V = z.size(1);
+  auto lse1 = torch::logsumexp(z, 1, true);                                   // [m, 1]
+  auto ce_rows = (lse1 - z.gather(1, target.unsqueeze(1))).squeeze(1);
+  stats.ce_sum += (ce_rows * w).sum().item<double>();
+  auto G = torch::exp(z - lse1);                                              // softmax(z)
+  G.mul_(o.ce_coef);
+  G.scatter_add_(1, target.unsqueeze(1), torch::full({z.size(0), 1}, -o.ce_coef, z.options()));
+  if (t != nullptr) {
+    auto zc = z.narrow(1, 0, cols);
+    const bool same = Tk == 1.0 && cols == V;
+    auto lseT = same ? lse1 : torch::logsumexp(zc / Tk, 1, true);
+    auto q = torch::exp(zc / Tk - lseT);                                      // softmax(zc / T)
+    torch::Tensor g, kd_rows, ids, Pb;
+    if (t->logits.defined() && !(o.top_k > 0 && o.top_k < cols)) {             // all ids
+      auto logp = torch::log_softmax(t->logits / Tk, 1);
+      g = q - logp.exp();
+      kd_rows = kl_rows(logp, zc / Tk - lseT);
+    } else {                                                                  // the teacher's K ids + a tail
+      if (t->logits.defined()) {
+        ids = std::get<1>(t->logits.topk(o.top_k, 1));
+        Pb = bucketed_logp(torch::log_softmax(t->logits / Tk, 1), ids);
+      } else {
+        ids = t->ids;  // the cache's log-probs are at T = 1: tempered, the tail as one bucket, renormalised
+        Pb = torch::log_softmax(torch::cat({t->logp, t->tail}, 1) / Tk, 1);
+      }
+      const int64_t K = ids.size(1);
+      auto qK = q.gather(1, ids);
+      g = q.scatter(1, ids, 0.0);
+      auto q_tail = g.sum(1, true).clamp_min(1e-20);
+      auto P = Pb.exp();
+      auto p_tail = P.narrow(1, K, 1);
+      g.mul_(1.0 - p_tail / q_tail);
+      g.scatter_(1, ids, qK - P.narrow(1, 0, K));
+      auto logQ = torch::cat({zc.gather(1, ids) / Tk - lseT, q_tail.log()}, 1);
+      kd_rows = kl_rows(Pb, logQ);
+    }
+    stats.kd_sum += (kd_rows * w).sum().item<double>() * Tk * Tk;
+    if (o.kd_coef > 0) G.narrow(1, 0, cols).add_(g, o.kd_coef * Tk);
+    // Metrics at T = 1: the exact KL online, the bucketed one offline; argmax agreement.
+    torch::Tensor kl1, t_arg;
+    if (t->logits.defined()) {
+      kl1 = (same && !ids.defined()) ? kd_rows : kl_rows(torch::log_softmax(t->logits, 1), torch::log_softmax(zc, 1));
+      t_arg = t->logits.argmax(1);
+    } else {
+      auto P1 = torch::log_softmax(torch::cat({t->logp, t->tail}, 1), 1);
+      kl1 = same ? kd_rows : kl_rows(P1, bucketed_logp(torch::log_softmax(zc, 1), ids));
+      t_arg = ids.gather(1, t->logp.argmax(1, true)).squeeze(1);
+    }
+    stats.kl_sum += (kl1 * w).sum().item<double>();
+    stats.agree += (zc.argmax(1) == t_arg).sum().item<int64_t>();
+  }
+  G.mul_(w.unsqueeze(1) * o.scale);
+  return G;
+}
+
+}  // namespace
+
 HeadLossResult chunked_head_loss(const torch::Tensor& hidden_BTH, const torch::Tensor& lm_head_VH, const torch::Tensor& ids_BT,
                                  const torch::Tensor& mask_BT, const TeacherTokens* teacher, const HeadLossOptions& o) {
   HeadLossResult out;
@@ -65,9 +138,34 @@ HeadLossResult chunked_head_loss(const torch::Tensor& hidden_BTH, const torch::T
   const bool kd = teacher != nullptr;  // with kd_coef 0 the teacher still gives the metrics (kl, agreement)
   const double Tk = o.temperature;
   const int64_t chunk = chunk_size(o.chunk_tokens, V);
+  const bool closed_form = o.divergence == KdDivergence::ForwardKl || (o.divergence == KdDivergence::Jsd && o.beta == 0.0);
   for (int64_t r0 = 0; r0 < n; r0 += chunk) {
     const int64_t m = std::min(chunk, n - r0);
     auto w = weights.narrow(0, r0, m);
+    if (closed_form) {
+      auto head = torch::linear(leaf.narrow(0, r0, m), lm_head_VH);  // [m, V], attached to the head's graph
+      torch::Tensor grad;
+      {
+        torch::NoGradGuard no_grad;
+        TeacherChunk tc;
+        int64_t cols = o.kd_vocab > 0 ? std::min(V, o.kd_vocab) : V;  // the tokenizer's ids: padded rows left out
+        if (kd && teacher->online()) {
+          auto rows_t = src.narrow(0, r0, m).to(teacher->hidden_NH.device());
+          tc.logits = at_least_fp32(torch::linear(teacher->hidden_NH.index_select(0, rows_t), teacher->lm_head_VH)).to(dev);
+          cols = std::min<int64_t>(cols, tc.logits.size(1));
+          tc.logits = tc.logits.narrow(1, 0, cols);
+        } else if (kd) {
+          auto rows_t = src.narrow(0, r0, m).to(teacher->top_ids_NK.device());
+          tc.ids = teacher->top_ids_NK.index_select(0, rows_t).to(dev, torch::kInt64);
+          tc.logp = at_least_fp32(teacher->top_logp_NK.index_select(0, rows_t)).to(dev);
+          tc.tail = at_least_fp32(teacher->tail_logp_N.index_select(0, rows_t)).to(dev).unsqueeze(1);
+        }
+        grad = forward_kl_chunk(at_least_fp32(head.detach()), targets.narrow(0, r0, m), w, kd ? &tc : nullptr, cols, o, out.stats)
+                   .to(head.scalar_type());
+      }
+      if (head.requires_grad()) head.backward(grad, /*retain_graph=*/true);
+      continue;
+    }
     auto logits = at_least_fp32(torch::linear(leaf.narrow(0, r0, m), lm_head_VH));  // [m, V]
     auto ce = (F::cross_entropy(logits, targets.narrow(0, r0, m), F::CrossEntropyFuncOptions().reduction(torch::kNone)) * w).sum();
     auto loss = o.ce_coef * ce;

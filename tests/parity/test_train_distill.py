@@ -46,6 +46,7 @@ failures = []
 CASES = [
     ("forward_kl_router", {"temperature": 2.0, "ce_weight": 0.5, "router_weight": 0.3, "chunk_tokens": 7},
      ["router", "lm_head"], 0.1, 0.01),
+    ("forward_kl_top16", {"temperature": 1.0, "top_k": 16, "weight": 0.7, "ce_weight": 0.3}, ["router", "lm_head", "norms"], 0.0, 0.0),
     ("jsd_top16", {"divergence": "jsd", "beta": 0.3, "temperature": 1.5, "top_k": 16, "weight": 0.8},
      ["router", "lm_head", "norms"], 0.01, 0.001),
     ("reverse_kl_annealed", {"divergence": "reverse_kl", "temperature": {"start": 3.0, "end": 1.0}, "ce_weight": 0.0},
