@@ -6,13 +6,12 @@ text never produces, so the teacher's top-K ids span all 18 bits); a 2-layer Mix
 student of that vocabulary (hidden 64, 32 experts top-4, like GPT-OSS's router), the teacher's
 lm_head scaled so its next-token entropy is a few nats (a random head is nearly uniform, where no
 top-K cache can be faithful).
-  - cache: `moeforge teacher-cache --top-k 64 --router-top-k 4`: bytes per token (token part, router
-    part), write tokens/s. Target: <= 160 B/token for the token part.
+  - cache: `moeforge teacher-cache --top-k 64 --router-top-k 4`, codec compact (the default) and bf16:
+    bytes per token measured from the files (token part, router part), write tokens/s. Target:
+    <= 160 B/token for the token part.
   - fidelity, against the full teacher distribution P (transformers, fp32) on the cached blocks:
-    codec KL = KL(bucket(P) || cached) over the K ids + tail (what the loss sees; bf16 rounding only)
-    and the truncation KL of spreading the tail mass over the other ids in P's own proportions
-    (= codec KL: nothing is lost that the loss uses) vs uniformly (what a cache without the tail
-    would imply). Target: mean KL <= 1e-3 nats.
+    KL(bucket(P) || cached) over the K ids + tail, what the loss sees (the records decoded here, by
+    this script, not by moeforge). Target: mean KL <= 1e-3 nats.
   - training, same student, steps after warm-up (metrics.jsonl tokens_per_s): plain CE; KD from
     the cache; KD from the online teacher. Ratios: cache step / CE step (target <= 1.15) and online
     step / (CE step + teacher forward), the teacher forward timed by transformers-free means: the
@@ -88,33 +87,85 @@ def train_tokens_per_s(tmp, label, student, corpus, args, distill=None, extra=()
     return statistics.mean(r["tokens_per_s"] for r in records[2:])
 
 
-def fidelity(teacher_dir, cache_dir, dump):
-    """Mean KL of the cached distribution against the full teacher distribution, two ways."""
-    model = transformers.AutoModelForCausalLM.from_pretrained(teacher_dir, dtype=torch.float32).eval()
-    manifest = json.load(open(os.path.join(cache_dir, "manifest.json")))
-    K, bits = manifest["top_k"], (manifest["vocab"] - 1).bit_length()
-    blocks = [json.loads(x) for x in open(dump)]
-    blocks = [b for b in blocks if b["split"] == "train"][: manifest["data"]["train_blocks"]]
+class Bits:
+    """LSB-first bit reader over one compact block's token stream (docs/TRAINING.md "Teacher caches")."""
+
+    def __init__(self, data):
+        self.v, self.pos = int.from_bytes(data, "little"), 0
+
+    def get(self, n):
+        x = (self.v >> self.pos) & ((1 << n) - 1)
+        self.pos += n
+        return x
+
+    def exp_golomb(self, k):
+        ones = 0
+        while self.get(1):
+            ones += 1
+        n = ones + k
+        return ((1 << n) | self.get(n)) - (1 << k)
+
+
+def bf16(b):
+    return torch.tensor([b], dtype=torch.int32).__lshift__(16).view(torch.float32)[0].item()
+
+
+def cached_tokens(cache_dir, manifest, blocks):
+    """Per token of the first `blocks` blocks of file 0: (ids, cached log-probs + tail), decoded here
+    independently of moeforge's reader."""
     raw = open(os.path.join(cache_dir, "blocks-000000.bin"), "rb").read()
-    id_bytes = (K * bits + 7) // 8
-    token_bytes = manifest["layout"]["token_bytes"]
-    codec, entropy, top_mass = [], [], []
-    # Only the token part of each record is decoded here; the router part is skipped by its size.
-    per_layer = ((manifest["router_top_k"] * max(1, (manifest["num_experts"] - 1).bit_length()) + 7) // 8
-                 + 2 * manifest["router_top_k"] + 2) if manifest["router_top_k"] else 0
-    rec = id_bytes + 2 * K + 2 + per_layer * len(manifest["moe_layers"])
-    assert token_bytes == rec, (token_bytes, rec)
-    block_bytes = 8 + manifest["data"]["block_size"] * rec
-    with torch.no_grad():
-        for bi, b in enumerate(blocks[:8]):
-            logp = torch.log_softmax(model(input_ids=torch.tensor([b["ids"]])).logits[0, :, : manifest["vocab"]], -1)
-            base = bi * block_bytes + 8
-            for t in range(len(b["ids"])):
+    K, T, vocab = manifest["top_k"], manifest["data"]["block_size"], manifest["vocab"]
+    router_bytes = manifest["layout"]["router_bytes"]
+    out = []
+    if manifest["codec"]["name"] == "bf16":
+        bits = (vocab - 1).bit_length()
+        id_bytes = (K * bits + 7) // 8
+        rec = manifest["layout"]["token_bytes"]
+        for bi in range(blocks):
+            base = bi * (8 + T * rec) + 8
+            for t in range(T):
                 r = raw[base + t * rec: base + (t + 1) * rec]
                 v = int.from_bytes(r[:id_bytes], "little")
                 ids = torch.tensor([(v >> (k * bits)) & ((1 << bits) - 1) for k in range(K)])
                 vals = torch.frombuffer(bytearray(r[id_bytes: id_bytes + 2 * K + 2]), dtype=torch.int16).to(torch.int32)
-                cached = (vals << 16).view(torch.float32)  # bf16 -> fp32
+                out.append((ids, (vals << 16).view(torch.float32)))
+        return out
+    n = int.from_bytes(raw[-16:-8], "little")
+    assert raw[-8:] == b"MFTCIDX1" and n >= blocks
+    index = raw[-(8 * (2 * n + 1) + 16):]
+    offsets = [int.from_bytes(index[8 * i: 8 * i + 8], "little") for i in range(n + 1)]
+    for bi in range(blocks):
+        r = Bits(raw[offsets[bi] + 8 + T * router_bytes: offsets[bi + 1]])
+        for _ in range(T):
+            k_id, prev, ids = r.get(5), -1, []
+            for _ in range(K):
+                prev += r.exp_golomb(k_id) + 1
+                ids.append(prev)
+            r.get(max(1, (K - 1).bit_length()))  # position of the most likely id (not needed for the KL)
+            k_p = r.get(3)
+            q = torch.tensor([float(r.exp_golomb(k_p)) for _ in range(K)], dtype=torch.float64)
+            p = (q ** 2 + 1 / 12) / 255 ** 2  # the mean of p over each bin of sqrt(p)
+            tail = bf16(r.get(16))
+            top_mass = 1.0 if tail == float("-inf") else -torch.expm1(torch.tensor(tail, dtype=torch.float64)).item()
+            logp = torch.log(p * top_mass / p.sum()).to(torch.float32)
+            out.append((torch.tensor(ids), torch.cat([logp, torch.tensor([tail])])))
+    return out
+
+
+def fidelity(teacher_dir, cache_dir, dump, blocks=8):
+    """Mean KL of the cached distribution (the K ids + tail) against the full teacher distribution."""
+    model = transformers.AutoModelForCausalLM.from_pretrained(teacher_dir, dtype=torch.float32).eval()
+    manifest = json.load(open(os.path.join(cache_dir, "manifest.json")))
+    rows = [json.loads(x) for x in open(dump)]
+    rows = [b for b in rows if b["split"] == "train"][: manifest["data"]["train_blocks"]]
+    tokens = cached_tokens(cache_dir, manifest, blocks)
+    T = manifest["data"]["block_size"]
+    codec, entropy, top_mass = [], [], []
+    with torch.no_grad():
+        for bi, b in enumerate(rows[:blocks]):
+            logp = torch.log_softmax(model(input_ids=torch.tensor([b["ids"]])).logits[0, :, : manifest["vocab"]], -1)
+            for t in range(len(b["ids"])):
+                ids, cached = tokens[bi * T + t]
                 P = logp[t]
                 Pb = torch.cat([P[ids], torch.logsumexp(P.scatter(0, ids, float("-inf")), 0, keepdim=True)])
                 Qb = torch.log_softmax(cached, 0)  # what the loss uses: the K log-probs and the tail, renormalised
@@ -122,6 +173,25 @@ def fidelity(teacher_dir, cache_dir, dump):
                 entropy.append(-(P.exp() * P).sum().item())
                 top_mass.append(P[ids].exp().sum().item())
     return statistics.mean(codec), statistics.mean(entropy), statistics.mean(top_mass)
+
+
+def cache_bytes(cache_dir):
+    """(token part, router part) in bytes per token, measured: the blocks without their 8-byte hashes and the index."""
+    m = json.load(open(os.path.join(cache_dir, "manifest.json")))
+    tokens = m["data"]["train_blocks"] * m["data"]["block_size"]
+    blocks = 0
+    for f in sorted(os.listdir(cache_dir)):
+        if not f.startswith("blocks-"):
+            continue
+        raw = open(os.path.join(cache_dir, f), "rb").read()
+        if m["codec"]["name"] == "bf16":
+            blocks += len(raw)
+        else:
+            n = int.from_bytes(raw[-16:-8], "little")
+            blocks += len(raw) - (8 * (2 * n + 1) + 16)
+    per_token = (blocks - 8 * m["data"]["train_blocks"]) / tokens
+    router = m["layout"]["router_bytes"]
+    return per_token - router, router
 
 
 def main():
@@ -147,32 +217,33 @@ def main():
         build_model(teacher, 1, 60.0, tok)
         build_model(student, 2, 1.0, tok)
 
-        cache = os.path.join(tmp, "cache")
-        t0 = time.perf_counter()
         cache_recipe = write_recipe(os.path.join(tmp, "cache_recipe.json"), recipe(args, {"top_k": 0}))
-        out = moeforge("teacher-cache", teacher, "--data", corpus, "--recipe", cache_recipe, "--top-k", 64, "--router-top-k", 4,
-                       "--out", cache, "--no-progress").stdout
-        wall = time.perf_counter() - t0
-        m = json.load(open(os.path.join(cache, "manifest.json")))
-        tokens = m["data"]["train_blocks"] * SEQ
-        bits = (m["vocab"] - 1).bit_length()
-        token_part = (64 * bits + 7) // 8 + 2 * 64 + 2
-        size = sum(os.path.getsize(os.path.join(cache, f)) for f in os.listdir(cache) if f.startswith("blocks-"))
-        per_token = (size - 8 * m["data"]["train_blocks"]) / tokens
-        router_part = per_token - token_part
-        write_tps = float(out.split(" tokens/s")[0].rsplit("B/token, ", 1)[1])
-        print(f"cache: {tokens} tokens, {per_token:.1f} B/token = token part {token_part} (K=64, {bits}-bit ids, bf16) + "
-              f"router part {router_part:.1f} (top-4 of 32 on {len(m['moe_layers'])} layers); "
-              f"{write_tps:.0f} tokens/s written ({wall:.1f} s wall incl. loading)")
-        print(f"cache bytes ratio (token part / target 160 B/token): {token_part / 160:.2f}")
-
         dump = os.path.join(tmp, "blocks.jsonl")
         moeforge("data", "inspect", "--data", corpus, "--tokenizer", tok, "--block-size", SEQ, "--validation-fraction", 0,
                  "--seed", 0, "--dump", dump)
-        codec, entropy, top_mass = fidelity(teacher, cache, dump)
-        print(f"fidelity: teacher entropy {entropy:.2f} nats, top-64 mass {top_mass:.3f}; "
-              f"mean KL(bucketed teacher || cached) {codec:.2e} nats")
-        print(f"cache KL ratio (mean KL / target 1e-3): {codec / 1e-3:.3f}")
+        caches = {}
+        for codec in ("compact", "bf16"):
+            cache = caches[codec] = os.path.join(tmp, "cache-" + codec)
+            t0 = time.perf_counter()
+            out = moeforge("teacher-cache", teacher, "--data", corpus, "--recipe", cache_recipe, "--top-k", 64, "--router-top-k", 4,
+                           "--codec", codec, "--out", cache, "--no-progress").stdout
+            wall = time.perf_counter() - t0
+            m = json.load(open(os.path.join(cache, "manifest.json")))
+            token_part, router_part = cache_bytes(cache)
+            tps = float(out.split(" tokens/s")[0].rsplit("B/token, ", 1)[1])
+            if codec == "compact":
+                write_tps = tps
+            print(f"cache ({codec}): {m['data']['train_blocks'] * SEQ} tokens, token part {token_part:.1f} B/token "
+                  f"(K=64 of {m['vocab']} ids) + router part {router_part} B/token (top-4 of 32 on {len(m['moe_layers'])} layers); "
+                  f"{tps:.0f} tokens/s written ({wall:.1f} s wall incl. loading)")
+            if codec == "compact":
+                print(f"cache bytes ratio (token part / target 160 B/token): {token_part / 160:.2f}")
+            kl, entropy, top_mass = fidelity(teacher, cache, dump)
+            print(f"fidelity ({codec}): teacher entropy {entropy:.2f} nats, top-64 mass {top_mass:.3f}; "
+                  f"mean KL(bucketed teacher || cached) {kl:.2e} nats")
+            if codec == "compact":
+                print(f"cache KL ratio (mean KL / target 1e-3): {kl / 1e-3:.3f}")
+        cache = caches["compact"]
 
         ce = train_tokens_per_s(tmp, "ce", student, corpus, args)
         cached = train_tokens_per_s(tmp, "cache", student, corpus, args, {"top_k": 0}, ("--teacher-cache", cache))

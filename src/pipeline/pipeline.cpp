@@ -293,6 +293,7 @@ class Runner {
     o.block_size = cache_seq_len_;
     o.top_k = c_.distill->top_k;
     o.router_top_k = c_.distill->router_top_k;
+    o.codec = train::parse_cache_codec(c_.distill->codec, "distill.cache.codec");
     o.batch_size = c_.distill->batch_size;
     o.seed = recipe_->seed;
     o.validation_fraction = recipe_->validation_fraction;

@@ -157,6 +157,8 @@ PipelineConfig parse_pipeline_config(const nlohmann::json& json, const fs::path&
           d.top_k = k.integer("top_k", d.top_k, 1);
           d.router_top_k = k.integer("router_top_k", d.router_top_k, 0);
           d.batch_size = k.integer("batch_size", d.batch_size, 1);
+          d.codec = k.string("codec", d.codec);
+          if (d.codec != "compact" && d.codec != "bf16") k.bad("codec", "is '" + d.codec + "'; want compact or bf16");
           k.finish();
         }
       }

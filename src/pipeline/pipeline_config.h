@@ -52,6 +52,7 @@ struct DistillStage {
   std::filesystem::path teacher;          // default: base
   bool cache = false;
   int64_t top_k = 64, router_top_k = 0, batch_size = 4;
+  std::string codec = "compact";          // or "bf16" (teacher_cache_format.h)
 };
 
 struct ExportStage {

@@ -8,6 +8,7 @@
 #include <limits>
 
 #include "common/error.h"
+#include "train/distill_kernel.h"
 
 namespace moeforge::train {
 
@@ -118,6 +119,103 @@ torch::Tensor forward_kl_chunk(const torch::Tensor& z, const torch::Tensor& targ
   return G;
 }
 
+// The teacher's side of rows [r0, r0 + m) of the target rows `src` (no grad, fp32 on `dev`).
+TeacherChunk teacher_chunk(const TeacherTokens& t, const torch::Tensor& src, int64_t r0, int64_t m, torch::Device dev, int64_t& cols) {
+  TeacherChunk tc;
+  if (t.online()) {
+    auto rows_t = src.narrow(0, r0, m).to(t.hidden_NH.device());
+    tc.logits = at_least_fp32(torch::linear(t.hidden_NH.index_select(0, rows_t), t.lm_head_VH)).to(dev);
+    cols = std::min<int64_t>(cols, tc.logits.size(1));
+    tc.logits = tc.logits.narrow(1, 0, cols).contiguous();
+  } else {
+    auto rows_t = src.narrow(0, r0, m).to(t.top_ids_NK.device());
+    tc.ids = t.top_ids_NK.index_select(0, rows_t).to(dev, torch::kInt64).contiguous();
+    tc.logp = at_least_fp32(t.top_logp_NK.index_select(0, rows_t)).to(dev).contiguous();
+    tc.tail = at_least_fp32(t.tail_logp_N.index_select(0, rows_t)).to(dev).unsqueeze(1).contiguous();
+  }
+  return tc;
+}
+
+// Forward KL (+ CE) with the head's gradients formed by hand: per chunk the logits go into one
+// reused buffer, their gradient is written over them (the fused CPU kernel, or torch ops), and the
+// two GEMMs of the head's backward follow; d lm_head is accumulated in fp32 over the chunks and
+// sent through lm_head's own graph (a LoRA delta, a cast of a master) once.
+void closed_form_head(const torch::Tensor& leaf, const torch::Tensor& lm_head_VH, const torch::Tensor& src, const torch::Tensor& targets,
+                      const torch::Tensor& weights, const TeacherTokens* teacher, const HeadLossOptions& o, int64_t chunk,
+                      HeadLossResult& out) {
+  torch::NoGradGuard no_grad;
+  const int64_t n = leaf.size(0), V = lm_head_VH.size(0);
+  const auto dtype = leaf.scalar_type();
+  const auto dev = leaf.device();
+  auto W = lm_head_VH.detach();
+  const bool need_dx = leaf.requires_grad(), need_dw = lm_head_VH.requires_grad();
+  auto x = leaf.detach();
+  torch::Tensor dx = need_dx ? torch::empty_like(x) : torch::Tensor();
+  torch::Tensor dW = need_dw ? torch::zeros({V, W.size(1)}, W.options().dtype(dtype == torch::kDouble ? torch::kDouble : torch::kFloat32))
+                             : torch::Tensor();
+  const bool fused = dev.is_cpu() && dtype != torch::kDouble;
+  const auto acc = dtype == torch::kDouble ? torch::kDouble : torch::kFloat32;
+  auto buffer = torch::empty({std::min(chunk, n), V}, x.options().dtype(acc));
+  for (int64_t r0 = 0; r0 < n; r0 += chunk) {
+    const int64_t m = std::min(chunk, n - r0);
+    auto xc = x.narrow(0, r0, m);
+    auto z = buffer.narrow(0, 0, m);
+    if (dtype == acc)
+      torch::mm_out(z, xc, W.t());
+    else
+      z.copy_(torch::mm(xc, W.t()));
+    int64_t cols = o.kd_vocab > 0 ? std::min(V, o.kd_vocab) : V;  // the tokenizer's ids: padded rows left out
+    TeacherChunk tc;
+    if (teacher != nullptr) tc = teacher_chunk(*teacher, src, r0, m, dev, cols);
+    auto tgt = targets.narrow(0, r0, m).contiguous();
+    auto w = weights.narrow(0, r0, m).contiguous();
+    const bool top_k_online = teacher != nullptr && teacher->online() && o.top_k > 0 && o.top_k < cols;
+    torch::Tensor G;
+    const bool fp32_teacher = teacher == nullptr || (teacher->online() ? tc.logits.scalar_type() == torch::kFloat32
+                                                                         : tc.logp.scalar_type() == torch::kFloat32 && tc.tail.scalar_type() == torch::kFloat32);
+    if (fused && !top_k_online && fp32_teacher) {
+      FusedTeacher ft;
+      if (teacher != nullptr && teacher->online()) {
+        ft.kind = FusedTeacher::Kind::Full;
+        ft.logits = tc.logits.data_ptr<float>();
+      } else if (teacher != nullptr) {
+        ft.kind = FusedTeacher::Kind::Buckets;
+        ft.ids = tc.ids.data_ptr<int64_t>();
+        ft.logp = tc.logp.data_ptr<float>();
+        ft.tail = tc.tail.data_ptr<float>();
+        ft.K = tc.ids.size(1);
+      }
+      const FusedSums s = fused_forward_kl_chunk(z.data_ptr<float>(), m, V, cols, tgt.data_ptr<int64_t>(), w.data_ptr<float>(), ft,
+                                                 o.temperature, o.ce_coef, o.kd_coef, o.scale);
+      out.stats.ce_sum += s.ce;
+      out.stats.kd_sum += s.kd;
+      out.stats.kl_sum += s.kl1;
+      out.stats.agree += s.agree;
+      G = z;
+    } else {
+      G = forward_kl_chunk(z, tgt, w, teacher != nullptr ? &tc : nullptr, cols, o, out.stats);
+    }
+    if (G.scalar_type() != dtype) G = G.to(dtype);
+    if (need_dx) {
+      auto dxc = dx.narrow(0, r0, m);
+      torch::mm_out(dxc, G, W);
+    }
+    if (need_dw) {
+      if (dtype == dW.scalar_type())
+        dW.addmm_(G.t(), xc);
+      else
+        dW.add_(torch::mm(G.t(), xc));
+    }
+  }
+  out.stats.targets = n;
+  if (need_dw) {
+    torch::AutoGradMode enable(true);
+    // lm_head's graph is shared with the rest of the forward (tied embeddings, a master's cast): keep it.
+    torch::autograd::backward({lm_head_VH}, {dW.to(W.scalar_type())}, /*retain_graph=*/true);
+  }
+  if (need_dx) out.rows_grad = dx;
+}
+
 }  // namespace
 
 HeadLossResult chunked_head_loss(const torch::Tensor& hidden_BTH, const torch::Tensor& lm_head_VH, const torch::Tensor& ids_BT,
@@ -139,33 +237,14 @@ HeadLossResult chunked_head_loss(const torch::Tensor& hidden_BTH, const torch::T
   const double Tk = o.temperature;
   const int64_t chunk = chunk_size(o.chunk_tokens, V);
   const bool closed_form = o.divergence == KdDivergence::ForwardKl || (o.divergence == KdDivergence::Jsd && o.beta == 0.0);
+  if (closed_form) {
+    closed_form_head(leaf, lm_head_VH, src, targets, weights, kd ? teacher : nullptr, o, chunk, out);
+    if (rows.requires_grad()) out.rows = rows;
+    return out;
+  }
   for (int64_t r0 = 0; r0 < n; r0 += chunk) {
     const int64_t m = std::min(chunk, n - r0);
     auto w = weights.narrow(0, r0, m);
-    if (closed_form) {
-      auto head = torch::linear(leaf.narrow(0, r0, m), lm_head_VH);  // [m, V], attached to the head's graph
-      torch::Tensor grad;
-      {
-        torch::NoGradGuard no_grad;
-        TeacherChunk tc;
-        int64_t cols = o.kd_vocab > 0 ? std::min(V, o.kd_vocab) : V;  // the tokenizer's ids: padded rows left out
-        if (kd && teacher->online()) {
-          auto rows_t = src.narrow(0, r0, m).to(teacher->hidden_NH.device());
-          tc.logits = at_least_fp32(torch::linear(teacher->hidden_NH.index_select(0, rows_t), teacher->lm_head_VH)).to(dev);
-          cols = std::min<int64_t>(cols, tc.logits.size(1));
-          tc.logits = tc.logits.narrow(1, 0, cols);
-        } else if (kd) {
-          auto rows_t = src.narrow(0, r0, m).to(teacher->top_ids_NK.device());
-          tc.ids = teacher->top_ids_NK.index_select(0, rows_t).to(dev, torch::kInt64);
-          tc.logp = at_least_fp32(teacher->top_logp_NK.index_select(0, rows_t)).to(dev);
-          tc.tail = at_least_fp32(teacher->tail_logp_N.index_select(0, rows_t)).to(dev).unsqueeze(1);
-        }
-        grad = forward_kl_chunk(at_least_fp32(head.detach()), targets.narrow(0, r0, m), w, kd ? &tc : nullptr, cols, o, out.stats)
-                   .to(head.scalar_type());
-      }
-      if (head.requires_grad()) head.backward(grad, /*retain_graph=*/true);
-      continue;
-    }
     auto logits = at_least_fp32(torch::linear(leaf.narrow(0, r0, m), lm_head_VH));  // [m, V]
     auto ce = (F::cross_entropy(logits, targets.narrow(0, r0, m), F::CrossEntropyFuncOptions().reduction(torch::kNone)) * w).sum();
     auto loss = o.ce_coef * ce;

@@ -20,6 +20,7 @@
 #include "model/transformer.h"
 #include "tokenizer/tokenizer.h"
 #include "train/teacher.h"
+#include "train/teacher_cache_codec.h"
 
 namespace moeforge::train {
 
@@ -35,31 +36,37 @@ std::string hex(uint64_t v) {
 
 uint64_t block_ids_hash(const int32_t* ids, int64_t n) { return xxh64(ids, static_cast<size_t>(n) * sizeof(int32_t)); }
 
-// One token's record from the teacher's top-K (ids, logp) and tail, and per layer its router top-R.
-void encode_token(const CacheManifest& m, const int64_t* ids, const float* logp, float tail, const std::vector<const int64_t*>& r_ids,
-                  const std::vector<const float*>& r_logits, const std::vector<float>& r_tail, uint8_t* out) {
-  const int64_t K = m.top_k, R = m.router_top_k;
-  pack_bits(ids, K, m.id_bits(), out);
-  out += (K * m.id_bits() + 7) / 8;
-  for (int64_t k = 0; k < K; ++k, out += 2) {
-    const uint16_t b = float_to_bf16(logp[k]);
-    std::memcpy(out, &b, 2);
-  }
-  const uint16_t t = float_to_bf16(tail);
-  std::memcpy(out, &t, 2);
+void put_bf16(float f, uint8_t*& out) {
+  const uint16_t b = float_to_bf16(f);
+  std::memcpy(out, &b, 2);
   out += 2;
-  if (R == 0) return;
+}
+
+float get_bf16(const uint8_t*& p) {
+  uint16_t v;
+  std::memcpy(&v, p, 2);
+  p += 2;
+  return bf16_to_float(v);
+}
+
+// One token's router records (per MoE layer: top-R ids, their logits, the rest's logsumexp).
+void encode_router(const CacheManifest& m, const std::vector<const int64_t*>& r_ids, const std::vector<const float*>& r_logits,
+                   const std::vector<float>& r_tail, uint8_t* out) {
+  const int64_t R = m.router_top_k;
   for (size_t l = 0; l < r_ids.size(); ++l) {
     pack_bits(r_ids[l], R, m.router_id_bits(), out);
     out += (R * m.router_id_bits() + 7) / 8;
-    for (int64_t k = 0; k < R; ++k, out += 2) {
-      const uint16_t b = float_to_bf16(r_logits[l][k]);
-      std::memcpy(out, &b, 2);
-    }
-    const uint16_t rt = float_to_bf16(r_tail[l]);
-    std::memcpy(out, &rt, 2);
-    out += 2;
+    for (int64_t k = 0; k < R; ++k) put_bf16(r_logits[l][k], out);
+    put_bf16(r_tail[l], out);
   }
+}
+
+// One token's bf16-codec token part: top-K ids bit-packed, their log-probabilities, the tail.
+void encode_bf16_tokens(const CacheManifest& m, const int64_t* ids, const float* logp, float tail, uint8_t* out) {
+  pack_bits(ids, m.top_k, m.id_bits(), out);
+  out += (m.top_k * m.id_bits() + 7) / 8;
+  for (int64_t k = 0; k < m.top_k; ++k) put_bf16(logp[k], out);
+  put_bf16(tail, out);
 }
 
 // Top-k (sorted, largest first) of each row and the logsumexp of the other entries.
@@ -78,6 +85,22 @@ std::string human_bytes(double b) {
   s.precision(u == 0 ? 0 : 3);
   s << b << " " << units[u];
   return s.str();
+}
+
+// The block index of a complete blocks file, empty when it is absent or incomplete.
+BlockIndex file_index(const CacheManifest& m, int64_t file, const fs::path& path, std::string* why) {
+  std::error_code ec;
+  const auto size = fs::file_size(path, ec);
+  if (ec) {
+    *why = "missing";
+    return {};
+  }
+  if (size == 0) {
+    *why = "empty";
+    return {};
+  }
+  MappedFile f(path);
+  return read_block_index(m, file, f.data(), f.size(), why);
 }
 
 CacheManifest read_manifest(const fs::path& dir) {
@@ -184,6 +207,7 @@ TeacherCacheReport write_teacher_cache(const TeacherCacheOptions& o) {
   m.num_experts = spec.moe.num_experts;
   for (int64_t l = 0; l < spec.num_layers; ++l)
     if (spec.is_moe[l]) m.moe_layers.push_back(l);
+  m.codec = o.codec;
   m.blocks_per_file = std::max<int64_t>(1, o.file_bytes / m.block_bytes());
 
   // The manifest is written once; a later run (another shard, a resume) must ask for the same cache.
@@ -210,12 +234,11 @@ TeacherCacheReport write_teacher_cache(const TeacherCacheOptions& o) {
   load.dtype = stored_precision(*store);
   std::unique_ptr<model::Transformer> teacher;
   const int64_t T = m.block_size, K = m.top_k, R = m.router_top_k, L = static_cast<int64_t>(m.moe_layers.size());
-  std::vector<uint8_t> record(static_cast<size_t>(m.token_bytes()));
   for (int64_t f = 0; f < m.num_files(); ++f) {
     const fs::path path = o.out_dir / m.file_name(f);
     const int64_t nblocks = m.blocks_in_file(f);
-    const auto expected = static_cast<uintmax_t>(nblocks * m.block_bytes());
-    if (fs::exists(path) && fs::file_size(path) == expected) {
+    std::string why;
+    if (!file_index(m, f, path, &why).empty()) {
       ++report.files_present;
       continue;
     }
@@ -225,6 +248,8 @@ TeacherCacheReport write_teacher_cache(const TeacherCacheOptions& o) {
     }
     if (!teacher) teacher = model::Transformer::load(o.teacher_dir, load);
     const fs::path partial = o.out_dir / ("." + m.file_name(f) + ".partial");
+    BlockIndex index;
+    index.offsets = {0};
     {
       std::ofstream out(partial, std::ios::binary | std::ios::trunc);
       if (!out) fail(partial.string(), ": cannot write");
@@ -261,10 +286,11 @@ TeacherCacheReport write_teacher_cache(const TeacherCacheOptions& o) {
         }
         for (int64_t i = 0; i < B; ++i) {
           const uint64_t h = block_ids_hash(ids.data() + i * T, T);
-          out.write(reinterpret_cast<const char*>(&h), 8);
-          for (int64_t t = 0; t < T; ++t) {
-            const int64_t row = i * T + t;
-            std::vector<const int64_t*> r_ids(static_cast<size_t>(R > 0 ? L : 0));
+          std::vector<uint8_t> block(8);
+          std::memcpy(block.data(), &h, 8);
+          const auto router_at = [&](int64_t row, uint8_t* out) {
+            if (R == 0) return;
+            std::vector<const int64_t*> r_ids(static_cast<size_t>(L));
             std::vector<const float*> r_logits(r_ids.size());
             std::vector<float> r_tail(r_ids.size());
             for (size_t l = 0; l < r_ids.size(); ++l) {
@@ -272,20 +298,47 @@ TeacherCacheReport write_teacher_cache(const TeacherCacheOptions& o) {
               r_logits[l] = rv[l].data_ptr<float>() + row * R;
               r_tail[l] = rt[l].data_ptr<float>()[row];
             }
-            encode_token(m, top_i.data_ptr<int64_t>() + row * K, top_v.data_ptr<float>() + row * K, tail.data_ptr<float>()[row], r_ids,
-                         r_logits, r_tail, record.data());
-            out.write(reinterpret_cast<const char*>(record.data()), static_cast<std::streamsize>(record.size()));
+            encode_router(m, r_ids, r_logits, r_tail, out);
+          };
+          const int64_t* tid = top_i.data_ptr<int64_t>();
+          const float* tlp = top_v.data_ptr<float>();
+          const float* ttail = tail.data_ptr<float>();
+          if (m.codec == CacheCodec::Bf16) {
+            block.resize(static_cast<size_t>(m.block_bytes()));
+            for (int64_t t = 0; t < T; ++t) {
+              uint8_t* rec = block.data() + 8 + t * m.token_bytes();
+              const int64_t row = i * T + t;
+              encode_bf16_tokens(m, tid + row * K, tlp + row * K, ttail[row], rec);
+              router_at(row, rec + m.bf16_token_bytes());
+            }
+          } else {
+            block.resize(static_cast<size_t>(8 + T * m.router_bytes()));
+            for (int64_t t = 0; t < T; ++t) router_at(i * T + t, block.data() + 8 + t * m.router_bytes());
+            BitWriter bits;
+            for (int64_t t = 0; t < T; ++t) {
+              const int64_t row = i * T + t;
+              encode_compact_token(tid + row * K, tlp + row * K, ttail[row], K, m.id_bits(), bits);
+            }
+            bits.align();
+            block.insert(block.end(), bits.bytes().begin(), bits.bytes().end());
           }
+          out.write(reinterpret_cast<const char*>(block.data()), static_cast<std::streamsize>(block.size()));
+          index.offsets.push_back(index.offsets.back() + block.size());
+          index.checksums.push_back(xxh64(block.data(), block.size()));
         }
         report.tokens += B * T;
         if (o.progress)
           std::cerr << "\rteacher-cache: " << m.file_name(f) << " " << b0 + B << "/" << nblocks << " blocks" << std::flush;
       }
+      if (m.codec == CacheCodec::Compact) {
+        const auto bytes = block_index_bytes(index);
+        out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+      }
       out.flush();
       if (!out) fail(partial.string(), ": write failed (disk full?)");
     }
     fs::rename(partial, path);  // complete files only ever appear under their final name
-    report.bytes += static_cast<int64_t>(expected);
+    report.bytes += static_cast<int64_t>(fs::file_size(path));
     ++report.files_written;
   }
   if (o.progress && report.files_written > 0) std::cerr << "\n";
@@ -296,13 +349,14 @@ TeacherCacheReport write_teacher_cache(const TeacherCacheOptions& o) {
 TeacherCacheReader::TeacherCacheReader(const fs::path& dir) : dir_(dir), m_(read_manifest(dir)) {
   for (int64_t f = 0; f < m_.num_files(); ++f) {
     const fs::path path = dir / m_.file_name(f);
-    const auto expected = static_cast<uintmax_t>(m_.blocks_in_file(f) * m_.block_bytes());
     if (!fs::exists(path))
       fail(dir.string(), ": incomplete teacher cache: ", m_.file_name(f), " missing (", m_.num_files(),
            " files; run `moeforge teacher-cache` again, with the same arguments, to finish it)");
-    if (fs::file_size(path) != expected)
-      fail(path.string(), ": ", fs::file_size(path), " bytes, the manifest implies ", expected, " (damaged cache)");
     files_.push_back(std::make_unique<MappedFile>(path));
+    std::string why = "empty";
+    auto index = files_.back()->size() == 0 ? BlockIndex{} : read_block_index(m_, f, files_.back()->data(), files_.back()->size(), &why);
+    if (index.empty()) fail(path.string(), ": ", why, " (damaged cache)");
+    index_.push_back(std::move(index));
   }
 }
 
@@ -321,42 +375,50 @@ TeacherTokens TeacherCacheReader::lookup(const data::Batch& b, bool with_router)
     r_tail.push_back(torch::empty({B * T}, torch::kFloat32));
   }
   const int64_t id_bytes = (K * m_.id_bits() + 7) / 8, rid_bytes = (R * m_.router_id_bits() + 7) / 8;
+  // One token's router records at p into `row` (or skipped when not wanted).
+  const auto read_router = [&](const uint8_t* p, int64_t row) {
+    if (!router) return;
+    for (int64_t l = 0; l < L; ++l) {
+      unpack_bits(p, R, m_.router_id_bits(), r_ids[l].data_ptr<int64_t>() + row * R);
+      p += rid_bytes;
+      float* lg = r_logits[l].data_ptr<float>() + row * R;
+      for (int64_t k = 0; k < R; ++k) lg[k] = get_bf16(p);
+      r_tail[l].data_ptr<float>()[row] = get_bf16(p);
+    }
+  };
   for (int64_t i = 0; i < B; ++i) {
     const int64_t block = b.block_indices.at(static_cast<size_t>(i));
     if (block < 0 || block >= m_.train_blocks) fail(dir_.string(), ": block ", block, " is outside the cache's ", m_.train_blocks);
-    const MappedFile& f = *files_[static_cast<size_t>(block / m_.blocks_per_file)];
-    const uint8_t* p = f.data() + (block % m_.blocks_per_file) * m_.block_bytes();
+    const size_t file = static_cast<size_t>(block / m_.blocks_per_file), in_file = static_cast<size_t>(block % m_.blocks_per_file);
+    const uint8_t* p = files_[file]->data() + index_[file].offsets[in_file];
+    const uint8_t* end = files_[file]->data() + index_[file].offsets[in_file + 1];
+    if (!index_[file].checksums.empty() && xxh64(p, static_cast<size_t>(end - p)) != index_[file].checksums[in_file])
+      fail((dir_ / m_.file_name(static_cast<int64_t>(file))).string(), ": block ", block, " is damaged (its checksum differs)");
     uint64_t h;
     std::memcpy(&h, p, 8);
     if (h != block_ids_hash(b.ids.data() + i * T, T))
       fail(dir_.string(), ": training block ", block, " holds other tokens than the cache's (the data changed since it was written)");
     p += 8;
+    if (m_.codec == CacheCodec::Bf16) {
+      for (int64_t t = 0; t < T; ++t) {
+        const int64_t row = i * T + t;
+        unpack_bits(p, K, m_.id_bits(), ids.data_ptr<int64_t>() + row * K);
+        p += id_bytes;
+        float* lp = logp.data_ptr<float>() + row * K;
+        for (int64_t k = 0; k < K; ++k) lp[k] = get_bf16(p);
+        tail.data_ptr<float>()[row] = get_bf16(p);
+        read_router(p, row);
+        p += m_.router_bytes();
+      }
+      continue;
+    }
+    for (int64_t t = 0; t < T; ++t) read_router(p + t * m_.router_bytes(), i * T + t);
+    p += T * m_.router_bytes();
+    BitReader bits(p, static_cast<uint64_t>(end - p), (dir_ / m_.file_name(static_cast<int64_t>(file))).string() + ": block " + std::to_string(block));
     for (int64_t t = 0; t < T; ++t) {
       const int64_t row = i * T + t;
-      unpack_bits(p, K, m_.id_bits(), ids.data_ptr<int64_t>() + row * K);
-      p += id_bytes;
-      float* lp = logp.data_ptr<float>() + row * K;
-      for (int64_t k = 0; k < K; ++k, p += 2) {
-        uint16_t v;
-        std::memcpy(&v, p, 2);
-        lp[k] = bf16_to_float(v);
-      }
-      uint16_t v;
-      std::memcpy(&v, p, 2);
-      tail.data_ptr<float>()[row] = bf16_to_float(v);
-      p += 2;
-      if (R == 0) continue;
-      for (int64_t l = 0; l < L; ++l) {
-        if (router) unpack_bits(p, R, m_.router_id_bits(), r_ids[l].data_ptr<int64_t>() + row * R);
-        p += rid_bytes;
-        for (int64_t k = 0; k < R; ++k, p += 2) {
-          std::memcpy(&v, p, 2);
-          if (router) r_logits[l].data_ptr<float>()[row * R + k] = bf16_to_float(v);
-        }
-        std::memcpy(&v, p, 2);
-        if (router) r_tail[l].data_ptr<float>()[row] = bf16_to_float(v);
-        p += 2;
-      }
+      decode_compact_token(bits, K, m_.vocab, ids.data_ptr<int64_t>() + row * K, logp.data_ptr<float>() + row * K,
+                           tail.data_ptr<float>() + row);
     }
   }
   TeacherTokens out;
@@ -371,33 +433,41 @@ TeacherTokens TeacherCacheReader::lookup(const data::Batch& b, bool with_router)
 
 std::string inspect_teacher_cache(const fs::path& dir) {
   const CacheManifest m = read_manifest(dir);
-  int64_t present = 0, bytes = 0;
+  int64_t present = 0, bytes = 0, present_blocks = 0;
   std::vector<std::string> missing;
   for (int64_t f = 0; f < m.num_files(); ++f) {
     const fs::path p = dir / m.file_name(f);
-    if (fs::exists(p) && fs::file_size(p) == static_cast<uintmax_t>(m.blocks_in_file(f) * m.block_bytes())) {
+    std::string why;
+    const auto index = file_index(m, f, p, &why);
+    if (!index.empty()) {
       ++present;
-      bytes += static_cast<int64_t>(fs::file_size(p));
+      present_blocks += m.blocks_in_file(f);
+      bytes += static_cast<int64_t>(index.offsets.back());  // the blocks, without the index
     } else {
       missing.push_back(m.file_name(f));
     }
   }
   std::ostringstream s;
-  const int64_t token_bytes = (m.top_k * m.id_bits() + 7) / 8 + 2 * m.top_k + 2;
-  s << "teacher cache " << dir.string() << " (format version " << CacheManifest::kVersion << ")\n"
+  s.precision(4);
+  const double tokens = static_cast<double>(present_blocks * m.block_size);
+  // Measured over the files present (compact records vary); the block hashes count with the tokens.
+  const double router = static_cast<double>(m.router_bytes());
+  const double token_part = tokens > 0 ? static_cast<double>(bytes) / tokens - router : static_cast<double>(m.token_bytes()) - router;
+  s << "teacher cache " << dir.string() << "\n"
     << "  teacher     " << m.teacher_path << " (fingerprint " << m.teacher_fingerprint << ", vocabulary " << m.teacher_vocab << ")\n"
     << "  tokenizer   xxh64 " << m.tokenizer_xxh64 << "\n"
     << "  data        " << m.data_spec << " (fingerprint " << m.data_fingerprint << ")\n"
     << "              " << m.train_blocks << " training blocks of " << m.block_size << " tokens, seed " << m.seed
     << ", validation_fraction " << m.validation_fraction << ", packing " << m.packing << "\n"
-    << "  tokens      top-" << m.top_k << " of " << m.vocab << " ids (" << m.id_bits() << " bits each) + bf16 log-probs + tail: "
-    << token_bytes << " B/token\n";
+    << "  tokens      top-" << m.top_k << " of " << m.vocab << " ids, codec " << cache_codec_name(m.codec)
+    << (m.codec == CacheCodec::Bf16 ? " (bit-packed ids + bf16 log-probs + tail)" : " (exp-Golomb ids + sqrt-quantised probabilities + tail)")
+    << ": " << token_part << " B/token" << (tokens > 0 || m.codec == CacheCodec::Bf16 ? "" : " at most") << "\n";
   if (m.router_top_k > 0)
     s << "  router      top-" << m.router_top_k << " of " << m.num_experts << " experts on " << m.moe_layers.size()
-      << " MoE layers: " << (m.token_bytes() - token_bytes) << " B/token\n";
+      << " MoE layers: " << m.router_bytes() << " B/token\n";
   else
     s << "  router      not stored\n";
-  s << "  total       " << m.token_bytes() << " B/token; " << present << "/" << m.num_files() << " files, " << human_bytes(static_cast<double>(bytes))
+  s << "  total       " << token_part + router << " B/token; " << present << "/" << m.num_files() << " files, " << human_bytes(static_cast<double>(bytes))
     << (missing.empty() ? "; complete\n" : "; incomplete, missing " + missing.front() + (missing.size() > 1 ? " and " + std::to_string(missing.size() - 1) + " more" : "") + "\n");
   return s.str();
 }

@@ -30,6 +30,7 @@ struct TeacherCacheOptions {
   std::string packing = "concat";
   int64_t shard_index = 0, shard_count = 1;  // --shard i/n: this process writes files f with f % n == i
   int64_t file_bytes = int64_t{1} << 30;      // size cap of one blocks file
+  CacheCodec codec = CacheCodec::Compact;
   std::string device = "cpu";
   bool progress = true;
 };
@@ -70,6 +71,7 @@ class TeacherCacheReader {
   std::filesystem::path dir_;
   CacheManifest m_;
   std::vector<std::unique_ptr<MappedFile>> files_;
+  std::vector<BlockIndex> index_;  // per file
 };
 
 }  // namespace moeforge::train

@@ -12,7 +12,6 @@
 #include "train/distill.h"
 #include "train/recipe.h"
 #include "train/teacher.h"
-#include "train/teacher_cache.h"
 #include "train_test_support.h"
 
 namespace moeforge::train {
@@ -174,6 +173,73 @@ TEST(DistillHead, OfflineTopKEqualsOnlineTopKAtTemperatureOne) {
   EXPECT_EQ(a.stats.agree, b.stats.agree);
 }
 
+// The fused fp32 CPU kernel (distill_kernel.h) against the torch-op path run in fp64, on a vocabulary
+// long enough for its vector loops: CE alone, the online teacher and a cache's buckets, at T = 1 and
+// T = 2, with and without a padded student vocabulary (columns past kd_vocab in the CE only).
+struct KernelCase {
+  int64_t B = 2, T = 9, H = 16, V = 2500, K = 37;
+  torch::Tensor h, W, ids, mask, th, tW;
+  KernelCase() {
+    torch::manual_seed(21);
+    h = torch::randn({B, T, H}, torch::kFloat64);
+    W = torch::randn({V, H}, torch::kFloat64) * 0.6;
+    ids = torch::randint(0, V - 100, {B, T}, torch::kInt64);
+    mask = torch::ones({B, T}, torch::kFloat64);
+    mask.index_put_({1, 3}, 0.0);
+    mask.index_put_({0, 6}, 0.5);  // a weighted target
+    th = torch::randn({B * T, H}, torch::kFloat64);
+    tW = torch::randn({V + 7, H}, torch::kFloat64) * 0.8;
+  }
+  struct Out {
+    HeadLossStats stats;
+    torch::Tensor gh, gW;
+  };
+  Out run(torch::Dtype dtype, const std::string& teacher, HeadLossOptions o) const {
+    auto hh = h.to(dtype).clone().requires_grad_(true), WW = W.to(dtype).clone().requires_grad_(true);
+    TeacherTokens t;
+    if (teacher == "online") {
+      t.hidden_NH = th.to(dtype);
+      t.lm_head_VH = tW.to(dtype);
+    } else if (teacher == "cache") {
+      auto lp = torch::log_softmax(torch::matmul(th, tW.t()).narrow(1, 0, o.kd_vocab), 1);
+      auto top = lp.topk(K, 1);
+      t.top_ids_NK = std::get<1>(top);
+      t.top_logp_NK = std::get<0>(top).to(torch::kFloat32);
+      t.tail_logp_N = bucketed_logp(lp, t.top_ids_NK).select(1, K).to(torch::kFloat32);
+    }
+    auto r = chunked_head_loss(hh, WW, ids, mask.to(dtype), teacher.empty() ? nullptr : &t, o);
+    torch::autograd::backward({r.rows}, {r.rows_grad});
+    return {r.stats, hh.grad().to(torch::kFloat64), WW.grad().to(torch::kFloat64)};
+  }
+};
+
+TEST(DistillKernel, FusedFp32EqualsTheTorchOpsInFp64) {
+  KernelCase c;
+  for (const std::string teacher : {"", "online", "cache"})
+    for (double temperature : {1.0, 2.0})
+      for (int64_t kd_vocab : {c.V, c.V - 100}) {
+        HeadLossOptions o;
+        o.ce_coef = 0.7;
+        o.kd_coef = teacher.empty() ? 0.0 : 0.4;
+        o.scale = 1.0 / 17;
+        o.temperature = temperature;
+        o.kd_vocab = kd_vocab;
+        o.chunk_tokens = 5;  // several chunks, the last one short
+        const auto ref = c.run(torch::kFloat64, teacher, o), got = c.run(torch::kFloat32, teacher, o);
+        const std::string what = "teacher '" + teacher + "' T " + std::to_string(temperature) + " kd_vocab " + std::to_string(kd_vocab);
+        EXPECT_NEAR(got.stats.ce_sum, ref.stats.ce_sum, 1e-5 * std::abs(ref.stats.ce_sum)) << what;
+        EXPECT_NEAR(got.stats.kd_sum, ref.stats.kd_sum, 1e-4 * std::abs(ref.stats.kd_sum) + 1e-6) << what;
+        EXPECT_NEAR(got.stats.kl_sum, ref.stats.kl_sum, 1e-4 * std::abs(ref.stats.kl_sum) + 1e-6) << what;
+        EXPECT_EQ(got.stats.agree, ref.stats.agree) << what;
+        EXPECT_EQ(got.stats.targets, ref.stats.targets) << what;
+        if (!teacher.empty()) EXPECT_GT(ref.stats.kd_sum, 0.01) << what;
+        const double gh = (got.gh - ref.gh).abs().max().item<double>() / ref.gh.abs().max().item<double>();
+        const double gW = (got.gW - ref.gW).abs().max().item<double>() / ref.gW.abs().max().item<double>();
+        EXPECT_LT(gh, 2e-5) << what;
+        EXPECT_LT(gW, 2e-5) << what;
+      }
+}
+
 TEST(DistillRouter, KlOfSoftenedRouterLogits) {
   torch::manual_seed(5);
   model::LayerRouting s0, s1, t0, t1;
@@ -231,13 +297,6 @@ TEST(DistillRecipe, FieldsAndErrors) {
 // Whole runs on tiny Mixtrals sharing one tokenizer.
 class DistillRun : public test::TinyMixtralSuite {};
 
-std::vector<json> read_metrics(const std::filesystem::path& run) {
-  std::vector<json> out;
-  std::ifstream in(run / "metrics.jsonl");
-  for (std::string line; std::getline(in, line);)
-    if (!line.empty()) out.push_back(json::parse(line));
-  return out;
-}
 
 TEST_F(DistillRun, KdPullsTheStudentToTheTeacher) {
   auto teacher = fx->model("teacher", "mixtral", {{"vocab_size", 320}}, /*seed=*/9);  // padded vocabulary: accepted, tail left out
@@ -248,7 +307,7 @@ TEST_F(DistillRun, KdPullsTheStudentToTheTeacher) {
   auto o = fx->options(mixtral, test::TrainFixture::recipe(phase, {{"log_every", 1}}), "kd");
   train::Trainer trainer(o);
   ASSERT_TRUE(trainer.run().finished);
-  auto m = read_metrics(o.out_dir);
+  auto m = test::read_metrics(o.out_dir);
   ASSERT_EQ(m.size(), 12u);
   for (const char* key : {"kd", "kl", "agreement", "router_kd"}) ASSERT_TRUE(m.front().contains(key)) << key;
   EXPECT_LT(m.back()["kl"].get<double>(), 0.7 * m.front()["kl"].get<double>());
@@ -315,180 +374,6 @@ TEST_F(DistillRun, TeachersThatDoNotShareTheTokenizerAreRefusedBeforeTraining) {
   EXPECT_FALSE(std::filesystem::exists(fx->tmp / "no-teacher" / "run.json"));
 }
 
-
-TEST(TeacherCacheFormat, BitsBf16AndManifestRoundTrip) {
-  std::mt19937_64 rng(3);
-  for (int bits : {1, 3, 8, 17, 18, 20}) {
-    std::vector<int64_t> v(37), back(37);
-    for (auto& x : v) x = static_cast<int64_t>(rng() & ((uint64_t{1} << bits) - 1));
-    std::vector<uint8_t> buf((37 * bits + 7) / 8);
-    pack_bits(v.data(), 37, bits, buf.data());
-    unpack_bits(buf.data(), 37, bits, back.data());
-    EXPECT_EQ(v, back) << bits << " bits";
-  }
-  EXPECT_EQ(bits_for(201088), 18);  // GPT-OSS: 17 bits (Megatron) are too few
-  EXPECT_EQ(bits_for(151936), 18);
-  EXPECT_EQ(bits_for(256), 8);
-  for (float f : {-0.0f, -1.5f, -3.14159f, -17.25f, -88.0f}) EXPECT_NEAR(bf16_to_float(float_to_bf16(f)), f, std::abs(f) / 256.0f);
-  EXPECT_TRUE(std::isinf(bf16_to_float(float_to_bf16(-std::numeric_limits<float>::infinity()))));
-  CacheManifest m;
-  m.vocab = 300, m.top_k = 8, m.router_top_k = 2, m.num_experts = 8, m.moe_layers = {0, 1}, m.block_size = 16, m.train_blocks = 5,
-  m.blocks_per_file = 2, m.teacher_vocab = 320, m.packing = "concat";
-  EXPECT_EQ(m.token_bytes(), (8 * 9 + 7) / 8 + 16 + 2 + 2 * ((2 * 3 + 7) / 8 + 4 + 2));
-  EXPECT_EQ(m.num_files(), 3);
-  EXPECT_EQ(m.blocks_in_file(2), 1);
-  const CacheManifest back = CacheManifest::from_json(m.to_json(), "manifest.json");
-  EXPECT_EQ(back.to_json(), m.to_json());
-  auto j = m.to_json();
-  j["version"] = 2;
-  MOEFORGE_EXPECT_ERROR(CacheManifest::from_json(j, "c/manifest.json"), "version: is 2; this moeforge reads version 1");
-  j = m.to_json();
-  j["layout"]["token_bytes"] = 3;
-  MOEFORGE_EXPECT_ERROR(CacheManifest::from_json(j, "c/manifest.json"), "token_bytes: is 3 but the fields give");
-}
-
-class TeacherCacheRun : public test::TinyMixtralSuite {
- protected:
-  TeacherCacheOptions cache_options(const std::filesystem::path& teacher, const std::string& out, int64_t K, int64_t R) {
-    TeacherCacheOptions o;
-    o.teacher_dir = teacher;
-    o.tokenizer_dir = fx->tokenizer;
-    o.out_dir = fx->tmp / out;
-    o.data_cache_dir = fx->cache;
-    o.data_spec = fx->data.string();
-    o.block_size = 16;
-    o.top_k = K;
-    o.router_top_k = R;
-    o.seed = 1;  // TrainFixture::recipe's
-    o.progress = false;
-    return o;
-  }
-};
-
-TEST_F(TeacherCacheRun, RoundTripMatchesTheTeacherWithinBf16) {
-  auto teacher = fx->model("cache-teacher", "mixtral", {{"vocab_size", 310}}, 9);
-  auto o = cache_options(teacher, "cache-rt", 8, 2);  // router top-2 of 4 experts: the rest as one bucket
-  o.file_bytes = 20000;  // several files
-  auto rep = write_teacher_cache(o);
-  EXPECT_GT(rep.manifest.num_files(), 1);
-  EXPECT_EQ(rep.files_written, rep.manifest.num_files());
-  EXPECT_EQ(rep.manifest.vocab, 300);  // the tokenizer's ids; the padded rows are not stored
-  TeacherCacheReader reader(o.out_dir);
-  data::DataOptions dopt;
-  dopt.block_size = 16;
-  dopt.seed = 1;
-  dopt.validation_fraction = 0.0;
-  dopt.cache_dir = fx->cache;
-  auto ds = data::Dataset::open(fx->data.string(), fx->tokenizer, dopt);
-  data::BatchIterator it(ds, data::Split::Train, {3, 5, true, true});
-  data::Batch b;
-  it.next(b);
-  auto tt = reader.lookup(b, true);
-  // Reference: the teacher itself on the same blocks.
-  model::LoadOptions lo;
-  auto model = model::Transformer::load(teacher, lo);
-  auto ids = torch::from_blob(b.ids.data(), {b.batch_size, 16}, torch::kInt32).to(torch::kInt64);
-  torch::NoGradGuard ng;
-  auto out = model->forward(ids);
-  auto lp = torch::log_softmax(out.logits.reshape({-1, 310}).narrow(1, 0, 300), 1);
-  auto top = lp.topk(8, 1);
-  EXPECT_TRUE(torch::equal(tt.top_ids_NK, std::get<1>(top)));
-  EXPECT_LT((tt.top_logp_NK - std::get<0>(top)).abs().max().item<double>(), 0.05);  // bf16 of values up to ~|6|
-  auto tail = bucketed_logp(lp, std::get<1>(top)).select(1, 8);
-  EXPECT_LT((tt.tail_logp_N - tail).abs().max().item<double>(), 0.03);
-  ASSERT_EQ(tt.router_ids_NR.size(), out.routing.size());
-  auto rl = out.routing[0].logits.to(torch::kFloat32);
-  auto rtop = rl.topk(2, 1);
-  EXPECT_TRUE(torch::equal(tt.router_ids_NR[0], std::get<1>(rtop)));
-  EXPECT_LT((tt.router_logits_NR[0] - std::get<0>(rtop)).abs().max().item<double>(), 0.02);
-  auto rrest = torch::logsumexp(rl.scatter(1, std::get<1>(rtop), -std::numeric_limits<float>::infinity()), 1);
-  EXPECT_LT((tt.router_tail_N[0] - rrest).abs().max().item<double>(), 0.02);
-  // A mismatching block is caught by its hash.
-  b.ids[3] = (b.ids[3] + 1) % 300;
-  MOEFORGE_EXPECT_ERROR(reader.lookup(b, false), "holds other tokens than the cache's");
-  EXPECT_NE(inspect_teacher_cache(o.out_dir).find("complete"), std::string::npos);
-}
-
-TEST_F(TeacherCacheRun, TrainingFromTheCacheEqualsOnlineTopKAndResumesExactly) {
-  auto teacher = fx->model("cache-teacher2", "mixtral", {}, 9);
-  auto co = cache_options(teacher, "cache-train", 16, 4);  // router top-4 of 4: router KD exact
-  // Two shards written by two "processes": the first leaves the cache incomplete.
-  co.file_bytes = 30000;
-  co.shard_count = 2;
-  co.shard_index = 0;
-  auto first = write_teacher_cache(co);
-  ASSERT_GT(first.files_missing, 0);
-  json distill = {{"router_weight", 0.5}};
-  json phase = {{"steps", 3}, {"select", "router"}, {"losses", {{"distill", distill}}}};
-  json recipe = test::TrainFixture::recipe(phase, {{"log_every", 1}, {"checkpoint_every", 1}});
-  {
-    auto o = fx->options(mixtral, recipe, "from-partial-cache");
-    o.teacher_cache = co.out_dir;
-    train::Trainer t(o);
-    MOEFORGE_EXPECT_ERROR(t.run(), "incomplete teacher cache");
-  }
-  co.shard_index = 1;
-  auto second = write_teacher_cache(co);
-  EXPECT_EQ(second.files_missing, 0);
-  EXPECT_EQ(second.files_present, first.files_written);
-  auto offline = fx->options(mixtral, recipe, "from-cache");
-  offline.teacher_cache = co.out_dir;
-  train::Trainer a(offline);
-  ASSERT_TRUE(a.run().finished);
-  json online_phase = phase;
-  online_phase["losses"]["distill"]["teacher"] = teacher.string();
-  online_phase["losses"]["distill"]["top_k"] = 16;
-  train::Trainer b(fx->options(mixtral, test::TrainFixture::recipe(online_phase, {{"log_every", 1}}), "online-top16"));
-  ASSERT_TRUE(b.run().finished);
-  auto ma = read_metrics(offline.out_dir), mb = read_metrics(fx->tmp / "online-top16");
-  ASSERT_EQ(ma.size(), 3u);
-  for (size_t i = 0; i < 3; ++i) {
-    EXPECT_NEAR(ma[i]["kd"].get<double>(), mb[i]["kd"].get<double>(), 0.02 * mb[i]["kd"].get<double>() + 1e-6) << i;
-    EXPECT_NEAR(ma[i]["router_kd"].get<double>(), mb[i]["router_kd"].get<double>(), 0.02 * mb[i]["router_kd"].get<double>() + 1e-6) << i;
-  }
-  auto run = read_json_file(offline.out_dir / "run.json");
-  EXPECT_EQ(run["teacher_cache"].get<std::string>(), std::filesystem::absolute(co.out_dir).string());
-  // Interrupted and resumed (run.json brings the cache back): bitwise the same result.
-  auto o2 = fx->options(mixtral, recipe, "from-cache-resumed");
-  o2.teacher_cache = co.out_dir;
-  o2.stop_after_steps = 1;
-  {
-    train::Trainer t(o2);
-    EXPECT_FALSE(t.run().finished);
-  }
-  train::TrainOptions again;
-  again.out_dir = o2.out_dir;
-  again.resume = true;
-  again.progress = false;
-  again.data_cache_dir = fx->cache;
-  train::Trainer resumed(again);
-  ASSERT_TRUE(resumed.run().finished);
-  EXPECT_EQ(test::file_bytes(offline.out_dir / "trainable.safetensors"), test::file_bytes(o2.out_dir / "trainable.safetensors"));
-}
-
-TEST_F(TeacherCacheRun, ACacheOfOtherDataOrSettingsIsRefusedByField) {
-  auto teacher = fx->model("cache-teacher3", "mixtral", {}, 9);
-  auto co = cache_options(teacher, "cache-other", 4, 0);
-  co.block_size = 12;
-  write_teacher_cache(co);
-  json phase = {{"steps", 1}, {"select", "router"}, {"losses", {{"distill", json::object()}}}};
-  auto o = fx->options(mixtral, test::TrainFixture::recipe(phase), "wrong-cache");
-  o.teacher_cache = co.out_dir;
-  {
-    train::Trainer t(o);
-    MOEFORGE_EXPECT_ERROR(t.run(), "data.block_size: the cache has 12, this run 16");
-  }
-  phase["losses"]["distill"]["router_weight"] = 1.0;
-  o = fx->options(mixtral, test::TrainFixture::recipe(phase), "wrong-cache2");
-  o.teacher_cache = co.out_dir;
-  {
-    train::Trainer t(o);
-    MOEFORGE_EXPECT_ERROR(t.run(), "router_top_k is 0 (no router logits stored)");
-  }
-  // The same --out with other settings: refused, nothing overwritten.
-  co.top_k = 5;
-  MOEFORGE_EXPECT_ERROR(write_teacher_cache(co), "this run would write another cache (top_k differs: 4 vs 5)");
-}
 
 }  // namespace
 }  // namespace moeforge::train

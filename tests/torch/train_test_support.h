@@ -21,6 +21,15 @@
 
 namespace moeforge::test {
 
+// A run's metrics.jsonl, one object per line.
+inline std::vector<nlohmann::json> read_metrics(const std::filesystem::path& run) {
+  std::vector<nlohmann::json> out;
+  std::ifstream in(run / "metrics.jsonl");
+  for (std::string line; std::getline(in, line);)
+    if (!line.empty()) out.push_back(nlohmann::json::parse(line));
+  return out;
+}
+
 struct TrainFixture {
   TempDir tmp;
   std::filesystem::path tokenizer, data, cache;
