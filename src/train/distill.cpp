@@ -314,6 +314,14 @@ HeadLossResult chunked_head_loss(const torch::Tensor& hidden_BTH, const torch::T
   return out;
 }
 
+void fold_teacher_top_k(TeacherTokens& t, int64_t k) {
+  auto top = t.top_logp_NK.topk(k, 1);  // sorted: the most likely first
+  auto rest = t.top_logp_NK.scatter(1, std::get<1>(top), -std::numeric_limits<float>::infinity());
+  t.tail_logp_N = torch::logsumexp(torch::cat({rest, t.tail_logp_N.unsqueeze(1)}, 1), 1);
+  t.top_ids_NK = t.top_ids_NK.gather(1, std::get<1>(top));
+  t.top_logp_NK = std::get<0>(top);
+}
+
 torch::Tensor router_kd_cached(const std::vector<model::LayerRouting>& student, const TeacherTokens& cache, const torch::Tensor& real_N,
                                double temperature) {
   if (student.size() != cache.router_ids_NR.size())

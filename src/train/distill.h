@@ -71,6 +71,10 @@ torch::Tensor divergence(const torch::Tensor& teacher_logp_NC, const torch::Tens
 // (the last column is log of the student's mass outside the K ids).
 torch::Tensor bucketed_logp(const torch::Tensor& logp_NV, const torch::Tensor& ids_NK);
 
+// A cache's top-K narrowed to its k most likely ids (k < K), the others joining the tail bucket:
+// the buckets an online teacher's top-k would give, to the cache's precision.
+void fold_teacher_top_k(TeacherTokens& teacher, int64_t k);
+
 // NEXUS's router KD: mean over MoE layers of the mean over real tokens of
 // KL(softmax(teacher / T) || softmax(student / T)) * T^2. Layers pair up in order; the caller checks
 // that both models route over the same experts.

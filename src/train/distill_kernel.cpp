@@ -22,6 +22,8 @@
 #else
 #define MOEFORGE_CLONES
 #endif
+// The loops must be inlined into each clone to be compiled for its instruction set.
+#define MOEFORGE_INLINE inline __attribute__((always_inline))
 
 namespace moeforge::train {
 
@@ -32,7 +34,7 @@ constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 // exp(x) for x <= 0: x = n ln2 + r with |r| <= ln2 / 2 (Cody-Waite, two-part ln2), exp(r) by its
 // degree-7 Taylor polynomial (truncation < 1e-8 relative), 2^n from the exponent bits. Below -87
 // it returns ~1e-38 instead of underflowing: nothing here can tell the difference.
-inline float exp_le0(float x) {
+MOEFORGE_INLINE float exp_le0(float x) {
   x = x < -87.0f ? -87.0f : x;
   const float fn = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round to nearest
   const float r = (x - fn * 0.693145751953125f) - fn * 1.428606820309417232e-6f;
@@ -50,7 +52,7 @@ inline float exp_le0(float x) {
   return p * two_n;
 }
 
-inline float max_of(const float* x, int64_t n) {
+MOEFORGE_INLINE float max_of(const float* x, int64_t n) {
   float m = kNegInf;
 #pragma omp simd reduction(max : m)
   for (int64_t i = 0; i < n; ++i) m = x[i] > m ? x[i] : m;
@@ -58,7 +60,7 @@ inline float max_of(const float* x, int64_t n) {
 }
 
 // sum over [0, n) of exp(x * a + b): float partial sums of 1024 elements, added in double.
-inline double sum_exp(const float* x, int64_t n, float a, float b) {
+MOEFORGE_INLINE double sum_exp(const float* x, int64_t n, float a, float b) {
   double total = 0;
   for (int64_t i0 = 0; i0 < n; i0 += 1024) {
     const int64_t n1 = std::min<int64_t>(1024, n - i0);
@@ -72,11 +74,11 @@ inline double sum_exp(const float* x, int64_t n, float a, float b) {
 }
 
 // x[j] = c1 exp(x[j] + b1) (+ c2 exp(x[j] a2 + b2)).
-inline void map_exp(float* x, int64_t n, float c1, float b1) {
+MOEFORGE_INLINE void map_exp(float* x, int64_t n, float c1, float b1) {
 #pragma omp simd
   for (int64_t j = 0; j < n; ++j) x[j] = c1 * exp_le0(x[j] + b1);
 }
-inline void map_exp2(float* x, int64_t n, float c1, float b1, float c2, float a2, float b2) {
+MOEFORGE_INLINE void map_exp2(float* x, int64_t n, float c1, float b1, float c2, float a2, float b2) {
 #pragma omp simd
   for (int64_t j = 0; j < n; ++j) x[j] = c1 * exp_le0(x[j] + b1) + c2 * exp_le0(x[j] * a2 + b2);
 }
@@ -84,7 +86,7 @@ inline void map_exp2(float* x, int64_t n, float c1, float b1, float c2, float a2
 // The online teacher over all compared columns: x[j] = c1 exp(x + b1) + c2 (q_T - p_T), with
 // q_T = exp(x a + bq), p_T = exp(t a + bp); accumulates sum p_T (log p_T - log q_T) into kd and
 // (when kl1 is wanted, T != 1) sum p_1 (log p_1 - log q_1) with log p_1 = t + bp1, log q_1 = x + bq1.
-inline void map_full(float* x, const float* t, int64_t n, float c1, float b1, float c2, float a, float bq, float bp, bool want_kl1,
+MOEFORGE_INLINE void map_full(float* x, const float* t, int64_t n, float c1, float b1, float c2, float a, float bq, float bp, bool want_kl1,
                      float bq1, float bp1, double& kd, double& kl1) {
   const float k1 = want_kl1 ? 1.0f : 0.0f;
   for (int64_t i0 = 0; i0 < n; i0 += 1024) {
@@ -106,7 +108,25 @@ inline void map_full(float* x, const float* t, int64_t n, float c1, float b1, fl
   }
 }
 
-int64_t first_index_of(const float* x, int64_t n, float v) {
+// The same at T = 1 over all columns: q = exp(x + bq) serves the CE and the KL; two exps per column.
+MOEFORGE_INLINE void map_full_t1(float* x, const float* t, int64_t n, float c_q, float c_p, float bq, float bp, double& kd) {
+  for (int64_t i0 = 0; i0 < n; i0 += 1024) {
+    const int64_t n1 = std::min<int64_t>(1024, n - i0);
+    float* y = x + i0;
+    const float* u = t + i0;
+    float pkd = 0;
+#pragma omp simd reduction(+ : pkd)
+    for (int64_t i = 0; i < n1; ++i) {
+      const float lq = y[i] + bq, lp = u[i] + bp;
+      const float p = exp_le0(lp);
+      pkd += p * (lp - lq);
+      y[i] = c_q * exp_le0(lq) - c_p * p;
+    }
+    kd += pkd;
+  }
+}
+
+MOEFORGE_INLINE int64_t first_index_of(const float* x, int64_t n, float v) {
   for (int64_t j = 0; j < n; ++j)
     if (x[j] == v) return j;
   return 0;
@@ -233,8 +253,11 @@ MOEFORGE_CLONES RowSums row_kernel(float* z, int64_t target, float w, const floa
     const double Lt1 = tm + std::log(ts1), LtT = tm * static_cast<double>(a.invT) + std::log(tsT);
     double kd = 0, kl1 = 0;
     const bool want_kl1 = tempered || C != V;  // else KL at T = 1 is the divergence itself
-    map_full(z, t_logits, C, static_cast<float>(a_ce), static_cast<float>(-L1), static_cast<float>(a_kd), a.invT, static_cast<float>(-LT),
-             static_cast<float>(-LtT), want_kl1, static_cast<float>(-Lc1), static_cast<float>(-Lt1), kd, kl1);
+    if (want_kl1)
+      map_full(z, t_logits, C, static_cast<float>(a_ce), static_cast<float>(-L1), static_cast<float>(a_kd), a.invT, static_cast<float>(-LT),
+               static_cast<float>(-LtT), true, static_cast<float>(-Lc1), static_cast<float>(-Lt1), kd, kl1);
+    else  // T = 1, all columns: L1 = LT
+      map_full_t1(z, t_logits, C, static_cast<float>(a_ce + a_kd), static_cast<float>(a_kd), static_cast<float>(-L1), static_cast<float>(-Lt1), kd);
     if (C < V) map_exp(z + C, V - C, static_cast<float>(a_ce), static_cast<float>(-L1));
     out.kd = kd;
     out.kl1 = want_kl1 ? kl1 : kd;

@@ -26,6 +26,7 @@ TrainOptions resolve_run_options(TrainOptions o) {
       o.teacher_cache = run.at("teacher_cache").get<std::string>();
     if (o.teacher_dir.empty() && o.teacher_cache.empty() && run.contains("teacher")) o.teacher_dir = run.at("teacher").get<std::string>();
     if (o.device.empty() && run.contains("device")) o.device = run.at("device").get<std::string>();
+    if (o.teacher_device.empty() && run.contains("teacher_device")) o.teacher_device = run.at("teacher_device").get<std::string>();
     o.recipe = read_json_file(o.out_dir / "recipe.json");
     o.recipe_label = (o.out_dir / "recipe.json").string();
   } else if (fs::exists(o.out_dir / "checkpoints") || fs::exists(run_json)) {
@@ -46,6 +47,7 @@ void write_run_files(const TrainOptions& o) {
   if (!o.analysis_plan.empty()) run["plan"] = fs::absolute(o.analysis_plan).string();
   if (!o.teacher_dir.empty()) run["teacher"] = fs::absolute(o.teacher_dir).string();
   if (!o.teacher_cache.empty()) run["teacher_cache"] = fs::absolute(o.teacher_cache).string();
+  if (!o.teacher_device.empty()) run["teacher_device"] = o.teacher_device;
   write_file_atomic(o.out_dir / "run.json", run.dump(2) + "\n");
   write_file_atomic(o.out_dir / "recipe.json", o.recipe.dump(2) + "\n");
 }

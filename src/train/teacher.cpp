@@ -8,6 +8,7 @@
 #include "arch/family_adapter.h"
 #include "common/error.h"
 #include "io/checkpoint_store.h"
+#include "model/device.h"
 #include "tokenizer/tokenizer.h"
 
 namespace moeforge::train {
@@ -89,7 +90,7 @@ std::unique_ptr<Teacher> Teacher::load(const fs::path& dir, const model::Transfo
            " (set \"router_weight\": 0)");
   }
   model::LoadOptions load;
-  load.device = student.device();
+  load.device = check.device.empty() ? student.device() : model::parse_device(check.device, "train: --teacher-device");
   load.dtype = stored_precision(*store);
   t->model_ = model::Transformer::load(dir, load);
   return t;

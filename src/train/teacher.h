@@ -24,6 +24,7 @@ torch::Dtype stored_precision(const CheckpointStore& store);
 
 struct TeacherCheck {
   bool router_kd = false;  // some phase distils the router: MoE layers and expert counts must match
+  std::string device;      // where the teacher runs; "" = the student's device
 };
 
 class Teacher {

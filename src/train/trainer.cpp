@@ -93,29 +93,41 @@ struct Trainer::Impl {
             d.router_weight.at(step_now, phase.steps)};
   }
 
-  // A distilling micro-batch: the teacher under no-grad, the head in chunks (train/distill.h), one backward.
-  void distill_micro_step(const TrainableSet& set, const data::Batch& b, const torch::Tensor& ids, const torch::Tensor& mask, size_t p,
-                          int64_t total_targets, int64_t accum, StepStats& stats, const model::ForwardOptions& fopts) {
+  // One micro-batch: forward to the final hidden states, the head in chunks with CE (+ KD from the
+  // teacher under no-grad; train/distill.h), router losses, one backward; adds to `stats`. The head's
+  // [tokens, vocab] logits never exist beyond one chunk, with or without a teacher.
+  void micro_step(TrainableSet& set, const data::Batch& b, size_t p, int64_t total_targets, int64_t accum, StepStats& stats,
+                  const model::ForwardOptions& fopts) {
     const Phase& phase = plan.recipe.phases[p];
     const DistillOptions& d = phase.losses.distill;
+    const int64_t B = b.batch_size, T = b.block_size;
+    const auto dev = model->device();
+    auto ids = torch::from_blob(const_cast<int32_t*>(b.ids.data()), {B, T}, torch::kInt32).to(torch::kInt64).to(dev);     // [B, T]
+    auto mask = torch::from_blob(const_cast<uint8_t*>(b.loss_mask.data()), {B, T}, torch::kUInt8).to(torch::kFloat32).to(dev);
     const DistillNow now = distill_now(p);
     auto weights = set.effective_weights();
     model::ForwardOptions f = fopts;
     f.hidden_only = true;
     auto out = model->forward_with(weights, ids, f);
     std::vector<model::LayerRouting> teacher_routing;
-    TeacherTokens tt = cache ? cache->lookup(b, now.router > 0) : teacher->run(ids, now.router > 0 ? &teacher_routing : nullptr);
+    TeacherTokens tt;
+    if (d.enabled) {
+      tt = cache ? cache->lookup(b, now.router > 0) : teacher->run(ids, now.router > 0 ? &teacher_routing : nullptr);
+      if (cache && d.top_k > 0 && d.top_k < cache->manifest().top_k) fold_teacher_top_k(tt, d.top_k);
+    }
     HeadLossOptions ho;
     ho.ce_coef = now.ce;
     ho.kd_coef = now.kd;
     ho.scale = 1.0 / static_cast<double>(std::max<int64_t>(total_targets, 1));
-    ho.divergence = d.divergence;
-    ho.beta = d.beta;
-    ho.temperature = now.temperature;
-    ho.top_k = d.top_k;
-    ho.kd_vocab = cache ? cache->manifest().vocab : teacher->kd_vocab();
-    ho.chunk_tokens = d.chunk_tokens;
-    auto head = chunked_head_loss(out.hidden, weights.lm_head, ids, mask, &tt, ho);
+    if (d.enabled) {
+      ho.divergence = d.divergence;
+      ho.beta = d.beta;
+      ho.temperature = now.temperature;
+      ho.top_k = d.top_k;
+      ho.kd_vocab = cache ? cache->manifest().vocab : teacher->kd_vocab();
+      ho.chunk_tokens = d.chunk_tokens;
+    }
+    auto head = chunked_head_loss(out.hidden, weights.lm_head, ids, mask, d.enabled ? &tt : nullptr, ho);
     auto real_N = real_tokens(mask).reshape({-1}).to(out.hidden.device());
     auto rl = router_losses(out.routing, real_N, model->spec().moe.num_experts);
     auto rest = (rl.lb * phase.losses.lb_coef + rl.z * phase.losses.z_coef) / static_cast<double>(accum);
@@ -137,31 +149,13 @@ struct Trainer::Impl {
     }
     if (!roots.empty()) torch::autograd::backward(roots, grads);
     stats.add(head.stats.ce_sum, real_N.sum().item<int64_t>(), rl, accum);
+    if (!d.enabled) return;
     stats.distill = true;
     stats.kd_sum += head.stats.kd_sum;
     stats.kl_sum += head.stats.kl_sum;
     stats.agree += head.stats.agree;
     stats.targets += head.stats.targets;
     stats.router_kd += router_kd_value / static_cast<double>(accum);
-  }
-
-  // One micro-batch: forward, losses, backward (scaled for accumulation). Adds to `stats`.
-  void micro_step(TrainableSet& set, const data::Batch& b, size_t p, int64_t total_targets, int64_t accum, StepStats& stats,
-                  const model::ForwardOptions& fopts) {
-    const Phase& phase = plan.recipe.phases[p];
-    const int64_t B = b.batch_size, T = b.block_size;
-    auto ids = torch::from_blob(const_cast<int32_t*>(b.ids.data()), {B, T}, torch::kInt32).to(torch::kInt64);     // [B, T]
-    auto mask = torch::from_blob(const_cast<uint8_t*>(b.loss_mask.data()), {B, T}, torch::kUInt8).to(torch::kFloat32);  // [B, T]
-    if (phase.losses.distill.enabled) return distill_micro_step(set, b, ids.to(model->device()), mask.to(model->device()), p, total_targets, accum, stats, fopts);
-    auto weights = set.effective_weights();
-    auto out = model->forward_with(weights, ids, fopts);
-    auto ce_sum = masked_ce_sum(out.logits, ids.to(out.logits.device()), mask.to(out.logits.device()));
-    auto real_N = real_tokens(mask).reshape({-1}).to(out.logits.device());
-    auto rl = router_losses(out.routing, real_N, model->spec().moe.num_experts);
-    auto loss = ce_sum / static_cast<double>(std::max<int64_t>(total_targets, 1)) +
-                (rl.lb * phase.losses.lb_coef + rl.z * phase.losses.z_coef) / static_cast<double>(accum);
-    loss.backward();
-    stats.add(ce_sum.item<double>(), real_N.sum().item<int64_t>(), rl, accum);
   }
 
   // Before a phase: one forward/backward on the first micro-batch; every selected tensor (and
@@ -426,8 +420,8 @@ void check_cache(const TeacherCacheReader& cache, const model::Transformer& stud
     fail(where, ": vocab ", m.vocab, " exceeds the student's vocabulary ", student.spec().vocab_size);
   for (const auto& phase : recipe.phases) {
     const auto& d = phase.losses.distill;
-    if (d.enabled && d.top_k > 0 && d.top_k != m.top_k)
-      fail(where, ": top_k is ", m.top_k, ", phase '", phase.name, "' asks ", d.top_k, " (set top_k 0 to use the cache's)");
+    if (d.enabled && d.top_k > m.top_k)
+      fail(where, ": top_k is ", m.top_k, ", phase '", phase.name, "' asks ", d.top_k, " (a cache can give its K or fewer; 0 = its K)");
   }
   if (!router_kd) return;
   std::vector<int64_t> layers;
@@ -460,6 +454,10 @@ TrainResult Trainer::run() {
   if (precheck.threads > 0) torch::set_num_threads(static_cast<int>(precheck.threads));
   model::LoadOptions load;
   load.device = model::parse_device(o.device, "train: --device");
+  if (!o.teacher_device.empty()) {
+    if (!distill.enabled || !distill.cache.empty()) fail("train: --teacher-device needs an online teacher (--teacher or losses.distill.teacher)");
+    model::parse_device(o.teacher_device, "train: --teacher-device");  // a bad name fails before anything loads
+  }
   // bf16: the model (frozen tensors included) is held and run in bf16; trained tensors keep fp32 masters.
   load.dtype = precheck.precision == "bf16" ? torch::kBFloat16 : torch::kFloat32;
   model_ = model::Transformer::load(o.model_dir, load);
@@ -469,7 +467,7 @@ TrainResult Trainer::run() {
     I.cache = std::make_unique<TeacherCacheReader>(distill.cache);
     check_cache(*I.cache, *model_, o.tokenizer_dir, I.plan.recipe, distill.router_kd);
   } else if (distill.enabled) {
-    I.teacher = Teacher::load(o.teacher_dir, *model_, o.tokenizer_dir, {distill.router_kd});
+    I.teacher = Teacher::load(o.teacher_dir, *model_, o.tokenizer_dir, {distill.router_kd, o.teacher_device});
   }
   for (int64_t l : I.moe_layers())
     I.router0.push_back(model_->weights().layers[l].router.detach().to(torch::kFloat32, /*non_blocking=*/false, /*copy=*/true));

@@ -25,6 +25,7 @@ struct TrainOptions {
   std::filesystem::path tokenizer_dir;   // default: the model directory
   std::filesystem::path teacher_dir;     // `--teacher`: the distillation teacher of every distilling phase (overrides the recipe's)
   std::filesystem::path teacher_cache;   // `--teacher-cache`: a `moeforge teacher-cache` directory instead of an online teacher
+  std::string teacher_device;            // `--teacher-device`: where the online teacher runs ("" = the student's device)
   std::filesystem::path analysis_plan;   // plan.json of `moeforge analyze` for experts=plan:esft (optional)
   nlohmann::json recipe;                 // raw recipe JSON (validated by the trainer)
   std::string recipe_label = "recipe";   // file name in messages

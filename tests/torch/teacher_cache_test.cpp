@@ -380,6 +380,39 @@ TEST_F(TeacherCacheRun, TrainingFromTheCacheEqualsOnlineTopKAndResumesExactly) {
   EXPECT_EQ(test::file_bytes(offline.out_dir / "trainable.safetensors"), test::file_bytes(o2.out_dir / "trainable.safetensors"));
 }
 
+TEST_F(TeacherCacheRun, ASmallerTopKFoldsTheCacheLikeAnOnlineTopK) {
+  auto teacher = fx->model("cache-teacher5", "mixtral", {}, 9);
+  auto co = cache_options(teacher, "cache-fold", 24, 0);
+  co.codec = CacheCodec::Bf16;
+  write_teacher_cache(co);
+  json phase = {{"steps", 2}, {"select", "router"}, {"losses", {{"distill", {{"top_k", 6}}}}}};
+  json recipe = test::TrainFixture::recipe(phase, {{"log_every", 1}});
+  auto offline = fx->options(mixtral, recipe, "fold-cache");
+  offline.teacher_cache = co.out_dir;
+  train::Trainer a(offline);
+  ASSERT_TRUE(a.run().finished);
+  phase["losses"]["distill"]["teacher"] = teacher.string();
+  train::Trainer b(fx->options(mixtral, test::TrainFixture::recipe(phase, {{"log_every", 1}}), "fold-online"));
+  ASSERT_TRUE(b.run().finished);
+  auto ma = test::read_metrics(offline.out_dir), mb = test::read_metrics(fx->tmp / "fold-online");
+  ASSERT_EQ(ma.size(), 2u);
+  for (size_t i = 0; i < 2; ++i) {
+    EXPECT_NEAR(ma[i]["kd"].get<double>(), mb[i]["kd"].get<double>(), 0.02 * mb[i]["kd"].get<double>() + 1e-6) << i;
+    EXPECT_EQ(ma[i]["agreement"].get<double>(), mb[i]["agreement"].get<double>()) << i;
+  }
+  phase["losses"]["distill"].erase("teacher");
+  phase["losses"]["distill"]["top_k"] = 32;
+  auto more = fx->options(mixtral, test::TrainFixture::recipe(phase), "fold-too-many");
+  more.teacher_cache = co.out_dir;
+  train::Trainer c(more);
+  MOEFORGE_EXPECT_ERROR(c.run(), "top_k is 24, phase 'phase0' asks 32 (a cache can give its K or fewer");
+  auto dev = fx->options(mixtral, test::TrainFixture::recipe(phase), "teacher-device-with-cache");
+  dev.teacher_cache = co.out_dir;
+  dev.teacher_device = "cpu";
+  train::Trainer d(dev);
+  MOEFORGE_EXPECT_ERROR(d.run(), "--teacher-device needs an online teacher");
+}
+
 TEST_F(TeacherCacheRun, ACacheOfOtherDataOrSettingsIsRefusedByField) {
   auto teacher = fx->model("cache-teacher3", "mixtral", {}, 9);
   auto co = cache_options(teacher, "cache-other", 4, 0);

@@ -12,7 +12,7 @@ namespace moeforge::cli {
 namespace {
 
 struct TrainCommand {
-  std::string model_dir, data_spec, recipe_path, out_dir, resume_dir, tokenizer_dir, plan_path, device, teacher_dir, teacher_cache;
+  std::string model_dir, data_spec, recipe_path, out_dir, resume_dir, tokenizer_dir, plan_path, device, teacher_dir, teacher_cache, teacher_device;
   bool list_params = false, no_progress = false, no_tensorboard = false;
   int64_t threads = 0, stop_after_steps = 0, dump_steps = 0;
 
@@ -43,6 +43,7 @@ struct TrainCommand {
     o.analysis_plan = plan_path;
     o.teacher_dir = teacher_dir;
     o.teacher_cache = teacher_cache;
+    o.teacher_device = teacher_device;
     o.device = device;
     o.progress = !no_progress;
     o.tensorboard = !no_tensorboard;
@@ -71,6 +72,7 @@ const CommandRegistrar registrar([](CLI::App& app) {
   sub->add_option("--tokenizer", c->tokenizer_dir, "tokenizer directory (default: the model's)");
   sub->add_option("--teacher", c->teacher_dir,
                   "distillation teacher (same tokenizer): every distilling phase's; alone, every phase distils with the defaults");
+  sub->add_option("--teacher-device", c->teacher_device, "device of the online teacher (default: the student's), e.g. cuda:1");
   sub->add_option("--teacher-cache", c->teacher_cache, "distil from a `moeforge teacher-cache` directory instead of an online teacher");
   sub->add_option("--plan", c->plan_path, "plan.json of `moeforge analyze` for the experts=plan:esft selectors");
   sub->add_option("--device", c->device, "cpu or cuda[:N] (default cpu; on --resume, the run's)");
