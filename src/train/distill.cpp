@@ -323,7 +323,7 @@ void fold_teacher_top_k(TeacherTokens& t, int64_t k) {
 }
 
 torch::Tensor router_kd_cached(const std::vector<model::LayerRouting>& student, const TeacherTokens& cache, const torch::Tensor& real_N,
-                               double temperature) {
+                               double temperature, std::vector<double>* per_layer) {
   if (student.size() != cache.router_ids_NR.size())
     fail("router KD: the student has ", student.size(), " MoE layers, the teacher cache ", cache.router_ids_NR.size());
   auto real = real_N.to(torch::kFloat32);
@@ -337,13 +337,14 @@ torch::Tensor router_kd_cached(const std::vector<model::LayerRouting>& student, 
                                     temperature, 1);
     auto Q = bucketed_logp(torch::log_softmax(student[i].logits.to(torch::kFloat32) / temperature, 1), ids);
     auto layer = (kl_rows(P, Q) * real.to(dev)).sum() / n_real;
+    if (per_layer) per_layer->push_back(layer.item<double>() * temperature * temperature);
     total = total.defined() ? total + layer : layer;
   }
   return total * (temperature * temperature / static_cast<double>(student.size()));
 }
 
 torch::Tensor router_kd(const std::vector<model::LayerRouting>& student, const std::vector<model::LayerRouting>& teacher,
-                        const torch::Tensor& real_N, double temperature) {
+                        const torch::Tensor& real_N, double temperature, std::vector<double>* per_layer) {
   if (student.empty()) return torch::zeros({}, torch::kFloat32);
   if (student.size() != teacher.size())
     fail("router KD: the student has ", student.size(), " MoE layers, the teacher ", teacher.size());
@@ -358,6 +359,7 @@ torch::Tensor router_kd(const std::vector<model::LayerRouting>& student, const s
       t = torch::log_softmax(teacher[i].logits.to(s.device(), torch::kFloat32) / temperature, 1);
     }
     auto layer = (kl_rows(t, s) * real.to(s.device())).sum() / n_real;
+    if (per_layer) per_layer->push_back(layer.item<double>() * temperature * temperature);
     total = total.defined() ? total + layer : layer;
   }
   return total * (temperature * temperature / static_cast<double>(student.size()));

@@ -78,11 +78,12 @@ void fold_teacher_top_k(TeacherTokens& teacher, int64_t k);
 // NEXUS's router KD: mean over MoE layers of the mean over real tokens of
 // KL(softmax(teacher / T) || softmax(student / T)) * T^2. Layers pair up in order; the caller checks
 // that both models route over the same experts.
+// `per_layer` (when given) receives each layer's term (T^2 KL, before the mean over layers).
 torch::Tensor router_kd(const std::vector<model::LayerRouting>& student, const std::vector<model::LayerRouting>& teacher,
-                        const torch::Tensor& real_N, double temperature);
+                        const torch::Tensor& real_N, double temperature, std::vector<double>* per_layer = nullptr);
 
 // The same against a teacher cache's top-R router logits (+ the rest as one bucket, exact at R = E).
 torch::Tensor router_kd_cached(const std::vector<model::LayerRouting>& student, const TeacherTokens& cache, const torch::Tensor& real_N,
-                               double temperature);
+                               double temperature, std::vector<double>* per_layer = nullptr);
 
 }  // namespace moeforge::train

@@ -44,6 +44,9 @@ void MetricsLog::log(const nlohmann::json& record) {
   if (record.contains("balance_per_layer"))
     for (size_t l = 0; l < record["balance_per_layer"].size(); ++l)
       scalars.emplace_back("balance/moe_layer_" + std::to_string(l), record["balance_per_layer"][l].get<double>());
+  if (record.contains("router_kd_per_layer"))
+    for (size_t l = 0; l < record["router_kd_per_layer"].size(); ++l)
+      scalars.emplace_back("router_kd/moe_layer_" + std::to_string(l), record["router_kd_per_layer"][l].get<double>());
   const double wall = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
   tb_->scalars(record.at("step").get<int64_t>(), scalars, wall);
   tb_->flush();

@@ -35,6 +35,7 @@ nlohmann::json step_record(const StepScalars& s, const StepStats& stats, const s
     rec["kl"] = stats.kl_sum / n;           // KL(teacher || student) at T = 1
     rec["agreement"] = static_cast<double>(stats.agree) / n;  // student argmax == teacher argmax
     rec["router_kd"] = stats.router_kd;
+    if (!stats.router_kd_per_layer.empty()) rec["router_kd_per_layer"] = stats.router_kd_per_layer;
   }
   if (stats.counts.empty()) return rec;
   nlohmann::json load = nlohmann::json::array(), bal = nlohmann::json::array(), drift = nlohmann::json::array();

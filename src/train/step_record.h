@@ -21,6 +21,7 @@ struct StepStats {
   double kd_sum = 0, kl_sum = 0;      // sums over targets (train/distill.h HeadLossStats)
   int64_t agree = 0, targets = 0;
   double router_kd = 0;               // mean over the step's micro-batches
+  std::vector<double> router_kd_per_layer;  // the same per MoE layer (empty without router KD)
 
   // Adds one micro-batch of an `accum`-way accumulated step.
   void add(double ce_sum_micro, int64_t tokens_micro, const RouterLosses& rl, int64_t accum);

@@ -133,9 +133,12 @@ struct Trainer::Impl {
     auto rest = (rl.lb * phase.losses.lb_coef + rl.z * phase.losses.z_coef) / static_cast<double>(accum);
     double router_kd_value = 0;
     if (now.router > 0) {
-      auto rkd = cache ? router_kd_cached(out.routing, tt, real_N, d.router_temperature)
-                       : router_kd(out.routing, teacher_routing, real_N, d.router_temperature);
+      std::vector<double> layers;
+      auto rkd = cache ? router_kd_cached(out.routing, tt, real_N, d.router_temperature, &layers)
+                       : router_kd(out.routing, teacher_routing, real_N, d.router_temperature, &layers);
       router_kd_value = rkd.item<double>();
+      stats.router_kd_per_layer.resize(layers.size(), 0.0);
+      for (size_t l = 0; l < layers.size(); ++l) stats.router_kd_per_layer[l] += layers[l] / static_cast<double>(accum);
       rest = rest + rkd * (now.router / static_cast<double>(accum));
     }
     std::vector<torch::Tensor> roots, grads;

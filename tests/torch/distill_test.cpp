@@ -248,10 +248,14 @@ TEST(DistillRouter, KlOfSoftenedRouterLogits) {
   t0.logits = torch::randn({6, 4});
   t1.logits = s1.logits.clone();
   auto real = torch::tensor({1, 1, 1, 1, 0, 0}, torch::kBool);
-  auto v = router_kd({s0, s1}, {t0, t1}, real, 4.0);
+  std::vector<double> layers;
+  auto v = router_kd({s0, s1}, {t0, t1}, real, 4.0, &layers);
   auto P = torch::log_softmax(t0.logits / 4, 1), Q = torch::log_softmax(s0.logits.detach() / 4, 1);
   auto expect = kl_ref(P, Q).narrow(0, 0, 4).mean().item<double>() * 16 / 2;  // layer 1 contributes 0
   EXPECT_NEAR(v.item<double>(), expect, 1e-5);
+  ASSERT_EQ(layers.size(), 2u);
+  EXPECT_NEAR(layers[0], 2 * expect, 1e-5);
+  EXPECT_NEAR(layers[1], 0.0, 1e-6);
   v.backward();
   EXPECT_GT(s0.logits.grad().narrow(0, 0, 4).abs().sum().item<double>(), 0);
   EXPECT_EQ(s0.logits.grad().narrow(0, 4, 2).abs().sum().item<double>(), 0);  // padding tokens get none
@@ -309,7 +313,10 @@ TEST_F(DistillRun, KdPullsTheStudentToTheTeacher) {
   ASSERT_TRUE(trainer.run().finished);
   auto m = test::read_metrics(o.out_dir);
   ASSERT_EQ(m.size(), 12u);
-  for (const char* key : {"kd", "kl", "agreement", "router_kd"}) ASSERT_TRUE(m.front().contains(key)) << key;
+  for (const char* key : {"kd", "kl", "agreement", "router_kd", "router_kd_per_layer"}) ASSERT_TRUE(m.front().contains(key)) << key;
+  const auto& per_layer = m.front()["router_kd_per_layer"];
+  ASSERT_EQ(per_layer.size(), 2u);  // the tiny Mixtral's two MoE layers; their mean is router_kd
+  EXPECT_NEAR((per_layer[0].get<double>() + per_layer[1].get<double>()) / 2, m.front()["router_kd"].get<double>(), 1e-6);
   EXPECT_LT(m.back()["kl"].get<double>(), 0.7 * m.front()["kl"].get<double>());
   EXPECT_LT(m.back()["router_kd"].get<double>(), m.front()["router_kd"].get<double>());
   // loss = ce_weight 0 * ce + kd + router_weight * router_kd + lb + z
