@@ -96,6 +96,17 @@ const char* to_string(QkNorm value) {
 
 const char* to_string(PositionKind value) { return value == PositionKind::Rope ? "rope" : "learned"; }
 
+void check_sequence_length(const ModelSpec& spec, int64_t seq_len, const std::string& where, bool allow_longer) {
+  const int64_t max = spec.max_position_embeddings;
+  if (max <= 0 || seq_len <= max) return;
+  if (spec.positions == PositionKind::Learned)
+    fail(where, ": ", seq_len, " tokens exceed ", spec.source, "'s max_position_embeddings ", max,
+         " (learned positions: there is no embedding past them)");
+  if (!allow_longer)
+    fail(where, ": ", seq_len, " tokens exceed ", spec.source, "'s max_position_embeddings ", max,
+         " (positions past it were never trained; --allow-long-seq, or \"allow_long_seq\": true in a recipe, runs it anyway)");
+}
+
 const char* to_string(RopeScaling value) {
   switch (value) {
     case RopeScaling::None: return "none";

@@ -173,6 +173,11 @@ const char* to_string(NormKind value);
 const char* to_string(Activation value);
 const char* to_string(QkNorm value);
 const char* to_string(PositionKind value);
+
+// Refuses, naming `where`, a sequence length beyond the model's max_position_embeddings: always with
+// learned positions (no embedding exists past them), with RoPE unless `allow_longer` (extrapolation
+// by choice: --allow-long-seq / recipe "allow_long_seq").
+void check_sequence_length(const ModelSpec& spec, int64_t seq_len, const std::string& where, bool allow_longer);
 const char* to_string(RopeScaling value);
 const char* to_string(ExpertLayout value);
 const char* to_string(RouterKind value);

@@ -12,9 +12,17 @@
 namespace moeforge::cli {
 namespace {
 
+// `data` lists bad records itself: any share of them is shown, not refused.
+data::DataOptions inspect_options() {
+  data::DataOptions o;
+  o.max_bad_fraction = 1.0;
+  o.warn_bad_records = false;
+  return o;
+}
+
 struct DataCommandOptions {
   std::string spec, tokenizer, packing = "concat", split = "train", doc_sep, cache_dir, dump;
-  data::DataOptions data;
+  data::DataOptions data = inspect_options();
   bool no_assistant_only = false, json = false;
   int show = 0;
 };

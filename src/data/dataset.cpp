@@ -4,7 +4,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <fstream>
+#include <iostream>
 #include <map>
 #include <set>
 
@@ -33,6 +35,7 @@ void validate(const DataOptions& o) {
   if (o.block_size < 2) fail("block size must be at least 2 (got ", o.block_size, ")");
   if (!(o.validation_fraction >= 0.0 && o.validation_fraction < 1.0))
     fail("validation fraction must be in [0, 1) (got ", o.validation_fraction, ")");
+  if (!(o.max_bad_fraction >= 0.0)) fail("--max-bad-fraction must be >= 0 (got ", o.max_bad_fraction, ")");
 }
 
 // Seeded train/validation choice for one group of `n` documents.
@@ -54,6 +57,34 @@ Dataset::Dataset() : impl_(std::make_unique<Impl>()) {}
 Dataset::Dataset(Dataset&&) noexcept = default;
 Dataset& Dataset::operator=(Dataset&&) noexcept = default;
 Dataset::~Dataset() = default;
+
+namespace {
+
+// Records skipped as bad: an error above the threshold (or when every record is bad), else a warning.
+void check_bad_records(const std::string& spec, const DataReport& r, const DataOptions& options) {
+  const size_t bad = r.bad_records.count;
+  if (bad == 0) return;
+  size_t good = 0;
+  for (const auto& s : r.sources) good += s.records;
+  const size_t total = good + bad;
+  std::string first;
+  for (size_t i = 0; i < std::min<size_t>(3, r.bad_records.examples.size()); ++i)
+    first += (i ? "; " : "") + r.bad_records.examples[i].where() + ": " + r.bad_records.examples[i].reason;
+  if (bad > 3) first += "; ...";
+  const double share = static_cast<double>(bad) / static_cast<double>(total);
+  char pct[32], max_pct[32];
+  std::snprintf(pct, sizeof pct, "%.3g%%", 100 * share);
+  std::snprintf(max_pct, sizeof max_pct, "%.3g%%", 100 * options.max_bad_fraction);
+  if (good == 0) fail("--data '", spec, "': all ", bad, " records are bad: ", first);
+  if (share > options.max_bad_fraction)
+    fail("--data '", spec, "': ", bad, " of ", total, " records (", pct, ") are bad, above --max-bad-fraction ", max_pct, ": ", first,
+         " (`moeforge data inspect` lists them; fix them or raise --max-bad-fraction)");
+  if (options.warn_bad_records)
+    std::cerr << "moeforge: warning: --data '" << spec << "': skipped " << bad << " of " << total << " records (" << pct << "): " << first
+              << "\n";
+}
+
+}  // namespace
 
 Dataset Dataset::open(const std::string& spec, const tokenizer::Tokenizer& tok, DataOptions options) {
   validate(options);
@@ -146,6 +177,7 @@ Dataset Dataset::open(const std::string& spec, const tokenizer::Tokenizer& tok, 
       if (r.bad_records.examples.size() < options.records.max_bad_examples) r.bad_records.examples.push_back(b);
     r.sources.push_back(std::move(sr));
   }
+  check_bad_records(spec, r, options);
   d.pack();
   for (size_t split = 0; split < 2; ++split)
     for (const BlockRef& ref : d.blocks[split]) {

@@ -58,6 +58,11 @@ struct DataOptions {
   PackMode packing = PackMode::Concat;
   bool shuffle_documents = true;       // seeded document order before packing (train split only)
   RecordOptions records;               // fields, doc_sep, strict, bad-record examples kept
+  // Skipped (bad) records are never silent: above this share of all records open() fails naming the
+  // first few by file:line; below it (and above 0) it warns with them on stderr unless !warn_bad_records.
+  // A data set whose every record is bad always fails, with the reason.
+  double max_bad_fraction = 0.01;
+  bool warn_bad_records = true;
   bool assistant_only = true;          // chat records: loss only on assistant turns
   bool add_bos = false;                // prepend BOS (when the tokenizer has one) to every document
   std::filesystem::path cache_dir;     // empty: default_cache_dir() ($XDG_CACHE_HOME/moeforge, ...)

@@ -601,4 +601,11 @@ nlohmann::json read_config_file(const std::filesystem::path& path) {
   return parse_toml(read_small_file(path, 64ull << 20, "TOML"), path.string());
 }
 
+nlohmann::json read_config_file(const std::filesystem::path& path, const std::string& what) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec))
+    fail(what, " '", path.string(), "': no such file (", std::filesystem::absolute(path).lexically_normal().string(), ")");
+  return read_config_file(path);
+}
+
 }  // namespace moeforge

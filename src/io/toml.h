@@ -19,5 +19,8 @@ nlohmann::json parse_toml(std::string_view text, const std::string& label);
 
 // A config file by its extension: ".toml" is TOML, anything else JSON. Errors name the file.
 nlohmann::json read_config_file(const std::filesystem::path& path);
+// The same for a file named by a flag or field (`what`, e.g. "train: --recipe"): a missing file is
+// reported with the flag and its resolved path.
+nlohmann::json read_config_file(const std::filesystem::path& path, const std::string& what);
 
 }  // namespace moeforge

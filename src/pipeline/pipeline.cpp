@@ -52,6 +52,7 @@ std::vector<eval::EvalSequence> eval_sequences(const PipelineConfig& c, const tr
   data::DataOptions options;
   options.block_size = c.eval.block_size;
   options.seed = recipe ? recipe->seed : c.seed;
+  if (recipe) options.max_bad_fraction = recipe->max_bad_fraction;
   data::Split split = data::Split::Train;
   if (c.eval_data == c.data) {
     options.validation_fraction = recipe && recipe->validation_fraction > 0 ? recipe->validation_fraction
@@ -278,6 +279,7 @@ class Runner {
     s.block_size = c_.stats->block_size;
     s.batch_size = c_.stats->batch_size;
     s.seed = c_.seed;
+    if (recipe_) s.max_bad_fraction = recipe_->max_bad_fraction;
     s.progress = o_.progress;
     s.load.device = model::parse_device(c_.device);
     stats::run_stats(s);
@@ -298,6 +300,7 @@ class Runner {
     o.seed = recipe_->seed;
     o.validation_fraction = recipe_->validation_fraction;
     o.packing = recipe_->packing;
+    o.max_bad_fraction = recipe_->max_bad_fraction;
     o.device = c_.device;
     o.progress = o_.progress;
     const auto r = train::write_teacher_cache(o);

@@ -129,6 +129,7 @@ PipelineConfig parse_pipeline_config(const nlohmann::json& json, const fs::path&
     const auto& r = top.raw("recipe");
     if (r.is_string()) {
       const fs::path recipe_path = resolve(dir, r.get<std::string>());
+      if (!fs::exists(recipe_path)) top.bad("recipe", "'" + r.get<std::string>() + "': no such file (" + recipe_path.string() + ")");
       c.recipe = read_config_file(recipe_path);  // JSON or TOML
       c.recipe_label = recipe_path.string();
     } else if (r.is_object()) {

@@ -81,12 +81,14 @@ RouterStats run_stats(const StatsOptions& o) {
     fail(o.out.string(), ": already exists; pass --overwrite to replace it");
   torch::NoGradGuard no_grad;
   // Inputs before weights: the config, the data and the tokenizer fail fast, before any weight is read.
-  if (!load_model_spec(*CheckpointStore::open(o.model)).has_moe())
-    fail(o.model.string(), ": is a dense model; stats needs a MoE model");
+  const ModelSpec spec0 = load_model_spec(*CheckpointStore::open(o.model));
+  if (!spec0.has_moe()) fail(o.model.string(), ": is a dense model; stats needs a MoE model");
+  check_sequence_length(spec0, o.block_size, "stats: --block-size", o.allow_long_seq);
   data::DataOptions data_options;
   data_options.block_size = o.block_size;
   data_options.validation_fraction = 0.0;  // the whole data is the population
   data_options.seed = o.seed;
+  data_options.max_bad_fraction = o.max_bad_fraction;
   auto ds = data::Dataset::open(o.data, o.tokenizer.empty() ? o.model : o.tokenizer, data_options);
   auto model = model::Transformer::load(o.model, o.load);
   const ModelSpec& spec = model->spec();

@@ -26,6 +26,8 @@ struct StatsOptions {
   int64_t block_size = 512;
   int64_t batch_size = 8;
   uint64_t seed = 0;                 // block order
+  double max_bad_fraction = 0.01;    // bad data records tolerated (data::DataOptions)
+  bool allow_long_seq = false;       // block_size beyond max_position_embeddings (RoPE only)
   int64_t entropy_bins = 20;
   bool dump_probs = false;
   bool loss_delta = false;

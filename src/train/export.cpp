@@ -175,10 +175,23 @@ size_t merge_deltas(const MergeOptions& o) {
   const fs::path trainable_path = o.run / "trainable.safetensors";
   if (!fs::exists(trainable_path)) fail(o.run.string(), ": no trainable.safetensors (is this a finished `moeforge train` run?)");
   auto trained = CheckpointStore::open(trainable_path);
-  for (const auto& name : trained->tensor_names())
-    if (!base->contains(name))
-      fail(trainable_path.string(), ": tensor '", name, "' is not in the base model ", o.base.string(),
-           base->tensor_names().empty() ? "" : " (MXFP4 bases cannot take trained experts; dequantise the base first)");
+  // The base must be the model the run trained: a tensor it lacks, or holds in another shape, is
+  // named with the likely cause (an MXFP4 base only when it really stores that tensor packed).
+  std::string trained_on;
+  if (fs::exists(o.run / "run.json")) trained_on = read_json_file(o.run / "run.json").value("model", std::string());
+  const std::string which = trained_on.empty() ? "" : " (the run trained " + trained_on + "; is " + o.base.string() + " that model?)";
+  for (const auto& name : trained->tensor_names()) {
+    if (!base->contains(name)) {
+      if (base->contains(name + "_blocks"))
+        fail(trainable_path.string(), ": tensor '", name, "' is stored in MXFP4 in ", o.base.string(),
+             ", which cannot take trained experts; merge into the dequantised base (moeforge upcycle/grow --dequantize)");
+      fail(trainable_path.string(), ": tensor '", name, "' is not in the base model ", o.base.string(), which);
+    }
+    const auto& want = base->tensor(name).info->shape;
+    const auto& have = trained->tensor(name).info->shape;
+    if (want != have)
+      fail(trainable_path.string(), ": tensor '", name, "' is ", shape_to_string(have), ", the base's ", shape_to_string(want), which);
+  }
   nlohmann::json config = base->read_json("config.json");
   // --drop-selection-bias: the selection-only bias (grow --router-bias) is left out; kept for the measurement.
   const bool drop = o.drop_selection_bias && config.value("moeforge_selection_bias", false);

@@ -255,6 +255,9 @@ Recipe parse_recipe(const json& j, const std::string& label) {
   r.probe = probe == "error" ? ProbeMode::Error : probe == "warn" ? ProbeMode::Warn : ProbeMode::Off;
   r.validation_fraction = f.number("validation_fraction", r.validation_fraction);
   f.check(r.validation_fraction >= 0 && r.validation_fraction < 1, "validation_fraction", "must be in [0, 1)");
+  r.allow_long_seq = f.boolean("allow_long_seq", r.allow_long_seq);
+  r.max_bad_fraction = f.number("max_bad_fraction", r.max_bad_fraction);
+  f.check(r.max_bad_fraction >= 0 && r.max_bad_fraction <= 1, "max_bad_fraction", "must be in [0, 1]");
   r.packing = f.choice("packing", r.packing, {"concat", "per-document"});
   r.precision = f.choice("precision", r.precision, {"fp32", "bf16"});
   json defaults = json::object();

@@ -129,6 +129,8 @@ struct Recipe {
   int64_t max_bad_steps = 5;         // consecutive NaN/inf steps before stopping
   ProbeMode probe = ProbeMode::Error;// gradient probe before each phase
   double validation_fraction = 0.0;  // documents held out of training (data split)
+  double max_bad_fraction = 0.01;    // bad data records tolerated (skipped with a warning); above: an error
+  bool allow_long_seq = false;       // seq_len beyond max_position_embeddings (RoPE extrapolation) by choice
   std::string packing = "concat";    // "concat" | "per-document"
   std::string precision = "fp32";    // "fp32", or "bf16": model in bf16, trained tensors as fp32 masters
   std::vector<Phase> phases;

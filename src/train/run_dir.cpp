@@ -2,6 +2,8 @@
 
 #include <torch/torch.h>
 
+#include <iostream>
+
 #include "common/error.h"
 #include "data/data_spec.h"
 #include "io/atomic_file.h"
@@ -12,26 +14,80 @@ namespace moeforge::train {
 
 namespace fs = std::filesystem;
 
+namespace {
+
+// Something a later --resume could continue from: a checkpoint or a finished run's output.
+bool has_progress(const fs::path& run_dir) {
+  std::error_code ec;
+  const fs::path checkpoints = run_dir / "checkpoints";
+  const bool any_checkpoint = fs::is_directory(checkpoints, ec) && !fs::is_empty(checkpoints, ec);
+  return any_checkpoint || fs::exists(run_dir / "trainable.safetensors", ec);
+}
+
+// The paths of JSON values that differ between two recipes ("/phases/0/steps", ...), at most `max`.
+std::string recipe_changes(const nlohmann::json& before, const nlohmann::json& after, size_t max = 4) {
+  std::string out;
+  size_t n = 0;
+  for (const auto& op : nlohmann::json::diff(before, after)) {
+    if (n++ < max) out += (out.empty() ? "" : ", ") + op.at("path").get<std::string>();
+  }
+  if (n > max) out += " and " + std::to_string(n - max) + " more";
+  return out;
+}
+
+}  // namespace
+
 TrainOptions resolve_run_options(TrainOptions o) {
   if (o.out_dir.empty()) fail("train: --out RUN_DIR is required");
   const fs::path run_json = o.out_dir / "run.json";
   if (o.resume) {
     if (!fs::exists(run_json)) fail(o.out_dir.string(), ": not a training run directory (no run.json)");
     auto run = read_json_file(run_json);
-    if (o.model_dir.empty()) o.model_dir = run.at("model").get<std::string>();
-    if (o.data_spec.empty()) o.data_spec = run.at("data").get<std::string>();
-    if (o.tokenizer_dir.empty()) o.tokenizer_dir = run.at("tokenizer").get<std::string>();
+    // What the command gives overrides what run.json recorded, said field by field; run.json is
+    // rewritten with it (Trainer: rewrite_run_files) so the next --resume means the same run.
+    std::vector<std::string> changes;
+    auto take = [&](const char* key, std::string given, bool path) -> std::string {
+      const std::string had = run.value(key, std::string());
+      if (given.empty()) return had;
+      const std::string now = path ? fs::absolute(given).string() : given;
+      std::error_code ec;
+      if (path && !had.empty() && fs::equivalent(now, had, ec)) return had;  // the same directory, spelt otherwise
+      if (now != had) changes.push_back(std::string(key) + ": " + (had.empty() ? "(none)" : had) + " -> " + now);
+      return now;
+    };
+    o.model_dir = take("model", o.model_dir.string(), true);
+    if (!o.data_spec.empty()) o.data_spec = data::resolve_data_spec(fs::current_path(), o.data_spec);
+    o.data_spec = take("data", o.data_spec, false);
+    o.tokenizer_dir = take("tokenizer", o.tokenizer_dir.string(), true);
     if (o.analysis_plan.empty() && run.contains("plan")) o.analysis_plan = run.at("plan").get<std::string>();
     if (o.teacher_cache.empty() && o.teacher_dir.empty() && run.contains("teacher_cache"))
       o.teacher_cache = run.at("teacher_cache").get<std::string>();
     if (o.teacher_dir.empty() && o.teacher_cache.empty() && run.contains("teacher")) o.teacher_dir = run.at("teacher").get<std::string>();
     if (o.device.empty() && run.contains("device")) o.device = run.at("device").get<std::string>();
     if (o.teacher_device.empty() && run.contains("teacher_device")) o.teacher_device = run.at("teacher_device").get<std::string>();
-    o.recipe = read_json_file(o.out_dir / "recipe.json");
-    o.recipe_label = (o.out_dir / "recipe.json").string();
-  } else if (fs::exists(o.out_dir / "checkpoints") || fs::exists(run_json)) {
+    const nlohmann::json stored = read_json_file(o.out_dir / "recipe.json");
+    if (o.recipe.is_null()) {
+      o.recipe = stored;
+      o.recipe_label = (o.out_dir / "recipe.json").string();
+    } else if (o.recipe != stored) {
+      changes.push_back("recipe: " + recipe_changes(stored, o.recipe));
+    }
+    if (!changes.empty()) {
+      std::string said;
+      for (const auto& c : changes) said += "\n  " + c;
+      std::cerr << "moeforge: --resume " << o.out_dir.string() << " with changes to what it recorded:" << said << "\n";
+      o.rewrite_run_files = true;
+    }
+  } else if (fs::exists(run_json) && !has_progress(o.out_dir)) {
+    // An earlier run that stopped before its first checkpoint (a bad recipe, data, probe): nothing to
+    // continue, so the corrected command may start over in the same directory.
+    std::cerr << "moeforge: note: " << o.out_dir.string() << " holds a run that stopped before its first checkpoint; starting it over\n";
+    for (const char* stale : {"metrics.jsonl", "tensorboard", "checkpoints"}) fs::remove_all(o.out_dir / stale);
+  } else if (fs::exists(run_json) || fs::exists(o.out_dir / "checkpoints")) {
     fail(o.out_dir.string(), " already holds a training run; continue it with --resume ", o.out_dir.string(),
          " or choose another --out");
+  } else if (fs::is_directory(o.out_dir) && !fs::is_empty(o.out_dir)) {
+    fail(o.out_dir.string(), ": not empty and not a training run (no run.json); choose another --out or an empty directory");
   }
   if (o.tokenizer_dir.empty()) o.tokenizer_dir = o.model_dir;
   if (o.device.empty()) o.device = "cpu";

@@ -180,6 +180,7 @@ TeacherCacheReport write_teacher_cache(const TeacherCacheOptions& o) {
   Teacher::check_directory(o.teacher_dir);
   auto store = CheckpointStore::open(o.teacher_dir);
   const ModelSpec spec = load_model_spec(*store);
+  check_sequence_length(spec, o.block_size, "teacher-cache: --seq-len", o.allow_long_seq);
   const fs::path tok_dir = o.tokenizer_dir.empty() ? o.teacher_dir : o.tokenizer_dir;
   const int64_t true_vocab = static_cast<int64_t>(Tokenizer::load(tok_dir).vocab_size());
   if (true_vocab > spec.vocab_size)
@@ -194,6 +195,7 @@ TeacherCacheReport write_teacher_cache(const TeacherCacheOptions& o) {
   dopt.validation_fraction = o.validation_fraction;
   dopt.seed = o.seed;
   dopt.packing = data::parse_pack_mode(o.packing);
+  dopt.max_bad_fraction = o.max_bad_fraction;
   if (!o.data_cache_dir.empty()) dopt.cache_dir = o.data_cache_dir;
   auto dataset = data::Dataset::open(o.data_spec, tok_dir, dopt);
   CacheManifest m = run_manifest(dataset, dopt, tok_dir, o.data_spec, o.packing);

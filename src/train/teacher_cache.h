@@ -31,6 +31,8 @@ struct TeacherCacheOptions {
   int64_t shard_index = 0, shard_count = 1;  // --shard i/n: this process writes files f with f % n == i
   int64_t file_bytes = int64_t{1} << 30;      // size cap of one blocks file
   CacheCodec codec = CacheCodec::Compact;
+  double max_bad_fraction = 0.01;             // the training recipe's (data::DataOptions)
+  bool allow_long_seq = false;                // the training recipe's
   std::string device = "cpu";
   bool progress = true;
 };

@@ -11,10 +11,12 @@
 #include <iostream>
 #include <sstream>
 
+#include "arch/family_adapter.h"
 #include "common/error.h"
 #include "common/strings.h"
 #include "data/batch_iterator.h"
 #include "data/data_spec.h"
+#include "io/checkpoint_store.h"
 #include "model/device.h"
 #include "model/tensor_table.h"
 #include "train/distill.h"
@@ -243,6 +245,7 @@ struct Trainer::Impl {
     dopt.validation_fraction = r.validation_fraction;
     dopt.seed = r.seed;
     dopt.packing = data::parse_pack_mode(r.packing);
+    dopt.max_bad_fraction = o.max_bad_fraction >= 0 ? o.max_bad_fraction : r.max_bad_fraction;
     if (!o.data_cache_dir.empty()) dopt.cache_dir = o.data_cache_dir;
     auto dataset = data::Dataset::open(o.data_spec, o.tokenizer_dir, dopt);
     if (dataset.num_blocks(data::Split::Train) == 0) fail(o.data_spec, ": no training blocks of ", phase.seq_len, " tokens");
@@ -453,6 +456,11 @@ TrainResult Trainer::run() {
     o.teacher_cache = distill.cache;
     if (distill.enabled_by_flag) precheck = parse_recipe(o.recipe, o.recipe_label);
   }
+  {
+    const ModelSpec spec = load_model_spec(*CheckpointStore::open(o.model_dir));
+    for (const auto& phase : precheck.phases)
+      check_sequence_length(spec, phase.seq_len, o.recipe_label + ": phase '" + phase.name + "' seq_len", precheck.allow_long_seq);
+  }
   I.o = o;
   if (precheck.threads > 0) torch::set_num_threads(static_cast<int>(precheck.threads));
   model::LoadOptions load;
@@ -477,6 +485,7 @@ TrainResult Trainer::run() {
   if (o.resume) I.checkpoint = load_latest_checkpoint(o.out_dir);
   if (I.checkpoint) {
     I.state.restore(*I.checkpoint, model_->weights(), model_->device(), o.out_dir.string());
+    if (o.rewrite_run_files) write_run_files(o);
     std::cerr << "moeforge: resuming " << o.out_dir.string() << " at step " << I.st.global_step << " (phase "
               << I.st.phase << ", step " << I.st.step_in_phase << ")\n";
   } else {

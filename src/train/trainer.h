@@ -25,12 +25,14 @@ struct TrainOptions {
   std::filesystem::path tokenizer_dir;   // default: the model directory
   std::filesystem::path teacher_dir;     // `--teacher`: the distillation teacher of every distilling phase (overrides the recipe's)
   std::filesystem::path teacher_cache;   // `--teacher-cache`: a `moeforge teacher-cache` directory instead of an online teacher
+  double max_bad_fraction = -1;          // `--max-bad-fraction`: overrides the recipe's (< 0: the recipe's)
   std::string teacher_device;            // `--teacher-device`: where the online teacher runs ("" = the student's device)
   std::filesystem::path analysis_plan;   // plan.json of `moeforge analyze` for experts=plan:esft (optional)
   nlohmann::json recipe;                 // raw recipe JSON (validated by the trainer)
   std::string recipe_label = "recipe";   // file name in messages
   std::filesystem::path out_dir;
   std::string device;                    // "cpu", "cuda", "cuda:N"; empty = run.json's on resume, else "cpu"
+  bool rewrite_run_files = false;        // set by --resume with overrides: run.json/recipe.json get the new values
   bool resume = false;                   // continue out_dir from its latest checkpoint (model/data/recipe from run.json)
   bool progress = true;                  // progress on stderr (bar when a TTY)
   bool tensorboard = true;

@@ -25,7 +25,8 @@ namespace {
 struct EvalCommand {
   std::string model_dir, data_spec, baseline_dir, tokenizer_dir, split = "all";
   int64_t block_size = 512, max_blocks = 0, batch_size = 8;
-  double validation_fraction = 0.05;
+  double validation_fraction = 0.05, max_bad_fraction = 0.01;
+  bool allow_long_seq = false;
   uint64_t seed = 0;
   bool json = false, progress = false;
   RuntimeFlags runtime;
@@ -51,6 +52,7 @@ struct EvalCommand {
   }
 
   int run() const {
+    check_sequence_length(load_model_spec(*CheckpointStore::open(model_dir)), block_size, "eval: --block-size", allow_long_seq);
     const int64_t compared = baseline_dir.empty() ? 0 : compare_vocab();
     auto model = model::Transformer::load(model_dir, runtime.load_options());
     std::unique_ptr<model::Transformer> baseline;
@@ -58,6 +60,7 @@ struct EvalCommand {
     data::DataOptions options;
     options.block_size = block_size;
     options.seed = seed;
+    options.max_bad_fraction = max_bad_fraction;
     data::Split which = data::Split::Train;
     if (split == "all") {
       options.validation_fraction = 0.0;  // every document lands in the train split: score all of it
@@ -102,6 +105,9 @@ const CommandRegistrar registrar([](CLI::App& app) {
   sub->add_option("--max-blocks", c->max_blocks, "evaluate at most this many blocks (0 = all)");
   sub->add_option("--batch-size", c->batch_size, "sequences per forward pass")->capture_default_str();
   sub->add_option("--seed", c->seed, "data split/order seed")->capture_default_str();
+  sub->add_flag("--allow-long-seq", c->allow_long_seq, "allow --block-size beyond max_position_embeddings (RoPE extrapolation)");
+  sub->add_option("--max-bad-fraction", c->max_bad_fraction, "bad data records tolerated (skipped with a warning); above: an error")
+      ->capture_default_str();
   sub->add_flag("--json", c->json, "machine-readable output");
   sub->add_flag("--progress", c->progress, "progress bar on stderr");
   c->runtime.add_to(sub);

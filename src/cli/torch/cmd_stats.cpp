@@ -24,6 +24,9 @@ const CommandRegistrar registrar([](CLI::App& app) {
   sub->add_option("--block-size", o->block_size, "tokens per sequence")->capture_default_str();
   sub->add_option("--batch-size", o->batch_size, "sequences per forward pass")->capture_default_str();
   sub->add_option("--seed", o->seed, "block order seed")->capture_default_str();
+  sub->add_flag("--allow-long-seq", o->allow_long_seq, "allow --block-size beyond max_position_embeddings (RoPE extrapolation)");
+  sub->add_option("--max-bad-fraction", o->max_bad_fraction, "bad data records tolerated (skipped with a warning); above: an error")
+      ->capture_default_str();
   sub->add_option("--entropy-bins", o->entropy_bins, "bins of the per-token entropy histogram")->capture_default_str();
   sub->add_flag("--dump-probs", o->dump_probs, "also write router_probs.npz and router_probs.safetensors (fp16 [tokens, layers, experts])");
   sub->add_flag("--loss-delta", o->loss_delta, "measure the loss rise when each expert is ablated (1 + layers x experts passes)");

@@ -18,8 +18,8 @@ namespace {
 struct TeacherCacheCommand {
   std::string model_dir, data_spec, out_dir, tokenizer_dir, inspect, shard, recipe_path, device = "cpu", packing, codec = "compact";
   int64_t seq_len = 0, top_k = 64, router_top_k = 0, batch_size = 4, seed = -1;
-  double validation_fraction = -1, file_gb = 1.0;
-  bool no_progress = false;
+  double validation_fraction = -1, file_gb = 1.0, max_bad_fraction = -1;
+  bool no_progress = false, allow_long_seq = false;
 
   int run() const {
     if (!inspect.empty()) {
@@ -32,10 +32,12 @@ struct TeacherCacheCommand {
     train::TeacherCacheOptions o;
     // The data options must be the training run's: take them from its recipe, flags override.
     if (!recipe_path.empty()) {
-      const train::Recipe r = train::parse_recipe(read_config_file(recipe_path), std::filesystem::path(recipe_path).filename().string());
+      const train::Recipe r = train::parse_recipe(read_config_file(recipe_path, "teacher-cache: --recipe"), std::filesystem::path(recipe_path).filename().string());
       o.seed = r.seed;
       o.validation_fraction = r.validation_fraction;
       o.packing = r.packing;
+      o.max_bad_fraction = r.max_bad_fraction;
+      o.allow_long_seq = r.allow_long_seq;
       for (const auto& p : r.phases)
         if (p.losses.distill.enabled) {
           o.block_size = p.seq_len;
@@ -47,6 +49,8 @@ struct TeacherCacheCommand {
     if (seed >= 0) o.seed = static_cast<uint64_t>(seed);
     if (validation_fraction >= 0) o.validation_fraction = validation_fraction;
     if (!packing.empty()) o.packing = packing;
+    if (max_bad_fraction >= 0) o.max_bad_fraction = max_bad_fraction;
+    if (allow_long_seq) o.allow_long_seq = true;
     if (!shard.empty()) {
       const auto slash = shard.find('/');
       try {
@@ -97,6 +101,8 @@ const CommandRegistrar registrar([](CLI::App& app) {
   sub->add_option("--seed", c->seed, "data seed (the recipe's \"seed\")");
   sub->add_option("--validation-fraction", c->validation_fraction, "the recipe's validation_fraction");
   sub->add_option("--packing", c->packing, "concat or per-document (the recipe's packing)");
+  sub->add_flag("--allow-long-seq", c->allow_long_seq, "allow --seq-len beyond max_position_embeddings (RoPE extrapolation)");
+  sub->add_option("--max-bad-fraction", c->max_bad_fraction, "bad data records tolerated (the recipe's; default 0.01)");
   sub->add_option("--batch-size", c->batch_size, "blocks per teacher forward (default 4)");
   sub->add_option("--shard", c->shard, "i/n: write only every n-th file starting at i (several processes, one cache)");
   sub->add_option("--file-gb", c->file_gb, "size cap of one blocks file in GB (default 1)");

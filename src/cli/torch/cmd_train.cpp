@@ -15,6 +15,7 @@ struct TrainCommand {
   std::string model_dir, data_spec, recipe_path, out_dir, resume_dir, tokenizer_dir, plan_path, device, teacher_dir, teacher_cache, teacher_device;
   bool list_params = false, no_progress = false, no_tensorboard = false;
   int64_t threads = 0, stop_after_steps = 0, dump_steps = 0;
+  double max_bad_fraction = -1;
 
   int run() const {
     train::TrainOptions o;
@@ -22,10 +23,14 @@ struct TrainCommand {
       o.resume = true;
       o.out_dir = resume_dir;
       if (!out_dir.empty() && out_dir != resume_dir) fail("--resume RUN_DIR continues in RUN_DIR; drop --out or make it the same");
+      if (!recipe_path.empty()) {  // overrides the run's recipe.json (printed as a diff)
+        o.recipe = read_config_file(recipe_path, "train: --recipe");
+        o.recipe_label = std::filesystem::path(recipe_path).filename().string();
+      }
     } else {
       if (model_dir.empty()) fail("train: MODEL is required (or --resume RUN_DIR)");
       if (recipe_path.empty()) fail("train: --recipe is required");
-      nlohmann::json recipe = read_config_file(recipe_path);  // JSON or TOML
+      nlohmann::json recipe = read_config_file(recipe_path, "train: --recipe");  // JSON or TOML
       if (threads > 0) recipe["threads"] = threads;
       if (list_params) {
         std::cout << train::list_params(model_dir, recipe, std::filesystem::path(recipe_path).filename().string(), plan_path);
@@ -44,6 +49,7 @@ struct TrainCommand {
     o.teacher_dir = teacher_dir;
     o.teacher_cache = teacher_cache;
     o.teacher_device = teacher_device;
+    o.max_bad_fraction = max_bad_fraction;
     o.device = device;
     o.progress = !no_progress;
     o.tensorboard = !no_tensorboard;
@@ -72,6 +78,8 @@ const CommandRegistrar registrar([](CLI::App& app) {
   sub->add_option("--tokenizer", c->tokenizer_dir, "tokenizer directory (default: the model's)");
   sub->add_option("--teacher", c->teacher_dir,
                   "distillation teacher (same tokenizer): every distilling phase's; alone, every phase distils with the defaults");
+  sub->add_option("--max-bad-fraction", c->max_bad_fraction,
+                  "bad data records tolerated (skipped with a warning), e.g. 0.05; above it the run stops (default: the recipe's, 0.01)");
   sub->add_option("--teacher-device", c->teacher_device, "device of the online teacher (default: the student's), e.g. cuda:1");
   sub->add_option("--teacher-cache", c->teacher_cache, "distil from a `moeforge teacher-cache` directory instead of an online teacher");
   sub->add_option("--plan", c->plan_path, "plan.json of `moeforge analyze` for the experts=plan:esft selectors");

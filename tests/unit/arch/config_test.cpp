@@ -299,5 +299,21 @@ TEST(ArchConfig, GptOss20bShapeFactsGiveKnownParameterCounts) {
   EXPECT_NEAR(s.rope.attention_factor, 0.1 * std::log(32.0) + 1.0, 1e-12);
 }
 
+TEST(ArchConfig, SequencesBeyondTheTrainedPositionsAreRefused) {
+  json c = base("llama");
+  c["max_position_embeddings"] = 128;
+  const ModelSpec rope = parse(c);
+  check_sequence_length(rope, 128, "train: phase 'p' seq_len", false);
+  MOEFORGE_EXPECT_ERROR(check_sequence_length(rope, 129, "train: phase 'p' seq_len", false),
+                        "train: phase 'p' seq_len: 129 tokens exceed /m/config.json's max_position_embeddings 128 (positions past it "
+                        "were never trained; --allow-long-seq");
+  check_sequence_length(rope, 4096, "stats", true);  // RoPE extrapolation by choice
+  json n = {{"model_type", "gpt_neo"}, {"hidden_size", 64}, {"num_layers", 2}, {"num_heads", 4}, {"vocab_size", 300},
+            {"max_position_embeddings", 64}};
+  const ModelSpec learned = parse(n);
+  MOEFORGE_EXPECT_ERROR(check_sequence_length(learned, 65, "eval: --block-size", true),
+                        "eval: --block-size: 65 tokens exceed /m/config.json's max_position_embeddings 64 (learned positions");
+}
+
 }  // namespace
 }  // namespace moeforge

@@ -116,13 +116,47 @@ TEST(Dataset, ChatAssistantOnlyMask) {
   EXPECT_EQ(trained, "yo<|im_end|>\nok<|im_end|>\n");  // the EOS after a masked record is not a target
   EXPECT_EQ(ds.report().domains[0].train_targets, trained.size());
 
-  // Without a template, chat records are bad records (and the only record leaves no blocks).
+  // Without a template, chat records are bad records: the error gives the reason.
   DataOptions none = options(dir, 16);
   none.cache_dir = dir / "cache2";
-  MOEFORGE_EXPECT_ERROR(Dataset::open((dir / "chat.jsonl").string(), byte_tokenizer(), none), "no training blocks");
+  MOEFORGE_EXPECT_ERROR(Dataset::open((dir / "chat.jsonl").string(), byte_tokenizer(), none),
+                        "1 of 2 records (50%) are bad, above --max-bad-fraction 1%");
+  MOEFORGE_EXPECT_ERROR(Dataset::open((dir / "chat.jsonl").string(), byte_tokenizer(), none),
+                        "chat.jsonl:1: chat record but the tokenizer has no chat template");
   none.records.strict = true;
   MOEFORGE_EXPECT_ERROR(Dataset::open((dir / "chat.jsonl").string(), byte_tokenizer(), none),
                         "chat.jsonl:1: bad record: chat record but the tokenizer has no chat template");
+}
+
+TEST(Dataset, BadRecordsAreWarnedAboutAndStopTheRunAboveTheThreshold) {
+  TempDir dir;
+  std::string lines;
+  for (int i = 0; i < 200; ++i) lines += "{\"text\": \"document number " + std::to_string(i) + "\"}\n";
+  write_text_file(dir / "one_bad.jsonl", lines + "{not json\n");
+  std::string five;
+  for (int i = 0; i < 100; ++i) five += "{\"text\": \"doc " + std::to_string(i) + "\"}\n";
+  for (int i = 0; i < 5; ++i) five += "{\"txt\": \"wrong field\"}\n";
+  write_text_file(dir / "five_bad.jsonl", five);
+  DataOptions o = options(dir, 32);
+  // 1 of 201 (0.5 %): skipped with a warning that names it.
+  testing::internal::CaptureStderr();
+  Dataset ok = Dataset::open((dir / "one_bad.jsonl").string(), byte_tokenizer(), o);
+  const std::string warned = testing::internal::GetCapturedStderr();
+  EXPECT_NE(warned.find("skipped 1 of 201 records (0.498%): "), std::string::npos) << warned;
+  EXPECT_NE(warned.find("one_bad.jsonl:201: "), std::string::npos) << warned;
+  EXPECT_EQ(ok.report().bad_records.count, 1u);
+  // 5 of 105 (4.8 %): above the default 1 %, an error naming the first few.
+  MOEFORGE_EXPECT_ERROR(Dataset::open((dir / "five_bad.jsonl").string(), byte_tokenizer(), o),
+                        "5 of 105 records (4.76%) are bad, above --max-bad-fraction 1%: ");
+  MOEFORGE_EXPECT_ERROR(Dataset::open((dir / "five_bad.jsonl").string(), byte_tokenizer(), o), "five_bad.jsonl:101: ");
+  o.max_bad_fraction = 0.05;
+  testing::internal::CaptureStderr();
+  Dataset tolerated = Dataset::open((dir / "five_bad.jsonl").string(), byte_tokenizer(), o);
+  EXPECT_NE(testing::internal::GetCapturedStderr().find("skipped 5 of 105 records"), std::string::npos);
+  write_text_file(dir / "all_bad.jsonl", "{\"txt\": 1}\n{\"txt\": 2}\n");
+  MOEFORGE_EXPECT_ERROR(Dataset::open((dir / "all_bad.jsonl").string(), byte_tokenizer(), o), "': all 2 records are bad: ");
+  o.max_bad_fraction = -1;
+  MOEFORGE_EXPECT_ERROR(Dataset::open((dir / "five_bad.jsonl").string(), byte_tokenizer(), o), "--max-bad-fraction must be >= 0");
 }
 
 TEST(Dataset, DomainsArePerBlockAndReported) {
