@@ -151,6 +151,12 @@ TEST_F(TrainEngine, MergeDeltasEqualsTheTrainedModel) {
   ASSERT_EQ(want.size(), got.size());
   for (const auto& [name, t] : want) EXPECT_TRUE(torch::equal(t, got.at(name))) << name;
   EXPECT_TRUE(std::filesystem::exists(fx->tmp / "merged" / "tokenizer.json"));
+  // Onto another model: the tensor that does not fit is named, with the model the run trained.
+  auto wider = fx->model("wider", "mixtral", {{"hidden_size", 64}});
+  train::MergeOptions wrong{wider, fx->tmp / "merge_run", fx->tmp / "merged_wrong"};
+  MOEFORGE_EXPECT_ERROR(train::merge_deltas(wrong), ", the base's [");
+  MOEFORGE_EXPECT_ERROR(train::merge_deltas(wrong), "(the run trained " + std::filesystem::absolute(mixtral).string() + "; is ");
+  EXPECT_FALSE(std::filesystem::exists(fx->tmp / "merged_wrong"));
 }
 
 TEST_F(TrainEngine, ResumeEqualsUninterruptedRun) {
