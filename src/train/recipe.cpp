@@ -158,6 +158,7 @@ Phase parse_phase(const json& j, const std::string& label, size_t index) {
   f.check(p.seq_len >= 2, "seq_len", "must be >= 2");
   p.grad_accum = f.integer("grad_accum", p.grad_accum);
   f.check(p.grad_accum > 0, "grad_accum", "must be > 0");
+  p.data = f.string("data", "");
   p.select = selector_terms(f, "select");
   p.method = f.choice("method", "full", {"full", "lora"}) == "full" ? Method::Full : Method::Lora;
   {

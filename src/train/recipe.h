@@ -108,6 +108,7 @@ struct Phase {
   int64_t batch_size = 8;            // sequences per micro-batch
   int64_t seq_len = 512;             // tokens per sequence (data block size)
   int64_t grad_accum = 1;            // micro-batches per optimiser step
+  std::string data;                  // this phase's data spec or mixture ("" = the run's --data); absolute in run dirs
   std::vector<std::string> select;   // selector terms (see selectors.h); required
   Method method = Method::Full;
   LoraOptions lora;

@@ -39,6 +39,17 @@ std::string recipe_changes(const nlohmann::json& before, const nlohmann::json& a
 
 TrainOptions resolve_run_options(TrainOptions o) {
   if (o.out_dir.empty()) fail("train: --out RUN_DIR is required");
+  // Phases' own data specs, like --data, become absolute: recipe.json then means the same files anywhere.
+  auto absolute_data = [](nlohmann::json& phase) {
+    if (phase.is_object() && phase.contains("data") && phase["data"].is_string())
+      phase["data"] = data::resolve_data_spec(fs::current_path(), phase["data"].get<std::string>());
+  };
+  if (o.recipe.is_object()) {
+    if (o.recipe.contains("defaults")) absolute_data(o.recipe["defaults"]);
+    if (o.recipe.contains("phases") && o.recipe["phases"].is_array())
+      for (auto& phase : o.recipe["phases"]) absolute_data(phase);
+  }
+
   const fs::path run_json = o.out_dir / "run.json";
   if (o.resume) {
     if (!fs::exists(run_json)) fail(o.out_dir.string(), ": not a training run directory (no run.json)");

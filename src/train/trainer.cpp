@@ -247,10 +247,11 @@ struct Trainer::Impl {
     dopt.packing = data::parse_pack_mode(r.packing);
     dopt.max_bad_fraction = o.max_bad_fraction >= 0 ? o.max_bad_fraction : r.max_bad_fraction;
     if (!o.data_cache_dir.empty()) dopt.cache_dir = o.data_cache_dir;
-    auto dataset = data::Dataset::open(o.data_spec, o.tokenizer_dir, dopt);
-    if (dataset.num_blocks(data::Split::Train) == 0) fail(o.data_spec, ": no training blocks of ", phase.seq_len, " tokens");
+    const std::string& data_spec = phase.data.empty() ? o.data_spec : phase.data;  // the phase's own, or the run's
+    auto dataset = data::Dataset::open(data_spec, o.tokenizer_dir, dopt);
+    if (dataset.num_blocks(data::Split::Train) == 0) fail(data_spec, ": no training blocks of ", phase.seq_len, " tokens");
     if (cache && phase.losses.distill.enabled) {  // the cache must be of this phase's blocks
-      const auto diff = manifest_differences(cache->manifest(), run_manifest(dataset, dopt, o.tokenizer_dir, o.data_spec, r.packing));
+      const auto diff = manifest_differences(cache->manifest(), run_manifest(dataset, dopt, o.tokenizer_dir, data_spec, r.packing));
       if (!diff.empty())
         fail(cache->dir().string(), ": teacher cache does not match phase '", phase.name, "': ", join(diff, "; "),
              " (write one with `moeforge teacher-cache ... --recipe` for this run)");

@@ -90,5 +90,27 @@ TEST_F(RunDir, SequencesBeyondTheModelsPositionsAreRefusedBeforeLoading) {
   EXPECT_TRUE(ok.run().finished);
 }
 
+TEST_F(RunDir, APhaseTrainsOnItsOwnData) {
+  const auto mixed = fx->tmp / "phase_data" / "mixed.txt";
+  std::filesystem::create_directories(mixed.parent_path());
+  std::filesystem::copy_file(fx->data, mixed);
+  const auto bad = fx->tmp / "phase_data" / "bad.jsonl";
+  std::ofstream(bad) << "{\"txt\": 1}\n{\"txt\": 2}\n";
+  json r = {{"seed", 1}, {"threads", 1}, {"defaults", {{"batch_size", 2}, {"seq_len", 16}, {"optimizer", {{"lr", 1e-2}}}}},
+            {"phases", {{{"steps", 1}, {"select", "router"}}, {{"steps", 1}, {"select", "router"}, {"data", "mixed.txt"}}}}};
+  const auto cwd = std::filesystem::current_path();
+  std::filesystem::current_path(mixed.parent_path());  // a phase's data is relative to where train runs, like --data
+  {
+    Trainer t(fx->options(mixtral, r, "phase-data"));
+    EXPECT_TRUE(t.run().finished);
+    r["phases"][1]["data"] = "bad.jsonl";
+    Trainer b(fx->options(mixtral, r, "phase-bad-data"));
+    MOEFORGE_EXPECT_ERROR(b.run(), bad.string() + "': all 2 records are bad");
+  }
+  std::filesystem::current_path(cwd);
+  const auto stored = read_json_file(fx->tmp / "phase-data" / "recipe.json");
+  EXPECT_EQ(stored["phases"][1]["data"].get<std::string>(), mixed.string());  // absolute: --resume works from anywhere
+}
+
 }  // namespace
 }  // namespace moeforge::train
