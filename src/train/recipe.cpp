@@ -210,6 +210,15 @@ Phase parse_phase(const json& j, const std::string& label, size_t index) {
     s.check(p.sfa.every >= 0, "every", "must be >= 0 (0 = at each checkpoint)");
     s.finish();
   }
+  if (f.has("progressive_unfreeze")) {
+    Fields u = f.object("progressive_unfreeze");
+    p.unfreeze.stages = u.integer("stages", 0);
+    u.check(p.unfreeze.stages >= 2, "stages", "must be >= 2");
+    u.check(p.unfreeze.stages <= p.steps, "stages", "must be <= the phase's steps");
+    p.unfreeze.experts = u.choice("unit", "layers", {"layers", "experts"}) == "experts";
+    p.unfreeze.top_down = u.choice("order", "top_down", {"top_down", "bottom_up"}) == "top_down";
+    u.finish();
+  }
   parse_optimizer(f.object("optimizer"), p.optimizer);
   parse_schedule(f.object("schedule"), p.schedule, at);
   p.clip_grad_norm = f.number("clip_grad_norm", p.clip_grad_norm);

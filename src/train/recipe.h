@@ -102,6 +102,17 @@ struct ScheduleOptions {
   int64_t timescale = 0;             // inverse-sqrt: factor 1/sqrt((s - W + T) / T); 0 = max(W, 1)
 };
 
+// A phase trained in `stages` parts whose selection grows (training_plan.cpp expands it): stage k of
+// N trains the phase's selection restricted to the first ceil(k U / N) of its U units — layers, or
+// (layer, expert) pairs — the top layers first (`top_down`) or the bottom ones. Tensors outside the
+// units (embeddings, final norm, lm_head; routers and shared experts when unit is experts) train in
+// every stage. Steps are split evenly, the remainder going to the first stages.
+struct ProgressiveUnfreeze {
+  int64_t stages = 0;  // 0 = off
+  bool experts = false;
+  bool top_down = true;
+};
+
 struct Phase {
   std::string name;                  // default "phase<i>"
   int64_t steps = 0;                 // optimiser steps (required, > 0)
@@ -118,6 +129,7 @@ struct Phase {
   OptimizerOptions optimizer;
   ScheduleOptions schedule;
   double clip_grad_norm = 1.0;       // global L2 norm over the phase's trainable tensors; 0 = off
+  ProgressiveUnfreeze unfreeze;      // "progressive_unfreeze": {"stages": N, "unit": "layers"|"experts", "order": ...}
 };
 
 struct Recipe {

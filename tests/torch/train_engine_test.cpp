@@ -139,6 +139,48 @@ TEST_F(TrainEngine, LoraOnOneExpertChangesOnlyThatExpert) {
                                                         "model.layers.1.block_sparse_moe.experts.2.w3.weight"}));
 }
 
+TEST_F(TrainEngine, ProgressiveUnfreezeGrowsTheSelectionStageByStage) {
+  auto base = model::Transformer::load(mixtral);
+  auto before = snapshot(base->weights());
+  // Layers, top first: stage 1 of 2 trains layer 1 only; stage 2 both.
+  json phase = {{"select", "experts + router"}, {"steps", 4}, {"routing", {{"force_route", "selected"}}},
+                {"progressive_unfreeze", {{"stages", 2}, {"unit", "layers"}}}};
+  auto o = fx->options(mixtral, TrainFixture::recipe(phase, {{"log_every", 1}}), "unfreeze_layers");
+  o.stop_after_steps = 2;
+  {
+    train::Trainer first(o);
+    EXPECT_FALSE(first.run().finished);
+    auto got = changed_units(before, snapshot(first.model().weights()));
+    std::map<std::string, std::vector<int64_t>> want = {
+        {"layers.1.experts.w_in", {0, 1, 2, 3}}, {"layers.1.experts.w_out", {0, 1, 2, 3}}, {"layers.1.router", {-1}}};
+    EXPECT_EQ(got, want) << describe(got);
+  }
+  train::Trainer full(fx->options(mixtral, TrainFixture::recipe(phase, {{"log_every", 1}}), "unfreeze_layers_full"));
+  ASSERT_TRUE(full.run().finished);
+  auto all = changed_units(before, snapshot(full.model().weights()));
+  EXPECT_EQ(all.count("layers.0.experts.w_in"), 1u) << describe(all);
+  EXPECT_EQ(all.count("layers.0.router"), 1u) << describe(all);
+  auto m = test::read_metrics(fx->tmp / "unfreeze_layers_full");
+  ASSERT_EQ(m.size(), 4u);
+  EXPECT_EQ(m[1]["phase"].get<std::string>(), "phase0.stage1of2");
+  EXPECT_EQ(m[2]["phase"].get<std::string>(), "phase0.stage2of2");
+  // Experts, top first, routers in every stage: stage 1 of 2 trains layer 1's experts 0 and 1.
+  json ex = {{"select", "experts=0:0,0:1,1:0,1:1 + router"}, {"steps", 2}, {"routing", {{"force_route", "selected"}}},
+             {"progressive_unfreeze", {{"stages", 2}, {"unit", "experts"}}}};
+  auto oe = fx->options(mixtral, TrainFixture::recipe(ex), "unfreeze_experts");
+  oe.stop_after_steps = 1;
+  train::Trainer e(oe);
+  EXPECT_FALSE(e.run().finished);
+  auto got = changed_units(before, snapshot(e.model().weights()));
+  std::map<std::string, std::vector<int64_t>> want = {{"layers.0.router", {-1}}, {"layers.1.router", {-1}},
+                                                      {"layers.1.experts.w_in", {0, 1}}, {"layers.1.experts.w_out", {0, 1}}};
+  EXPECT_EQ(got, want) << describe(got);
+  json too_many = phase;
+  too_many["progressive_unfreeze"]["stages"] = 3;
+  train::Trainer bad(fx->options(mixtral, TrainFixture::recipe(too_many), "unfreeze_bad"));
+  MOEFORGE_EXPECT_ERROR(bad.run(), ".progressive_unfreeze: 3 stages but the selection has 2 layers to unfreeze");
+}
+
 TEST_F(TrainEngine, MergeDeltasEqualsTheTrainedModel) {
   json phase = {{"select", {"experts=0:1", "attention", "norms", "router"}}, {"steps", 3}, {"routing", {{"force_route", "selected"}}}};
   train::Trainer trainer(fx->options(mixtral, TrainFixture::recipe(phase), "merge_run"));
