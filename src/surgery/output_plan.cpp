@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <iostream>
@@ -122,7 +123,12 @@ std::vector<fs::path> side_files_of(const CheckpointStore& store) {
     if (name == "config.json" || ends_with(name, ".safetensors") || ends_with(name, ".safetensors.index.json") ||
         starts_with(name, ".") || name == "moeforge_grow.json")
       continue;
-    if (ends_with(name, ".json") || ends_with(name, ".txt") || ends_with(name, ".model") || ends_with(name, ".jinja") ||
+    // Licence and notice files travel with every output, whatever their extension (Llama's licence requires it).
+    std::string upper;
+    for (char ch : name) upper += static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+    const bool legal = starts_with(upper, "LICENSE") || starts_with(upper, "LICENCE") || starts_with(upper, "NOTICE") ||
+                       starts_with(upper, "USE_POLICY") || starts_with(upper, "COPYING");
+    if (legal || ends_with(name, ".json") || ends_with(name, ".txt") || ends_with(name, ".model") || ends_with(name, ".jinja") ||
         ends_with(name, ".md"))
       out.push_back(entry.path());
   }
@@ -186,8 +192,19 @@ fs::path execute(const OutputPlan& plan, const fs::path& destination, const Exec
   const auto remote_code_files = apply_remote_code(config, options.remote_code);
   if (!options.remote_code && !options.quiet) std::cerr << note_ignored_by_transformers(config);
   writer.add_file("config.json", config.dump(2) + "\n");
-  for (const auto& f : plan.side_files)
-    if (!is_remote_code_file(f.filename().string())) writer.copy_file(f.filename().string(), f);
+  bool base_card = false;
+  for (const auto& f : plan.side_files) {
+    const std::string name = f.filename().string();
+    if (is_remote_code_file(name)) continue;
+    if (!plan.card.operation.empty() && (name == "README.md" || name == "BASE_MODEL_CARD.md")) {
+      // The output's README is its own card; the base's is kept under another name (once).
+      if (!base_card) writer.copy_file("BASE_MODEL_CARD.md", f);
+      base_card = true;
+      continue;
+    }
+    writer.copy_file(name, f);
+  }
+  if (!plan.card.operation.empty()) writer.add_file("README.md", output_card_markdown(plan.card, config, base_card));
   for (const auto& [name, contents] : plan.extra_files) writer.add_file(name, contents);
   for (const auto& [name, contents] : remote_code_files) writer.add_file(name, contents);
   return writer.commit();

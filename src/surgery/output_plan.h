@@ -14,6 +14,7 @@
 
 #include "io/checkpoint_store.h"
 #include "io/checkpoint_writer.h"
+#include "surgery/output_card.h"
 
 namespace moeforge::surgery {
 
@@ -37,6 +38,7 @@ struct OutputPlan {
   nlohmann::json config;                         // the output config.json
   std::vector<std::filesystem::path> side_files;  // copied as-is (tokenizer, generation config, ...)
   std::map<std::string, std::string> extra_files; // written as-is (moeforge_grow.json, ...)
+  OutputCard card;                                // README.md of the output (the base's becomes BASE_MODEL_CARD.md)
 
   // A byte-for-byte copy of `name` from `store`, optionally renamed.
   void copy(const CheckpointStore& store, const std::string& name, const std::string& out_name = "");

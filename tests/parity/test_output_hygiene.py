@@ -2,7 +2,8 @@
 gone) is removed by the next run into OUT, which says how much it freed, while one whose process is alive
 is kept; (2) an output location that cannot be written (its parent is a file) gives one line
 "moeforge: error: ..." naming the path and exit 1 for every command, never "internal error" (exit 2),
-and leaves nothing behind. Exit 0 = pass. Env: MOEFORGE_BIN."""
+and leaves nothing behind; (3) a surgery output's README.md is its own model card (the base's kept as
+BASE_MODEL_CARD.md) and licence files without an extension travel with it. Exit 0 = pass. Env: MOEFORGE_BIN."""
 import os
 import subprocess
 import sys
@@ -73,6 +74,40 @@ def check_unwritable(tmp, model_dir, data):
         failures.append(f"left behind: {leftovers}")
 
 
+def check_cards_and_licences(tmp, model_dir):
+    base = os.path.join(tmp, "carded")
+    subprocess.run(["cp", "-r", model_dir, base], check=True)
+    files = {"README.md": "# Base model\n\nTHE BASE CARD TEXT\n", "LICENSE": "LLAMA LICENCE TERMS\n",
+             "USE_POLICY.md": "acceptable use\n", "NOTICE": "notice text\n"}
+    for name, text in files.items():
+        with open(os.path.join(base, name), "w") as f:
+            f.write(text)
+    out = os.path.join(tmp, "carded_moe")
+    r = run_moeforge("upcycle", base, "--experts", 4, "--top-k", 2, "--to", "mixtral", "--out", out, check=False)
+    if r.returncode != 0:
+        failures.append(f"upcycle with a card: exit {r.returncode}: {r.stderr[-300:]}")
+        return
+    card = open(os.path.join(out, "README.md")).read()
+    if "THE BASE CARD TEXT" in card or "moeforge upcycle" not in card or "base_model:" not in card:
+        failures.append(f"README.md of the upcycled model is not its own card:\n{card[:400]}")
+    if not os.path.exists(os.path.join(out, "BASE_MODEL_CARD.md")) or \
+            "THE BASE CARD TEXT" not in open(os.path.join(out, "BASE_MODEL_CARD.md")).read():
+        failures.append("the base's card was not kept as BASE_MODEL_CARD.md")
+    for name in ("LICENSE", "USE_POLICY.md", "NOTICE"):
+        if not os.path.exists(os.path.join(out, name)) or open(os.path.join(out, name)).read() != files[name]:
+            failures.append(f"{name} was not carried into the output")
+    # A second surgery keeps the original base card, not the first output's generated one.
+    grown = os.path.join(tmp, "carded_grown")
+    r = run_moeforge("grow", out, "--clone", "*:0", "--out", grown, check=False)
+    if r.returncode != 0:
+        failures.append(f"grow of the upcycled model: exit {r.returncode}: {r.stderr[-300:]}")
+        return
+    if "moeforge grow" not in open(os.path.join(grown, "README.md")).read():
+        failures.append("grow output README.md is not its own card")
+    if "THE BASE CARD TEXT" not in open(os.path.join(grown, "BASE_MODEL_CARD.md")).read():
+        failures.append("grow output lost the original base card")
+
+
 def main():
     start = time.time()
     with tempfile.TemporaryDirectory() as tmp:
@@ -84,6 +119,7 @@ def main():
             f.write("\n\n".join([TEXT] * 8) + "\n")
         check_stale_temps(tmp, model_dir)
         check_unwritable(tmp, model_dir, data)
+        check_cards_and_licences(tmp, model_dir)
     for failure in failures:
         print("FAIL:", failure)
     print(f"output_hygiene: {'FAIL' if failures else 'ok'} ({time.time() - start:.1f} s)")
