@@ -48,9 +48,11 @@ def kill_and_resume(tmp, label, model, corpus, recipe, steps, env, rng, failures
         run = os.path.join(tmp, f"killed_{label}{attempt}")
         target = rng.randint(1, steps - 2)
         # Popen, not run_moeforge: the process is killed while it runs.
-        proc = subprocess.Popen([BIN, "train", os.path.basename(model), "--data", os.path.basename(corpus), "--recipe",
-                                 recipe, "--out", run, "--no-progress", *extra],
-                                env=env, cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        log_path = run + ".log"  # the killed process's stderr, shown if the resume fails
+        with open(log_path, "w") as log:
+            proc = subprocess.Popen([BIN, "train", os.path.basename(model), "--data", os.path.basename(corpus), "--recipe",
+                                     recipe, "--out", run, "--no-progress", *extra],
+                                    env=env, cwd=tmp, stdout=subprocess.DEVNULL, stderr=log)
         while proc.poll() is None and latest_step(run) < target:
             time.sleep(0.002)
         if proc.poll() is None:
@@ -60,7 +62,12 @@ def kill_and_resume(tmp, label, model, corpus, recipe, steps, env, rng, failures
         if os.path.exists(os.path.join(run, "trainable.safetensors")):
             failures.append(f"the run finished before the kill (target step {target}); nothing was tested")
             continue
-        moeforge("train", "--resume", run, "--no-progress", env=env, cwd="/")
+        try:
+            moeforge("train", "--resume", run, "--no-progress", env=env, cwd="/")
+        except RuntimeError as error:
+            failures.append(f"{label}: --resume after kill -9 near step {killed_at} (exit {proc.returncode}) failed: {error}; "
+                            f"the killed run said: {open(log_path).read()[-600:]}")
+            continue
         for name in ("trainable.safetensors", "adapter_model.safetensors"):
             if os.path.exists(os.path.join(full, name)) and read(os.path.join(full, name)) != read(os.path.join(run, name)):
                 failures.append(f"{label}: {name} differs after kill -9 near step {killed_at} and --resume")

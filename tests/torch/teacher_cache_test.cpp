@@ -221,6 +221,16 @@ class TeacherCacheRun : public test::TinyMixtralSuite {
   }
 };
 
+// The fixture's data as the caches above see it (block 16, seed 1, nothing held out).
+data::Dataset cached_blocks(test::TrainFixture* fx) {
+  data::DataOptions dopt;
+  dopt.block_size = 16;
+  dopt.seed = 1;
+  dopt.validation_fraction = 0.0;
+  dopt.cache_dir = fx->cache;
+  return data::Dataset::open(fx->data.string(), fx->tokenizer, dopt);
+}
+
 // Both codecs against the teacher itself: ids exact, log-probabilities within the codec's error.
 void round_trip(test::TrainFixture* fx, CacheCodec codec, TeacherCacheOptions o, const std::filesystem::path& teacher) {
   o.codec = codec;
@@ -230,12 +240,7 @@ void round_trip(test::TrainFixture* fx, CacheCodec codec, TeacherCacheOptions o,
   EXPECT_EQ(rep.files_written, rep.manifest.num_files());
   EXPECT_EQ(rep.manifest.vocab, 300);  // the tokenizer's ids; the padded rows are not stored
   TeacherCacheReader reader(o.out_dir);
-  data::DataOptions dopt;
-  dopt.block_size = 16;
-  dopt.seed = 1;
-  dopt.validation_fraction = 0.0;
-  dopt.cache_dir = fx->cache;
-  auto ds = data::Dataset::open(fx->data.string(), fx->tokenizer, dopt);
+  auto ds = cached_blocks(fx);
   data::BatchIterator it(ds, data::Split::Train, {3, 5, true, true});
   data::Batch b;
   it.next(b);
@@ -309,12 +314,7 @@ TEST_F(TeacherCacheRun, ATruncatedFileIsRewrittenAndRefusedUntilThen) {
     f.put(static_cast<char>(c ^ 0x10));
   }
   TeacherCacheReader damaged(o.out_dir);
-  data::DataOptions dopt;
-  dopt.block_size = 16;
-  dopt.seed = 1;
-  dopt.validation_fraction = 0.0;
-  dopt.cache_dir = fx->cache;
-  auto ds = data::Dataset::open(fx->data.string(), fx->tokenizer, dopt);
+  auto ds = cached_blocks(fx);
   data::BatchIterator it(ds, data::Split::Train, {static_cast<int64_t>(ds.num_blocks(data::Split::Train)), 5, false, true});
   data::Batch b;
   it.next(b);
