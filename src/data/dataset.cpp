@@ -8,6 +8,7 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <mutex>
 #include <set>
 
 #include "chat/chat_template.h"
@@ -79,7 +80,11 @@ void check_bad_records(const std::string& spec, const DataReport& r, const DataO
   if (share > options.max_bad_fraction)
     fail("--data '", spec, "': ", bad, " of ", total, " records (", pct, ") are bad, above --max-bad-fraction ", max_pct, ": ", first,
          " (`moeforge data inspect` lists them; fix them or raise --max-bad-fraction)");
-  if (options.warn_bad_records)
+  // Once per spec and process: a run opens its data once per phase (and the pipeline per stage).
+  static std::mutex mutex;
+  static std::set<std::string> warned;
+  std::lock_guard<std::mutex> lock(mutex);
+  if (options.warn_bad_records && warned.insert(spec).second)
     std::cerr << "moeforge: warning: --data '" << spec << "': skipped " << bad << " of " << total << " records (" << pct << "): " << first
               << "\n";
 }

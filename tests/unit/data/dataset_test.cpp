@@ -145,6 +145,10 @@ TEST(Dataset, BadRecordsAreWarnedAboutAndStopTheRunAboveTheThreshold) {
   EXPECT_NE(warned.find("skipped 1 of 201 records (0.498%): "), std::string::npos) << warned;
   EXPECT_NE(warned.find("one_bad.jsonl:201: "), std::string::npos) << warned;
   EXPECT_EQ(ok.report().bad_records.count, 1u);
+  testing::internal::CaptureStderr();
+  Dataset again = Dataset::open((dir / "one_bad.jsonl").string(), byte_tokenizer(), o);  // a second phase: said once
+  EXPECT_EQ(testing::internal::GetCapturedStderr(), "");
+  EXPECT_EQ(again.report().bad_records.count, 1u);
   // 5 of 105 (4.8 %): above the default 1 %, an error naming the first few.
   MOEFORGE_EXPECT_ERROR(Dataset::open((dir / "five_bad.jsonl").string(), byte_tokenizer(), o),
                         "5 of 105 records (4.76%) are bad, above --max-bad-fraction 1%: ");
