@@ -91,7 +91,7 @@ CheckpointWriter::CheckpointWriter(fs::path destination, std::vector<TensorDecl>
   while (destination_.filename().empty() && destination_.has_parent_path()) destination_ = destination_.parent_path();
   std::error_code ec;
   if (fs::exists(destination_, ec) && !options_.overwrite)
-    fail(destination_.string(), ": output already exists; choose another --out or remove it");
+    fail(destination_.string(), ": output already exists; choose another --out, or pass --overwrite to replace it");
   if (options_.max_shard_bytes == 0) fail("max shard size must be positive");
 
   std::set<std::string> names;

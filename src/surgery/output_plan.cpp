@@ -173,7 +173,7 @@ fs::path execute(const OutputPlan& plan, const fs::path& destination, const Exec
     return {};
   }
   if (fs::exists(destination) && !options.overwrite)
-    fail(destination.string(), ": already exists; choose another --out or remove it");
+    fail(destination.string(), ": already exists; choose another --out, or pass --overwrite to replace it");
   std::vector<TensorDecl> decls;
   for (const auto& g : plan.groups) decls.insert(decls.end(), g.decls.begin(), g.decls.end());
   WriterOptions writer_options;
