@@ -268,6 +268,39 @@ MOEFORGE_CLONES RowSums row_kernel(float* z, int64_t target, float w, const floa
 
 }  // namespace
 
+namespace {
+
+MOEFORGE_CLONES void top_row(const float* z, int64_t V, const int64_t* ids, const float* values, int64_t K, float* top_logp, float* tail,
+                             std::vector<int64_t>& sorted) {
+  const float mx = values[0];  // topk is sorted: the row's maximum
+  sorted.assign(ids, ids + K);
+  std::sort(sorted.begin(), sorted.end());
+  double rest = 0;
+  int64_t from = 0;
+  for (int64_t k = 0; k < K; ++k) {
+    const int64_t id = sorted[static_cast<size_t>(k)];
+    if (id < from || id >= V) fail("teacher cache: top-K id ", id, " repeated or outside the ", V, " columns");
+    rest += sum_exp(z + from, id - from, 1.0f, -mx);
+    from = id + 1;
+  }
+  rest += sum_exp(z + from, V - from, 1.0f, -mx);
+  double top = 0;
+  for (int64_t k = 0; k < K; ++k) top += std::exp(static_cast<double>(values[k]) - mx);
+  const double lse = mx + std::log(top + rest);
+  for (int64_t k = 0; k < K; ++k) top_logp[k] = static_cast<float>(values[k] - lse);
+  *tail = rest > 0 ? static_cast<float>(mx + std::log(rest) - lse) : kNegInf;
+}
+
+}  // namespace
+
+void fused_top_logp_and_tail(const float* z, int64_t m, int64_t V, int64_t ld, const int64_t* ids, const float* values, int64_t K,
+                             float* top_logp, float* tail) {
+  at::parallel_for(0, m, 1, [&](int64_t begin, int64_t end) {
+    std::vector<int64_t> sorted;
+    for (int64_t r = begin; r < end; ++r) top_row(z + r * ld, V, ids + r * K, values + r * K, K, top_logp + r * K, tail + r, sorted);
+  });
+}
+
 FusedSums fused_forward_kl_chunk(float* z, int64_t m, int64_t V, int64_t cols, const int64_t* target, const float* w,
                                  const FusedTeacher& t, double temperature, double ce_coef, double kd_coef, double scale) {
   const RowArgs args{V, cols, t.K, static_cast<float>(1.0 / temperature), temperature, ce_coef, kd_coef, scale, t.kind};

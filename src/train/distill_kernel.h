@@ -29,4 +29,11 @@ struct FusedSums {
 FusedSums fused_forward_kl_chunk(float* z, int64_t m, int64_t V, int64_t cols, const int64_t* target, const float* w,
                                  const FusedTeacher& teacher, double temperature, double ce_coef, double kd_coef, double scale);
 
+// A teacher cache's per-token numbers from raw fp32 logits z [m, V] (row stride ld) and their top-K
+// (ids [m, K] and values [m, K], largest first): top log-probabilities (values - logsumexp) written
+// into top_logp [m, K] and log(1 - sum p_K) into tail [m] (-inf when K = V), the rest summed exactly
+// over the other ids, one pass per row.
+void fused_top_logp_and_tail(const float* z, int64_t m, int64_t V, int64_t ld, const int64_t* ids, const float* values, int64_t K,
+                             float* top_logp, float* tail);
+
 }  // namespace moeforge::train

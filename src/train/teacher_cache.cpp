@@ -19,6 +19,7 @@
 #include "model/device.h"
 #include "model/transformer.h"
 #include "tokenizer/tokenizer.h"
+#include "train/distill_kernel.h"
 #include "train/teacher.h"
 #include "train/teacher_cache_codec.h"
 
@@ -271,14 +272,37 @@ TeacherCacheReport write_teacher_cache(const TeacherCacheOptions& o) {
         // Token top-K in chunks (no [B*T, vocab] buffer beyond one chunk).
         std::vector<torch::Tensor> tv, ti, tr;
         const int64_t chunk = std::max<int64_t>(16, (int64_t{1} << 25) / spec.vocab_size);
+        const auto& head = teacher->weights().lm_head;
+        // fp32 on CPU: logits into one reused buffer, topk on them, the log-normaliser and the tail in
+        // one fused pass (distill_kernel.h); elsewhere the same with torch ops.
+        const bool fused = teacher->device().is_cpu();
+        torch::Tensor buffer = fused ? torch::empty({chunk, head.size(0)}, torch::kFloat32) : torch::Tensor();
         for (int64_t r0 = 0; r0 < B * T; r0 += chunk) {
           const int64_t n = std::min(chunk, B * T - r0);
-          auto logits = torch::linear(hidden.narrow(0, r0, n), teacher->weights().lm_head).to(torch::kFloat32).narrow(1, 0, m.vocab);
-          torch::Tensor v, i, rest;
-          top_and_rest(torch::log_softmax(logits, 1), K, v, i, rest);
-          tv.push_back(v.cpu());
-          ti.push_back(i.cpu());
-          tr.push_back(rest.cpu());
+          auto x = hidden.narrow(0, r0, n);
+          if (!fused) {
+            auto logits = torch::linear(x, head).to(torch::kFloat32).narrow(1, 0, m.vocab);
+            torch::Tensor v, i, rest;
+            top_and_rest(torch::log_softmax(logits, 1), K, v, i, rest);
+            tv.push_back(v.cpu());
+            ti.push_back(i.cpu());
+            tr.push_back(rest.cpu());
+            continue;
+          }
+          auto z = buffer.narrow(0, 0, n);
+          if (head.scalar_type() == torch::kFloat32 && x.scalar_type() == torch::kFloat32)
+            torch::mm_out(z, x, head.t());
+          else
+            z.copy_(torch::mm(x, head.t()));
+          auto zv = z.narrow(1, 0, m.vocab);  // the tokenizer's ids (rows keep the buffer's stride)
+          auto top = zv.topk(K, 1);
+          auto values = std::get<0>(top).contiguous(), idx = std::get<1>(top).contiguous();
+          auto logp = torch::empty({n, K}, torch::kFloat32), rest = torch::empty({n}, torch::kFloat32);
+          fused_top_logp_and_tail(z.data_ptr<float>(), n, m.vocab, z.stride(0), idx.data_ptr<int64_t>(), values.data_ptr<float>(), K,
+                                  logp.data_ptr<float>(), rest.data_ptr<float>());
+          tv.push_back(logp);
+          ti.push_back(idx);
+          tr.push_back(rest);
         }
         auto top_v = torch::cat(tv).contiguous(), top_i = torch::cat(ti).contiguous(), tail = torch::cat(tr).contiguous();
         std::vector<torch::Tensor> rv(L), ri(L), rt(L);

@@ -10,6 +10,7 @@
 #include "test_util.h"
 #include "io/checkpoint_store.h"
 #include "train/distill.h"
+#include "train/distill_kernel.h"
 #include "train/recipe.h"
 #include "train/teacher.h"
 #include "train_test_support.h"
@@ -238,6 +239,32 @@ TEST(DistillKernel, FusedFp32EqualsTheTorchOpsInFp64) {
         EXPECT_LT(gh, 2e-5) << what;
         EXPECT_LT(gW, 2e-5) << what;
       }
+}
+
+TEST(DistillKernel, CacheTopLogProbsAndTailEqualTheTorchOps) {
+  torch::manual_seed(8);
+  const int64_t m = 6, V = 3001, K = 40;
+  auto buffer = torch::randn({m, V + 9}) * 3;  // rows wider than the compared columns (a padded vocabulary)
+  auto z = buffer.narrow(1, 0, V);
+  auto top = z.topk(K, 1);
+  auto values = std::get<0>(top).contiguous(), ids = std::get<1>(top).contiguous();
+  auto logp = torch::empty({m, K}), tail = torch::empty({m});
+  fused_top_logp_and_tail(buffer.data_ptr<float>(), m, V, buffer.stride(0), ids.data_ptr<int64_t>(), values.data_ptr<float>(), K,
+                          logp.data_ptr<float>(), tail.data_ptr<float>());
+  auto ref = torch::log_softmax(z.to(torch::kFloat64), 1);
+  auto want_top = ref.gather(1, ids);
+  auto want_tail = bucketed_logp(ref, ids).select(1, K);
+  EXPECT_LT((logp.to(torch::kFloat64) - want_top).abs().max().item<double>(), 1e-5);
+  EXPECT_LT((tail.to(torch::kFloat64) - want_tail).abs().max().item<double>(), 1e-5);
+  // K = V: no tail.
+  auto all = torch::randn({2, 5});
+  auto t5 = all.topk(5, 1);
+  auto v5 = std::get<0>(t5).contiguous(), i5 = std::get<1>(t5).contiguous();
+  auto lp5 = torch::empty({2, 5}), tail5 = torch::empty({2});
+  fused_top_logp_and_tail(all.data_ptr<float>(), 2, 5, 5, i5.data_ptr<int64_t>(), v5.data_ptr<float>(), 5, lp5.data_ptr<float>(),
+                          tail5.data_ptr<float>());
+  EXPECT_TRUE(std::isinf(tail5[0].item<float>()) && tail5[0].item<float>() < 0);
+  EXPECT_NEAR(lp5.exp().sum(1)[1].item<double>(), 1.0, 1e-6);
 }
 
 TEST(DistillRouter, KlOfSoftenedRouterLogits) {
