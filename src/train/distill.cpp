@@ -250,22 +250,14 @@ HeadLossResult chunked_head_loss(const torch::Tensor& hidden_BTH, const torch::T
     auto loss = o.ce_coef * ce;
     torch::Tensor kd_sum;
     if (kd) {
-      torch::Tensor t_logits, t_ids, t_logp, t_tail;  // teacher side, no grad
       int64_t cols = o.kd_vocab > 0 ? std::min(V, o.kd_vocab) : V;  // the tokenizer's ids: padded rows left out
+      TeacherChunk tc;  // teacher side, no grad
       {
         torch::NoGradGuard no_grad;
-        if (teacher->online()) {
-          auto rows_t = src.narrow(0, r0, m).to(teacher->hidden_NH.device());
-          t_logits = at_least_fp32(torch::linear(teacher->hidden_NH.index_select(0, rows_t), teacher->lm_head_VH)).to(dev);
-          cols = std::min<int64_t>(cols, t_logits.size(1));
-          t_logits = t_logits.narrow(1, 0, cols);
-        } else {
-          auto rows_t = src.narrow(0, r0, m).to(teacher->top_ids_NK.device());
-          t_ids = teacher->top_ids_NK.index_select(0, rows_t).to(dev, torch::kInt64);
-          t_logp = at_least_fp32(teacher->top_logp_NK.index_select(0, rows_t)).to(dev);
-          t_tail = at_least_fp32(teacher->tail_logp_N.index_select(0, rows_t)).to(dev).unsqueeze(1);
-        }
+        tc = teacher_chunk(*teacher, src, r0, m, dev, cols);
       }
+      const torch::Tensor &t_logits = tc.logits, &t_logp = tc.logp, &t_tail = tc.tail;
+      torch::Tensor t_ids = tc.ids;
       auto s_logits = logits.narrow(1, 0, cols);
       auto logq = torch::log_softmax(s_logits / Tk, 1);
       torch::Tensor P, Q;

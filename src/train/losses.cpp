@@ -7,16 +7,6 @@
 
 namespace moeforge::train {
 
-torch::Tensor masked_ce_sum(const torch::Tensor& logits_BTV, const torch::Tensor& ids_BT, const torch::Tensor& mask_BT) {
-  const int64_t T = logits_BTV.size(1), V = logits_BTV.size(2);
-  auto pred = logits_BTV.narrow(1, 0, T - 1).reshape({-1, V});      // [B*(T-1), V]
-  auto target = ids_BT.narrow(1, 1, T - 1).reshape({-1});           // [B*(T-1)]
-  auto weight = mask_BT.narrow(1, 1, T - 1).reshape({-1}).to(pred.scalar_type());
-  auto nll = torch::nn::functional::cross_entropy(pred, target,
-                                                  torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kNone));
-  return (nll * weight).sum();
-}
-
 torch::Tensor real_tokens(const torch::Tensor& mask_BT) {
   const int64_t T = mask_BT.size(1);
   auto pos = torch::arange(T, mask_BT.options().dtype(torch::kInt64)).unsqueeze(0);          // [1, T]

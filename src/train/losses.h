@@ -11,9 +11,7 @@
 
 namespace moeforge::train {
 
-// Sum over targets of -log p(ids[t] | ids[<t]): logits_BTV [B, T, V] predicts position t+1 from t;
-// ids_BT [B, T] int64; mask_BT [B, T] (1 = ids[t] is a target; position 0 is never one).
-torch::Tensor masked_ce_sum(const torch::Tensor& logits_BTV, const torch::Tensor& ids_BT, const torch::Tensor& mask_BT);
+// Cross-entropy is computed with the language-model head, in chunks: train/distill.h chunked_head_loss.
 
 // Real (non-padding) tokens: every position up to each row's last target. [B, T] bool.
 torch::Tensor real_tokens(const torch::Tensor& mask_BT);

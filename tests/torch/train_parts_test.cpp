@@ -5,6 +5,7 @@
 
 #include "model/router.h"
 #include "test_util.h"
+#include "train/distill.h"
 #include "train/losses.h"
 #include "train/optimizer.h"
 #include "train/recipe.h"
@@ -119,10 +120,13 @@ TEST(TrainLosses, LoadBalancingGradientBalancesACollapsedRouter) {
 }
 
 TEST(TrainLosses, MaskedCrossEntropyAndZLoss) {
-  auto logits = torch::zeros({1, 3, 5});
   auto ids = torch::tensor({{1, 2, 3}}, torch::kInt64);
   auto mask = torch::tensor({{0.f, 1.f, 0.f}});
-  EXPECT_NEAR(masked_ce_sum(logits, ids, mask).item<double>(), std::log(5.0), 1e-6);  // only position 1 is a target
+  // Zero hidden states through any head: zero logits over 5 ids.
+  auto hidden = torch::zeros({1, 3, 4});
+  auto head = chunked_head_loss(hidden, torch::randn({5, 4}), ids, mask, nullptr, HeadLossOptions{});
+  EXPECT_NEAR(head.stats.ce_sum, std::log(5.0), 1e-6);  // only position 1 is a target
+  EXPECT_EQ(head.stats.targets, 1);
   model::LayerRouting lr;
   lr.logits = torch::zeros({2, 4});
   lr.routing = model::route(lr.logits, model::RouterOptions{});
