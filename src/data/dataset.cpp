@@ -173,7 +173,13 @@ Dataset Dataset::open(const std::string& spec, const tokenizer::Tokenizer& tok, 
       sr.train_docs += g.docs[0].size();
       sr.validation_docs += g.docs[1].size();
       if (options.shuffle_documents)
-        seeded_shuffle(g.docs[0], Hasher(options.seed ^ 0x5348554646ull).field(sr.path).update_u64(domain).digest());
+        // Keyed by the file's name and place in the spec, not its absolute path: the same data and
+        // seed give the same order in any checkout or directory.
+        seeded_shuffle(g.docs[0], Hasher(options.seed ^ 0x5348554646ull)
+                                      .field(d.sources[s].path.filename().string())
+                                      .update_u64(s)
+                                      .field(d.domains[domain])
+                                      .digest());
       d.groups.push_back(std::move(g));
     }
     const BadRecordLog& bad = file.bad_records();

@@ -78,6 +78,15 @@ struct TrainFixture {
     return r;
   }
 
+  // A corpus of one short document that packs into a single 16-token block: every batch of a run on
+  // it is the same, so a loss measured at two steps compares like with like (the full corpus gives
+  // each step a different batch, whose loss differs by more than a few steps of training move it).
+  std::filesystem::path one_block_data() {
+    auto path = tmp / "one_block.txt";
+    std::ofstream(path) << "the cat sat on a mat and the dog ran to the park\n";
+    return path;
+  }
+
   train::TrainOptions options(const std::filesystem::path& model_dir, const nlohmann::json& recipe, const std::string& out) {
     train::TrainOptions o;
     o.model_dir = model_dir;

@@ -207,6 +207,33 @@ TEST(Dataset, ValidationSplitIsDeterministicBySeed) {
   EXPECT_NE(a, validation_docs(2, "c1"));
 }
 
+TEST(Dataset, DocumentShuffleDoesNotDependOnWhereTheFileLives) {
+  // The same file and seed in two directories (two clones, two machines) give the same training
+  // order; a different seed gives another.
+  TempDir dir;
+  std::string text;
+  for (int i = 0; i < 40; ++i) text += "doc" + std::to_string(100 + i) + "\n";
+  std::filesystem::create_directories(dir / "here");
+  std::filesystem::create_directories(dir / "there" / "deeper");
+  write_text_file(dir / "here" / "a.txt", text);
+  write_text_file(dir / "there" / "deeper" / "a.txt", text);
+  auto train_order = [&](const std::filesystem::path& file, uint64_t seed, bool shuffle = true) {
+    DataOptions o = options(dir, 7);
+    o.shuffle_documents = shuffle;
+    o.seed = seed;
+    o.packing = PackMode::PerDocument;
+    Dataset ds = Dataset::open(file.string(), byte_tokenizer(), o);
+    std::vector<std::vector<int32_t>> blocks;
+    for (size_t i = 0; i < ds.num_blocks(Split::Train); ++i) blocks.push_back(ds.block(Split::Train, i).ids);
+    return blocks;
+  };
+  auto here = train_order(dir / "here" / "a.txt", 1);
+  ASSERT_EQ(here.size(), 40u);
+  EXPECT_EQ(here, train_order(dir / "there" / "deeper" / "a.txt", 1));
+  EXPECT_NE(here, train_order(dir / "here" / "a.txt", 2));
+  EXPECT_NE(here, train_order(dir / "here" / "a.txt", 1, /*shuffle=*/false)) << "the documents were not shuffled";
+}
+
 TEST(Dataset, TokenCacheIsReused) {
   TempDir dir;
   write_text_file(dir / "a.txt", "hello\nworld\n");
