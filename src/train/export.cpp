@@ -127,49 +127,6 @@ std::vector<std::string> write_trainable(const ModelSpec& spec, model::ModelWeig
   return names;
 }
 
-AdapterResult write_peft_adapter(const ModelSpec& spec, const TrainableSet& set, const LoraOptions& lora,
-                                 const std::string& base_model, const fs::path& dir) {
-  AdapterResult result;
-  std::vector<std::pair<TensorDecl, std::string>> blobs;
-  for (const auto& t : set.tensors()) {
-    if (!t.lora) continue;
-    const model::RuntimeTensor* entry = model::find_runtime_tensor(model::parse_canonical_name(t.name).local);
-    if (!t.experts.empty() || (entry && entry->group == model::TensorGroup::Router)) {
-      result.skipped.push_back(t.name);
-      continue;
-    }
-    for (const auto& piece : hf_pieces(spec, t.name, t.base->size(0))) {
-      std::string module = piece.name;
-      if (ends_with(module, ".weight")) module = module.substr(0, module.size() - 7);
-      auto b = piece.rows < 0 ? t.lora_b : t.lora_b.narrow(0, piece.row_begin, piece.rows);  // [out, r]
-      blobs.emplace_back(TensorDecl{"base_model.model." + module + ".lora_A.weight", DType::F32, t.lora_a.sizes().vec()},
-                         float_bytes(t.lora_a));
-      blobs.emplace_back(TensorDecl{"base_model.model." + module + ".lora_B.weight", DType::F32, b.sizes().vec()},
-                         float_bytes(b));
-      result.modules.push_back(module);
-    }
-  }
-  if (result.modules.empty()) return result;
-  std::sort(blobs.begin(), blobs.end(), [](const auto& a, const auto& b) { return a.first.name < b.first.name; });
-  nlohmann::json config = {{"peft_type", "LORA"},
-                           {"task_type", "CAUSAL_LM"},
-                           {"base_model_name_or_path", base_model},
-                           {"r", lora.rank},
-                           {"lora_alpha", lora.alpha},
-                           {"lora_dropout", lora.dropout},
-                           {"bias", "none"},
-                           {"fan_in_fan_out", false},
-                           {"use_rslora", false},
-                           {"init_lora_weights", true},
-                           {"inference_mode", true},
-                           {"modules_to_save", nullptr},
-                           {"target_modules", result.modules}};
-  fs::create_directories(dir);
-  write_file_atomic(dir / "adapter_model.safetensors", serialize_safetensors(blobs, {{"format", "pt"}}));
-  write_file_atomic(dir / "adapter_config.json", config.dump(2) + "\n");
-  return result;
-}
-
 size_t merge_deltas(const MergeOptions& o) {
   auto base = CheckpointStore::open(o.base);
   const fs::path trainable_path = o.run / "trainable.safetensors";

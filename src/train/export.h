@@ -1,7 +1,7 @@
 // Run outputs in Hugging Face form: trainable.safetensors (only the changed tensors, the family's
-// names and layout; per-expert layouts carry only the trained experts), a PEFT LoRA adapter
-// (adapter_config.json + adapter_model.safetensors) for LoRA phases, and merge-deltas, which
-// streams a base checkpoint into a full one with the trained tensors substituted.
+// names and layout; per-expert layouts carry only the trained experts) and merge-deltas, which
+// streams a base checkpoint into a full one with the trained tensors substituted. PEFT adapters:
+// train/peft_adapter.h.
 #pragma once
 
 #include <filesystem>
@@ -33,14 +33,6 @@ std::vector<std::pair<TensorDecl, std::string>> encode_trainable(const ModelSpec
 // Writes `path` (float32): every tensor in `changed`, read from `weights`. Returns the HF names written.
 std::vector<std::string> write_trainable(const ModelSpec& spec, model::ModelWeights& weights, const Selection& changed,
                                          const std::filesystem::path& path);
-
-struct AdapterResult {
-  std::vector<std::string> modules;  // HF module names with adapters
-  std::vector<std::string> skipped;  // LoRA tensors PEFT cannot load (stacked experts, router): merged into trainable.safetensors only
-};
-// Writes adapter_config.json + adapter_model.safetensors (PEFT LoRA format) into `dir`.
-AdapterResult write_peft_adapter(const ModelSpec& spec, const TrainableSet& set, const LoraOptions& lora,
-                                 const std::string& base_model, const std::filesystem::path& dir);
 
 struct MergeOptions {
   std::filesystem::path base, run, out;

@@ -21,6 +21,7 @@
 #include "model/tensor_table.h"
 #include "train/distill.h"
 #include "train/export.h"
+#include "train/peft_adapter.h"
 #include "train/losses.h"
 #include "train/metrics.h"
 #include "train/optimizer.h"
@@ -329,6 +330,9 @@ struct Trainer::Impl {
           if (!adapter.skipped.empty())
             std::cerr << "moeforge: note: LoRA on " << join(adapter.skipped, ", ")
                       << " is not expressible as a PEFT adapter; it is merged into trainable.safetensors\n";
+          if (!adapter.full.empty())
+            std::cerr << "moeforge: note: " << join(adapter.full, ", ")
+                      << " trained in full (not LoRA targets) and are not in the PEFT adapter; merge-deltas applies them\n";
         }
         set.finish();
         merge_selection(st.changed, set.changed());
