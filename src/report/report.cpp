@@ -26,7 +26,7 @@ constexpr const char* kPolicy =
 constexpr const char* kStyle =
     "body{font-family:'DejaVu Sans',Helvetica,Arial,sans-serif;color:#222;margin:24px auto;max-width:960px;padding:0 12px}"
     "h1{font-size:22px}h2{font-size:18px;border-bottom:1px solid #ddd;padding-bottom:4px;margin-top:32px}h3{font-size:14px}"
-    ".meta{color:#555;font-size:13px}.na{color:#888;font-style:italic}"
+    ".meta{color:#555;font-size:13px}.na{color:#888;font-style:italic}.warn{color:#a40;font-size:13px}"
     "table{border-collapse:collapse;font-size:13px;margin:8px 0}td,th{border:1px solid #ccc;padding:3px 10px;text-align:right}"
     "td:first-child,th:first-child{text-align:left}th{background:#f4f4f4}"
     "figure{margin:14px 0}figcaption{font-size:12px;color:#555}svg{max-width:100%;height:auto}code{font-size:12px}";

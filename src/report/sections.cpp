@@ -129,7 +129,23 @@ std::string usage_section(const UsageMatrix& before, const UsageMatrix& after) {
     return figure(id, usage_heatmap("Expert usage " + when + " (layers x experts)", u, vmax),
                   "Share of top-k picks x number of experts (1 = uniform), from " + u.source + ".");
   };
-  return out + one(before, "heatmap-before", "before") + one(after, "heatmap-after", "after");
+  // Experts the router all but stopped using are easy to miss in a heat map: name them.
+  auto low = [](const UsageMatrix& u, const std::string& id, const std::string& when) -> std::string {
+    if (u.share.empty()) return "";
+    const auto flagged = low_usage_experts(u, kLowUsageFraction);
+    std::string text;
+    for (const auto& f : flagged) {
+      const double uniform = 1.0 / static_cast<double>(u.share[f.row].size());
+      char buf[96];
+      std::snprintf(buf, sizeof buf, " (share %.3g = %.2g x uniform)", f.share, f.share / uniform);
+      text += (text.empty() ? "" : "; ") + u.rows[f.row] + ", expert " + std::to_string(f.expert) + buf;
+    }
+    if (flagged.empty()) return "<p class=\"meta\" id=\"" + id + "\">No expert is below half the uniform share " + html(when) + ".</p>\n";
+    return "<p class=\"warn\" id=\"" + id + "\">" + std::to_string(flagged.size()) + " expert(s) below half the uniform share " +
+           html(when) + ": " + html(text) + ".</p>\n";
+  };
+  return out + one(before, "heatmap-before", "before") + low(before, "low-usage-before", "before") +
+         one(after, "heatmap-after", "after") + low(after, "low-usage-after", "after");
 }
 
 std::string eval_section(const std::vector<EvalTable>& tables) {

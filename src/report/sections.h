@@ -15,7 +15,10 @@ namespace moeforge::report {
 std::string training_section(const TrainMetrics& metrics);
 // KL, router drift and balance charts.
 std::string router_section(const TrainMetrics& metrics);
-// Before/after heat maps on one colour scale; either may be empty (no rows) = missing.
+// Experts below this fraction of the uniform share are named under the heat maps.
+inline constexpr double kLowUsageFraction = 0.5;
+// Before/after heat maps on one colour scale; either may be empty (no rows) = missing. Each is
+// followed by the experts below kLowUsageFraction x uniform (or a line saying there are none).
 std::string usage_section(const UsageMatrix& before, const UsageMatrix& after);
 std::string eval_section(const std::vector<EvalTable>& tables);
 

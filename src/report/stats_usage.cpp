@@ -34,6 +34,17 @@ std::vector<double> normalised(std::vector<double> v) {
 
 }  // namespace
 
+std::vector<LowUsage> low_usage_experts(const UsageMatrix& usage, double fraction) {
+  std::vector<LowUsage> out;
+  for (size_t r = 0; r < usage.share.size(); ++r) {
+    const auto& row = usage.share[r];
+    const double limit = row.empty() ? 0.0 : fraction / static_cast<double>(row.size());
+    for (size_t e = 0; e < row.size(); ++e)
+      if (row[e] < limit) out.push_back({r, e, row[e]});
+  }
+  return out;
+}
+
 UsageMatrix read_stats_usage(const fs::path& file) {
   const std::string label = file.string();
   const Json root = read_json_file(file);

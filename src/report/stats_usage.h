@@ -22,6 +22,13 @@ struct UsageMatrix {
 // it is not valid JSON, not a moeforge stats file, or has ragged/non-numeric rows.
 UsageMatrix read_stats_usage(const std::filesystem::path& file);
 
+// Experts whose share is below `fraction` x uniform (1/E of the picks): [row, expert, share].
+struct LowUsage {
+  size_t row = 0, expert = 0;
+  double share = 0;
+};
+std::vector<LowUsage> low_usage_experts(const UsageMatrix& usage, double fraction);
+
 // The first (`last` = false) or last record's "load" of the training log; empty share if none.
 UsageMatrix usage_from_metrics(const TrainMetrics& metrics, bool last);
 

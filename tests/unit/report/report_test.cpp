@@ -154,6 +154,24 @@ TEST(Report, FullRunHasEveryChartTableAndPhase) {
   EXPECT_NE(html.find("stats_before/stats.json (3000 tokens)"), std::string::npos);
   EXPECT_NE(html.find("stats_after/stats.json (3000 tokens)"), std::string::npos);
   EXPECT_NE(html.find("layer 0, expert 0: share 0.5 (2 x uniform)"), std::string::npos);
+  // Low-usage experts are named: none before (lowest 300/1800 = 0.67 x uniform)...
+  EXPECT_NE(html.find("id=\"low-usage-before\">No expert is below half the uniform share before."), std::string::npos);
+  EXPECT_NE(html.find("id=\"low-usage-after\">No expert is below half the uniform share after."), std::string::npos);
+}
+
+TEST(Report, ExpertsBelowHalfTheUniformShareAreNamed) {
+  TempDir dir;
+  const fs::path run = dir / "run";
+  make_full_run(run);
+  // Layer 1 after training: expert 3 has 100 / 2000 picks = 0.05 = 0.2 x uniform; expert 2 has
+  // 250 / 2000 = 0.125, exactly half of uniform, which is not below it.
+  write(run / "stats_after" / "stats.json", stats_json({{460, 440, 560, 340}, {1000, 650, 250, 100}}));
+  const std::string html = render(run);
+  EXPECT_EQ(tag_balance_error(html), "");
+  EXPECT_NE(html.find("id=\"low-usage-after\">1 expert(s) below half the uniform share after: layer 1, expert 3 (share 0.05 = 0.2 x uniform)."),
+            std::string::npos)
+      << html.substr(html.find("low-usage-after") - 20, 300);
+  EXPECT_NE(html.find("id=\"low-usage-before\">No expert"), std::string::npos);
 }
 
 TEST(Report, WritesAtomicallyAndLeavesNoTemporaries) {
