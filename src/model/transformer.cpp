@@ -239,6 +239,7 @@ ForwardOutput Transformer::forward_with(const ModelWeights& weights, const torch
   ForwardOutput output;
   for (int64_t l = 0; l < spec_.num_layers; ++l) {
     const LayerWeights& L = weights.layers[l];
+    if (options.record_layer_inputs) output.layer_inputs.push_back(h);
     h = h + attention(weights, l, norm(h, L.attn_norm, L.attn_norm_bias), positions_T, options);
     auto x = norm(h, L.ffn_norm, L.ffn_norm_bias);
     h = h + (spec_.is_moe[l] ? moe(weights, l, x, options, output) : run_mlp(x, L.mlp, activation_));

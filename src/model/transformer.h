@@ -31,6 +31,7 @@ struct ForwardOptions {
   double router_noise_std = 0.0;                       // training: N(0, std) added to router logits
   bool last_token_logits_only = false;                 // generation: skip the other positions
   bool hidden_only = false;  // training losses: return the final-normed hidden states; the caller applies lm_head in chunks
+  bool record_layer_inputs = false;  // fill ForwardOutput::layer_inputs (router init from prompts)
 };
 
 struct LayerRouting {
@@ -43,6 +44,9 @@ struct ForwardOutput {
   torch::Tensor logits;               // [B, T, V] float32 (T = 1 with last_token_logits_only); undefined with hidden_only
   torch::Tensor hidden;               // [B, T, H] after the final norm, model dtype; only with hidden_only
   std::vector<LayerRouting> routing;  // one entry per MoE layer, in layer order
+  // With record_layer_inputs: the residual stream entering each layer, before its norm ([B, T, H];
+  // the embeddings for layer 0), what transformers returns as hidden_states[l].
+  std::vector<torch::Tensor> layer_inputs;
 };
 
 class Transformer {

@@ -12,7 +12,7 @@
 #include "common/strings.h"
 #include "io/checkpoint_store.h"
 #include "surgery/dense_to_moe.h"
-#include "surgery/hidden_router.h"
+#include "surgery/router_init.h"
 #include "surgery/moe_target.h"
 #include "surgery/surgery_util.h"
 
@@ -59,8 +59,9 @@ void check_same_architecture(const Source& base, const Source& other) {
 
 std::filesystem::path merge(const MergeOptions& o) {
   if (o.experts.empty()) fail("merge needs at least one --expert NAME=DIR");
-  const RouterInit router = o.router.value_or(o.prompts.empty() ? RouterInit::Random : RouterInit::Hidden);
-  if (router == RouterInit::Hidden && o.prompts.empty()) fail("--router hidden needs --prompts FILE");
+  const RouterInit router = o.router.value_or(o.prompts.empty() && o.expert_prompts.empty() ? RouterInit::Normal : RouterInit::Hidden);
+  if (router_needs_prompts(router) && o.prompts.empty() && o.expert_prompts.empty())
+    fail("--router ", to_string(router), " needs --prompts FILE");
   Source base{"base", CheckpointStore::open(o.base), {}};
   base.spec = load_model_spec(*base.store);
   std::vector<Source> sources;
@@ -76,6 +77,8 @@ std::filesystem::path merge(const MergeOptions& o) {
   }
   const ModelSpec& dense = base.spec;
   const int64_t E = static_cast<int64_t>(sources.size());
+  for (const auto* per_expert : {&o.noise_scale, &o.residual_scale})
+    if (!per_expert->empty() && static_cast<int64_t>(per_expert->size()) != E) fail("merge: per-expert scales for ", per_expert->size(), " of ", E, " experts");
   MoeTargetOptions target;
   target.family = o.to;
   target.num_experts = E;
@@ -89,10 +92,11 @@ std::filesystem::path merge(const MergeOptions& o) {
   for (const auto& w : check_target(dense, out)) std::cerr << "moeforge: warning: " << w << "\n";
   const double scale = o.renormalize ? 1.0 : static_cast<double>(E) / o.top_k;
 
-  std::map<int64_t, std::vector<float>> hidden_rows;
-  if (router == RouterInit::Hidden && !o.execute.dry_run) {
-    auto prompts = read_prompts_file(o.prompts, o.base, names, E);
-    hidden_rows = hidden_router_rows(dense, *base.store, target.moe_layers, prompts);
+  std::map<int64_t, std::vector<float>> router_rows;
+  if (!o.execute.dry_run) {
+    std::vector<ExpertPrompts> prompts = o.expert_prompts;
+    if (router_needs_prompts(router) && prompts.empty()) prompts = read_prompts_file(o.prompts, o.base, names, E);
+    router_rows = initial_router_rows({router, o.router_std, o.seed}, dense, *base.store, target.moe_layers, E, prompts);
   }
   DenseToMoe job;
   job.base = base.store.get();
@@ -101,16 +105,20 @@ std::filesystem::path merge(const MergeOptions& o) {
   job.experts = [&](int64_t l, const std::function<void(int64_t, const ExpertWeights&)>& emit) {
     for (int64_t e = 0; e < E; ++e) {
       ExpertWeights w = read_dense_mlp(sources[e].spec, *sources[e].store, l);
-      for (float& v : w.down) v = static_cast<float>(v * scale);
+      if (!o.noise_scale.empty() && o.noise_scale[e] > 0) {
+        int which = 0;
+        for (std::vector<float>* m : {&w.gate, &w.up, &w.down}) {
+          const auto noise = normal_floats(m->size(), 0.0, o.noise_scale[e],
+                                           mix_seed(o.seed, 0x4015e, static_cast<uint64_t>(l), static_cast<uint64_t>(e * 3 + which++)));
+          for (size_t i = 0; i < m->size(); ++i) (*m)[i] += noise[i];
+        }
+      }
+      const double down_scale = scale * (o.residual_scale.empty() ? 1.0 : o.residual_scale[e]);
+      for (float& v : w.down) v = static_cast<float>(v * down_scale);
       emit(e, w);
     }
   };
-  job.router = [&](int64_t l) {
-    const size_t n = static_cast<size_t>(E * dense.hidden_size);
-    if (router == RouterInit::Random) return normal_floats(n, 0.0, o.router_std, mix_seed(o.seed, 0x7007e7, static_cast<uint64_t>(l)));
-    if (router == RouterInit::Hidden) return hidden_rows.at(l);
-    return std::vector<float>(n, 0.0f);
-  };
+  job.router = [&](int64_t l) { return router_rows.at(l); };
   job.shared = [&](int64_t l) { return read_dense_mlp(dense, *base.store, l); };
   if (o.non_ffn == NonFfnSource::Average) {
     job.non_ffn = [&](const ExpectedTensor& t, const std::string& base_name, OutputPlan& plan) {

@@ -42,7 +42,10 @@ const Names<UpcycleMethod>& method_names() {
   return n;
 }
 const Names<RouterInit>& router_names() {
-  static const Names<RouterInit> n = {{"zero", RouterInit::Zero}, {"random", RouterInit::Random}, {"hidden", RouterInit::Hidden}};
+  static const Names<RouterInit> n = {{"zero", RouterInit::Zero},          {"normal", RouterInit::Normal},
+                                      {"ffn_input", RouterInit::FfnInput},  {"hidden", RouterInit::Hidden},
+                                      {"hidden_avg", RouterInit::HiddenAvg}, {"cheap_embed", RouterInit::CheapEmbed},
+                                      {"random", RouterInit::Random},       {"uniform_random", RouterInit::UniformRandom}};
   return n;
 }
 const Names<NonFfnSource>& non_ffn_names() {
@@ -69,6 +72,9 @@ const Names<InitKind>& init_names() {
 
 UpcycleMethod parse_upcycle_method(const std::string& t, const std::string& flag) { return parse_named(method_names(), t, flag); }
 RouterInit parse_router_init(const std::string& t, const std::string& flag) { return parse_named(router_names(), t, flag); }
+bool router_needs_prompts(RouterInit v) {
+  return v == RouterInit::FfnInput || v == RouterInit::Hidden || v == RouterInit::HiddenAvg || v == RouterInit::CheapEmbed;
+}
 NonFfnSource parse_non_ffn(const std::string& t, const std::string& flag) { return parse_named(non_ffn_names(), t, flag); }
 CloneOffset parse_clone_offset(const std::string& t, const std::string& flag) { return parse_named(offset_names(), t, flag); }
 SharedGate parse_shared_gate(const std::string& t, const std::string& flag) { return parse_named(gate_names(), t, flag); }

@@ -9,7 +9,9 @@
 namespace moeforge::surgery {
 
 enum class UpcycleMethod : uint8_t { Copy, Noise, Drop, Granular };  // expert_init.h
-enum class RouterInit : uint8_t { Zero, Random, Hidden };            // new routers of upcycle / merge
+// New routers of upcycle / merge (surgery/router_init.h has each formula): moeforge's own zero,
+// normal (N(0, --router-std^2)) and ffn_input, and mergekit-moe's gate modes under mergekit's names.
+enum class RouterInit : uint8_t { Zero, Normal, FfnInput, Random, UniformRandom, Hidden, HiddenAvg, CheapEmbed };
 enum class NonFfnSource : uint8_t { Average, Base };                  // merge: attention, norms, embeddings
 enum class CloneOffset : uint8_t { Auto, Split, None };               // grow: router rows of clones (grow.h)
 enum class SharedGate : uint8_t { Fixed, Learned, Sigmoid };          // add-shared-expert
@@ -32,6 +34,8 @@ struct SelectionBiasSpec {
 // Parsers: `flag` ("--offset", "surgery.grow.offset") prefixes the error.
 UpcycleMethod parse_upcycle_method(const std::string& text, const std::string& flag = "--method");
 RouterInit parse_router_init(const std::string& text, const std::string& flag = "--router");
+// Whether a router init reads per-expert prompts (ffn_input, hidden, hidden_avg, cheap_embed).
+bool router_needs_prompts(RouterInit value);
 NonFfnSource parse_non_ffn(const std::string& text, const std::string& flag = "--non-ffn");
 CloneOffset parse_clone_offset(const std::string& text, const std::string& flag = "--offset");
 SharedGate parse_shared_gate(const std::string& text, const std::string& flag = "--gate");

@@ -9,7 +9,7 @@
 #include "io/checkpoint_store.h"
 #include "surgery/dense_to_moe.h"
 #include "surgery/expert_init.h"
-#include "surgery/hidden_router.h"
+#include "surgery/router_init.h"
 #include "surgery/moe_target.h"
 #include "surgery/surgery_util.h"
 #include "surgery/verify.h"
@@ -20,7 +20,7 @@ UpcycleResult upcycle(const UpcycleOptions& o) {
   auto store = CheckpointStore::open(o.source);
   ModelSpec dense = load_model_spec(*store);
   const bool granular = o.method == UpcycleMethod::Granular;
-  if (o.router == RouterInit::Hidden && o.prompts.empty()) fail("--router hidden needs --prompts FILE");
+  if (router_needs_prompts(o.router) && o.prompts.empty()) fail("--router ", to_string(o.router), " needs --prompts FILE");
   const int64_t G = granular ? o.granularity : 1;
   if (granular && G < 2) fail("--method granular needs --granularity G >= 2");
   if (G > 1 && o.num_experts % G != 0) fail("--experts ", o.num_experts, " must be a multiple of --granularity ", G);
@@ -44,10 +44,11 @@ UpcycleResult upcycle(const UpcycleOptions& o) {
   // are scaled by G: exact when every slice is active (k = E), since each slice appears E/G times.
   double scale = (o.renormalize ? 1.0 : static_cast<double>(o.num_experts) / o.top_k) * static_cast<double>(G);
 
-  std::map<int64_t, std::vector<float>> hidden_rows;
-  if (o.router == RouterInit::Hidden && !o.execute.dry_run) {
-    auto prompts = read_prompts_file(o.prompts, o.source, {}, o.num_experts);
-    hidden_rows = hidden_router_rows(dense, *store, target.moe_layers, prompts);
+  std::map<int64_t, std::vector<float>> router_rows;
+  if (!o.execute.dry_run) {
+    std::vector<ExpertPrompts> prompts;
+    if (router_needs_prompts(o.router)) prompts = read_prompts_file(o.prompts, o.source, {}, o.num_experts);
+    router_rows = initial_router_rows({o.router, o.router_std, o.seed}, dense, *store, target.moe_layers, o.num_experts, prompts);
   }
 
   DenseToMoe job;
@@ -66,12 +67,7 @@ UpcycleResult upcycle(const UpcycleOptions& o) {
       emit(e, w);
     }
   };
-  job.router = [&](int64_t l) {
-    const size_t n = static_cast<size_t>(o.num_experts * dense.hidden_size);
-    if (o.router == RouterInit::Random) return normal_floats(n, 0.0, o.router_std, mix_seed(o.seed, 0x7007e7, static_cast<uint64_t>(l)));
-    if (o.router == RouterInit::Hidden) return hidden_rows.at(l);
-    return std::vector<float>(n, 0.0f);
-  };
+  job.router = [&](int64_t l) { return router_rows.at(l); };
   OutputPlan plan = build_dense_to_moe_plan(job);
   plan.config = config;
   plan.side_files = side_files_of(*store);

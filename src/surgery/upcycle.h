@@ -1,6 +1,6 @@
 // `moeforge upcycle`: a dense llama/mistral/qwen2/qwen3 checkpoint -> a Mixtral / Qwen3-MoE /
 // Qwen2-MoE / OLMoE checkpoint whose experts come from the dense FFN (copy, noise, Drop-Upcycling,
-// granular slices) and whose routers start zero, random or from per-expert prompts ("hidden").
+// granular slices) and whose routers start zero, random or from per-expert prompts (router_init.h).
 #pragma once
 
 #include <cstdint>
@@ -21,9 +21,9 @@ struct UpcycleOptions {
   double noise_std = 0.01;         // relative to each matrix's RMS (noise)
   double drop_ratio = 0.5;         // fraction of intermediate units re-initialised (drop)
   int64_t granularity = 1;         // G slices of the FFN width (granular; experts % G == 0)
-  RouterInit router = RouterInit::Zero;        // zero | random | hidden
-  double router_std = 0.02;        // random
-  std::filesystem::path prompts;   // hidden: per-expert prompts (see hidden_router.h)
+  RouterInit router = RouterInit::Zero;        // any RouterInit (surgery/router_init.h)
+  double router_std = 0.02;        // normal
+  std::filesystem::path prompts;   // prompt modes: per-expert prompts (see router_init.h)
   std::string layers = "all";      // "all" or "0,2,4-7"
   uint64_t seed = 0;
   // Renormalise the top-k weights (norm_topk_prob). Without it (OLMoE/Qwen2-MoE default), zero

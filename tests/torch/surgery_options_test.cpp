@@ -11,7 +11,10 @@ namespace {
 
 TEST(SurgeryOptions, NamesRoundTrip) {
   for (const char* n : {"copy", "noise", "drop", "granular"}) EXPECT_STREQ(to_string(parse_upcycle_method(n)), n);
-  for (const char* n : {"zero", "random", "hidden"}) EXPECT_STREQ(to_string(parse_router_init(n)), n);
+  for (const char* n : {"zero", "normal", "ffn_input", "hidden", "hidden_avg", "cheap_embed", "random", "uniform_random"})
+    EXPECT_STREQ(to_string(parse_router_init(n)), n);
+  EXPECT_TRUE(router_needs_prompts(RouterInit::CheapEmbed));
+  EXPECT_FALSE(router_needs_prompts(RouterInit::UniformRandom));
   for (const char* n : {"average", "base"}) EXPECT_STREQ(to_string(parse_non_ffn(n)), n);
   for (const char* n : {"auto", "split", "none"}) EXPECT_STREQ(to_string(parse_clone_offset(n)), n);
   for (const char* n : {"fixed", "learned", "sigmoid"}) EXPECT_STREQ(to_string(parse_shared_gate(n)), n);
@@ -27,7 +30,7 @@ TEST(SurgeryOptions, NamesRoundTrip) {
 TEST(SurgeryOptions, BadValuesListTheChoices) {
   MOEFORGE_EXPECT_ERROR(parse_clone_offset("half"), "--offset: 'half' is not auto, split or none");
   MOEFORGE_EXPECT_ERROR(parse_upcycle_method("clone"), "--method: 'clone' is not copy, noise, drop or granular");
-  MOEFORGE_EXPECT_ERROR(parse_router_init("ones", "merge --router"), "merge --router: 'ones' is not zero, random or hidden");
+  MOEFORGE_EXPECT_ERROR(parse_router_init("ones", "merge --router"), "merge --router: 'ones' is not zero, normal, ffn_input, hidden, hidden_avg, cheap_embed, random or uniform_random");
   MOEFORGE_EXPECT_ERROR(parse_non_ffn("first"), "--non-ffn: 'first' is not average or base");
   MOEFORGE_EXPECT_ERROR(parse_shared_gate("tanh"), "--gate: 'tanh' is not fixed, learned or sigmoid");
   MOEFORGE_EXPECT_ERROR(parse_shared_init("top2"), "--init: 'top2' is not mean, random, top1, top1_average, top4_average or pca_topK");
