@@ -5,6 +5,7 @@ find_package(CLI11 REQUIRED)
 find_package(PkgConfig REQUIRED)
 pkg_check_modules(PCRE2 REQUIRED IMPORTED_TARGET libpcre2-8)
 pkg_check_modules(YAML REQUIRED IMPORTED_TARGET yaml-0.1)  # libyaml-dev: mergekit's YAML configs (io/yaml.h)
+pkg_check_modules(ZSTD REQUIRED IMPORTED_TARGET libzstd)   # libzstd-dev: .zst data files (data/text_file.h)
 find_package(Threads REQUIRED)
 
 if(MOEFORGE_WITH_TORCH)

@@ -21,8 +21,10 @@ std::string lower(std::string s) {
   return s;
 }
 
+// The name without its compression suffix (.gz, .zst): "code.jsonl.zst" -> "code.jsonl".
 std::string strip_gz(std::string name) {
   if (ends_with(name, ".gz")) name.resize(name.size() - 3);
+  else if (ends_with(name, ".zst")) name.resize(name.size() - 4);
   return name;
 }
 
@@ -81,7 +83,7 @@ void add_path(const fs::path& path, double weight, const std::string& domain, co
   s.path = path;
   if (!format_for_path(path, s.format))
     fail("--data entry '", entry, "': unsupported file type '", path.filename().string(),
-         "' (use .txt, .jsonl, optionally .gz, a directory, or a mixture .json)");
+         "' (use .txt, .jsonl, optionally .gz or .zst, a directory, or a mixture .json)");
   s.weight = weight;
   s.domain = domain.empty() ? default_domain_name(path) : domain;
   s.entry = entry;

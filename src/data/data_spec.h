@@ -1,7 +1,7 @@
 // `--data SPEC` parsing: which files feed a dataset and with what mixture weight.
 //
-//   prose.txt                         one file (.txt, .jsonl, optionally .gz)
-//   corpus/                           every .txt/.jsonl(.gz) file below the directory (sorted)
+//   prose.txt                         one file (.txt, .jsonl, optionally .gz or .zst)
+//   corpus/                           every .txt/.jsonl(.gz/.zst) file below the directory (sorted)
 //   code.jsonl:0.4,prose.jsonl:0.6    weighted mixture (weights need not sum to 1)
 //   mix.json                          mixture file: {"sources": [{"path": "code.jsonl", "weight": 0.4,
 //                                     "domain": "code"}, ...]} or {"code.jsonl": 0.4, ...};
@@ -14,7 +14,7 @@
 
 namespace moeforge::data {
 
-enum class SourceFormat { Text, Jsonl };  // .txt/.text(.gz) / .jsonl/.ndjson(.gz)
+enum class SourceFormat { Text, Jsonl };  // .txt/.text(.gz/.zst) / .jsonl/.ndjson(.gz/.zst)
 
 struct SourceSpec {
   std::filesystem::path path;  // one file
@@ -35,7 +35,7 @@ std::vector<SourceSpec> parse_data_spec(const std::string& spec);
 // parse_data_spec does: a path that exists wins over a ":weight" reading.
 std::string resolve_data_spec(const std::filesystem::path& base_dir, const std::string& spec);
 
-// Format from the file name: .txt/.text(.gz) -> Text, .jsonl/.ndjson(.gz) -> Jsonl. Returns false
+// Format from the file name: .txt/.text(.gz/.zst) -> Text, .jsonl/.ndjson(.gz/.zst) -> Jsonl. Returns false
 // when the name is not a data file.
 bool format_for_path(const std::filesystem::path& path, SourceFormat& format);
 

@@ -1,9 +1,10 @@
-// Reading text inputs that may be gzip-compressed (.gz, detected by content, not name): a line
-// reader with line numbers, whole-file reads, and a UTF-8 validity check.
+// Reading text inputs that may be compressed (gzip or zstd, detected by content, not name): a
+// line reader with line numbers, whole-file reads, and a UTF-8 validity check.
 #pragma once
 
 #include <cstddef>
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -11,7 +12,7 @@ namespace moeforge::data {
 
 class LineReader {
  public:
-  // Opens `path` (plain or gzip). Throws naming the file when it cannot be opened.
+  // Opens `path` (plain, gzip or zstd). Throws naming the file when it cannot be opened.
   explicit LineReader(const std::filesystem::path& path);
   ~LineReader();
   LineReader(const LineReader&) = delete;
@@ -26,14 +27,14 @@ class LineReader {
  private:
   bool fill();
   std::filesystem::path path_;
-  void* file_ = nullptr;  // gzFile
+  std::unique_ptr<class ByteSource> source_;  // decompressed bytes of the file
   std::string buffer_;
   size_t pos_ = 0;
   bool eof_ = false;
   size_t line_number_ = 0;
 };
 
-// The whole (decompressed) contents of a plain or gzip file.
+// The whole (decompressed) contents of a plain, gzip or zstd file.
 std::string read_text_file(const std::filesystem::path& path);
 
 // Byte offset of the first invalid UTF-8 sequence (overlongs, surrogates and > U+10FFFF are

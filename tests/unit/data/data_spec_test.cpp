@@ -15,6 +15,7 @@ TEST(DataSpec, FilesDirectoriesAndWeights) {
   write_text_file(dir / "b.txt", "x\n");
   std::filesystem::create_directories(dir / "sub" / "deep");
   write_text_file(dir / "sub" / "deep" / "c.jsonl.gz", "");
+  write_text_file(dir / "sub" / "deep" / "d.txt.zst", "");
   write_text_file(dir / "sub" / "notes.md", "ignored");
 
   auto one = parse_data_spec((dir / "a.jsonl").string());
@@ -24,9 +25,12 @@ TEST(DataSpec, FilesDirectoriesAndWeights) {
   EXPECT_LT(one[0].weight, 0);
 
   auto sub = parse_data_spec((dir / "sub").string());
-  ASSERT_EQ(sub.size(), 1u);
+  ASSERT_EQ(sub.size(), 2u);
   EXPECT_EQ(sub[0].path.filename(), "c.jsonl.gz");
   EXPECT_EQ(sub[0].domain, "c");
+  EXPECT_EQ(sub[1].path.filename(), "d.txt.zst");
+  EXPECT_EQ(sub[1].format, SourceFormat::Text);
+  EXPECT_EQ(sub[1].domain, "d");
 
   auto mix = parse_data_spec((dir / "a.jsonl").string() + ":0.4," + (dir / "b.txt").string() + ":0.6");
   ASSERT_EQ(mix.size(), 2u);

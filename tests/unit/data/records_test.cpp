@@ -2,6 +2,9 @@
 // bad records with file:line, strict mode.
 #include <gtest/gtest.h>
 #include <zlib.h>
+#include <zstd.h>
+
+#include <fstream>
 
 #include "data/records.h"
 #include "data/text_file.h"
@@ -59,6 +62,45 @@ TEST(Records, JsonlTextChatDomainAndGzip) {
   EXPECT_EQ(records[1].messages.size(), 2u);
   EXPECT_EQ(records[1].domain, "dflt");
   EXPECT_EQ(records[1].line, 2u);
+}
+
+// `text` as a zstd file of `frames` frames (what `cat a.zst b.zst` or pzstd produce), level 3.
+void write_zstd(const std::filesystem::path& path, const std::string& text, size_t frames) {
+  std::string out;
+  const size_t step = (text.size() + frames - 1) / frames;
+  for (size_t at = 0; at < text.size(); at += step) {
+    const std::string part = text.substr(at, step);
+    std::string frame(ZSTD_compressBound(part.size()), '\0');
+    const size_t n = ZSTD_compress(frame.data(), frame.size(), part.data(), part.size(), 3);
+    ASSERT_FALSE(ZSTD_isError(n));
+    out.append(frame.data(), n);
+  }
+  std::ofstream(path, std::ios::binary) << out;
+}
+
+TEST(Records, ZstdFilesReadLikeTheirPlainText) {
+  TempDir dir;
+  std::string text;
+  for (int i = 0; i < 5000; ++i) text += "{\"text\": \"line " + std::to_string(i) + " of a pretraining dump\", \"domain\": \"web\"}\n";
+  ASSERT_GT(text.size(), 3u * 65536);  // several read chunks
+  write_text_file(dir / "plain.jsonl", text);
+  write_zstd(dir / "dump.jsonl.zst", text, 3);
+  EXPECT_EQ(read_text_file(dir / "dump.jsonl.zst"), text);
+  auto plain = read_records(source(dir / "plain.jsonl", SourceFormat::Jsonl), {});
+  auto packed = read_records(source(dir / "dump.jsonl.zst", SourceFormat::Jsonl), {});
+  ASSERT_EQ(packed.size(), 5000u);
+  ASSERT_EQ(packed.size(), plain.size());
+  for (size_t i = 0; i < plain.size(); i += 997) {
+    EXPECT_EQ(packed[i].text, plain[i].text);
+    EXPECT_EQ(packed[i].line, plain[i].line);
+  }
+  // A cut-off file is an error naming it, not a silently shorter corpus.
+  std::ifstream in(dir / "dump.jsonl.zst", std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), {});
+  std::ofstream(dir / "cut.jsonl.zst", std::ios::binary) << bytes.substr(0, bytes.size() - 7);
+  MOEFORGE_EXPECT_ERROR(read_text_file(dir / "cut.jsonl.zst"), "cut.jsonl.zst': truncated zstd stream");
+  std::ofstream(dir / "junk.txt.zst", std::ios::binary) << std::string("\x28\xb5\x2f\xfd garbage", 12);
+  MOEFORGE_EXPECT_ERROR(read_text_file(dir / "junk.txt.zst"), "error reading '");
 }
 
 TEST(Records, BadRecordsCountedWithLinesAndStrict) {
