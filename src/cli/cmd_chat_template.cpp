@@ -115,7 +115,7 @@ int run_chat_template(const ChatTemplateOptions& o) {
 CommandRegistrar registrar([](CLI::App& app) {
   auto options = std::make_shared<ChatTemplateOptions>();
   auto* sub = app.add_subcommand("chat-template", "Render a tokenizer's chat template for a conversation (as transformers does)");
-  sub->add_option("--tokenizer", options->tokenizer, "Tokenizer directory (tokenizer_config.json and/or chat_template.jinja)");
+  accepts_hub_id(sub->add_option("--tokenizer", options->tokenizer, "Tokenizer directory (tokenizer_config.json and/or chat_template.jinja)"));
   sub->add_option("--template", options->template_file, "Jinja template file to use instead of the tokenizer's");
   sub->add_option("--messages", options->messages,
                   "JSON file ('-' = stdin): an array of {role, content} messages, or {\"messages\": [...], \"tools\": [...], kwargs...}");

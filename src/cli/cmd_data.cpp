@@ -29,7 +29,7 @@ struct DataCommandOptions {
 
 void add_data_flags(CLI::App* sub, DataCommandOptions& o) {
   sub->add_option("--data", o.spec, "Data spec: file(s), directory, 'a.jsonl:0.4,b.jsonl:0.6' or a mixture .json")->required();
-  sub->add_option("--tokenizer", o.tokenizer, "Tokenizer directory (tokenizer.json, tokenizer_config.json)")->required();
+  accepts_hub_id(sub->add_option("--tokenizer", o.tokenizer, "Tokenizer directory (tokenizer.json, tokenizer_config.json)"))->required();
   sub->add_option("--block-size", o.data.block_size, "Tokens per block")->capture_default_str();
   sub->add_option("--validation-fraction", o.data.validation_fraction, "Documents held out per (file, domain)")
       ->capture_default_str();

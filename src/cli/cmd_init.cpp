@@ -25,7 +25,7 @@ CommandRegistrar init_command([](CLI::App& app) {
   sub->add_option("--seed", o->init.seed, "Random seed")->capture_default_str();
   sub->add_option("--std", o->init.std, "Standard deviation of the normal init")->capture_default_str();
   sub->add_option("--dtype", o->dtype, "fp32 | bf16")->capture_default_str();
-  sub->add_option("--tokenizer", o->tokenizer, "Tokenizer directory: sets vocab_size and bos/eos/pad ids, files copied");
+  accepts_hub_id(sub->add_option("--tokenizer", o->tokenizer, "Tokenizer directory: sets vocab_size and bos/eos/pad ids, files copied"));
   sub->add_flag("--overwrite", o->init.overwrite, "Replace an existing output directory");
   set_action(sub, [o] {
     if (!o->config.empty()) o->init.config = init::parse_config_argument(o->config);

@@ -23,7 +23,7 @@ CommandRegistrar select_data_command([](CLI::App& app) {
   auto o = std::make_shared<SelectCommandOptions>();
   auto* sub = app.add_subcommand("select-data", "Entropy-based data selection under a token or sample budget (writes JSONL)");
   sub->add_option("--data", o->spec, "Data spec (files, directory, mixture)")->required();
-  sub->add_option("--tokenizer", o->tokenizer, "Tokenizer directory or tokenizer.json")->required();
+  accepts_hub_id(sub->add_option("--tokenizer", o->tokenizer, "Tokenizer directory or tokenizer.json"))->required();
   auto* tokens = sub->add_option("--budget", o->select.budget_tokens, "Tokens to select")->check(CLI::PositiveNumber);
   auto* samples = sub->add_option("--budget-samples", o->select.budget_samples, "Records to select (instead of --budget)")
                       ->check(CLI::PositiveNumber);

@@ -131,7 +131,7 @@ int run_bench(const Tokenizer& tokenizer, const TokenizeOptions& o, const std::s
 CommandRegistrar tokenize_command([](CLI::App& app) {
   auto o = std::make_shared<TokenizeOptions>();
   auto* sub = app.add_subcommand("tokenize", "Encode text to token ids (or decode ids) with a Hugging Face tokenizer.json");
-  sub->add_option("--tokenizer", o->tokenizer, "tokenizer.json, or a directory holding it")->required();
+  accepts_hub_id(sub->add_option("--tokenizer", o->tokenizer, "tokenizer.json, or a directory holding it"))->required();
   auto* text = sub->add_option("--text", o->text, "Text to encode (with --decode: ids as '1,2,3' or '1 2 3')");
   auto* file = sub->add_option("--file", o->file, "Read the input from this file ('-' for stdin)");
   text->excludes(file);

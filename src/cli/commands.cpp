@@ -1,5 +1,7 @@
 #include "cli/commands.h"
 
+#include "common/hf_cache.h"
+
 #include <map>
 
 #include "common/error.h"
@@ -31,6 +33,10 @@ int run_selected(CLI::App& app) {
   auto it = actions().find(selected);
   if (it == actions().end()) fail("subcommand '", selected->get_name(), "' needs a further subcommand; see --help");
   return it->second();
+}
+
+CLI::Option* accepts_hub_id(CLI::Option* option) {
+  return option->transform([](std::string value) { return resolve_hub_reference(value); }, "", "");
 }
 
 }  // namespace moeforge::cli

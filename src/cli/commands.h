@@ -26,4 +26,9 @@ void set_action(CLI::App* subcommand, std::function<int()> action);
 // Runs the action of the deepest parsed subcommand; returns its exit code.
 int run_selected(CLI::App& app);
 
+// Lets a model (or tokenizer) option take a Hugging Face id: a value that is not an existing path
+// but names a model in the local Hugging Face cache becomes its snapshot directory
+// (common/hf_cache.h). Returns `option`.
+CLI::Option* accepts_hub_id(CLI::Option* option);
+
 }  // namespace moeforge::cli

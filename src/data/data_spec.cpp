@@ -1,6 +1,8 @@
 // Data spec parsing: comma lists with optional ":weight", directories, mixture JSON files.
 #include "data/data_spec.h"
 
+#include "common/hf_cache.h"
+
 #include <algorithm>
 #include <cerrno>
 #include <cstdlib>
@@ -78,7 +80,11 @@ void add_path(const fs::path& path, double weight, const std::string& domain, co
     }
     return;
   }
-  if (!fs::is_regular_file(path, ec)) fail("--data entry '", entry, "': no such file or directory '", path.string(), "'");
+  if (!fs::is_regular_file(path, ec)) {
+    if (!fs::exists(path, ec))
+      if (auto cached = find_in_hub_cache(path.string(), HubKind::Dataset)) return add_path(*cached, weight, domain, entry, out);
+    fail("--data entry '", entry, "': no such file or directory '", path.string(), "'", hub_cache_hint(path.string(), HubKind::Dataset));
+  }
   SourceSpec s;
   s.path = path;
   if (!format_for_path(path, s.format))

@@ -1,5 +1,7 @@
 #include "io/checkpoint_store.h"
 
+#include "common/hf_cache.h"
+
 #include <algorithm>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -85,7 +87,7 @@ std::shared_ptr<CheckpointStore> CheckpointStore::open(const fs::path& path) {
       store->shard_files_ = found;
     }
   } else {
-    fail(path.string(), ": no such file or directory");
+    fail(path.string(), ": no such file or directory", hub_cache_hint(path.string()));
   }
 
   if (store->shard_of_.empty()) {

@@ -2,9 +2,12 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <sstream>
 
+#include "common/hf_cache.h"
 #include "common/strings.h"
+#include "surgery/output_card.h"
 #include "surgery/remote_code.h"
 
 namespace moeforge::pipeline {
@@ -111,21 +114,47 @@ void loading_section(const nlohmann::json& model_config, std::ostringstream& out
       << surgery::loading_code(model_config, "model_dir") << "```\n\n";
 }
 
+// A data spec with each entry's directories dropped ("/x/code.jsonl:0.4,/y/prose" -> "code.jsonl:0.4,prose").
+std::string file_names(const std::string& spec) {
+  std::string out;
+  size_t start = 0;
+  while (start <= spec.size()) {
+    size_t comma = spec.find(',', start);
+    if (comma == std::string::npos) comma = spec.size();
+    std::string entry = spec.substr(start, comma - start);
+    while (!entry.empty() && entry.back() == '/') entry.pop_back();
+    const size_t slash = entry.rfind('/');
+    out += (out.empty() ? "" : ",") + (slash == std::string::npos ? entry : entry.substr(slash + 1));
+    start = comma + 1;
+  }
+  return out;
+}
+
 }  // namespace
 
 std::string model_card_markdown(const ModelCard& card) {
   std::ostringstream out;
   const std::string base = card.config.value("base", std::string());
+  // The Hub's conventions: base_model only as a repo id (a base in the Hugging Face cache), the
+  // base card's licence carried, no absolute local paths.
+  const std::string base_id = hub_id_of(base);
+  const std::string base_shown = base_id.empty() ? std::filesystem::path(base).lexically_normal().filename().string() : base_id;
   out << "---\nlibrary_name: transformers\n";
-  out << "base_model: " << yaml_quote(std::filesystem::path(base).filename().string()) << "\n";
+  if (!base_id.empty()) out << "base_model: " << yaml_quote(base_id) << "\nbase_model_relation: finetune\n";
+  {
+    std::ifstream in(std::filesystem::path(base) / "README.md", std::ios::binary);
+    const std::string base_card(std::istreambuf_iterator<char>(in), {});
+    for (const char* key : {"license", "license_name", "license_link"})
+      if (const std::string v = surgery::front_matter_value(base_card, key); !v.empty()) out << key << ": " << yaml_quote(v) << "\n";
+  }
   out << "tags:\n- moeforge\n" << (card.spec.has_moe() ? "- moe\n- mixture-of-experts\n" : "") << "---\n\n";
   out << "# " << card.name << "\n\n";
   out << "Made by `moeforge pipeline` (moeforge " << card.version << ").\n\n## Method\n\n";
-  out << "- Base model: `" << base << "` (" << describe(card.base_spec) << ")\n";
+  out << "- Base model: `" << base_shown << "` (" << describe(card.base_spec) << ")\n";
   out << "- This model: " << describe(card.spec) << "\n";
   surgery_section(card.config, out);
   training_section(card.config, out);
-  out << "- Data: `" << card.config.value("data", std::string()) << "`\n\n";
+  out << "- Data: `" << file_names(card.config.value("data", std::string())) << "`\n\n";
   loading_section(card.model_config, out);
   out << "## Evaluation\n\n";
   eval_section(card.eval, out);

@@ -1,5 +1,7 @@
 #include "pipeline/pipeline_config.h"
 
+#include "common/hf_cache.h"
+
 #include "common/error.h"
 #include "common/strings.h"
 #include "data/data_spec.h"
@@ -17,10 +19,15 @@ JsonFields fields(const nlohmann::json& object, const std::string& where, const 
   return JsonFields(object, label, where, "the config");
 }
 
-// Resolves a path against the config file's directory (data specs: data::resolve_data_spec).
+// Resolves a path against the config file's directory (data specs: data::resolve_data_spec); a
+// model id that is no such path but is in the local Hugging Face cache becomes its snapshot.
 fs::path resolve(const fs::path& base_dir, const std::string& text) {
   fs::path p(text);
-  return p.is_absolute() ? p : (base_dir / p).lexically_normal();
+  const fs::path local = p.is_absolute() ? p : (base_dir / p).lexically_normal();
+  std::error_code ec;
+  if (!fs::exists(local, ec))
+    if (auto cached = find_in_hub_cache(text, HubKind::Model)) return *cached;
+  return local;
 }
 
 }  // namespace

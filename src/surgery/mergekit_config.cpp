@@ -6,6 +6,7 @@
 
 #include "arch/family_adapter.h"
 #include "common/error.h"
+#include "common/hf_cache.h"
 #include "common/strings.h"
 #include "io/checkpoint_store.h"
 #include "io/yaml.h"
@@ -38,10 +39,11 @@ struct Reader {
     const fs::path as_given(ref), beside = file.parent_path() / ref;
     for (const fs::path& p : {as_given, beside})
       if (fs::exists(p / "config.json")) return p;
+    if (auto cached = find_in_hub_cache(ref, HubKind::Model)) return *cached;
     if (ref.find('@') != std::string::npos) bad(field, "'" + ref + "': @revision references are not supported; give the snapshot directory");
     bad(field, "'" + ref + "' is not a model directory (no config.json in " + fs::absolute(as_given).string() +
                    (beside == as_given ? "" : " or " + fs::absolute(beside).lexically_normal().string()) +
-                   "); Hub ids are not downloaded");
+                   ")" + hub_cache_hint(ref));
   }
 
   std::vector<std::string> prompts(const Json& expert, const std::string& key, const std::string& where) const {

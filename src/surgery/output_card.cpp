@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <sstream>
 
+#include "common/hf_cache.h"
 #include "surgery/remote_code.h"
 
 namespace moeforge::surgery {
@@ -45,21 +46,45 @@ std::string architecture(const nlohmann::json& c) {
 
 }  // namespace
 
-std::string output_card_markdown(const OutputCard& card, const nlohmann::json& config, bool base_card_kept) {
+std::string front_matter_value(const std::string& markdown, const std::string& key) {
+  std::istringstream in(markdown);
+  std::string line;
+  if (!std::getline(in, line) || line.rfind("---", 0) != 0) return "";
+  while (std::getline(in, line)) {
+    if (line.rfind("---", 0) == 0) break;
+    if (line.rfind(key + ":", 0) != 0) continue;
+    std::string v = line.substr(key.size() + 1);
+    while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.erase(0, 1);
+    while (!v.empty() && (v.back() == ' ' || v.back() == '\r')) v.pop_back();
+    if (v.size() >= 2 && (v.front() == '"' || v.front() == '\'') && v.back() == v.front()) v = v.substr(1, v.size() - 2);
+    return v;
+  }
+  return "";
+}
+
+std::string output_card_markdown(const OutputCard& card, const nlohmann::json& config, const std::string* base_card) {
   const bool remote = uses_remote_code(config);
-  const std::string base_name = std::filesystem::path(card.base).filename().string();
+  const std::string base_name = std::filesystem::path(card.base).lexically_normal().filename().string();
+  const std::string base_id = hub_id_of(card.base);
+  const std::string shown = base_id.empty() ? (base_name.empty() ? std::string("model") : base_name) : base_id;
   std::ostringstream out;
   out << "---\n"
-      << "library_name: transformers\n"
-      << "base_model: " << yaml_quote(base_name.empty() ? card.base : base_name) << "\n"
-      << "tags:\n  - moe\n  - moeforge\n  - moeforge-" << card.operation << "\n";
+      << "library_name: transformers\n";
+  if (!base_id.empty())
+    out << "base_model: " << yaml_quote(base_id) << "\n"
+        << "base_model_relation: " << (card.operation == "merge" ? "merge" : "finetune") << "\n";
+  if (base_card)
+    for (const char* key : {"license", "license_name", "license_link"})
+      if (const std::string v = front_matter_value(*base_card, key); !v.empty()) out << key << ": " << yaml_quote(v) << "\n";
+  out << "tags:\n  - moe\n  - moeforge\n  - moeforge-" << card.operation << "\n";
   if (remote) out << "  - custom_code\n";
   out << "---\n\n"
-      << "# " << (base_name.empty() ? "model" : base_name) << ", " << card.operation << "\n\n"
-      << "Produced by `moeforge " << card.operation << "` from `" << card.base << "`: " << card.what << ".\n\n"
+      << "# " << shown << ", " << card.operation << "\n\n"
+      << "Produced by `moeforge " << card.operation << "` from " << (base_id.empty() ? "the local model `" + shown + "`" : "[" + base_id + "](https://huggingface.co/" + base_id + ")")
+      << ": " << card.what << ".\n\n"
       << "- Architecture: " << architecture(config) << "\n"
       << "- Not trained since the surgery: evaluate or train it before use.\n";
-  if (base_card_kept)
+  if (base_card)
     out << "- The base model's card is kept as `BASE_MODEL_CARD.md`; its licence and use terms still apply.\n";
   out << "\n## Loading\n\n"
       << (remote ? "transformers' own family cannot express this model; the modeling files beside the weights "

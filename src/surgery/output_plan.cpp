@@ -1,6 +1,9 @@
 // Plan printing and execution for surgery outputs (see output_plan.h).
 #include "surgery/output_plan.h"
 
+#include <fstream>
+#include <optional>
+
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -192,19 +195,23 @@ fs::path execute(const OutputPlan& plan, const fs::path& destination, const Exec
   const auto remote_code_files = apply_remote_code(config, options.remote_code);
   if (!options.remote_code && !options.quiet) std::cerr << note_ignored_by_transformers(config);
   writer.add_file("config.json", config.dump(2) + "\n");
-  bool base_card = false;
+  std::optional<std::string> base_card;
   for (const auto& f : plan.side_files) {
     const std::string name = f.filename().string();
     if (is_remote_code_file(name)) continue;
     if (!plan.card.operation.empty() && (name == "README.md" || name == "BASE_MODEL_CARD.md")) {
       // The output's README is its own card; the base's is kept under another name (once).
-      if (!base_card) writer.copy_file("BASE_MODEL_CARD.md", f);
-      base_card = true;
+      if (!base_card) {
+        writer.copy_file("BASE_MODEL_CARD.md", f);
+        std::ifstream in(f, std::ios::binary);
+        base_card = std::string(std::istreambuf_iterator<char>(in), {});
+      }
       continue;
     }
     writer.copy_file(name, f);
   }
-  if (!plan.card.operation.empty()) writer.add_file("README.md", output_card_markdown(plan.card, config, base_card));
+  if (!plan.card.operation.empty())
+    writer.add_file("README.md", output_card_markdown(plan.card, config, base_card ? &*base_card : nullptr));
   for (const auto& [name, contents] : plan.extra_files) writer.add_file(name, contents);
   for (const auto& [name, contents] : remote_code_files) writer.add_file(name, contents);
   return writer.commit();

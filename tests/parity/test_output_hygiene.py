@@ -77,7 +77,7 @@ def check_unwritable(tmp, model_dir, data):
 def check_cards_and_licences(tmp, model_dir):
     base = os.path.join(tmp, "carded")
     subprocess.run(["cp", "-r", model_dir, base], check=True)
-    files = {"README.md": "# Base model\n\nTHE BASE CARD TEXT\n", "LICENSE": "LLAMA LICENCE TERMS\n",
+    files = {"README.md": "---\nlicense: llama3.2\nlanguage: en\n---\n# Base model\n\nTHE BASE CARD TEXT\n", "LICENSE": "LLAMA LICENCE TERMS\n",
              "USE_POLICY.md": "acceptable use\n", "NOTICE": "notice text\n"}
     for name, text in files.items():
         with open(os.path.join(base, name), "w") as f:
@@ -88,8 +88,30 @@ def check_cards_and_licences(tmp, model_dir):
         failures.append(f"upcycle with a card: exit {r.returncode}: {r.stderr[-300:]}")
         return
     card = open(os.path.join(out, "README.md")).read()
-    if "THE BASE CARD TEXT" in card or "moeforge upcycle" not in card or "base_model:" not in card:
-        failures.append(f"README.md of the upcycled model is not its own card:\n{card[:400]}")
+    if "THE BASE CARD TEXT" in card or "moeforge upcycle" not in card or 'license: "llama3.2"' not in card:
+        failures.append(f"README.md of the upcycled model is not its own card with the base's licence:\n{card[:400]}")
+    if tmp in card or "base_model:" in card:  # a local base has no repo id; no absolute paths either way
+        failures.append(f"the card of a local base names a path or a base_model:\n{card[:400]}")
+    # A base in the local Hugging Face cache, given by its id: the card names it as the Hub does.
+    hub = os.path.join(tmp, "hf_home", "hub", "models--acme--tiny-llama")
+    os.makedirs(os.path.join(hub, "refs"))
+    os.makedirs(os.path.join(hub, "snapshots"))
+    subprocess.run(["cp", "-r", base, os.path.join(hub, "snapshots", "0123abc")], check=True)
+    with open(os.path.join(hub, "refs", "main"), "w") as f:
+        f.write("0123abc")
+    env = dict(os.environ, HF_HOME=os.path.join(tmp, "hf_home"))
+    env.pop("HF_HUB_CACHE", None)
+    hub_out = os.path.join(tmp, "from_hub_id")
+    r = run_moeforge("upcycle", "acme/tiny-llama", "--experts", 4, "--top-k", 2, "--to", "mixtral", "--out", hub_out, check=False,
+                     env=env)
+    hub_card = open(os.path.join(hub_out, "README.md")).read() if r.returncode == 0 else ""
+    if r.returncode != 0 or 'base_model: "acme/tiny-llama"' not in hub_card or "base_model_relation: finetune" not in hub_card \
+            or tmp in hub_card:
+        failures.append(f"upcycle of a cached hub id: exit {r.returncode} {r.stderr[-300:]}\n{hub_card[:400]}")
+    r = run_moeforge("upcycle", "acme/missing-model", "--experts", 4, "--top-k", 2, "--to", "mixtral", "--out",
+                     os.path.join(tmp, "nowhere"), check=False, env=env)
+    if r.returncode != 1 or "Hugging Face cache" not in r.stderr or "hf download acme/missing-model" not in r.stderr:
+        failures.append(f"an id not in the cache: exit {r.returncode}: {r.stderr.strip()}")
     if not os.path.exists(os.path.join(out, "BASE_MODEL_CARD.md")) or \
             "THE BASE CARD TEXT" not in open(os.path.join(out, "BASE_MODEL_CARD.md")).read():
         failures.append("the base's card was not kept as BASE_MODEL_CARD.md")

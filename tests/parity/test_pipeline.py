@@ -97,6 +97,9 @@ def check_outputs(run, failures):
         card = f.read()
     if not card.startswith("---\nlibrary_name: transformers") or "toy-two-phase" not in card or f"{trained:.4f}" not in card:
         failures.append("model card lacks front matter, recipe or the measured loss")
+    if os.path.dirname(os.path.abspath(run)) in card:
+        line = next(l for l in card.splitlines() if os.path.dirname(os.path.abspath(run)) in l)
+        failures.append(f"model card names an absolute local path: {line}")
 
 
 def check_export_reloads(run, failures):

@@ -14,7 +14,7 @@ const CommandRegistrar registrar([](CLI::App& app) {
   auto plan = std::make_shared<std::string>();
   auto learned = std::make_shared<bool>(false);
   auto* sub = app.add_subcommand("add-shared-expert", "Add a shared (always-on) expert to every MoE layer");
-  sub->add_option("model", *source, "MoE model directory")->required();
+  accepts_hub_id(sub->add_option("model", *source, "MoE model directory"))->required();
   auto init = std::make_shared<std::string>("mean");
   auto gate = std::make_shared<std::string>("fixed");
   sub->add_option("--init", *init, "mean | random | top1 | top1_average | top4_average | pca_topK (default mean)");

@@ -95,10 +95,10 @@ struct EvalCommand {
 const CommandRegistrar registrar([](CLI::App& app) {
   auto c = std::make_shared<EvalCommand>();
   auto* sub = app.add_subcommand("eval", "Perplexity, expert balance and balanced perplexity (optionally vs a baseline)");
-  sub->add_option("model", c->model_dir, "model directory")->required();
+  accepts_hub_id(sub->add_option("model", c->model_dir, "model directory"))->required();
   sub->add_option("--data", c->data_spec, "data spec (.txt, .jsonl, chat .jsonl, dirs, mixtures)")->required();
   sub->add_option("--baseline", c->baseline_dir, "baseline model (a teacher, the model before training): same tokenizer, vocabulary equal up to padding");
-  sub->add_option("--tokenizer", c->tokenizer_dir, "tokenizer directory (default: the model's)");
+  accepts_hub_id(sub->add_option("--tokenizer", c->tokenizer_dir, "tokenizer directory (default: the model's)"));
   sub->add_option("--split", c->split, "'all' (default) or 'validation' (the held-out split training uses)");
   sub->add_option("--validation-fraction", c->validation_fraction, "with --split validation")->capture_default_str();
   sub->add_option("--block-size", c->block_size, "tokens per sequence")->capture_default_str();

@@ -68,7 +68,7 @@ struct ForwardCommand {
 const CommandRegistrar registrar([](CLI::App& app) {
   auto command = std::make_shared<ForwardCommand>();
   auto* sub = app.add_subcommand("forward", "Run one sequence; write logits and router logits (parity/debugging)");
-  sub->add_option("model", command->model_dir, "model directory")->required();
+  accepts_hub_id(sub->add_option("model", command->model_dir, "model directory"))->required();
   sub->add_option("--ids", command->ids_text, "comma-separated token ids");
   sub->add_option("--text", command->text, "text, tokenized with the model's tokenizer.json");
   sub->add_option("--out", command->out, "output .safetensors file")->required();

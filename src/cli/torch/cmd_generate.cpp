@@ -32,7 +32,7 @@ struct SamplingFlags {
     sub->add_option("--top-p", top_p, "nucleus sampling threshold (1 = off)");
     sub->add_option("--seed", seed, "sampling seed")->capture_default_str();
     sub->add_option("--force-expert", force_expert, "LAYER:EXPERT[,..] route every token of a layer to one expert (*:E every MoE layer; -1 the last layer)");
-    sub->add_option("--tokenizer", tokenizer_dir, "tokenizer directory (default: the model's)");
+    accepts_hub_id(sub->add_option("--tokenizer", tokenizer_dir, "tokenizer directory (default: the model's)"));
   }
   // Errors in the flags themselves, before the model is loaded.
   void check() const {
@@ -162,7 +162,7 @@ struct ChatCommand {
 const CommandRegistrar generate_registrar([](CLI::App& app) {
   auto c = std::make_shared<GenerateCommand>();
   auto* sub = app.add_subcommand("generate", "Generate text from a prompt (KV cache, sampling, single-expert routing)");
-  sub->add_option("model", c->model_dir, "model directory")->required();
+  accepts_hub_id(sub->add_option("model", c->model_dir, "model directory"))->required();
   sub->add_option("--prompt", c->prompt, "prompt text")->required();
   sub->add_flag("--json", c->json, "print ids and text as JSON");
   sub->add_flag("--no-special", c->no_special, "do not add BOS/EOS to the prompt");
@@ -174,7 +174,7 @@ const CommandRegistrar generate_registrar([](CLI::App& app) {
 const CommandRegistrar chat_registrar([](CLI::App& app) {
   auto c = std::make_shared<ChatCommand>();
   auto* sub = app.add_subcommand("chat", "Interactive chat using the model's chat template, streaming tokens");
-  sub->add_option("model", c->model_dir, "model directory")->required();
+  accepts_hub_id(sub->add_option("model", c->model_dir, "model directory"))->required();
   sub->add_option("--system", c->system, "system message");
   c->sampling.add_to(sub);
   c->runtime.add_to(sub);

@@ -13,7 +13,7 @@ const CommandRegistrar registrar([](CLI::App& app) {
   auto plan = std::make_shared<std::string>();
   auto no_verify = std::make_shared<bool>(false);
   auto* sub = app.add_subcommand("grow", "Add experts to a MoE by cloning existing ones (indices never move)");
-  sub->add_option("model", *source, "MoE model directory")->required();
+  accepts_hub_id(sub->add_option("model", *source, "MoE model directory"))->required();
   sub->add_option("--clone", o->clone, "LAYER:EXPERT[,..] sources to clone; '*:E' clones E in every MoE layer");
   sub->add_option("--plan", *plan, "plan JSON with \"clone\" (see src/arch/plan.h)");
   sub->add_option("--router-noise", o->router_noise, "clone router rows: noise std relative to the row RMS (default 0.01)");

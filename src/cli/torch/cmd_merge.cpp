@@ -4,6 +4,7 @@
 #include "cli/commands.h"
 #include "cli/torch/surgery_flags.h"
 #include "common/error.h"
+#include "common/hf_cache.h"
 #include "surgery/merge.h"
 #include "surgery/mergekit_config.h"
 
@@ -21,7 +22,7 @@ const CommandRegistrar registrar([](CLI::App& app) {
   auto* mk = sub->add_option("--mergekit-config", *mergekit,
                              "a mergekit-moe YAML (base_model, experts with prompts, gate_mode, experts_per_token, ...) "
                              "instead of the flags below");
-  auto* base_flag = sub->add_option("--base", *base, "base model: architecture, non-FFN tensors (--non-ffn base), hidden states");
+  auto* base_flag = accepts_hub_id(sub->add_option("--base", *base, "base model: architecture, non-FFN tensors (--non-ffn base), hidden states"));
   auto* expert_flag = sub->add_option("--expert", *experts, "NAME=DIR, repeated: each model's FFN becomes an expert");
   auto* top_k = sub->add_option("--top-k", o->top_k, "experts per token");
   auto* to = sub->add_option("--to", o->to, "target family: mixtral | qwen3_moe | qwen2_moe | olmoe (default mixtral)");
@@ -57,7 +58,7 @@ const CommandRegistrar registrar([](CLI::App& app) {
       for (const auto& item : *experts) {
         auto eq = item.find('=');
         if (eq == std::string::npos || eq == 0) fail("--expert: '", item, "' is not NAME=DIR");
-        o->experts.emplace_back(item.substr(0, eq), item.substr(eq + 1));
+        o->experts.emplace_back(item.substr(0, eq), resolve_hub_reference(item.substr(eq + 1)));
       }
       o->renormalize = !*no_renorm;
     }

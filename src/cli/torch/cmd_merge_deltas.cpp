@@ -12,7 +12,7 @@ const CommandRegistrar registrar([](CLI::App& app) {
   auto o = std::make_shared<train::MergeOptions>();
   auto base = std::make_shared<std::string>(), run = std::make_shared<std::string>(), out = std::make_shared<std::string>();
   auto* sub = app.add_subcommand("merge-deltas", "Write BASE with a training run's trained tensors merged in (full checkpoint)");
-  sub->add_option("base", *base, "base model directory the run trained")->required();
+  accepts_hub_id(sub->add_option("base", *base, "base model directory the run trained"))->required();
   sub->add_option("run", *run, "run directory of `moeforge train` (holds trainable.safetensors)")->required();
   sub->add_option("--out", *out, "output model directory")->required();
   sub->add_flag("--overwrite", o->overwrite, "replace an existing output directory");

@@ -16,11 +16,11 @@ const CommandRegistrar registrar([](CLI::App& app) {
   auto model = std::make_shared<std::string>(), out = std::make_shared<std::string>(), tok = std::make_shared<std::string>();
   auto quiet = std::make_shared<bool>(false);
   auto* sub = app.add_subcommand("stats", "Router statistics of a MoE model on data (forward only) -> STATS_DIR");
-  sub->add_option("model", *model, "MoE model directory")->required();
+  accepts_hub_id(sub->add_option("model", *model, "MoE model directory"))->required();
   sub->add_option("--data", o->data, "data spec (.txt, .jsonl with optional \"domain\", mixtures)")->required();
   sub->add_option("--out", *out, "output directory (stats.json, router_moments.safetensors, dumps)")->required();
   sub->add_option("--tokens", o->tokens, "non-padding tokens to count")->capture_default_str();
-  sub->add_option("--tokenizer", *tok, "tokenizer directory (default: the model's)");
+  accepts_hub_id(sub->add_option("--tokenizer", *tok, "tokenizer directory (default: the model's)"));
   sub->add_option("--block-size", o->block_size, "tokens per sequence")->capture_default_str();
   sub->add_option("--batch-size", o->batch_size, "sequences per forward pass")->capture_default_str();
   sub->add_option("--seed", o->seed, "block order seed")->capture_default_str();

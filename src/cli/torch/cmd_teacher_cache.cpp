@@ -89,7 +89,7 @@ struct TeacherCacheCommand {
 const CommandRegistrar registrar([](CLI::App& app) {
   auto c = std::make_shared<TeacherCacheCommand>();
   auto* sub = app.add_subcommand("teacher-cache", "Precompute a teacher's top-K token distributions (and router top-R) for distillation");
-  sub->add_option("model", c->model_dir, "teacher model directory");
+  accepts_hub_id(sub->add_option("model", c->model_dir, "teacher model directory"));
   sub->add_option("--data", c->data_spec, "data spec: the training run's");
   sub->add_option("--out", c->out_dir, "cache directory (an interrupted or partial cache is completed)");
   sub->add_option("--seq-len", c->seq_len, "block size: the distilling phase's seq_len");
@@ -97,7 +97,7 @@ const CommandRegistrar registrar([](CLI::App& app) {
   sub->add_option("--top-k", c->top_k, "token ids kept per position (default 64)");
   sub->add_option("--codec", c->codec, "token part: compact (default; ~2x smaller, KL error <= 7.7e-6 K nats) or bf16");
   sub->add_option("--router-top-k", c->router_top_k, "router logits kept per MoE layer and position (0 = none; E = all, exact)");
-  sub->add_option("--tokenizer", c->tokenizer_dir, "tokenizer directory (default: the teacher's)");
+  accepts_hub_id(sub->add_option("--tokenizer", c->tokenizer_dir, "tokenizer directory (default: the teacher's)"));
   sub->add_option("--seed", c->seed, "data seed (the recipe's \"seed\")");
   sub->add_option("--validation-fraction", c->validation_fraction, "the recipe's validation_fraction");
   sub->add_option("--packing", c->packing, "concat or per-document (the recipe's packing)");

@@ -70,14 +70,14 @@ struct TrainCommand {
 const CommandRegistrar registrar([](CLI::App& app) {
   auto c = std::make_shared<TrainCommand>();
   auto* sub = app.add_subcommand("train", "Train selected tensors (full or LoRA) of a model through a phased recipe");
-  sub->add_option("model", c->model_dir, "model directory (omit with --resume)");
+  accepts_hub_id(sub->add_option("model", c->model_dir, "model directory (omit with --resume)"));
   sub->add_option("--data", c->data_spec, "data spec (.txt, .jsonl, chat .jsonl, dirs, mixtures)");
   sub->add_option("--recipe", c->recipe_path, "recipe, JSON or .toml (see docs/TRAINING.md and recipes/)");
   sub->add_option("--out", c->out_dir, "run directory (checkpoints, metrics, trainable.safetensors)");
   sub->add_option("--resume", c->resume_dir, "continue the run in RUN_DIR from its latest checkpoint");
-  sub->add_option("--tokenizer", c->tokenizer_dir, "tokenizer directory (default: the model's)");
-  sub->add_option("--teacher", c->teacher_dir,
-                  "distillation teacher (same tokenizer): every distilling phase's; alone, every phase distils with the defaults");
+  accepts_hub_id(sub->add_option("--tokenizer", c->tokenizer_dir, "tokenizer directory (default: the model's)"));
+  accepts_hub_id(sub->add_option("--teacher", c->teacher_dir,
+                  "distillation teacher (same tokenizer): every distilling phase's; alone, every phase distils with the defaults"));
   sub->add_option("--max-bad-fraction", c->max_bad_fraction,
                   "bad data records tolerated (skipped with a warning), e.g. 0.05; above it the run stops (default: the recipe's, 0.01)");
   sub->add_option("--teacher-device", c->teacher_device, "device of the online teacher (default: the student's), e.g. cuda:1");

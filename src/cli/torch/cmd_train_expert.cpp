@@ -91,14 +91,14 @@ struct TrainExpertCommand {
 const CommandRegistrar registrar([](CLI::App& app) {
   auto c = std::make_shared<TrainExpertCommand>();
   auto* sub = app.add_subcommand("train-expert", "Train chosen experts of one MoE layer (full or LoRA), MoE Lab style");
-  sub->add_option("model", c->model_dir, "model directory")->required();
+  accepts_hub_id(sub->add_option("model", c->model_dir, "model directory"))->required();
   sub->add_option("--layer", c->layer, "layer index (default -1: the last; negative counts from the end); a dense layer trains its FFN");
   sub->add_option("--experts", c->experts, "expert indices in that layer (MoE layers)");
   sub->add_option("--method", c->method, "full | lora")->check(CLI::IsMember({"full", "lora"}))->capture_default_str();
   sub->add_flag("--force-route", c->force_route, "bias the router (+12, selection only) toward the chosen experts");
   sub->add_option("--data", c->data_spec, "data spec");
   sub->add_option("--out", c->out_dir, "run directory");
-  sub->add_option("--tokenizer", c->tokenizer_dir, "tokenizer directory (default: the model's)");
+  accepts_hub_id(sub->add_option("--tokenizer", c->tokenizer_dir, "tokenizer directory (default: the model's)"));
   sub->add_option("--steps", c->steps, "optimiser steps")->capture_default_str();
   sub->add_option("--lr", c->lr, "peak learning rate")->capture_default_str();
   sub->add_option("--batch-size", c->batch_size, "sequences per micro-batch")->capture_default_str();
