@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "common/error.h"
+#include "common/progress.h"
 
 namespace moeforge::eval {
 
@@ -96,6 +97,7 @@ EvalResult evaluate(const model::Transformer& model, const std::vector<EvalSeque
   std::map<std::string, std::pair<double, int64_t>> domain_sums;
   const int64_t num_experts = model.spec().moe.num_experts;
   const size_t batch_size = static_cast<size_t>(std::max<int64_t>(1, options.batch_size));
+  Progress progress("eval", static_cast<int64_t>(sequences.size()), "sequences", options.progress);
   for (size_t begin = 0; begin < sequences.size(); begin += batch_size) {
     const size_t end = std::min(sequences.size(), begin + batch_size);
     Batch batch = make_batch(sequences, begin, end);
@@ -150,9 +152,9 @@ EvalResult evaluate(const model::Transformer& model, const std::vector<EvalSeque
           acc.second = acc.second.defined() ? acc.second + pb : pb;
         }
     }
-    if (options.progress) std::cerr << "\reval: " << end << "/" << sequences.size() << " sequences" << std::flush;
+    progress.update(static_cast<int64_t>(end));
   }
-  if (options.progress) std::cerr << "\n";
+  progress.finish();
   if (result.tokens == 0) fail("evaluation data has no scored tokens (sequences shorter than 2 tokens?)");
   result.loss = loss_sum / static_cast<double>(result.tokens);
   result.perplexity = std::exp(result.loss);

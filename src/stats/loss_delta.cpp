@@ -6,6 +6,7 @@
 #include <iostream>
 
 #include "common/error.h"
+#include "common/progress.h"
 
 namespace moeforge::stats {
 namespace {
@@ -64,6 +65,7 @@ LossDeltaResult measure_loss_delta(const model::Transformer& model, const std::v
     if (spec.is_moe[l]) moe_layers.push_back(l);
   const int64_t passes = static_cast<int64_t>(moe_layers.size()) * E;
   int64_t done = 0;
+  Progress progress("stats: loss delta", passes, "ablations", options.progress);
   for (int64_t l : moe_layers) {
     std::vector<double> deltas(static_cast<size_t>(E));
     for (int64_t e = 0; e < E; ++e) {
@@ -72,11 +74,11 @@ LossDeltaResult measure_loss_delta(const model::Transformer& model, const std::v
       bias[e] = -1e9f;
       fwd.selection_bias[l] = bias;
       deltas[static_cast<size_t>(e)] = total_loss(model, batches, fwd) / n - result.base_loss;
-      if (options.progress) std::cerr << "\rstats: loss delta " << ++done << "/" << passes << " ablations" << std::flush;
+      progress.update(++done);
     }
     result.delta.push_back(std::move(deltas));
   }
-  if (options.progress) std::cerr << "\n";
+  progress.finish();
   return result;
 }
 

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
+#include "common/progress.h"
 #include "common/remove_tree.h"
 #include "arch/family_adapter.h"
 #include "data/dataset.h"
@@ -28,15 +29,6 @@ namespace moeforge::stats {
 namespace {
 
 namespace fs = std::filesystem;
-
-void progress_bar(int64_t done, int64_t total, double seconds) {
-  const int width = 30;
-  const double frac = total > 0 ? std::min(1.0, static_cast<double>(done) / static_cast<double>(total)) : 1.0;
-  const int filled = static_cast<int>(frac * width);
-  std::cerr << "\rstats [" << std::string(filled, '=') << std::string(width - filled, ' ') << "] " << done << "/" << total
-            << " tokens, " << static_cast<int64_t>(seconds > 0 ? static_cast<double>(done) / seconds : 0) << " tok/s"
-            << std::flush;
-}
 
 // Block order: seeded epoch order, or the calibrated choice from its first `pool` blocks.
 std::vector<uint32_t> sample_order(const data::Dataset& ds, const StatsOptions& o, RouterStats& stats) {
@@ -126,6 +118,7 @@ RouterStats run_stats(const StatsOptions& o) {
 
   const auto start = std::chrono::steady_clock::now();
   auto seconds = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
+  Progress progress("stats", o.tokens, "tokens", o.progress);
   size_t next = 0;
   std::vector<int64_t> ids(static_cast<size_t>(o.batch_size * T));
   while (stats.tokens < o.tokens && next < order.size()) {
@@ -164,12 +157,12 @@ RouterStats run_stats(const StatsOptions& o) {
       stats.collect_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - collect_start).count();
     }
     stats.tokens = counted;
-    if (o.progress) progress_bar(stats.tokens, o.tokens, seconds());
+    progress.update(stats.tokens);
   }
   if (model->device().is_cuda()) torch::cuda::synchronize();
   if (!o.forward_only) collector.finish(stats);
   stats.loop_seconds = seconds();
-  if (o.progress) std::cerr << "\n";
+  progress.finish();
 
   if (o.loss_delta && !o.forward_only) {
     LossDeltaOptions lo;

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "common/error.h"
+#include "common/progress.h"
 #include "io/atomic_file.h"
 
 namespace moeforge::train {
@@ -29,6 +30,7 @@ MetricsLog::MetricsLog(const fs::path& run_dir, int64_t keep_through_step, Metri
   out_.open(path, std::ios::app);
   if (!out_) fail("cannot open ", path.string());
   if (options_.tensorboard) tb_ = std::make_unique<TensorBoardWriter>(run_dir / "tensorboard");
+  options_.progress = options_.progress && progress_enabled();  // `moeforge --no-progress`
   tty_ = options_.progress && ::isatty(2);
 }
 

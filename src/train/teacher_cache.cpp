@@ -12,6 +12,7 @@
 
 #include "arch/family_adapter.h"
 #include "common/error.h"
+#include "common/progress.h"
 #include "io/atomic_file.h"
 #include "io/checkpoint_store.h"
 #include "io/checkpoint_verify.h"
@@ -257,6 +258,7 @@ TeacherCacheReport write_teacher_cache(const TeacherCacheOptions& o) {
       std::ofstream out(partial, std::ios::binary | std::ios::trunc);
       if (!out) fail(partial.string(), ": cannot write");
       const int64_t first = f * m.blocks_per_file;
+      Progress progress("teacher-cache " + m.file_name(f), nblocks, "blocks", o.progress);
       for (int64_t b0 = 0; b0 < nblocks; b0 += o.batch_size) {
         const int64_t B = std::min(o.batch_size, nblocks - b0);
         std::vector<int32_t> ids(static_cast<size_t>(B * T));
@@ -353,8 +355,7 @@ TeacherCacheReport write_teacher_cache(const TeacherCacheOptions& o) {
           index.checksums.push_back(xxh64(block.data(), block.size()));
         }
         report.tokens += B * T;
-        if (o.progress)
-          std::cerr << "\rteacher-cache: " << m.file_name(f) << " " << b0 + B << "/" << nblocks << " blocks" << std::flush;
+        progress.update(b0 + B);
       }
       if (m.codec == CacheCodec::Compact) {
         const auto bytes = block_index_bytes(index);
@@ -367,7 +368,7 @@ TeacherCacheReport write_teacher_cache(const TeacherCacheOptions& o) {
     report.bytes += static_cast<int64_t>(fs::file_size(path));
     ++report.files_written;
   }
-  if (o.progress && report.files_written > 0) std::cerr << "\n";
+
   report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return report;
 }

@@ -109,7 +109,7 @@ def main():
             blocks = [b for b in map(json.loads, f) if b["split"] == "train"]
         common = ["--data", corpus, "--tokenizer", tok, "--block-size", BLOCK, "--seed", 0, "--batch-size", 3, "--json"]
         rc, out = moeforge("eval", model_dir, "--baseline", base_dir, *common)
-        got = json.loads(out[out.index("{"):])
+        got = json.JSONDecoder().raw_decode(out[out.index("{"):])[0]  # stderr (progress) follows
         ref = reference(model_dir, base_dir, blocks)
         if got["tokens"] != ref["tokens"]:
             failures.append(f"tokens scored: moeforge {got['tokens']} vs reference {ref['tokens']}")
@@ -127,7 +127,7 @@ def main():
               f"{[round(d['l1'], 4) for d in drift]} (ref {[round(x, 4) for x in ref['drift']]})")
 
         rc, out = moeforge("eval", model_dir, "--baseline", model_dir, *common)
-        same = json.loads(out[out.index("{"):])["baseline"]
+        same = json.JSONDecoder().raw_decode(out[out.index("{"):])[0]["baseline"]
         if abs(same["mean_kl"]) > 1e-6 or same["top1_agreement"] != 1.0 or any(d["l1"] > 1e-6 for d in same["router_drift"]):
             failures.append(f"eval against itself: {same}")
 

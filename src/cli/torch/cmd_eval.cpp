@@ -28,7 +28,7 @@ struct EvalCommand {
   double validation_fraction = 0.05, max_bad_fraction = 0.01;
   bool allow_long_seq = false;
   uint64_t seed = 0;
-  bool json = false, progress = false;
+  bool json = false, progress = true;
   RuntimeFlags runtime;
 
   // A baseline is compared token by token: the same tokenizer, vocabularies equal up to a padded
@@ -109,7 +109,7 @@ const CommandRegistrar registrar([](CLI::App& app) {
   sub->add_option("--max-bad-fraction", c->max_bad_fraction, "bad data records tolerated (skipped with a warning); above: an error")
       ->capture_default_str();
   sub->add_flag("--json", c->json, "machine-readable output");
-  sub->add_flag("--progress", c->progress, "progress bar on stderr");
+  sub->add_flag("--progress", c->progress, "progress on stderr (the default; moeforge --no-progress silences it)");
   c->runtime.add_to(sub);
   set_action(sub, [c] { return c->run(); });
 });

@@ -12,7 +12,7 @@ const CommandRegistrar registrar([](CLI::App& app) {
   auto o = std::make_shared<pipeline::PipelineOptions>();
   auto no_progress = std::make_shared<bool>(false);
   auto* sub = app.add_subcommand("pipeline", "Run a whole job (stats, surgery, training, eval, export, report) from one config");
-  sub->add_option("config", o->config, "pipeline config (JSON; see docs/PIPELINE.md)")->required();
+  sub->add_option("config", o->config, "pipeline job: a .json or .toml file (docs/PIPELINE.md; `moeforge config FILE` prints it as the JSON read)")->required();
   sub->add_option("--out", o->run_dir, "run directory (re-running with the same config resumes)")->required();
   sub->add_option("--until", o->until, "stop after this stage");
   sub->add_flag("--no-progress", *no_progress, "no progress bars on stderr");

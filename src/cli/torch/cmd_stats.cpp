@@ -34,7 +34,7 @@ const CommandRegistrar registrar([](CLI::App& app) {
   sub->add_flag("--calibrate", o->calibrate, "choose blocks greedily so the sample's token distribution matches the data's (KL)");
   sub->add_option("--calibrate-pool", o->calibrate_pool, "candidate blocks for --calibrate (0 = max(8 x needed, 256))");
   sub->add_flag("--overwrite", o->overwrite, "replace an existing output directory");
-  sub->add_flag("--quiet", *quiet, "no progress bar");
+  sub->add_flag("--quiet", *quiet, "no progress display (as --no-progress)");
   sub->add_flag("--forward-only", o->forward_only, "benchmark baseline: run the same forward passes, collect nothing");
   runtime->add_to(sub);
   set_action(sub, [o, runtime, model, out, tok, quiet] {
