@@ -27,6 +27,7 @@
 #include "train/recipe.h"
 #include "train/teacher.h"
 #include "train/teacher_cache.h"
+#include "io/hub_push.h"
 #include "train/trainer.h"
 #include "tokenizer/tokenizer.h"
 
@@ -35,7 +36,7 @@ namespace fs = std::filesystem;
 
 const std::vector<std::string>& stage_names() {
   static const std::vector<std::string> names = {"upcycle", "stats_before", "analyze", "grow", "shared_expert",
-                                                 "teacher_cache", "train", "merge", "eval", "stats_after", "export", "report"};
+                                                 "teacher_cache", "train", "merge", "eval", "stats_after", "export", "push", "report"};
   return names;
 }
 
@@ -113,6 +114,8 @@ class Runner {
 
   std::vector<std::string> run() {
     check_base_fits_the_job();
+    // A push at the end must be able to run before hours of work start.
+    if (!c_.export_stage.push_repo.empty()) check_push_prerequisites(c_.export_stage.push_repo, c_.config_path.string() + ": export.push");
     const fs::path& dir = o_.run_dir;
     fs::create_directories(dir);
     remember_job();
@@ -211,6 +214,20 @@ class Runner {
     }
     if (stage("export", dir / "export")) export_model(current, dir / "export", dir / "eval.json");
     if (done()) return ran_;
+    if (!c_.export_stage.push_repo.empty()) {
+      if (stage("push", dir / "push.json")) {
+        PushOptions p;
+        p.dir = dir / "export";
+        p.repo = c_.export_stage.push_repo;
+        p.revision = c_.export_stage.push_revision;
+        p.private_repo = c_.export_stage.push_private;
+        p.commit_message = "Upload " + (c_.model_name.empty() ? fs::absolute(dir).lexically_normal().filename().string() : c_.model_name) +
+                           " (moeforge pipeline)";
+        push_to_hub(p);
+        write_file_atomic(dir / "push.json", nlohmann::json{{"repo", p.repo}, {"revision", p.revision}}.dump(2) + "\n");
+      }
+      if (done()) return ran_;
+    }
     if (c_.report) {
       // Cheap and a view of everything above: rewritten on every run.
       std::cout << "== report\n";

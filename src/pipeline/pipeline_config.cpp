@@ -188,6 +188,18 @@ PipelineConfig parse_pipeline_config(const nlohmann::json& json, const fs::path&
     JsonFields f = fields(top.raw("export"), "export", label);
     c.export_stage.remote_code = f.boolean("remote_code", c.export_stage.remote_code);
     c.export_stage.drop_selection_bias = f.boolean("drop_selection_bias", c.export_stage.drop_selection_bias);
+    if (f.has("push")) {
+      const auto& push = f.raw("push");
+      if (push.is_string()) {
+        c.export_stage.push_repo = push.get<std::string>();
+      } else {
+        JsonFields p = fields(push, "export.push", label);
+        c.export_stage.push_repo = p.string("repo", "");
+        c.export_stage.push_revision = p.string("revision", "");
+        c.export_stage.push_private = p.boolean("private", false);
+        if (c.export_stage.push_repo.empty()) p.bad("repo", "is required (the Hub repo id, org/name)");
+      }
+    }
     if (c.export_stage.drop_selection_bias && c.recipe.is_null())
       f.bad("drop_selection_bias", "needs a recipe (the merge stage writes the model without the bias)");
     f.finish();

@@ -58,6 +58,9 @@ struct DistillStage {
 struct ExportStage {
   bool remote_code = true;            // auto_map + modeling_moeforge.py where transformers needs it
   bool drop_selection_bias = false;   // merge: remove grow's selection bias, report the measured change
+  // export.push: upload export/ to this Hub repo after the export stage (stage "push"; io/hub_push.h).
+  std::string push_repo, push_revision;
+  bool push_private = false;
 };
 
 struct PipelineConfig {

@@ -10,7 +10,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from moeforge_cli import run_moeforge  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-GROUPS = ["Pipeline", "Surgery", "Analysis", "Training", "Evaluation", "Data and tokenizers", "Inspection"]
+GROUPS = ["Pipeline", "Surgery", "Analysis", "Training", "Evaluation", "Data and tokenizers", "Inspection", "Sharing"]
 failures = []
 
 
