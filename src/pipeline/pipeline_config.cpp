@@ -102,7 +102,7 @@ PipelineConfig parse_pipeline_config(const nlohmann::json& json, const fs::path&
       u.method = surgery::parse_upcycle_method(f.choice("method", "copy", {"copy", "noise", "drop", "granular"}));
       u.noise_std = f.number("noise_std", u.noise_std, 0.0);
       u.granularity = f.integer("granularity", u.granularity, 1);
-      u.router = surgery::parse_router_init(f.choice("router", "zero", {"zero", "random"}));
+      u.router = surgery::parse_router_init(f.choice("router", "zero", {"zero", "normal", "random", "uniform_random"}));
       u.layers = f.string("layers", u.layers);
       f.finish();
       c.upcycle = u;
