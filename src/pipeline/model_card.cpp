@@ -137,7 +137,8 @@ std::string model_card_markdown(const ModelCard& card) {
   const std::string base = card.config.value("base", std::string());
   // The Hub's conventions: base_model only as a repo id (a base in the Hugging Face cache), the
   // base card's licence carried, no absolute local paths.
-  const std::string base_id = hub_id_of(base);
+  const std::string given_id = card.config.value("base_model_id", std::string());
+  const std::string base_id = given_id.empty() ? hub_id_of(base) : given_id;
   const std::string base_shown = base_id.empty() ? std::filesystem::path(base).lexically_normal().filename().string() : base_id;
   out << "---\nlibrary_name: transformers\n";
   if (!base_id.empty()) out << "base_model: " << yaml_quote(base_id) << "\nbase_model_relation: finetune\n";

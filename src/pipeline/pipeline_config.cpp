@@ -54,6 +54,9 @@ PipelineConfig parse_pipeline_config(const nlohmann::json& json, const fs::path&
   c.device = top.string("device", c.device);
   model::parse_device(c.device, label + ": device:");  // fails here, before any stage, on a machine without it
   c.model_name = top.string("model_name", c.model_name);
+  c.base_model_id = top.string("base_model_id", "");
+  if (!c.base_model_id.empty() && (c.base_model_id.find('/') == std::string::npos || !looks_like_hub_id(c.base_model_id)))
+    top.bad("base_model_id", "'" + c.base_model_id + "' is not a Hub repo id (org/name)");
   c.report = top.boolean("report", c.report);
 
   auto object_or_true = [&](const std::string& key) -> nlohmann::json {

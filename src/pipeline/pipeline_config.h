@@ -82,6 +82,7 @@ struct PipelineConfig {
   EvalStage eval;
   ExportStage export_stage;
   std::string model_name;                 // model card title; default: the run directory's name
+  std::string base_model_id;              // the base's Hub repo id for the card when its path does not say
   bool report = true;
   nlohmann::json raw;                     // the config with paths resolved (stored as RUN_DIR/pipeline.json)
 };

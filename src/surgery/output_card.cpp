@@ -65,7 +65,7 @@ std::string front_matter_value(const std::string& markdown, const std::string& k
 std::string output_card_markdown(const OutputCard& card, const nlohmann::json& config, const std::string* base_card) {
   const bool remote = uses_remote_code(config);
   const std::string base_name = std::filesystem::path(card.base).lexically_normal().filename().string();
-  const std::string base_id = hub_id_of(card.base);
+  const std::string base_id = card.base_id.empty() ? hub_id_of(card.base) : card.base_id;
   const std::string shown = base_id.empty() ? (base_name.empty() ? std::string("model") : base_name) : base_id;
   std::ostringstream out;
   out << "---\n"

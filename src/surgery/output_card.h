@@ -15,6 +15,7 @@ struct OutputCard {
   std::string operation;  // "upcycle", "grow", ... (empty: no card is written)
   std::string base;       // the model operated on (path as given)
   std::string what;       // one line: what the operation did
+  std::string base_id;    // the base's Hub repo id when given (--base-model-id); else derived from `base`
 };
 
 // The markdown for `config` (the output's config.json, auto_map included); `base_card` is the

@@ -210,8 +210,11 @@ fs::path execute(const OutputPlan& plan, const fs::path& destination, const Exec
     }
     writer.copy_file(name, f);
   }
-  if (!plan.card.operation.empty())
-    writer.add_file("README.md", output_card_markdown(plan.card, config, base_card ? &*base_card : nullptr));
+  if (!plan.card.operation.empty()) {
+    OutputCard card = plan.card;
+    if (!options.base_model_id.empty()) card.base_id = options.base_model_id;
+    writer.add_file("README.md", output_card_markdown(card, config, base_card ? &*base_card : nullptr));
+  }
   for (const auto& [name, contents] : plan.extra_files) writer.add_file(name, contents);
   for (const auto& [name, contents] : remote_code_files) writer.add_file(name, contents);
   return writer.commit();

@@ -55,6 +55,9 @@ struct ExecuteOptions {
   // bias), write auto_map + modeling_moeforge.py (surgery/remote_code.h); false: the plain family,
   // and a note of what transformers will ignore.
   bool remote_code = true;
+  // The base's Hub repo id for the model card ("org/name"), when its path does not say (a base
+  // outside the Hugging Face cache); empty: from the path, or none.
+  std::string base_model_id;
 };
 
 // Side files of a model directory worth carrying over: everything but config.json, *.safetensors

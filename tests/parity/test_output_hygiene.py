@@ -108,6 +108,16 @@ def check_cards_and_licences(tmp, model_dir):
     if r.returncode != 0 or 'base_model: "acme/tiny-llama"' not in hub_card or "base_model_relation: finetune" not in hub_card \
             or tmp in hub_card:
         failures.append(f"upcycle of a cached hub id: exit {r.returncode} {r.stderr[-300:]}\n{hub_card[:400]}")
+    named_out = os.path.join(tmp, "named_base")
+    r = run_moeforge("upcycle", base, "--experts", 4, "--top-k", 2, "--to", "mixtral", "--base-model-id", "meta-llama/Llama-3.2-1B",
+                     "--out", named_out, check=False)
+    named = open(os.path.join(named_out, "README.md")).read() if r.returncode == 0 else ""
+    if 'base_model: "meta-llama/Llama-3.2-1B"' not in named:
+        failures.append(f"--base-model-id not in the card: exit {r.returncode} {r.stderr[-200:]}\n{named[:300]}")
+    r = run_moeforge("upcycle", base, "--experts", 4, "--top-k", 2, "--to", "mixtral", "--base-model-id", "just-a-name",
+                     "--out", os.path.join(tmp, "bad_id"), check=False)
+    if r.returncode != 1 or "--base-model-id 'just-a-name' is not a Hub repo id" not in r.stderr:
+        failures.append(f"a bad --base-model-id: exit {r.returncode}: {r.stderr.strip()}")
     r = run_moeforge("upcycle", "acme/missing-model", "--experts", 4, "--top-k", 2, "--to", "mixtral", "--out",
                      os.path.join(tmp, "nowhere"), check=False, env=env)
     if r.returncode != 1 or "Hugging Face cache" not in r.stderr or "hf download acme/missing-model" not in r.stderr:

@@ -60,7 +60,7 @@ def write_config(tmp, base, corpus):
         "stats": {"tokens": 1500, "block_size": 32},
         "recipe": RECIPE,
         "eval": {"block_size": 32, "validation_fraction": 0.1},
-        "model_name": "toy-moe",
+        "model_name": "toy-moe", "base_model_id": "acme/toy-dense",
     }
     path = os.path.join(tmp, "job.json")
     with open(path, "w") as f:
@@ -97,6 +97,8 @@ def check_outputs(run, failures):
         card = f.read()
     if not card.startswith("---\nlibrary_name: transformers") or "toy-two-phase" not in card or f"{trained:.4f}" not in card:
         failures.append("model card lacks front matter, recipe or the measured loss")
+    if 'base_model: "acme/toy-dense"' not in card or "base_model_relation: finetune" not in card:
+        failures.append("model card lacks the base_model_id given in the job")
     if os.path.dirname(os.path.abspath(run)) in card:
         line = next(l for l in card.splitlines() if os.path.dirname(os.path.abspath(run)) in l)
         failures.append(f"model card names an absolute local path: {line}")
