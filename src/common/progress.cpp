@@ -67,9 +67,7 @@ void Progress::draw(bool force) {
     return;
   }
   const int64_t tenth = static_cast<int64_t>(frac * 10);
-  if (!force && tenth == last_tenth_) return;
-  if (force && tenth == last_tenth_ && done_ < total_) return;
-  if (force && last_tenth_ == 10) return;
+  if (tenth == last_tenth_) return;  // piped: one line per 10 % step (finish() adds none after it)
   last_tenth_ = tenth;
   std::cerr << label_ << ": " << static_cast<int>(frac * 100) << "% " << counts << tail << "\n" << std::flush;
 }

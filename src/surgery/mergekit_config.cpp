@@ -101,7 +101,7 @@ MergeOptions read_mergekit_config(const fs::path& yaml_file) {
     r.bad("experts", "must be a non-empty list of {source_model, positive_prompts, ...}");
   const bool prompted = router_needs_prompts(*o.router);
   bool any_noise = false, any_residual = false;
-  std::vector<std::pair<std::vector<std::string>, std::vector<std::string>>> texts;
+  Json prompts = Json::array();  // [{"positive": [...], "negative": [...]}, ...] for parse_prompts
   for (size_t e = 0; e < root["experts"].size(); ++e) {
     const Json& x = root["experts"][e];
     const std::string where = cat("experts[", e, "].");
@@ -112,7 +112,7 @@ MergeOptions read_mergekit_config(const fs::path& yaml_file) {
                            r.model(x["source_model"], where + "source_model"));
     auto positive = r.prompts(x, "positive_prompts", where), negative = r.prompts(x, "negative_prompts", where);
     if (prompted && positive.empty()) r.bad(where + "positive_prompts", "gate_mode " + std::string(to_string(*o.router)) + " needs at least one prompt");
-    texts.emplace_back(std::move(positive), std::move(negative));
+    prompts.push_back({{"positive", positive}, {"negative", negative}});
     const auto noise = r.number(x, "noise_scale", where), residual = r.number(x, "residual_scale", where);
     o.noise_scale.push_back(noise.value_or(0.0));
     o.residual_scale.push_back(residual.value_or(1.0));
@@ -159,15 +159,7 @@ MergeOptions read_mergekit_config(const fs::path& yaml_file) {
     if (have != want)
       r.bad("dtype", name + " differs from the base model's " + have + "; moeforge merge keeps the base's dtype (convert the models first)");
   }
-  if (prompted)
-    for (size_t e = 0; e < texts.size(); ++e) {
-      ExpertPrompts p;
-      p.name = o.experts[e].first;
-      const std::string where = cat(r.label, ": experts[", e, "]");
-      p.positive = tokenize_prompts(texts[e].first, o.base, where + ".positive_prompts");
-      p.negative = tokenize_prompts(texts[e].second, o.base, where + ".negative_prompts");
-      o.expert_prompts.push_back(std::move(p));
-    }
+  if (prompted) o.expert_prompts = parse_prompts(prompts, r.label + ": experts", o.base, {}, static_cast<int64_t>(o.experts.size()));
   return o;
 }
 

@@ -10,7 +10,6 @@
 #include <cmath>
 #include <nlohmann/json.hpp>
 #include <optional>
-#include <random>
 
 #include "common/error.h"
 #include "io/checkpoint_store.h"
@@ -144,32 +143,11 @@ class PromptReader {
   std::unique_ptr<model::Transformer> runner_;
 };
 
-std::vector<float> uniform_floats(size_t n, double bound, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::uniform_real_distribution<double> dist(-bound, bound);
-  std::vector<float> out(n);
-  for (auto& v : out) v = static_cast<float>(dist(rng));
-  return out;
-}
-
 }  // namespace
 
-std::vector<std::vector<int64_t>> tokenize_prompts(const std::vector<std::string>& texts,
-                                                   const std::filesystem::path& tokenizer_dir, const std::string& where) {
-  std::vector<std::vector<int64_t>> out;
-  if (texts.empty()) return out;
-  const auto tok = tokenizer::Tokenizer::load(tokenizer_dir);
-  for (const auto& text : texts) {
-    out.push_back(mergekit_ids(tok, text));
-    if (out.back().empty()) fail(where, ": empty prompt");
-  }
-  return out;
-}
-
-std::vector<ExpertPrompts> read_prompts_file(const std::filesystem::path& file, const std::filesystem::path& tokenizer_dir,
-                                             const std::vector<std::string>& expert_names, int64_t num_experts) {
-  nlohmann::json root = read_json_file(file);
-  const std::string label = file.string();
+std::vector<ExpertPrompts> parse_prompts(const nlohmann::json& root, const std::string& label,
+                                         const std::filesystem::path& tokenizer_dir,
+                                         const std::vector<std::string>& expert_names, int64_t num_experts) {
   std::optional<tokenizer::Tokenizer> tok;
   std::vector<ExpertPrompts> out;
   if (root.is_array()) {
@@ -190,6 +168,11 @@ std::vector<ExpertPrompts> read_prompts_file(const std::filesystem::path& file, 
     fail(label, ": expected a JSON list or object of per-expert prompts");
   }
   return out;
+}
+
+std::vector<ExpertPrompts> read_prompts_file(const std::filesystem::path& file, const std::filesystem::path& tokenizer_dir,
+                                             const std::vector<std::string>& expert_names, int64_t num_experts) {
+  return parse_prompts(read_json_file(file), file.string(), tokenizer_dir, expert_names, num_experts);
 }
 
 std::map<int64_t, std::vector<float>> initial_router_rows(const RouterInitOptions& o, const ModelSpec& dense,

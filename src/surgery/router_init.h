@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <vector>
 
@@ -39,16 +40,15 @@ struct ExpertPrompts {
   std::vector<std::vector<int64_t>> positive, negative;  // token ids
 };
 
-// Token ids of each text as mergekit-moe tokenises a prompt (see above), with the tokenizer in
-// `tokenizer_dir`. Throws naming `where` for an empty prompt.
-std::vector<std::vector<int64_t>> tokenize_prompts(const std::vector<std::string>& texts,
-                                                   const std::filesystem::path& tokenizer_dir, const std::string& where);
-
-// Prompts file (JSON), one entry per expert, either an array in expert order or an object keyed
-// by expert name (merge's NAME=DIR names):
+// Per-expert prompts, one entry per expert, either an array in expert order or an object keyed by
+// expert name (merge's NAME=DIR names):
 //   [ ["prompt", ...], {"positive": ["..."], "negative": ["..."]}, ... ]   or   {"code": [...], ...}
-// A prompt is a string (tokenised with `tokenizer_dir`'s tokenizer, as tokenize_prompt) or a list
-// of token ids.
+// A prompt is a string (tokenised with `tokenizer_dir`'s tokenizer, loaded once, as mergekit-moe
+// does, see above) or a list of token ids. `label` names the source in messages.
+std::vector<ExpertPrompts> parse_prompts(const nlohmann::json& root, const std::string& label,
+                                         const std::filesystem::path& tokenizer_dir,
+                                         const std::vector<std::string>& expert_names, int64_t num_experts);
+// The same read from a JSON file.
 std::vector<ExpertPrompts> read_prompts_file(const std::filesystem::path& file, const std::filesystem::path& tokenizer_dir,
                                              const std::vector<std::string>& expert_names, int64_t num_experts);
 

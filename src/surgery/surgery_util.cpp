@@ -30,6 +30,14 @@ std::vector<float> normal_floats(size_t n, double mean, double std, uint64_t see
   return out;
 }
 
+std::vector<float> uniform_floats(size_t n, double bound, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<double> dist(-bound, bound);
+  std::vector<float> out(n);
+  for (auto& v : out) v = static_cast<float>(dist(rng));
+  return out;
+}
+
 void write_floats(CheckpointWriter& writer, const std::string& name, DType dtype, const std::vector<float>& values) {
   std::vector<uint8_t> bytes = encode_floats(dtype, values);
   writer.write(name, ByteView{bytes.data(), bytes.size()});

@@ -17,6 +17,8 @@ namespace moeforge::surgery {
 uint64_t mix_seed(uint64_t seed, uint64_t a, uint64_t b = 0, uint64_t c = 0);
 // n draws of N(mean, std^2) from std::mt19937_64(seed) (deterministic on a given platform).
 std::vector<float> normal_floats(size_t n, double mean, double std, uint64_t seed);
+// n draws of U(-bound, bound) from std::mt19937_64(seed).
+std::vector<float> uniform_floats(size_t n, double bound, uint64_t seed);
 
 // A group producing one float tensor [shape] in `dtype` from `make()` (called when written).
 OutputGroup float_tensor_group(GroupKind kind, const std::string& what, const std::string& name, DType dtype,

@@ -31,3 +31,14 @@ def moeforge(*args, expect_ok=True):
     if expect_ok and result.returncode != 0:
         raise RuntimeError(f"moeforge {' '.join(map(str, args))} failed: {text.strip()}")
     return result.returncode, text
+
+
+def finish(name, failures, start, summary):
+    """Prints the failures (or `summary` and the time since `start`); returns the exit code."""
+    import time
+    elapsed = time.time() - start
+    if failures:
+        print(f"{name} FAILED:\n  " + "\n  ".join(failures))
+        return 1
+    print(f"{name}: {summary} ({elapsed:.1f}s)")
+    return 0

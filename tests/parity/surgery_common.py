@@ -10,7 +10,7 @@ import transformers
 from safetensors.torch import load_file
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from moeforge_cli import moeforge  # noqa: E402,F401 (re-exported to the surgery scripts)
+from moeforge_cli import finish, moeforge  # noqa: E402,F401 (re-exported to the surgery scripts)
 
 TOLERANCE = 1e-4       # our runtime vs transformers on the same output
 EXACT = 1e-5           # surgery that must not change the function
@@ -70,13 +70,3 @@ def tree_checksum(path):
 def random_ids(n=24, vocab=300, seed=1):
     generator = torch.Generator().manual_seed(seed)
     return torch.randint(0, vocab, (n,), generator=generator).tolist()
-
-
-def finish(name, failures, start, summary):
-    import time
-    elapsed = time.time() - start
-    if failures:
-        print(f"{name} FAILED:\n  " + "\n  ".join(failures))
-        return 1
-    print(f"{name}: {summary} ({elapsed:.1f}s)")
-    return 0

@@ -5,9 +5,10 @@ and silences the progress display, which otherwise prints one line per 10 % when
 Exit 0 = pass. Env: MOEFORGE_BIN."""
 import os
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from moeforge_cli import run_moeforge  # noqa: E402
+from moeforge_cli import finish, run_moeforge  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 GROUPS = ["Pipeline", "Surgery", "Analysis", "Training", "Evaluation", "Data and tokenizers", "Inspection", "Sharing"]
@@ -20,6 +21,7 @@ def check(cond, what):
 
 
 def main():
+    start = time.time()
     help_text = run_moeforge("--help").stdout
     sections, current = {}, None
     for line in help_text.splitlines():
@@ -60,10 +62,7 @@ def main():
           and "ETA" in lines[-1] and "\r" not in r.stderr, f"piped progress is not at most one line per 10 %: {r.stderr!r}")
     r = run_moeforge(*args, "--no-progress")
     check("eval:" not in r.stderr, f"--no-progress still shows progress: {r.stderr!r}")
-    for f in failures:
-        print("FAIL:", f)
-    print(f"cli style: {'FAIL' if failures else 'ok'} ({len(commands)} commands in {len(GROUPS)} groups)")
-    sys.exit(1 if failures else 0)
+    sys.exit(finish("cli style", failures, start, f"{len(commands)} commands in {len(GROUPS)} groups"))
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ import torch
 import transformers
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from moeforge_cli import run_moeforge  # noqa: E402
+from moeforge_cli import finish, run_moeforge  # noqa: E402
 
 transformers.logging.set_verbosity_error()
 torch.set_num_threads(2)
@@ -196,10 +196,7 @@ def main():
         os.makedirs(os.path.join(tmp, "q"))
         qwen = build_models(os.path.join(tmp, "q"), "qwen3")
         run_pair(tmp, qwen, "qwen3", "cheap_embed", ["architecture: qwen3"])
-    for f in failures:
-        print("FAIL:", f)
-    print(f"mergekit-moe parity: {'FAIL' if failures else 'ok'} ({time.time() - start:.0f}s)")
-    sys.exit(1 if failures else 0)
+    sys.exit(finish("mergekit-moe parity", failures, start, "5 gate modes on Llama, cheap_embed on Qwen3, bad configs: ok"))
 
 
 if __name__ == "__main__":

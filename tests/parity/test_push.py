@@ -11,9 +11,10 @@ import os
 import stat
 import sys
 import tempfile
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from moeforge_cli import run_moeforge  # noqa: E402
+from moeforge_cli import finish, run_moeforge  # noqa: E402
 
 SECRET = "hf_TESTSECRETdonotprint123"
 FAKE_HF = """#!/bin/sh
@@ -32,6 +33,7 @@ def check(cond, what):
 
 
 def main():
+    start = time.time()
     with tempfile.TemporaryDirectory() as tmp:
         model = os.path.join(tmp, "export")
         os.makedirs(model)
@@ -95,10 +97,7 @@ def main():
                                                                  "--repo-type", "model"]
               and os.path.exists(os.path.join(run, "push.json")), f"pipeline push: rc {r.returncode}: {got} {r.stderr[-300:]}")
         check(SECRET not in r.stdout + r.stderr, "the pipeline printed the token")
-    for f in failures:
-        print("FAIL:", f)
-    print(f"push: {'FAIL' if failures else 'ok'}")
-    sys.exit(1 if failures else 0)
+    sys.exit(finish("push", failures, start, "hf upload arguments, token handling, errors, pipeline export.push"))
 
 
 if __name__ == "__main__":

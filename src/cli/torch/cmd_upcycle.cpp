@@ -1,7 +1,7 @@
 // `moeforge upcycle DENSE --experts N --top-k K --to FAMILY --out DIR`: dense -> MoE (surgery/upcycle.h).
 #include "cli/commands.h"
-#include "common/error.h"
 #include "cli/torch/surgery_flags.h"
+#include "common/error.h"
 #include "surgery/upcycle.h"
 
 namespace moeforge::cli {
