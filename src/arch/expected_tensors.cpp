@@ -36,6 +36,10 @@ constexpr TensorRole kLayerRoles[] = {
     TensorRole::SharedDown, TensorRole::SharedExpertGate, TensorRole::SharedScale,
 };
 
+// One expert's tensors (PerExpert layout), in visiting order.
+constexpr TensorRole kPerExpertRoles[] = {TensorRole::ExpertGate, TensorRole::ExpertUp, TensorRole::ExpertDown,
+                                          TensorRole::ExpertUpBias, TensorRole::ExpertDownBias};
+
 }  // namespace
 
 std::vector<int64_t> role_shape(const ModelSpec& s, TensorRole role) {
@@ -74,6 +78,8 @@ std::vector<int64_t> role_shape(const ModelSpec& s, TensorRole role) {
     case TensorRole::RouterBias: case TensorRole::ScoreCorrectionBias: return {E};
     case TensorRole::ExpertGate: case TensorRole::ExpertUp: return {Fm, H};
     case TensorRole::ExpertDown: return {H, Fm};
+    case TensorRole::ExpertUpBias: return {Fm};
+    case TensorRole::ExpertDownBias: return {H};
     case TensorRole::ExpertsGateUp: return interleaved ? std::vector<int64_t>{E, H, 2 * Fm} : std::vector<int64_t>{E, 2 * Fm, H};
     case TensorRole::ExpertsGateUpBias: return {E, 2 * Fm};
     case TensorRole::ExpertsDown: return interleaved ? std::vector<int64_t>{E, Fm, H} : std::vector<int64_t>{E, H, Fm};
@@ -120,15 +126,18 @@ bool spec_has_role(const ModelSpec& s, TensorRole role, int64_t layer) {
     case TensorRole::Router: return moe_layer;
     case TensorRole::RouterBias: return moe_layer && s.moe.router_bias;
     case TensorRole::ScoreCorrectionBias: return moe_layer && s.moe.score_correction_bias;
-    case TensorRole::ExpertGate: case TensorRole::ExpertUp: case TensorRole::ExpertDown:
-      return moe_layer && layout == ExpertLayout::PerExpert;
+    case TensorRole::ExpertGate: return moe_layer && layout == ExpertLayout::PerExpert && gated_mlp;
+    case TensorRole::ExpertUp: case TensorRole::ExpertDown: return moe_layer && layout == ExpertLayout::PerExpert;
+    case TensorRole::ExpertUpBias: case TensorRole::ExpertDownBias:
+      return moe_layer && layout == ExpertLayout::PerExpert && s.moe.expert_bias;
     case TensorRole::ExpertsGateUp: case TensorRole::ExpertsDown: return moe_layer && is_fused(s);
     case TensorRole::ExpertsGateUpBias: case TensorRole::ExpertsDownBias:
       return moe_layer && s.moe.expert_bias && layout != ExpertLayout::PerExpert;
     case TensorRole::ExpertsGateUpBlocks: case TensorRole::ExpertsGateUpScales:
     case TensorRole::ExpertsDownBlocks: case TensorRole::ExpertsDownScales:
       return moe_layer && layout == ExpertLayout::Mxfp4;
-    case TensorRole::SharedGate: case TensorRole::SharedUp: case TensorRole::SharedDown: return shared;
+    case TensorRole::SharedGate: return shared && gated_mlp;
+    case TensorRole::SharedUp: case TensorRole::SharedDown: return shared;
     case TensorRole::SharedExpertGate: return shared && s.moe.shared_gate == SharedGateKind::SigmoidGate;
     case TensorRole::SharedScale: return shared && s.moe.shared_gate == SharedGateKind::LearnedScale;
     case TensorRole::Count: break;
@@ -157,8 +166,8 @@ void for_each_tensor(const ModelSpec& spec, const std::function<void(const Expec
     for (TensorRole role : kLayerRoles) {
       if (role == TensorRole::SharedGate) {  // per-expert tensors go right before the shared expert
         for (int64_t e = 0; spec.is_moe[l] && spec.moe.layout == ExpertLayout::PerExpert && e < spec.moe.num_experts; ++e)
-          for (TensorRole expert_role : {TensorRole::ExpertGate, TensorRole::ExpertUp, TensorRole::ExpertDown})
-            emit(expert_role, l, e);
+          for (TensorRole expert_role : kPerExpertRoles)
+            if (spec_has_role(spec, expert_role, l)) emit(expert_role, l, e);
       }
       if (spec_has_role(spec, role, l)) emit(role, l, -1);
     }

@@ -41,7 +41,7 @@ class LayerEncoder {
     if (s.moe.layout != spec_.moe.layout || s.hidden_size != spec_.hidden_size ||
         s.moe.moe_intermediate_size != spec_.moe.moe_intermediate_size || s.model_type != spec_.model_type)
       return std::nullopt;
-    const bool per_expert = role == Role::ExpertGate || role == Role::ExpertUp || role == Role::ExpertDown;
+    const bool per_expert = role_is_per_expert(role);
     auto found = src.store->find(tensor_name(s, role, src.layer, per_expert ? src.expert : -1));
     if (!found || found->info->dtype != dtype) return std::nullopt;
     ByteView all = found->bytes();
@@ -78,10 +78,11 @@ class LayerEncoder {
  private:
   const ExpertWeights& check(const ExpertWeights& w, size_t e) const {
     const int64_t H = spec_.hidden_size, F = spec_.moe.moe_intermediate_size;
-    if (w.hidden_size != H || w.intermediate_size != F || static_cast<int64_t>(w.gate.size()) != F * H ||
+    const bool gated = spec_.activation != Activation::GeluNew;
+    if (w.hidden_size != H || w.intermediate_size != F || static_cast<int64_t>(w.gate.size()) != (gated ? F * H : 0) ||
         static_cast<int64_t>(w.up.size()) != F * H || static_cast<int64_t>(w.down.size()) != H * F)
       fail("expert ", e, " for layer ", layer_, " has sizes H=", w.hidden_size, " F=", w.intermediate_size,
-           "; the output needs H=", H, " F=", F, " with gate, up and down");
+           "; the output needs H=", H, " F=", F, gated ? " with gate, up and down" : " with up and down (no gate)");
     return w;
   }
 
@@ -130,12 +131,19 @@ std::vector<EncodedTensor> encode_layer_experts(const ModelSpec& spec, int64_t l
   switch (spec.moe.layout) {
     case ExpertLayout::PerExpert:
       for (size_t e = 0; e < experts.size(); ++e) {
-        for (Role role : {Role::ExpertGate, Role::ExpertUp, Role::ExpertDown}) {
+        for (Role role : {Role::ExpertGate, Role::ExpertUp, Role::ExpertDown, Role::ExpertUpBias, Role::ExpertDownBias}) {
+          if (!spec_has_role(spec, role, layer)) continue;
           EncodedTensor t;
           t.decl = TensorDecl{tensor_name(spec, role, layer, static_cast<int64_t>(e)), fd, role_shape(spec, role)};
           t.bytes.resize(t.decl.num_bytes());
           enc.fill_floats(e, role, fd, t.bytes.data(), t.bytes.size(), [&](const ExpertWeights& w) {
-            return role == Role::ExpertGate ? w.gate : role == Role::ExpertUp ? w.up : w.down;
+            switch (role) {
+              case Role::ExpertGate: return w.gate;
+              case Role::ExpertUp: return w.up;
+              case Role::ExpertUpBias: return w.up_bias.empty() ? std::vector<float>(F, 0.0f) : w.up_bias;
+              case Role::ExpertDownBias: return w.down_bias.empty() ? std::vector<float>(H, 0.0f) : w.down_bias;
+              default: return w.down;
+            }
           });
           out.push_back(std::move(t));
         }

@@ -66,15 +66,22 @@ ExpertWeights read_expert(const ModelSpec& spec, const CheckpointStore& store, i
   const int64_t H = spec.hidden_size, F = spec.moe.moe_intermediate_size;
   w.hidden_size = H;
   w.intermediate_size = F;
+  if (spec.moe.layout == ExpertLayout::PerExpert) {  // each role its own tensor; ungated: no gate
+    auto read_if = [&](Role role, std::vector<float>& out) {
+      if (spec_has_role(spec, role, layer)) out = read_floats(fetch(spec, store, role, layer, e));
+    };
+    read_if(Role::ExpertGate, w.gate);
+    read_if(Role::ExpertUp, w.up);
+    read_if(Role::ExpertDown, w.down);
+    read_if(Role::ExpertUpBias, w.up_bias);
+    read_if(Role::ExpertDownBias, w.down_bias);
+    return w;
+  }
   w.gate.resize(F * H);
   w.up.resize(F * H);
   w.down.resize(H * F);
   switch (spec.moe.layout) {
-    case ExpertLayout::PerExpert:
-      w.gate = read_floats(fetch(spec, store, Role::ExpertGate, layer, e));
-      w.up = read_floats(fetch(spec, store, Role::ExpertUp, layer, e));
-      w.down = read_floats(fetch(spec, store, Role::ExpertDown, layer, e));
-      break;
+    case ExpertLayout::PerExpert: break;  // read above
     case ExpertLayout::FusedConcat: {  // gate_up [E, 2F, H]: gate rows first, then up rows
       std::vector<float> gu = expert_slice(fetch(spec, store, Role::ExpertsGateUp, layer), e);
       std::copy(gu.begin(), gu.begin() + F * H, w.gate.begin());
@@ -122,7 +129,7 @@ ExpertWeights read_shared_expert(const ModelSpec& spec, const CheckpointStore& s
   ExpertWeights w;
   w.hidden_size = spec.hidden_size;
   w.intermediate_size = spec.moe.shared_intermediate_size;
-  w.gate = read_floats(fetch(spec, store, Role::SharedGate, layer));
+  if (spec_has_role(spec, Role::SharedGate, layer)) w.gate = read_floats(fetch(spec, store, Role::SharedGate, layer));
   w.up = read_floats(fetch(spec, store, Role::SharedUp, layer));
   w.down = read_floats(fetch(spec, store, Role::SharedDown, layer));
   return w;

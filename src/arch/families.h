@@ -17,5 +17,6 @@ const FamilyAdapter& qwen3_moe();
 const FamilyAdapter& olmoe();
 const FamilyAdapter& gpt_oss();
 const FamilyAdapter& deepseek_v3();
+const FamilyAdapter& gpt_neo_moe();
 
 }  // namespace moeforge::families

@@ -42,8 +42,9 @@ struct FamilyWriter {
   bool keeps_dense_layers = false;    // a target that can leave some layers dense (mlp_only_layers)
   bool always_renormalizes = false;   // a target that cannot switch norm_topk_prob off (Mixtral)
   double default_aux_loss_coef = 0.001;
-  // Why a dense model of this family cannot be upcycled or merged (null: it can).
-  const char* upcycle_refusal = nullptr;
+  // The one family a dense model of this family can be upcycled or merged into (null: any target
+  // whose features match; GPT-Neo: only gpt_neo_moe).
+  const char* upcycle_only_to = nullptr;
   // A tiny config for `moeforge init` with the family's features on (GQA, several experts, q/k
   // norms, sliding windows where native); model_type and architectures are added by the caller.
   nlohmann::json (*init_config)() = nullptr;

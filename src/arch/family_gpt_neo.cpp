@@ -5,6 +5,7 @@
 
 #include "arch/config_common.h"
 #include "arch/families.h"
+#include "arch/gpt_neo_common.h"
 
 namespace moeforge::families {
 namespace {
@@ -33,7 +34,9 @@ std::vector<std::string> expand_attention_types(const ConfigReader& config) {
   return out;
 }
 
-void parse(const ConfigReader& config, ModelSpec& spec) {
+}  // namespace
+
+void parse_gpt_neo_base(const ConfigReader& config, ModelSpec& spec) {
   // GPTNeoConfig names: num_layers / num_heads (num_hidden_layers / num_attention_heads aliased).
   std::string layers_key = config.first_present({"num_layers", "num_hidden_layers"});
   std::string heads_key = config.first_present({"num_heads", "num_attention_heads"});
@@ -83,7 +86,7 @@ void parse(const ConfigReader& config, ModelSpec& spec) {
   }
 }
 
-NameTable names() {
+NameTable gpt_neo_names() {
   return {
       {TensorRole::Embed, "transformer.wte.weight"},
       {TensorRole::PositionEmbed, "transformer.wpe.weight"},
@@ -106,8 +109,7 @@ NameTable names() {
   };
 }
 
-// `moeforge init --family gpt_neo`: tiny, with the family's features on.
-nlohmann::json init_config() {
+nlohmann::json gpt_neo_init_config() {
   return nlohmann::json{{"vocab_size", 512},     {"hidden_size", 64},       {"num_layers", 2},
                         {"num_heads", 4},        {"intermediate_size", 256}, {"max_position_embeddings", 512},
                         {"attention_types", nlohmann::json::parse(R"([[["global", "local"], 1]])")},
@@ -116,21 +118,21 @@ nlohmann::json init_config() {
                         {"bos_token_id", 1},     {"eos_token_id", 2},       {"initializer_range", 0.02}};
 }
 
+namespace {
+
 FamilyWriter writer() {
   FamilyWriter w;
   w.architecture = "GPTNeoForCausalLM";
-  w.upcycle_refusal =
-      "no Hugging Face family holds a GPT-Neo MoE (learned positions, LayerNorm, gelu MLP); convert it to a "
-      "llama-style model first";
-  w.init_config = init_config;
+  w.upcycle_only_to = "gpt_neo_moe";  // no Hugging Face MoE family has learned positions and a GELU MLP
+  w.init_config = gpt_neo_init_config;
   return w;
 }
 
 }  // namespace
 
 const FamilyAdapter& gpt_neo() {
-  static const FamilyAdapter adapter{"gpt_neo", "GPT-Neo (dense, learned positions, local/global attention)", parse,
-                                     names(), writer()};
+  static const FamilyAdapter adapter{"gpt_neo", "GPT-Neo (dense, learned positions, local/global attention)",
+                                     parse_gpt_neo_base, gpt_neo_names(), writer()};
   return adapter;
 }
 

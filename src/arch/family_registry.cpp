@@ -13,7 +13,7 @@ const std::vector<const FamilyAdapter*>& all_adapters() {
   static const std::vector<const FamilyAdapter*> list = {
       &families::llama(),   &families::mistral(),   &families::qwen2(),     &families::qwen3(),
       &families::gpt_neo(), &families::mixtral(),   &families::qwen2_moe(), &families::qwen3_moe(),
-      &families::olmoe(),   &families::gpt_oss(),   &families::deepseek_v3(),
+      &families::olmoe(),   &families::gpt_oss(),   &families::deepseek_v3(), &families::gpt_neo_moe(),
   };
   return list;
 }
@@ -94,7 +94,7 @@ void detect_expert_layout(ModelSpec& spec, const CheckpointStore& store) {
     return it != table.end() && store.contains(format_tensor_name(it->second, layer, expert));
   };
   ExpertLayout before = spec.moe.layout;
-  if (present(ExpertLayout::PerExpert, TensorRole::ExpertGate, 0)) spec.moe.layout = ExpertLayout::PerExpert;
+  if (present(ExpertLayout::PerExpert, TensorRole::ExpertUp, 0)) spec.moe.layout = ExpertLayout::PerExpert;
   else if (present(ExpertLayout::Mxfp4, TensorRole::ExpertsGateUpBlocks, -1)) spec.moe.layout = ExpertLayout::Mxfp4;
   else if (present(adapter.fused_layout, TensorRole::ExpertsGateUp, -1)) spec.moe.layout = adapter.fused_layout;
   if (spec.moe.layout != before) spec.validate();  // MXFP4 adds divisibility constraints

@@ -45,6 +45,8 @@ const char* role_name(TensorRole role) {
     case TensorRole::ExpertGate: return "expert_gate";
     case TensorRole::ExpertUp: return "expert_up";
     case TensorRole::ExpertDown: return "expert_down";
+    case TensorRole::ExpertUpBias: return "expert_up_bias";
+    case TensorRole::ExpertDownBias: return "expert_down_bias";
     case TensorRole::ExpertsGateUp: return "experts_gate_up";
     case TensorRole::ExpertsGateUpBias: return "experts_gate_up_bias";
     case TensorRole::ExpertsDown: return "experts_down";
@@ -77,7 +79,8 @@ bool role_is_per_layer(TensorRole role) {
 }
 
 bool role_is_per_expert(TensorRole role) {
-  return role == TensorRole::ExpertGate || role == TensorRole::ExpertUp || role == TensorRole::ExpertDown;
+  return role == TensorRole::ExpertGate || role == TensorRole::ExpertUp || role == TensorRole::ExpertDown ||
+         role == TensorRole::ExpertUpBias || role == TensorRole::ExpertDownBias;
 }
 
 std::string format_tensor_name(const std::string& name_template, int64_t layer, int64_t expert) {

@@ -46,6 +46,8 @@ enum class TensorRole : uint8_t {
   ExpertGate,  // [Fm, H]
   ExpertUp,    // [Fm, H]
   ExpertDown,  // [H, Fm]
+  ExpertUpBias,    // [Fm] (ungated experts with biases: GPT-Neo MoE's c_fc)
+  ExpertDownBias,  // [H]  (its c_proj)
   // Per MoE layer, all experts in one tensor (fused layouts; shapes depend on the layout).
   ExpertsGateUp, ExpertsGateUpBias, ExpertsDown, ExpertsDownBias,
   ExpertsGateUpBlocks, ExpertsGateUpScales, ExpertsDownBlocks, ExpertsDownScales,

@@ -18,8 +18,8 @@ struct InitCommandOptions {
 CommandRegistrar init_command([](CLI::App& app) {
   auto o = std::make_shared<InitCommandOptions>();
   auto* sub = app.add_subcommand("init", "Write a randomly initialised checkpoint of any supported family");
-  sub->add_option("--family", o->init.family, "model_type: llama, mistral, qwen2, qwen3, gpt_neo, mixtral, qwen2_moe, "
-                                               "qwen3_moe, olmoe, gpt_oss");
+  sub->add_option("--family", o->init.family, "model_type: llama, mistral, qwen2, qwen3, gpt_neo, mixtral, qwen2_moe, qwen3_moe, "
+                                               "olmoe, gpt_oss, deepseek_v3, gpt_neo_moe");
   sub->add_option("--config", o->config, "Config overrides: a JSON file, or inline JSON ('{\"hidden_size\": 128}')");
   sub->add_option("--out", o->out, "Output directory")->required();
   sub->add_option("--seed", o->init.seed, "Random seed")->capture_default_str();

@@ -8,6 +8,7 @@
 
 #include "arch/expected_tensors.h"
 #include "arch/family_adapter.h"
+#include "arch/remote_code.h"
 #include "common/error.h"
 #include "data/hash.h"
 #include "init/normal_sampler.h"
@@ -149,6 +150,8 @@ InitResult init_model(const InitOptions& options) {
       return count * element;
     });
   }
+  // A family or extension transformers cannot express (gpt_neo_moe) loads through moeforge's remote code.
+  for (const auto& [name, text] : apply_remote_code(result.config, true)) writer.add_file(name, text);
   writer.add_file("config.json", result.config.dump(2) + "\n");
   Json generation = Json::object();
   for (const char* key : {"bos_token_id", "eos_token_id", "pad_token_id"})

@@ -111,6 +111,14 @@ struct Loader {
           }
           out.w_out[e].copy_(source(Role::ExpertDown, l, e));
         }
+        if (spec.moe.expert_bias) {  // ungated experts with biases (GPT-Neo MoE): up [F], down [H]
+          out.b_in = torch::empty({E, R}, run_options());
+          out.b_out = torch::empty({E, H}, run_options());
+          for (int64_t e = 0; e < E; ++e) {
+            out.b_in[e].copy_(source(Role::ExpertUpBias, l, e));
+            out.b_out[e].copy_(source(Role::ExpertDownBias, l, e));
+          }
+        }
         break;
       case ExpertLayout::Mxfp4:  // dequantised one expert at a time, straight into the stack
         out.w_in = torch::empty({E, R, H}, run_options());

@@ -8,7 +8,7 @@
 #include "common/hf_cache.h"
 #include "common/strings.h"
 #include "surgery/output_card.h"
-#include "surgery/remote_code.h"
+#include "arch/remote_code.h"
 
 namespace moeforge::pipeline {
 namespace {
@@ -98,10 +98,12 @@ void eval_section(const nlohmann::json& eval, std::ostringstream& out) {
 // How to load it: with moeforge's remote code where transformers' family cannot express the model.
 void loading_section(const nlohmann::json& model_config, std::ostringstream& out) {
   out << "## Loading\n\n";
-  const auto features = surgery::features_needing_remote_code(model_config);
-  if (surgery::uses_remote_code(model_config)) {
-    out << "transformers' `" << model_config.value("model_type", std::string()) << "` classes cannot express "
-        << join(features, " and ") << ": this checkpoint ships `configuration_moeforge.py` and `modeling_moeforge.py` "
+  const auto features = features_needing_remote_code(model_config);
+  if (uses_remote_code(model_config)) {
+    const std::string model_type = model_config.value("model_type", std::string());
+    if (model_type == "gpt_neo_moe") out << "transformers has no class for moeforge's GPT-Neo MoE";
+    else out << "transformers' `" << model_type << "` classes cannot express " << join(features, " and ");
+    out << ": this checkpoint ships `configuration_moeforge.py` and `modeling_moeforge.py` "
         << "(transformers' own classes plus only that, computed as moeforge does; `auto_map` in config.json), so it "
         << "loads with `trust_remote_code=True`:\n\n";
   } else if (!features.empty()) {
@@ -111,7 +113,7 @@ void loading_section(const nlohmann::json& model_config, std::ostringstream& out
     out << "A plain transformers checkpoint:\n\n";
   }
   out << "```python\nmodel_dir = \"path/to/this/directory\"\n"
-      << surgery::loading_code(model_config, "model_dir") << "```\n\n";
+      << loading_code(model_config, "model_dir") << "```\n\n";
 }
 
 // A data spec with each entry's directories dropped ("/x/code.jsonl:0.4,/y/prose" -> "code.jsonl:0.4,prose").

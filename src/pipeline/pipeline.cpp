@@ -20,7 +20,7 @@
 #include "stats/analyze_job.h"
 #include "stats/stats_job.h"
 #include "surgery/grow.h"
-#include "surgery/remote_code.h"
+#include "arch/remote_code.h"
 #include "surgery/shared_expert.h"
 #include "surgery/upcycle.h"
 #include "train/export.h"
@@ -406,8 +406,8 @@ class Runner {
     fs::remove(tmp / "README.md");  // a hard link to the source's card must not be edited in place
     // config.json and the remote code files again, as export.remote_code says (hard links: replaced, not edited)
     nlohmann::json config = read_json_file(model / "config.json");
-    const auto remote_code_files = surgery::apply_remote_code(config, c_.export_stage.remote_code);
-    if (!c_.export_stage.remote_code) std::cerr << surgery::note_ignored_by_transformers(config);
+    const auto remote_code_files = apply_remote_code(config, c_.export_stage.remote_code);
+    if (!c_.export_stage.remote_code) std::cerr << note_ignored_by_transformers(config);
     for (const char* name : {"config.json", "configuration_moeforge.py", "modeling_moeforge.py"}) fs::remove(tmp / name);
     write_file_atomic(tmp / "config.json", config.dump(2) + "\n");
     for (const auto& [name, text] : remote_code_files) write_file_atomic(tmp / name, text);

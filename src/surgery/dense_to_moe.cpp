@@ -10,7 +10,8 @@ namespace {
 
 using Role = TensorRole;
 
-bool is_expert_role(Role r) { return r == Role::ExpertGate || r == Role::ExpertUp || r == Role::ExpertDown; }
+constexpr Role kExpertRoles[] = {Role::ExpertGate, Role::ExpertUp, Role::ExpertDown, Role::ExpertUpBias, Role::ExpertDownBias};
+
 bool is_shared_role(Role r) { return r == Role::SharedGate || r == Role::SharedUp || r == Role::SharedDown; }
 
 OutputGroup experts_group(const DenseToMoe& job, int64_t l, DType dtype) {
@@ -19,22 +20,28 @@ OutputGroup experts_group(const DenseToMoe& job, int64_t l, DType dtype) {
   g.kind = GroupKind::Transform;
   g.what = cat("layer ", l, " experts (", out.moe.num_experts, ")");
   for (int64_t e = 0; e < out.moe.num_experts; ++e)
-    for (Role r : {Role::ExpertGate, Role::ExpertUp, Role::ExpertDown})
-      g.decls.push_back(TensorDecl{tensor_name(out, r, l, e), dtype, role_shape(out, r)});
-  for (Role r : {Role::MlpGate, Role::MlpUp, Role::MlpDown})
+    for (Role r : kExpertRoles)
+      if (spec_has_role(out, r, l)) g.decls.push_back(TensorDecl{tensor_name(out, r, l, e), dtype, role_shape(out, r)});
+  for (Role r : {Role::MlpGate, Role::MlpUp, Role::MlpDown, Role::MlpUpBias, Role::MlpDownBias})
     if (spec_has_role(job.base_spec, r, l)) g.bytes_read += job.base->tensor(tensor_name(job.base_spec, r, l)).info->num_bytes();
   const DenseToMoe* j = &job;
   g.produce = [j, l, dtype](CheckpointWriter& writer) {
     const ModelSpec& o = j->out_spec;
     const int64_t H = o.hidden_size, F = o.moe.moe_intermediate_size;
     int64_t count = 0;
+    const bool gated = spec_has_role(o, Role::ExpertGate, l), biased = spec_has_role(o, Role::ExpertUpBias, l);
     j->experts(l, [&](int64_t e, const ExpertWeights& w) {
-      if (w.hidden_size != H || w.intermediate_size != F || static_cast<int64_t>(w.gate.size()) != F * H)
+      if (w.hidden_size != H || w.intermediate_size != F || static_cast<int64_t>(w.gate.size()) != (gated ? F * H : 0))
         fail("layer ", l, " expert ", e, ": weights are [", w.intermediate_size, ", ", w.hidden_size, "], the output needs [",
-             F, ", ", H, "] with a gate");
-      write_floats(writer, tensor_name(o, Role::ExpertGate, l, e), dtype, w.gate);
+             F, ", ", H, "] ", gated ? "with a gate" : "without a gate");
+      if (gated) write_floats(writer, tensor_name(o, Role::ExpertGate, l, e), dtype, w.gate);
       write_floats(writer, tensor_name(o, Role::ExpertUp, l, e), dtype, w.up);
       write_floats(writer, tensor_name(o, Role::ExpertDown, l, e), dtype, w.down);
+      if (biased) {  // GPT-Neo MoE: each expert keeps its MLP's biases (zeros when the source has none)
+        write_floats(writer, tensor_name(o, Role::ExpertUpBias, l, e), dtype, w.up_bias.empty() ? std::vector<float>(F, 0.0f) : w.up_bias);
+        write_floats(writer, tensor_name(o, Role::ExpertDownBias, l, e), dtype,
+                     w.down_bias.empty() ? std::vector<float>(H, 0.0f) : w.down_bias);
+      }
       ++count;
     });
     if (count != o.moe.num_experts) fail("internal error: layer ", l, " produced ", count, " experts");
@@ -50,8 +57,8 @@ OutputPlan build_dense_to_moe_plan(const DenseToMoe& job) {
   const ModelSpec& base = job.base_spec;
   for_each_tensor(out, [&](const ExpectedTensor& t) {
     const int64_t l = t.layer;
-    if (is_expert_role(t.role)) {
-      if (t.expert == 0 && t.role == Role::ExpertGate) {
+    if (role_is_per_expert(t.role)) {
+      if (t.expert == 0 && t.role == Role::ExpertUp) {
         std::string up = tensor_name(base, Role::MlpUp, l);
         plan.add(experts_group(job, l, float_dtype_of(*job.base, up)));
       }

@@ -22,7 +22,6 @@ namespace {
 using Role = TensorRole;
 
 bool is_fused_role(Role r) { return r >= Role::ExpertsGateUp && r <= Role::ExpertsDownScales; }
-bool is_expert_role(Role r) { return r == Role::ExpertGate || r == Role::ExpertUp || r == Role::ExpertDown; }
 
 // [E, ...] -> [E + n, ...]: the original bytes, then each clone's slice, streamed (no decoding).
 OutputGroup concat_group(const CheckpointStore& store, const std::string& name, const std::vector<int64_t>& clones, int64_t l) {
@@ -256,7 +255,7 @@ GrowResult grow(const GrowOptions& o) {
       plan.add(router_rows_group(o, src, *store, t, layer_clones));
     } else if (t.role == Role::RouterBias || t.role == Role::ScoreCorrectionBias) {
       plan.add(bias_group(o, src, *store, t, layer_clones, split));
-    } else if (is_expert_role(t.role)) {
+    } else if (role_is_per_expert(t.role)) {
       const int64_t from = t.expert < E ? t.expert : layer_clones.at(t.expert - E);
       plan.copy(*store, tensor_name(src, t.role, l, from), t.name);
     } else if (is_fused_role(t.role) && !o.dequantize) {

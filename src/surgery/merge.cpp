@@ -80,7 +80,11 @@ std::filesystem::path merge(const MergeOptions& o) {
   for (const auto* per_expert : {&o.noise_scale, &o.residual_scale})
     if (!per_expert->empty() && static_cast<int64_t>(per_expert->size()) != E) fail("merge: per-expert scales for ", per_expert->size(), " of ", E, " experts");
   MoeTargetOptions target;
-  target.family = o.to;
+  const FamilyAdapter* base_family = find_adapter(dense.model_type);
+  const std::string to = !o.to.empty() ? o.to
+                         : base_family && base_family->writer.upcycle_only_to ? base_family->writer.upcycle_only_to
+                                                                              : "mixtral";
+  target.family = to;
   target.num_experts = E;
   target.top_k = o.top_k;
   target.expert_width = dense.intermediate_size;
@@ -150,7 +154,7 @@ std::filesystem::path merge(const MergeOptions& o) {
   plan.extra_files["moeforge_merge.json"] = record.dump(2) + "\n";
   std::filesystem::path written = execute(plan, o.out, o.execute);
   if (!written.empty() && !o.execute.quiet)
-    std::cout << "merged " << E << " " << dense.model_type << " models into " << o.to << " (top-" << o.top_k << ", non-FFN "
+    std::cout << "merged " << E << " " << dense.model_type << " models into " << to << " (top-" << o.top_k << ", non-FFN "
               << to_string(o.non_ffn) << ", router " << to_string(router) << "); wrote " << written.string() << "\n";
   return written;
 }

@@ -22,7 +22,7 @@ struct MergeOptions {
   std::filesystem::path base, out;
   std::vector<std::pair<std::string, std::filesystem::path>> experts;  // NAME=DIR, in expert order
   int64_t top_k = 2;
-  std::string to = "mixtral";
+  std::string to;  // empty: the base family's only target (gpt_neo -> gpt_neo_moe), else mixtral
   NonFfnSource non_ffn = NonFfnSource::Average;
   std::optional<RouterInit> router;  // unset: hidden with prompts, else normal
   double router_std = 0.02;          // normal

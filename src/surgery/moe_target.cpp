@@ -33,8 +33,10 @@ const FamilyAdapter& target_family(const std::string& family) {
 
 nlohmann::json moe_target_config(const nlohmann::json& dense_config, const ModelSpec& dense, const MoeTargetOptions& o) {
   const FamilyWriter& target = target_family(o.family).writer;
-  if (const FamilyAdapter* source = find_adapter(dense.model_type); source && source->writer.upcycle_refusal)
-    fail("cannot upcycle ", dense.model_type, ": ", source->writer.upcycle_refusal);
+  if (const FamilyAdapter* source = find_adapter(dense.model_type);
+      source && source->writer.upcycle_only_to && o.family != source->writer.upcycle_only_to)
+    fail("--to ", o.family, ": a ", dense.model_type, " model (", source->description, ") can only become a --to ",
+         source->writer.upcycle_only_to, " MoE");
   if (dense.has_moe()) fail(dense.source, ": is already a MoE model (", dense.model_type, "); use `moeforge grow`");
   if (o.num_experts < 1) fail("--experts must be at least 1");
   if (o.top_k < 1 || o.top_k > o.num_experts) fail("--top-k ", o.top_k, " must be in [1, --experts ", o.num_experts, "]");
@@ -56,11 +58,12 @@ nlohmann::json moe_target_config(const nlohmann::json& dense_config, const Model
     c.erase(key);
   // Keys the dense config left to its family's defaults must be spelled out: the target family's
   // defaults differ (e.g. Llama rope_theta 1e4 and rms_norm_eps 1e-6 vs Mixtral 1e6 and 1e-5).
-  if (!c.contains("rope_parameters") && !c.contains("rope_theta")) c["rope_theta"] = dense.rope.theta;
-  if (!c.contains("rms_norm_eps")) c["rms_norm_eps"] = dense.norm_eps;
+  const bool rope = dense.positions == PositionKind::Rope, rms = dense.norm == NormKind::RmsNorm;
+  if (rope && !c.contains("rope_parameters") && !c.contains("rope_theta")) c["rope_theta"] = dense.rope.theta;
+  if (rms && !c.contains("rms_norm_eps")) c["rms_norm_eps"] = dense.norm_eps;
   if (!c.contains("tie_word_embeddings")) c["tie_word_embeddings"] = dense.tie_word_embeddings;
   if (!c.contains("max_position_embeddings")) c["max_position_embeddings"] = dense.max_position_embeddings;
-  if (!c.contains("head_dim")) c["head_dim"] = dense.head_dim;
+  if (rope && !c.contains("head_dim")) c["head_dim"] = dense.head_dim;
   c["model_type"] = o.family;
   c["architectures"] = {target.architecture};
   c["num_experts_per_tok"] = o.top_k;
@@ -102,7 +105,7 @@ std::vector<std::string> check_target(const ModelSpec& d, const ModelSpec& o) {
   }
   if (d.tie_word_embeddings != o.tie_word_embeddings) bad("tie_word_embeddings", yes(d.tie_word_embeddings), yes(o.tie_word_embeddings));
   if (d.norm_eps != o.norm_eps) bad("the norm epsilon", std::to_string(d.norm_eps), std::to_string(o.norm_eps));
-  if (d.mlp_bias) bad("the MLP bias", "on", "off");
+  if (d.mlp_bias && !o.moe.expert_bias) bad("the MLP bias", "on", "off");
   if (d.qk_norm != o.qk_norm) {
     if (d.qk_norm != QkNorm::None) bad("q/k norm", to_string(d.qk_norm), to_string(o.qk_norm));
     warnings.push_back(cat(o.model_type, " always applies q/k RMSNorm (", to_string(o.qk_norm), "); ", d.model_type,

@@ -5,7 +5,7 @@
 #include <sstream>
 
 #include "common/hf_cache.h"
-#include "surgery/remote_code.h"
+#include "arch/remote_code.h"
 
 namespace moeforge::surgery {
 

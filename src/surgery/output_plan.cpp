@@ -16,7 +16,7 @@
 
 #include "common/error.h"
 #include "common/strings.h"
-#include "surgery/remote_code.h"
+#include "arch/remote_code.h"
 
 namespace moeforge::surgery {
 namespace fs = std::filesystem;

@@ -81,10 +81,12 @@ std::map<int64_t, std::vector<int64_t>> choose_experts(const SharedExpertOptions
 // Equal-weight mean of the chosen experts, read (and dequantised) one at a time.
 ExpertWeights average_experts(const ModelSpec& spec, const CheckpointStore& store, int64_t l, const std::vector<int64_t>& experts) {
   ExpertWeights sum;
+  bool first = true;
   for (int64_t e : experts) {
     ExpertWeights w = read_expert(spec, store, l, e);
-    if (sum.gate.empty()) {
+    if (first) {
       sum = std::move(w);
+      first = false;
       continue;
     }
     for (size_t i = 0; i < w.gate.size(); ++i) sum.gate[i] += w.gate[i];
@@ -133,16 +135,17 @@ SharedExpertResult add_shared_expert(const SharedExpertOptions& o) {
   OutputPlan plan;
   for_each_tensor(out, [&](const ExpectedTensor& t) {
     const int64_t l = t.layer;
-    if (t.role == Role::SharedUp || t.role == Role::SharedDown) return;  // written with SharedGate
-    if (t.role == Role::SharedGate) {
+    if (t.role == Role::SharedGate || t.role == Role::SharedDown) return;  // written with SharedUp
+    if (t.role == Role::SharedUp) {
       DType dtype = float_dtype_of(*store, tensor_name(src, Role::Router, l));
       OutputGroup g;
       g.kind = GroupKind::Create;
       const std::vector<int64_t> experts = chosen.at(l);
       g.what = experts.empty() ? cat("layer ", l, " shared expert (random)")
                                : cat("layer ", l, " shared expert = mean of ", experts.size(), " expert(s)");
+      const bool gated = spec_has_role(out, Role::SharedGate, l);  // GELU families have no gate projection
       for (Role r : {Role::SharedGate, Role::SharedUp, Role::SharedDown})
-        g.decls.push_back(TensorDecl{tensor_name(out, r, l), dtype, role_shape(out, r)});
+        if (spec_has_role(out, r, l)) g.decls.push_back(TensorDecl{tensor_name(out, r, l), dtype, role_shape(out, r)});
       const ModelSpec* s = &src;
       const CheckpointStore* st = store.get();
       const ModelSpec* os = &out;
@@ -152,14 +155,14 @@ SharedExpertResult add_shared_expert(const SharedExpertOptions& o) {
         ExpertWeights w;
         const size_t n = static_cast<size_t>(width * s->hidden_size);
         if (experts.empty()) {
-          w.gate = normal_floats(n, 0.0, random_std, mix_seed(seed, 0x5a, l, 1));
+          if (gated) w.gate = normal_floats(n, 0.0, random_std, mix_seed(seed, 0x5a, l, 1));
           w.up = normal_floats(n, 0.0, random_std, mix_seed(seed, 0x5a, l, 2));
           w.down = normal_floats(n, 0.0, random_std, mix_seed(seed, 0x5a, l, 3));
         } else {
           w = average_experts(*s, *st, l, experts);
         }
         for (float& v : w.down) v = static_cast<float>(v * fold);
-        write_floats(writer, tensor_name(*os, Role::SharedGate, l), dtype, w.gate);
+        if (gated) write_floats(writer, tensor_name(*os, Role::SharedGate, l), dtype, w.gate);
         write_floats(writer, tensor_name(*os, Role::SharedUp, l), dtype, w.up);
         write_floats(writer, tensor_name(*os, Role::SharedDown, l), dtype, w.down);
       };

@@ -16,7 +16,7 @@
 #include "io/checkpoint_store.h"
 #include "io/checkpoint_writer.h"
 #include "model/tensor_table.h"
-#include "surgery/remote_code.h"
+#include "arch/remote_code.h"
 #include "surgery/verify.h"
 
 namespace moeforge::train {
@@ -107,7 +107,7 @@ std::vector<std::pair<TensorDecl, std::string>> encode_trainable(const ModelSpec
     if (out_spec.moe.layout == ExpertLayout::PerExpert)
       for (size_t e = 0; e < mask.size(); ++e)
         if (mask[e])
-          for (Role r : {Role::ExpertGate, Role::ExpertUp, Role::ExpertDown})
+          for (Role r : {Role::ExpertGate, Role::ExpertUp, Role::ExpertDown, Role::ExpertUpBias, Role::ExpertDownBias})
             if (spec_has_role(out_spec, r, layer)) keep.insert(tensor_name(out_spec, r, layer, static_cast<int64_t>(e)));
     for (auto& enc : encode_layer_experts(out_spec, layer, sources, DType::F32)) {
       if (out_spec.moe.layout == ExpertLayout::PerExpert && !keep.count(enc.decl.name)) continue;
@@ -184,15 +184,15 @@ size_t merge_deltas(const MergeOptions& o) {
     writer.write(d.name, ByteView{bytes.data(), bytes.size()});
     ++replaced;
   }
-  const auto remote_code_files = surgery::apply_remote_code(config, o.remote_code);
-  if (!o.remote_code) std::cerr << surgery::note_ignored_by_transformers(config);
+  const auto remote_code_files = apply_remote_code(config, o.remote_code);
+  if (!o.remote_code) std::cerr << note_ignored_by_transformers(config);
   writer.add_file("config.json", config.dump(2) + "\n");
   for (const auto& [name, text] : remote_code_files) writer.add_file(name, text);
   for (const auto& entry : fs::directory_iterator(base->directory())) {
     if (!entry.is_regular_file()) continue;
     const std::string name = entry.path().filename().string();
     if (ends_with(name, ".safetensors") || name == "model.safetensors.index.json" || name == "config.json" ||
-        surgery::is_remote_code_file(name))
+        is_remote_code_file(name))
       continue;
     writer.copy_file(name, entry.path());
   }

@@ -19,7 +19,7 @@ namespace {
 torch::Tensor ids_of(std::vector<int64_t> ids) { return torch::tensor(ids, torch::kInt64).unsqueeze(0); }
 
 TEST(RuntimeInvariants, KvCacheLogitsEqualFullLogits) {
-  for (const std::string family : {"mistral", "mixtral", "gpt_oss", "deepseek_v3"}) {
+  for (const std::string family : {"mistral", "mixtral", "gpt_oss", "deepseek_v3", "gpt_neo_moe"}) {
     test::TempDir dir;
     test::write_tiny_checkpoint(dir / "m", test::tiny_config(family), 11);
     auto model = Transformer::load(dir / "m");

@@ -25,7 +25,7 @@ const CommandRegistrar registrar([](CLI::App& app) {
   auto* base_flag = accepts_hub_id(sub->add_option("--base", *base, "base model: architecture, non-FFN tensors (--non-ffn base), hidden states"));
   auto* expert_flag = sub->add_option("--expert", *experts, "NAME=DIR, repeated: each model's FFN becomes an expert");
   auto* top_k = sub->add_option("--top-k", o->top_k, "experts per token");
-  auto* to = sub->add_option("--to", o->to, "target family: mixtral | qwen3_moe | qwen2_moe | olmoe (default mixtral)");
+  auto* to = sub->add_option("--to", o->to, "target family: mixtral | qwen3_moe | qwen2_moe | olmoe | gpt_neo_moe (default mixtral; gpt_neo_moe for gpt_neo sources)");
   auto non_ffn = std::make_shared<std::string>("average");
   auto router = std::make_shared<std::string>();
   auto* non_ffn_flag = sub->add_option("--non-ffn", *non_ffn, "average (over the expert models) | base");

@@ -13,10 +13,10 @@ const CommandRegistrar registrar([](CLI::App& app) {
   auto source = std::make_shared<std::string>();
   auto no_renorm = std::make_shared<bool>(false);
   auto* sub = app.add_subcommand("upcycle", "Turn a dense model into a MoE (experts from its FFN)");
-  accepts_hub_id(sub->add_option("model", *source, "dense model directory (llama, mistral, qwen2, qwen3)"))->required();
+  accepts_hub_id(sub->add_option("model", *source, "dense model directory (llama, mistral, qwen2, qwen3, gpt_neo)"))->required();
   sub->add_option("--experts", o->num_experts, "number of experts per MoE layer")->required();
   sub->add_option("--top-k", o->top_k, "experts per token")->required();
-  sub->add_option("--to", o->to, "target family: mixtral | qwen3_moe | qwen2_moe | olmoe")->required();
+  sub->add_option("--to", o->to, "target family: mixtral | qwen3_moe | qwen2_moe | olmoe | gpt_neo_moe (the one target of a gpt_neo source)")->required();
   auto method = std::make_shared<std::string>("copy");
   auto router = std::make_shared<std::string>("zero");
   sub->add_option("--method", *method, "copy | noise | drop | granular (default copy)");

@@ -22,6 +22,9 @@ nlohmann::json tiny_config(const std::string& model_type, const nlohmann::json& 
                    {"moe_intermediate_size", 16}, {"first_k_dense_replace", 1}, {"num_key_value_heads", 4},
                    {"q_lora_rank", 16}, {"kv_lora_rank", 8}, {"qk_nope_head_dim", 8}, {"qk_rope_head_dim", 4},
                    {"v_head_dim", 12}, {"routed_scaling_factor", 2.5}});
+  if (model_type == "gpt_neo_moe")  // learned positions, local/global attention, GELU experts with biases
+    config.update({{"num_experts", 4}, {"num_experts_per_tok", 2}, {"moe_intermediate_size", 16}, {"window_size", 4},
+                   {"attention_types", nlohmann::json::parse(R"([[["global", "local"], 1]])")}, {"norm_topk_prob", true}});
   config.update(extra);
   return config;
 }

@@ -1,11 +1,11 @@
 // Remote-code outputs for transformers (see remote_code.h).
-#include "surgery/remote_code.h"
+#include "arch/remote_code.h"
 
 #include "common/error.h"
 #include "common/strings.h"
-#include "surgery/remote_code_files.h"
+#include "arch/remote_code_files.h"
 
-namespace moeforge::surgery {
+namespace moeforge {
 namespace {
 
 constexpr const char* kConfigFile = "configuration_moeforge.py";
@@ -18,6 +18,7 @@ const char* class_stem(const std::string& model_type) {
   if (model_type == "qwen3_moe") return "Qwen3Moe";
   if (model_type == "olmoe") return "Olmoe";
   if (model_type == "gpt_oss") return "GptOss";
+  if (model_type == "gpt_neo_moe") return "GptNeoMoe";
   return nullptr;
 }
 
@@ -34,15 +35,18 @@ bool is_remote_code_file(const std::string& filename) { return filename == kConf
 
 std::vector<std::string> features_needing_remote_code(const nlohmann::json& config) {
   std::vector<std::string> out;
+  const bool gpt_neo_moe = config.value("model_type", std::string()) == "gpt_neo_moe";
+  if (gpt_neo_moe) out.push_back("the GPT-Neo MoE architecture itself (moeforge's family; no transformers class holds it)");
+  const std::string layers = gpt_neo_moe ? "transformer.h.*" : "model.layers.*";
   if (config.contains("moeforge_shared_expert_intermediate_size")) {
     const std::string gate = config.value("moeforge_shared_expert_gate", std::string("fixed"));
-    std::string tensors = "model.layers.*.mlp.shared_expert.*";
+    std::string tensors = layers + ".mlp.shared_expert.*";
     if (gate == "sigmoid") tensors += ", mlp.shared_expert_gate.weight";
     if (gate == "learned") tensors += ", mlp.shared_expert_scale";
     out.push_back(cat("the shared expert (", gate, " gate; tensors ", tensors, ")"));
   }
   if (config.value("moeforge_selection_bias", false))
-    out.push_back("the selection-only router bias (tensors model.layers.*.mlp.moeforge_selection_bias)");
+    out.push_back(cat("the selection-only router bias (tensors ", layers, ".mlp.moeforge_selection_bias)"));
   return out;
 }
 
@@ -64,6 +68,9 @@ std::map<std::string, std::string> apply_remote_code(nlohmann::json& config, boo
 std::string note_ignored_by_transformers(const nlohmann::json& config) {
   const auto features = features_needing_remote_code(config);
   if (features.empty()) return "";
+  if (config.value("model_type", std::string()) == "gpt_neo_moe")
+    return "moeforge: note: --no-remote-code: transformers cannot load a gpt_neo_moe model without moeforge's remote "
+           "code; only moeforge runs this output\n";
   return cat("moeforge: note: --no-remote-code: transformers will load a plain ", config.value("model_type", std::string("?")),
              " and ignore ", join(features, " and "), "; its logits will differ from moeforge's\n");
 }
@@ -76,4 +83,4 @@ std::string loading_code(const nlohmann::json& config, const std::string& path) 
              remote ? ", trust_remote_code=True" : "", ")\n");
 }
 
-}  // namespace moeforge::surgery
+}  // namespace moeforge

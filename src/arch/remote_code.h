@@ -2,7 +2,7 @@
 // natively (a moeforge shared expert on Mixtral / Qwen3-MoE / OLMoE / GPT-OSS, a selection-only
 // router bias, arch/moeforge_extensions.h) is written in Hugging Face's custom-architecture
 // convention: "auto_map" in config.json plus configuration_moeforge.py / modeling_moeforge.py beside
-// the weights (src/surgery/remote_code/*.py, embedded at build time), which subclass transformers'
+// the weights (src/arch/remote_code/*.py, embedded at build time), which subclass transformers'
 // own family classes and add only the extension, so
 // AutoModelForCausalLM.from_pretrained(dir, trust_remote_code=True) gives moeforge's logits.
 // Without remote code (--no-remote-code) the plain family is written and what transformers will
@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-namespace moeforge::surgery {
+namespace moeforge {
 
 // The names of the files apply_remote_code writes (never copied from an input: always regenerated).
 bool is_remote_code_file(const std::string& filename);
@@ -38,4 +38,4 @@ bool uses_remote_code(const nlohmann::json& config);
 // is a Python expression (a quoted path or a variable name).
 std::string loading_code(const nlohmann::json& config, const std::string& path_expression);
 
-}  // namespace moeforge::surgery
+}  // namespace moeforge

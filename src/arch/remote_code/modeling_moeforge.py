@@ -7,10 +7,15 @@
 #   - one shared expert per MoE layer, run on every token and added to the routed output, with the
 #     family's activation (SwiGLU; GPT-OSS's clamped GLU) and no biases, weighed by a fixed scale,
 #     a learned scale tensor or sigmoid(shared_expert_gate(x)).
+# GPT-Neo MoE (moeforge's own family) is GPT-Neo with the MLP of each sparse layer replaced by a
+# softmax-then-top-k router over GPT-Neo MLPs (c_fc/c_proj with biases, gelu_new); its shared expert
+# is an ungated GELU MLP without biases.
 # Load with AutoModelForCausalLM.from_pretrained(directory, trust_remote_code=True).
 import torch
 import torch.nn.functional as F
 from torch import nn
+from transformers.activations import ACT2FN
+from transformers.models.gpt_neo.modeling_gpt_neo import GPTNeoForCausalLM, GPTNeoMLP
 from transformers.models.gpt_oss.modeling_gpt_oss import GptOssForCausalLM, GptOssMLP
 from transformers.models.mixtral.modeling_mixtral import MixtralForCausalLM, MixtralSparseMoeBlock
 from transformers.models.olmoe.modeling_olmoe import OlmoeForCausalLM, OlmoeSparseMoeBlock
@@ -18,6 +23,7 @@ from transformers.models.qwen2_moe.modeling_qwen2_moe import Qwen2MoeForCausalLM
 from transformers.models.qwen3_moe.modeling_qwen3_moe import Qwen3MoeForCausalLM, Qwen3MoeSparseMoeBlock
 
 from .configuration_moeforge import (
+    MoeforgeGptNeoMoeConfig,
     MoeforgeGptOssConfig,
     MoeforgeMixtralConfig,
     MoeforgeOlmoeConfig,
@@ -49,6 +55,19 @@ class MoeforgeSharedExpert(nn.Module):
         return self.down_proj(hidden)
 
 
+class MoeforgeGeluSharedExpert(nn.Module):
+    """c_proj(act(c_fc x)) without biases: GPT-Neo MoE's shared expert."""
+
+    def __init__(self, config, width):
+        super().__init__()
+        self.c_fc = nn.Linear(config.hidden_size, width, bias=False)
+        self.c_proj = nn.Linear(width, config.hidden_size, bias=False)
+        self.act = ACT2FN[config.activation_function]
+
+    def forward(self, x):
+        return self.c_proj(self.act(self.c_fc(x)))
+
+
 class MoeforgeMoeMixin:
     """What moeforge adds to a family's sparse MoE block: selection bias, shared expert."""
 
@@ -67,7 +86,7 @@ class MoeforgeMoeMixin:
         self.moeforge_shared_gate = "native" if self.native_shared_expert else None
         if width:
             self.moeforge_shared_gate = getattr(config, "moeforge_shared_expert_gate", "fixed")
-            self.shared_expert = MoeforgeSharedExpert(config, width, clamped_glu=self.topk_then_softmax)
+            self.shared_expert = self.moeforge_shared_expert(config, width)
             if self.moeforge_shared_gate == "sigmoid":
                 self.shared_expert_gate = nn.Linear(config.hidden_size, 1, bias=False)
             elif self.moeforge_shared_gate == "learned":
@@ -76,6 +95,9 @@ class MoeforgeMoeMixin:
                 self.moeforge_shared_scale = float(getattr(config, "moeforge_shared_expert_scale", 0.2))
             else:
                 raise ValueError(f"moeforge_shared_expert_gate is '{self.moeforge_shared_gate}'; expected fixed, learned or sigmoid")
+
+    def moeforge_shared_expert(self, config, width):
+        return MoeforgeSharedExpert(config, width, clamped_glu=self.topk_then_softmax)
 
     def moeforge_route(self, x):
         """(combine weights [N, k], expert ids [N, k]) as moeforge's route()."""
@@ -153,6 +175,52 @@ class MoeforgeGptOssMLP(MoeforgeMoeMixin, GptOssMLP):
         self.moeforge_init(config)
 
 
+class MoeforgeGptNeoMoeRouter(nn.Linear):
+    """The router: a bias-free linear layer holding what routing reads."""
+
+    def __init__(self, config):
+        experts = getattr(config, "num_experts", 8)  # moeforge's defaults for absent keys
+        super().__init__(config.hidden_size, experts, bias=False)
+        self.num_experts = experts
+        self.top_k = getattr(config, "num_experts_per_tok", 2)
+        self.norm_topk_prob = getattr(config, "norm_topk_prob", False)
+
+
+class MoeforgeGptNeoMoeExperts(nn.ModuleList):
+    """GPT-Neo MLPs of width moe_intermediate_size; each token's top-k outputs mixed by weight."""
+
+    def __init__(self, config):
+        width = getattr(config, "moe_intermediate_size", None) or config.intermediate_size
+        super().__init__([GPTNeoMLP(width, config) for _ in range(getattr(config, "num_experts", 8))])
+
+    def forward(self, x, ids, weights):
+        out = torch.zeros_like(x)
+        for e, expert in enumerate(self):
+            token, slot = torch.where(ids == e)
+            if token.numel():
+                out.index_add_(0, token, expert(x[token]) * weights[token, slot, None])
+        return out
+
+
+class MoeforgeGptNeoMoeBlock(MoeforgeMoeMixin, nn.Module):
+    def __init__(self, config):
+        nn.Module.__init__(self)
+        self.gate = MoeforgeGptNeoMoeRouter(config)
+        self.experts = MoeforgeGptNeoMoeExperts(config)
+        self.moeforge_init(config)
+
+    def moeforge_shared_expert(self, config, width):
+        return MoeforgeGeluSharedExpert(config, width)
+
+
+def _gpt_neo_moe_layers(config):
+    """Qwen-MoE's rule: sparse unless listed in mlp_only_layers, every decoder_sparse_step-th layer."""
+    step = getattr(config, "decoder_sparse_step", 1) or 1
+    dense = set(getattr(config, "mlp_only_layers", None) or [])
+    experts = getattr(config, "num_experts", 8)
+    return [l for l in range(config.num_layers) if l not in dense and experts > 0 and (l + 1) % step == 0]
+
+
 def _replace_moe_blocks(model, family_block, moeforge_block):
     for layer in model.model.layers:
         if type(layer.mlp) is family_block:
@@ -197,6 +265,15 @@ class MoeforgeGptOssForCausalLM(GptOssForCausalLM):
     def __init__(self, config):
         super().__init__(config)
         _replace_moe_blocks(self, GptOssMLP, MoeforgeGptOssMLP)
+
+
+class MoeforgeGptNeoMoeForCausalLM(GPTNeoForCausalLM):
+    config_class = MoeforgeGptNeoMoeConfig
+
+    def __init__(self, config):
+        super().__init__(config)
+        for l in _gpt_neo_moe_layers(config):
+            self.transformer.h[l].mlp = MoeforgeGptNeoMoeBlock(config)
 
 
 # transformers 5 converts the family's on-disk names and per-expert tensors when loading, but not for

@@ -6,6 +6,10 @@
 #   moeforge_shared_expert_scale              the fixed gate's factor (default 0.2)
 #   moeforge_selection_bias                   true: per MoE layer tensor mlp.moeforge_selection_bias [E],
 #                                             added to the router's selection scores only
+# GPT-Neo MoE is moeforge's own family (no transformers class holds it): GPT-Neo's configuration with
+# the Qwen-MoE keys num_experts, num_experts_per_tok, moe_intermediate_size, norm_topk_prob,
+# decoder_sparse_step, mlp_only_layers and router_aux_loss_coef as plain attributes.
+from transformers.models.gpt_neo.configuration_gpt_neo import GPTNeoConfig
 from transformers.models.gpt_oss.configuration_gpt_oss import GptOssConfig
 from transformers.models.mixtral.configuration_mixtral import MixtralConfig
 from transformers.models.olmoe.configuration_olmoe import OlmoeConfig
@@ -31,3 +35,7 @@ class MoeforgeOlmoeConfig(OlmoeConfig):
 
 class MoeforgeGptOssConfig(GptOssConfig):
     pass
+
+
+class MoeforgeGptNeoMoeConfig(GPTNeoConfig):
+    model_type = "gpt_neo_moe"
