@@ -1,10 +1,10 @@
 // TOML 1.0 documents read into JSON, so recipes and pipeline jobs may be written in either.
 //
-// Everything in TOML 1.0 except dates and times (no config of ours has one; they are rejected with
-// a message): bare/quoted/dotted keys, the four string forms with every escape, decimal/hex/octal/
-// binary integers, floats incl. inf and nan, booleans, arrays, inline tables, [tables] and
-// [[arrays of tables]], with the spec's rules against redefining a key or a table. Python's
-// tomllib is the reference (tests/parity/test_toml_parity.py).
+// Parsed by toml++ (Debian's libtomlplusplus). Everything in TOML 1.0 except dates and times (no
+// config of ours has one; they are rejected with a message); floats beyond the double range read
+// as +-inf (as the spec and tomllib say; toml++ alone refuses them); keys of more than 128 parts are
+// refused (toml++ would recurse once per part). Python's tomllib is the reference
+// (tests/parity/test_toml_parity.py).
 #pragma once
 
 #include <filesystem>

@@ -1,5 +1,5 @@
-// The TOML reader: every value form, tables and arrays of tables, and the errors the spec asks for,
-// each checked by message and position. (Parity with Python's tomllib: tests/parity/test_toml_parity.py.)
+// The TOML reader (toml++ underneath): every value form, tables and arrays of tables, the errors
+// the spec asks for by position, and moeforge's own rules by message. (Parity with Python's tomllib: tests/parity/test_toml_parity.py.)
 #include "io/toml.h"
 
 #include <gtest/gtest.h>
@@ -116,35 +116,56 @@ nested = [[1, 2], ["x"], [], [{k = 1}],]
   EXPECT_EQ(j["a"]["nested"], json::parse(R"([[1, 2], ["x"], [], [{"k": 1}]])"));
 }
 
+// toml++ words the errors; what we pin is the position, the cause, and our own three rules.
 TEST(Toml, ErrorsNamePositionAndCause) {
-  EXPECT_EQ(error_of("a = 1\na = 2\n"), "t.toml:2:1: 'a' is defined twice");
-  EXPECT_EQ(error_of("[t]\n[t]\n"), "t.toml:2:1: table [t] is defined twice");
-  EXPECT_EQ(error_of("x = \"open\n"), "t.toml:1:10: unterminated string");
+  EXPECT_EQ(error_of("a = 1\na = 2\n"), "t.toml:2:5: Error while parsing key-value pair: cannot redefine existing integer 'a'");
+  EXPECT_EQ(error_of("[t]\n[t]\n"), "t.toml:2:1: Error while parsing table header: cannot redefine existing table 't'");
+  EXPECT_EQ(error_of("x = 012\n"), "t.toml:1:8: Error while parsing decimal integer: leading zeroes are prohibited");
+  EXPECT_EQ(error_of("x = \"\\q\"\n"), "t.toml:1:7: Error while parsing string: unknown escape sequence '\\q'");
+  EXPECT_EQ(error_of("x = {a = 1}\nx.b = 2\n"),
+            "t.toml:2:1: Error while parsing key-value pair: cannot redefine existing table as dotted key-value pair");
+  EXPECT_EQ(error_of("x = [1]\n[[x]]\n"),
+            "t.toml:2:1: Error while parsing table header: cannot redefine existing array 'x' as array-of-tables");
+  EXPECT_EQ(error_of("[f]\napple.color = 1\n[f.apple]\n"),
+            "t.toml:3:1: Error while parsing table header: cannot redefine existing table 'f.apple'");
+  EXPECT_EQ(error_of("x = \xff\n"), "t.toml:1:4: Encountered invalid utf-8 sequence");
+  for (const char* bad : {"x = \"open\n", "x = 1__0\n", "x = 1 y = 2\n", "x = {a = 1,\n b = 2}\n", "a = 1\n[a]\n",
+                          "[a.b]\nz = 1\n[a]\nb.w = 2\n", "x = 1.\n", "x =\n"})
+    EXPECT_EQ(error_of(bad).rfind("t.toml:", 0), 0u) << bad;
+  // moeforge's own rules, in its own words
   EXPECT_EQ(error_of("x = 1979-05-27\n"), "t.toml:1:5: dates and times are not supported in moeforge configs");
-  EXPECT_EQ(error_of("x = 012\n"), "t.toml:1:5: leading zeros are not allowed in a number");
-  EXPECT_EQ(error_of("x = 1__0\n"), "t.toml:1:7: '_' must sit between two digits");
-  EXPECT_EQ(error_of("x = 9223372036854775808\n"), "t.toml:1:5: integer out of the 64-bit range");
-  EXPECT_EQ(error_of("x = \"\\q\"\n"), "t.toml:1:6: unknown escape sequence in a string");
-  EXPECT_EQ(error_of("x = 1 y = 2\n"), "t.toml:1:7: expected the end of the line after a value or header");
-  EXPECT_EQ(error_of("x = {a = 1,\n b = 2}\n"), "t.toml:1:12: expected a key");
-  EXPECT_EQ(error_of("x = {a = 1}\nx.b = 2\n"), "t.toml:2:1: cannot add 'x.b' to an inline table or value array");
-  EXPECT_EQ(error_of("x = [1]\n[[x]]\n"), "t.toml:2:1: [[x]] cannot extend a value array or inline table");
-  EXPECT_EQ(error_of("[f]\napple.color = 1\n[f.apple]\n"), "t.toml:3:1: table [f.apple] is defined twice");
-  EXPECT_EQ(error_of("[a.b]\nz = 1\n[a]\nb.w = 2\n"), "t.toml:4:1: cannot define table 'a.b' again with dotted keys");
-  EXPECT_EQ(error_of("a = 1\n[a]\n"), "t.toml:2:1: 'a' is not a table ('a' already holds a value)");
-  EXPECT_EQ(error_of("x = \xff\n"), "t.toml:1:5: invalid UTF-8");
-  EXPECT_EQ(error_of("x = 1.\n"), "t.toml:1:7: expected digits after the decimal point");
-  EXPECT_EQ(error_of("x =\n"), "t.toml:1:4: expected a value (string, number, boolean, array or inline table)");
+  EXPECT_EQ(error_of("x = [1, {t = 07:32:00}]\n"), "t.toml:1:14: dates and times are not supported in moeforge configs");
+  EXPECT_NE(error_of("x = 9223372036854775808\n").find("t.toml:1:24: integer out of the 64-bit range"), std::string::npos);
+}
+
+TEST(Toml, FloatsBeyondTheDoubleRangeAreInfinite) {
+  auto j = parse("a = 1e400\nb = [-1_0e4_00, +1e+400, 1e-400]\nc = { d = \"\xE2\x82\xAC\", e = -9.9e999 }\n");
+  EXPECT_TRUE(std::isinf(j["a"].get<double>()) && j["a"].get<double>() > 0);
+  EXPECT_TRUE(std::isinf(j["b"][0].get<double>()) && j["b"][0].get<double>() < 0);
+  EXPECT_TRUE(std::isinf(j["b"][1].get<double>()) && j["b"][1].get<double>() > 0);
+  EXPECT_EQ(j["b"][2].get<double>(), 0.0);
+  EXPECT_TRUE(std::isinf(j["c"]["e"].get<double>()) && j["c"]["e"].get<double>() < 0);
+  EXPECT_EQ(error_of("x = 1e400x\n").rfind("t.toml:1:", 0), 0u);  // still a syntax error
 }
 
 TEST(Toml, DeepNestingFailsWithAMessage) {
-  EXPECT_EQ(error_of("x = " + std::string(200, '[')), "t.toml:1:133: values nested more than 128 levels deep");
+  EXPECT_NE(error_of("x = " + std::string(300, '[')).find("exceeded maximum nested value depth"), std::string::npos);
   std::string inline_tables = "x = ";
-  for (int i = 0; i < 200; ++i) inline_tables += "{a = ";
-  EXPECT_NE(error_of(inline_tables).find("values nested more than 128 levels deep"), std::string::npos);
+  for (int i = 0; i < 300; ++i) inline_tables += "{a = ";
+  EXPECT_NE(error_of(inline_tables).find("exceeded maximum nested value depth"), std::string::npos);
   std::string key = "a";
-  for (int i = 0; i < 200; ++i) key += ".a";
-  EXPECT_NE(error_of(key + " = 1\n").find("a key with more than 128 parts"), std::string::npos);
+  for (int i = 0; i < 200000; ++i) key += ".a";  // toml++ alone would overflow the stack
+  EXPECT_EQ(error_of(key + " = 1\n"), "t.toml:1:256: a key with more than 128 parts");
+  EXPECT_NE(error_of("[" + key + "]\n").find("a key with more than 128 parts"), std::string::npos);
+  // dots inside strings and comments, and those of floats, are not key parts
+  const std::string dots(300, '.');
+  auto j = parse("k = \"" + dots + "\" # " + dots + "\nl = '''\n" + dots + "'''\nm = \"\"\"" + dots + "\"\"\"\"\"\n");
+  EXPECT_EQ(j["k"], dots);
+  EXPECT_EQ(j["l"], dots);
+  EXPECT_EQ(j["m"], dots + "\"\"");
+  std::string floats = "x = [";
+  for (int i = 0; i < 500; ++i) floats += "1.5, ";
+  EXPECT_EQ(parse(floats + "]\n")["x"].size(), 500u);
   EXPECT_EQ(parse("x = " + std::string(100, '[') + std::string(100, ']') + "\n")["x"].dump(), std::string(100, '[') + std::string(100, ']'));
 }
 
