@@ -9,6 +9,38 @@ pkg_check_modules(ZSTD REQUIRED IMPORTED_TARGET libzstd)   # libzstd-dev: .zst d
 pkg_check_modules(TOMLPP REQUIRED IMPORTED_TARGET tomlplusplus)  # libtomlplusplus-dev: TOML recipes and jobs (io/toml.h)
 find_package(Threads REQUIRED)
 
+# Parquet data files (optional): Debian 12 has no Arrow, but the pyarrow wheel ships libarrow and
+# libparquet with their headers. Found like libtorch: -DMOEFORGE_PYARROW_DIR=<pyarrow package dir>,
+# else the venv's pyarrow. Without it, .parquet inputs are refused with how to enable them.
+set(MOEFORGE_PYARROW_DIR "" CACHE PATH "pyarrow package directory (include/, libarrow.so.*, libparquet.so.*)")
+if(NOT MOEFORGE_PYARROW_DIR AND EXISTS "${MOEFORGE_PYTHON}")
+  execute_process(
+    COMMAND "${MOEFORGE_PYTHON}" -c "import os, sys, pyarrow; sys.stdout.write(os.path.dirname(pyarrow.__file__))"
+    OUTPUT_VARIABLE _pyarrow_dir RESULT_VARIABLE _pyarrow_rc ERROR_QUIET)
+  if(_pyarrow_rc EQUAL 0)
+    set(MOEFORGE_PYARROW_DIR "${_pyarrow_dir}")
+  endif()
+endif()
+set(MOEFORGE_WITH_PARQUET OFF)
+if(MOEFORGE_PYARROW_DIR)
+  file(GLOB _arrow_lib "${MOEFORGE_PYARROW_DIR}/libarrow.so.[0-9]*")
+  file(GLOB _parquet_lib "${MOEFORGE_PYARROW_DIR}/libparquet.so.[0-9]*")
+  if(_arrow_lib AND _parquet_lib AND EXISTS "${MOEFORGE_PYARROW_DIR}/include/parquet/arrow/reader.h")
+    list(GET _arrow_lib 0 _arrow_lib)
+    list(GET _parquet_lib 0 _parquet_lib)
+    foreach(_lib arrow parquet)
+      add_library(moeforge_pyarrow::${_lib} SHARED IMPORTED)
+      set_target_properties(moeforge_pyarrow::${_lib} PROPERTIES IMPORTED_LOCATION "${_${_lib}_lib}"
+                            INTERFACE_INCLUDE_DIRECTORIES "${MOEFORGE_PYARROW_DIR}/include")
+    endforeach()
+    set(MOEFORGE_WITH_PARQUET ON)
+    message(STATUS "moeforge: Parquet through pyarrow's ${_parquet_lib}")
+  endif()
+endif()
+if(NOT MOEFORGE_WITH_PARQUET)
+  message(STATUS "moeforge: no pyarrow libarrow/libparquet found: .parquet inputs will be refused")
+endif()
+
 if(MOEFORGE_WITH_TORCH)
   if(NOT Torch_DIR AND EXISTS "${MOEFORGE_PYTHON}")
     execute_process(

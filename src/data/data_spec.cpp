@@ -68,7 +68,7 @@ void add_path(const fs::path& path, double weight, const std::string& domain, co
       if (item.is_regular_file() && format_for_path(item.path(), format)) files.push_back(item.path());
     }
     std::sort(files.begin(), files.end());
-    if (files.empty()) fail("--data entry '", entry, "': directory '", path.string(), "' holds no .txt or .jsonl files");
+    if (files.empty()) fail("--data entry '", entry, "': directory '", path.string(), "' holds no .txt, .jsonl or .parquet files");
     for (const auto& file : files) {
       SourceSpec s;
       s.path = file;
@@ -89,7 +89,7 @@ void add_path(const fs::path& path, double weight, const std::string& domain, co
   s.path = path;
   if (!format_for_path(path, s.format))
     fail("--data entry '", entry, "': unsupported file type '", path.filename().string(),
-         "' (use .txt, .jsonl, optionally .gz or .zst, a directory, or a mixture .json)");
+         "' (use .txt, .jsonl, optionally .gz or .zst, .parquet, a directory, or a mixture .json)");
   s.weight = weight;
   s.domain = domain.empty() ? default_domain_name(path) : domain;
   s.entry = entry;
@@ -134,6 +134,7 @@ bool format_for_path(const fs::path& path, SourceFormat& format) {
   std::string name = strip_gz(lower(path.filename().string()));
   if (ends_with(name, ".txt") || ends_with(name, ".text")) format = SourceFormat::Text;
   else if (ends_with(name, ".jsonl") || ends_with(name, ".ndjson")) format = SourceFormat::Jsonl;
+  else if (ends_with(name, ".parquet")) format = SourceFormat::Parquet;  // compressed inside, by columns
   else return false;
   return true;
 }

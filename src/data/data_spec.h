@@ -14,7 +14,7 @@
 
 namespace moeforge::data {
 
-enum class SourceFormat { Text, Jsonl };  // .txt/.text(.gz/.zst) / .jsonl/.ndjson(.gz/.zst)
+enum class SourceFormat { Text, Jsonl, Parquet };  // .txt/.text(.gz/.zst) / .jsonl/.ndjson(.gz/.zst) / .parquet
 
 struct SourceSpec {
   std::filesystem::path path;  // one file

@@ -1,7 +1,12 @@
-// Record reading for .txt and .jsonl sources (plain or gzip), with bad-record accounting.
+// Record reading for .txt and .jsonl sources (plain, gzip or zstd) and Parquet files, with
+// bad-record accounting. A Parquet row is the JSON object of its columns, read like a JSONL line.
 #include "data/records.h"
 
+#include <algorithm>
+
 #include "common/error.h"
+#include "common/strings.h"
+#include "data/parquet_rows.h"
 #include "data/text_file.h"
 
 namespace moeforge::data {
@@ -29,6 +34,7 @@ BadRecordLog BadRecordLog::from_json(const nlohmann::json& j) {
 
 struct RecordReader::Impl {
   std::unique_ptr<LineReader> lines;        // JSONL, or Text per line
+  std::unique_ptr<ParquetRows> rows;        // Parquet
   std::string whole;                        // Text with doc_sep
   size_t offset = 0;                        // next unread byte of `whole`
   size_t whole_line = 1;                    // line number at `offset`
@@ -36,7 +42,15 @@ struct RecordReader::Impl {
 
 RecordReader::RecordReader(const SourceSpec& source, RecordOptions options)
     : source_(source), options_(std::move(options)), impl_(std::make_unique<Impl>()) {
-  if (source_.format == SourceFormat::Text && options_.doc_sep) {
+  if (source_.format == SourceFormat::Parquet) {
+    impl_->rows = std::make_unique<ParquetRows>(source_.path, std::vector<std::string>{
+        options_.text_field, options_.messages_field, options_.domain_field, options_.prompt_field});
+    const auto names = impl_->rows->column_names();
+    auto has = [&](const std::string& name) { return std::find(names.begin(), names.end(), name) != names.end(); };
+    if (!has(options_.text_field) && !has(options_.messages_field))
+      fail("'", source_.path.string(), "': no column '", options_.text_field, "' or '", options_.messages_field,
+           "' (its columns: ", join(names, ", "), "; choose one with --text-field)");
+  } else if (source_.format == SourceFormat::Text && options_.doc_sep) {
     if (options_.doc_sep->empty()) fail("--doc-sep must not be empty");
     impl_->whole = read_text_file(source_.path);
   } else {
@@ -67,6 +81,12 @@ bool RecordReader::parse_json_line(const std::string& line, size_t number, Recor
     reject(number, "not a JSON object");
     return false;
   }
+  record.raw = line;
+  return accept_object(std::move(j), number, record);
+}
+
+bool RecordReader::accept_object(nlohmann::ordered_json j, size_t number, Record& record) {
+  std::string raw = std::move(record.raw);
   record = Record{};
   record.line = number;
   auto text = j.find(options_.text_field);
@@ -100,11 +120,28 @@ bool RecordReader::parse_json_line(const std::string& line, size_t number, Recor
   if (record.domain.empty()) record.domain = source_.domain;
   auto prompt = j.find(options_.prompt_field);
   if (prompt != j.end() && prompt->is_string()) record.prompt = prompt->get<std::string>();
-  record.raw = line;
+  record.raw = std::move(raw);
   return true;
 }
 
+bool RecordReader::parse_parquet_row(nlohmann::ordered_json row, size_t number, Record& record) {
+  try {  // Arrow does not validate UTF-8; the strict dump does (and is the record's raw form)
+    record.raw = row.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::strict);
+  } catch (const nlohmann::json::exception&) {
+    reject(number, "invalid UTF-8 in a string column");
+    return false;
+  }
+  return accept_object(std::move(row), number, record);
+}
+
 bool RecordReader::next(Record& record) {
+  if (impl_->rows) {
+    nlohmann::ordered_json row;
+    size_t number = 0;
+    while (impl_->rows->next(row, number))
+      if (parse_parquet_row(std::move(row), number, record)) return ++good_, true;
+    return false;
+  }
   if (impl_->lines) {
     std::string line;
     while (impl_->lines->next(line)) {

@@ -1,6 +1,6 @@
 // Reading documents ("records") from one data file: .txt (a document per non-empty line, or the
-// whole file split on a separator) and JSONL ({"text": ...} or chat {"messages": [...]}, with an
-// optional domain). Bad records are counted with file:line and skipped, or fatal when strict.
+// whole file split on a separator), JSONL ({"text": ...} or chat {"messages": [...]}, with an
+// optional domain) and Parquet (the same fields as columns; a row's number is its "line"). Bad records are counted with file:line and skipped, or fatal when strict.
 #pragma once
 
 #include <cstddef>
@@ -31,8 +31,8 @@ struct Record {
   nlohmann::ordered_json messages;                   // Chat records: the messages array
   std::string domain;                                // record's domain field, else the source's
   std::string prompt;                                // prompt_field when present (may be empty)
-  size_t line = 0;                                   // 1-based line where the record starts
-  std::string raw;                                   // JSONL: the line as read; Text: empty
+  size_t line = 0;                                   // 1-based line where the record starts (Parquet: row)
+  std::string raw;                                   // JSONL: the line as read; Parquet: the row as JSON; Text: empty
 };
 
 struct BadRecord {
@@ -63,6 +63,9 @@ class RecordReader {
   struct Impl;
   void reject(size_t line, std::string reason);
   bool parse_json_line(const std::string& line, size_t number, Record& record);
+  bool parse_parquet_row(nlohmann::ordered_json row, size_t number, Record& record);
+  // A record from a JSON object (a JSONL line or a Parquet row); record.raw comes in set.
+  bool accept_object(nlohmann::ordered_json object, size_t number, Record& record);
   SourceSpec source_;
   RecordOptions options_;
   std::unique_ptr<Impl> impl_;
