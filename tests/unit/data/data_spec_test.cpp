@@ -82,7 +82,7 @@ TEST(DataSpec, Errors) {
   MOEFORGE_EXPECT_ERROR(parse_data_spec((dir / "a.jsonl").string() + ":0.5," + (dir / "a.jsonl").string()),
                         "give a weight to every entry");
   std::filesystem::create_directories(dir / "empty");
-  MOEFORGE_EXPECT_ERROR(parse_data_spec((dir / "empty").string()), "holds no .txt or .jsonl");
+  MOEFORGE_EXPECT_ERROR(parse_data_spec((dir / "empty").string()), "holds no .txt, .jsonl or .parquet");
 }
 
 }  // namespace
