@@ -9,7 +9,7 @@ VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := build-essential cmake ninja-build ccache pkg-config git \
-  libcli11-dev nlohmann-json3-dev libpcre2-dev libyaml-dev libtomlplusplus-dev libzstd-dev zlib1g-dev libgtest-dev libgmock-dev libbenchmark-dev \
+  libcli11-dev nlohmann-json3-dev libpcre2-dev libyaml-dev libtomlplusplus-dev libzstd-dev libgloo-dev zlib1g-dev libgtest-dev libgmock-dev libbenchmark-dev \
   python3 python3-venv python3-pip librsvg2-bin chromium
 CMAKE_ARGS ?=
 # ccache: hash paths relative to the checkout so another clone (CI) reuses the same cache entries.

@@ -23,6 +23,16 @@ void set_action(CLI::App* subcommand, std::function<int()> action) {
   actions()[subcommand] = std::move(action);
 }
 
+namespace {
+std::vector<std::string>& stored_command_line() {
+  static std::vector<std::string> args;
+  return args;
+}
+}  // namespace
+
+void set_command_line(int argc, char** argv) { stored_command_line().assign(argv, argv + argc); }
+const std::vector<std::string>& command_line() { return stored_command_line(); }
+
 int run_selected(CLI::App& app) {
   CLI::App* selected = &app;
   while (true) {

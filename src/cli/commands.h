@@ -6,6 +6,7 @@
 #include <CLI/CLI.hpp>
 
 #include <functional>
+#include <string>
 #include <vector>
 
 namespace moeforge::cli {
@@ -22,6 +23,10 @@ struct CommandRegistrar {
 
 // Attaches the action run when `subcommand` (possibly nested) is the one the user chose.
 void set_action(CLI::App* subcommand, std::function<int()> action);
+
+// The process's argv as given (`--nproc` relaunches it as worker processes).
+void set_command_line(int argc, char** argv);
+const std::vector<std::string>& command_line();
 
 // Runs the action of the deepest parsed subcommand; returns its exit code.
 int run_selected(CLI::App& app);

@@ -76,6 +76,7 @@ std::string unknown_command(const CLI::App& app, const std::string& given) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  moeforge::cli::set_command_line(argc, argv);
   CLI::App app{"moeforge: build, grow, analyse and train Mixture-of-Experts language models"};
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string("moeforge ") + MOEFORGE_VERSION);

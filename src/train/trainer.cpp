@@ -10,6 +10,7 @@
 #include <cmath>
 #include <iostream>
 #include <sstream>
+#include <thread>
 
 #include "arch/family_adapter.h"
 #include "common/error.h"
@@ -19,6 +20,8 @@
 #include "io/checkpoint_store.h"
 #include "model/device.h"
 #include "model/tensor_table.h"
+#include "dist/world.h"
+#include "train/data_parallel.h"
 #include "train/distill.h"
 #include "train/export.h"
 #include "train/peft_adapter.h"
@@ -51,7 +54,8 @@ struct Trainer::Impl {
   std::map<int64_t, torch::Tensor>& aux_bias = state.aux_bias;
   std::optional<RunState> checkpoint;  // loaded for resume, consumed by the phase it belongs to
   std::vector<torch::Tensor> router0;  // per MoE layer, fp32, as the run started
-  std::unique_ptr<MetricsLog> metrics;
+  std::unique_ptr<MetricsLog> metrics;  // rank 0 only: the other ranks of a data-parallel run write nothing
+  dist::World* world = nullptr;        // never null in run(): a one-process World when not distributed
   std::unique_ptr<Teacher> teacher;    // distilling phases only: an online teacher ...
   std::unique_ptr<TeacherCacheReader> cache;  // ... or a teacher cache
   int64_t step_now = 0;                // step within the phase (annealed distillation weights)
@@ -235,6 +239,7 @@ struct Trainer::Impl {
   }
 
   void save(const TrainableSet* set, const Optimizer* opt) {
+    if (!world->is_main()) return;
     state.save(o.out_dir, plan.recipe.keep_checkpoints, model->weights(), model->device(), set, opt);
   }
 
@@ -249,7 +254,10 @@ struct Trainer::Impl {
     dopt.max_bad_fraction = o.max_bad_fraction >= 0 ? o.max_bad_fraction : r.max_bad_fraction;
     if (!o.data_cache_dir.empty()) dopt.cache_dir = o.data_cache_dir;
     const std::string& data_spec = phase.data.empty() ? o.data_spec : phase.data;  // the phase's own, or the run's
+    // Rank 0 tokenises into the shared token cache first; the others then read it.
+    if (!world->is_main()) world->barrier();
     auto dataset = data::Dataset::open(data_spec, o.tokenizer_dir, dopt);
+    if (world->is_main()) world->barrier();
     if (dataset.num_blocks(data::Split::Train) == 0) fail(data_spec, ": no training blocks of ", phase.seq_len, " tokens");
     if (cache && phase.losses.distill.enabled) {  // the cache must be of this phase's blocks
       const auto diff = manifest_differences(cache->manifest(), run_manifest(dataset, dopt, o.tokenizer_dir, data_spec, r.packing));
@@ -278,7 +286,9 @@ struct Trainer::Impl {
       step_now = s;
       const auto t0 = std::chrono::steady_clock::now();
       const double lr = phase.optimizer.lr * lr_factor(phase.schedule, s, phase.steps);
-      std::vector<data::Batch> micro(phase.grad_accum);
+      // Data parallel: every rank draws the whole step's micro-batches, trains on its share.
+      const int64_t ranks = world->size(), accum = phase.grad_accum * ranks;
+      std::vector<data::Batch> micro(accum);
       int64_t total_targets = 0;
       for (auto& b : micro) {
         it.next(b);
@@ -287,13 +297,15 @@ struct Trainer::Impl {
       set.zero_grad();
       StepStats stats;
       const auto fopts = forward_options(p);
-      for (const auto& b : micro) micro_step(set, b, p, total_targets, phase.grad_accum, stats, fopts);
+      for (int64_t i = world->rank(); i < accum; i += ranks) micro_step(set, micro[i], p, total_targets, accum, stats, fopts);
+      all_reduce_gradients(*world, set.leaves());
+      all_reduce_step_stats(*world, stats);
       const double ce = stats.ce_sum / static_cast<double>(std::max<int64_t>(total_targets, 1));
       const DistillNow dn = distill_now(p);
       const double kd = stats.kd_sum / static_cast<double>(std::max<int64_t>(total_targets, 1));
       const double loss = (stats.distill ? dn.ce * ce + dn.kd * kd + dn.router * stats.router_kd : ce) +
                           phase.losses.lb_coef * stats.lb + phase.losses.z_coef * stats.z;
-      if (st.global_step < o.dump_steps)  // debugging: batch, losses and unclipped gradients (step_dump.h)
+      if (st.global_step < o.dump_steps && world->is_main())  // debugging: batch, losses and unclipped gradients (step_dump.h)
         write_step_dump(o.out_dir / "dump", st.global_step, model->spec(), model->weights(), set, micro, {ce, stats.lb, stats.z, loss, lr});
       const double grad_norm = clip_gradients(set.leaves(), phase.clip_grad_norm);
       const bool finite = std::isfinite(loss) && std::isfinite(grad_norm);
@@ -319,13 +331,13 @@ struct Trainer::Impl {
       const double tps = static_cast<double>(stats.tokens) / std::max(seconds, 1e-9);
       result.losses.push_back(finite ? loss : std::nan(""));
       if (st.global_step % r.log_every == 0 || s + 1 == phase.steps) log_step(p, s, loss, ce, stats, lr, grad_norm, tps, !finite);
-      metrics->progress(phase.name, s + 1, phase.steps, loss, lr, tps);
+      if (metrics) metrics->progress(phase.name, s + 1, phase.steps, loss, lr, tps);
       const bool phase_end = s + 1 == phase.steps;
       const bool checkpoint_now = !phase_end && r.checkpoint_every > 0 && st.global_step % r.checkpoint_every == 0;
       if (phase.sfa.enabled && phase.sfa.every == 0 && (phase_end || checkpoint_now)) sfa_merge(set, phase.sfa);
       if (phase_end) {
         state.sfa_anchor.clear();
-        if (phase.method == Method::Lora) {
+        if (phase.method == Method::Lora && world->is_main()) {
           auto adapter = write_peft_adapter(model->spec(), set, phase.lora, fs::absolute(o.model_dir).string(), o.out_dir);
           if (!adapter.skipped.empty())
             std::cerr << "moeforge: note: LoRA on " << join(adapter.skipped, ", ")
@@ -350,11 +362,12 @@ struct Trainer::Impl {
         return;
       }
     }
-    metrics->end_progress();
+    if (metrics) metrics->end_progress();
   }
 
   void log_step(size_t p, int64_t s, double loss, double ce, const StepStats& stats, double lr, double grad_norm, double tps,
                 bool skipped) {
+    if (!metrics) return;
     StepScalars scalars{st.global_step, s + 1, plan.recipe.phases[p].name, loss, ce, lr, grad_norm, tps, skipped};
     std::vector<torch::Tensor> routers_now;
     for (int64_t l : moe_layers())
@@ -452,7 +465,15 @@ const std::map<std::string, torch::Tensor>& Trainer::masters() const { return im
 
 TrainResult Trainer::run() {
   Impl& I = *impl_;
+  dist::World one_process;
+  dist::World& world = options_.world ? *options_.world : one_process;
+  I.world = &world;
+  // Rank 0 settles the run directory (it may clear a run that never checkpointed) before the others look.
+  if (!world.is_main()) world.barrier();
   TrainOptions o = resolve_run_options(options_);
+  if (world.is_main()) world.barrier();
+  world.barrier();  // ... and every rank has looked before rank 0 writes run.json
+  if (!world.is_main()) o.progress = false;
   // Validate the recipe (and the teacher's directory) before loading anything large.
   Recipe precheck = parse_recipe(o.recipe, o.recipe_label);
   const DistillPlan distill = resolve_teacher(o, precheck);
@@ -468,6 +489,8 @@ TrainResult Trainer::run() {
   }
   I.o = o;
   if (precheck.threads > 0) torch::set_num_threads(static_cast<int>(precheck.threads));
+  else if (world.distributed())  // the machine's cores shared by its ranks
+    torch::set_num_threads(std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / world.local_size()));
   model::LoadOptions load;
   load.device = model::parse_device(o.device, "train: --device");
   if (!o.teacher_device.empty()) {
@@ -490,15 +513,16 @@ TrainResult Trainer::run() {
   if (o.resume) I.checkpoint = load_latest_checkpoint(o.out_dir);
   if (I.checkpoint) {
     I.state.restore(*I.checkpoint, model_->weights(), model_->device(), o.out_dir.string());
-    if (o.rewrite_run_files) write_run_files(o);
+    if (o.rewrite_run_files && world.is_main()) write_run_files(o);
     std::cerr << "moeforge: resuming " << o.out_dir.string() << " at step " << I.st.global_step << " (phase "
               << I.st.phase << ", step " << I.st.step_in_phase << ")\n";
   } else {
     if (o.resume) std::cerr << "moeforge: " << o.out_dir.string() << " has no checkpoint yet; starting from the beginning\n";
     torch::manual_seed(I.plan.recipe.seed);
-    write_run_files(o);
+    if (world.is_main()) write_run_files(o);
   }
-  I.metrics = std::make_unique<MetricsLog>(o.out_dir, o.resume ? I.st.global_step : -1, MetricsOptions{o.tensorboard, o.progress});
+  if (world.is_main())
+    I.metrics = std::make_unique<MetricsLog>(o.out_dir, o.resume ? I.st.global_step : -1, MetricsOptions{o.tensorboard, o.progress});
   for (size_t p = static_cast<size_t>(I.st.phase); p < I.plan.recipe.phases.size(); ++p) {
     I.run_phase(p);
     if (I.stopped) {
@@ -507,7 +531,13 @@ TrainResult Trainer::run() {
       return I.result;
     }
   }
-  I.metrics->end_progress();
+  if (I.metrics) I.metrics->end_progress();
+  I.result.steps = I.st.global_step;
+  I.result.out_dir = o.out_dir;
+  if (!world.is_main()) {  // rank 0 writes the outputs; the others' weights are the same
+    I.result.finished = true;
+    return I.result;
+  }
   // Exported at full precision: the fp32 masters stand in for the model's bf16 copies.
   model::ModelWeights exported = model_->weights();
   model::for_each_parameter(exported, [&](const std::string& name, torch::Tensor& t) {

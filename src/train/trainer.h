@@ -17,6 +17,10 @@
 #include "train/recipe.h"
 #include "train/selectors.h"
 
+namespace moeforge::dist {
+class World;
+}
+
 namespace moeforge::train {
 
 struct TrainOptions {
@@ -39,6 +43,7 @@ struct TrainOptions {
   std::filesystem::path data_cache_dir;  // token cache (default: data::DataOptions's)
   int64_t stop_after_steps = 0;          // tests: return after this many global steps, as if interrupted
   int64_t dump_steps = 0;                // debugging: RUN/dump/step_<i>.safetensors for the first N steps (train/step_dump.h)
+  dist::World* world = nullptr;          // data parallel over these ranks (train/data_parallel.h); null = one process
 };
 
 struct TrainResult {

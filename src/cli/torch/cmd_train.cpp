@@ -4,6 +4,8 @@
 
 #include "cli/commands.h"
 #include "common/error.h"
+#include "dist/launch.h"
+#include "dist/world.h"
 #include "io/checkpoint_store.h"
 #include "io/toml.h"
 #include "train/trainer.h"
@@ -14,10 +16,18 @@ namespace {
 struct TrainCommand {
   std::string model_dir, data_spec, recipe_path, out_dir, resume_dir, tokenizer_dir, plan_path, device, teacher_dir, teacher_cache, teacher_device;
   bool list_params = false, no_progress = false, no_tensorboard = false;
-  int64_t threads = 0, stop_after_steps = 0, dump_steps = 0;
+  int64_t threads = 0, stop_after_steps = 0, dump_steps = 0, nproc = 0;
   double max_bad_fraction = -1;
 
   int run() const {
+    // Launched by torchrun, SLURM or --nproc: this process is one rank of a data-parallel run.
+    const dist::WorldEnv env = dist::world_env_from_environment();
+    if (nproc > 1 && env.size == 1) return dist::launch_local_workers(static_cast<int>(nproc), dist::without_flag(command_line(), "--nproc"));
+    if (nproc > 1 && env.size != nproc)
+      fail("train: --nproc ", nproc, " inside a launched world of ", env.size, " (", env.source, "); drop --nproc");
+    if (env.size > 1 && !dist::distributed_supported())
+      fail("train: launched as rank ", env.rank, " of ", env.size, " but this moeforge was built without c10d's Gloo backend "
+           "(install libgloo-dev and re-run cmake)");
     train::TrainOptions o;
     if (!resume_dir.empty()) {
       o.resume = true;
@@ -55,8 +65,14 @@ struct TrainCommand {
     o.tensorboard = !no_tensorboard;
     o.stop_after_steps = stop_after_steps;
     o.dump_steps = dump_steps;
+    std::unique_ptr<dist::World> world;
+    if (env.size > 1 && !list_params) {
+      world = std::make_unique<dist::World>(env);
+      o.world = world.get();
+    }
     train::Trainer trainer(o);
     auto result = trainer.run();
+    if (world && !world->is_main()) return 0;  // rank 0 reports
     if (!result.finished) {
       std::cout << "stopped after step " << result.steps << "; continue with --resume " << result.out_dir.string() << "\n";
       return 0;
@@ -85,6 +101,9 @@ const CommandRegistrar registrar([](CLI::App& app) {
   sub->add_option("--plan", c->plan_path, "plan.json of `moeforge analyze` for the experts=plan:esft selectors");
   sub->add_option("--device", c->device, "cpu or cuda[:N] (default cpu; on --resume, the run's)");
   sub->add_option("--threads", c->threads, "torch threads (overrides the recipe's \"threads\")");
+  sub->add_option("--nproc", c->nproc,
+                  "data parallel over N local processes (c10d Gloo; as `torchrun --no-python --nproc-per-node N moeforge train ...`, "
+                  "which works too): global batch = batch_size x N x grad_accum");
   sub->add_flag("--list-params", c->list_params, "print what each phase's selectors pick and exit");
   sub->add_flag("--no-progress", c->no_progress, "no progress output on stderr");
   sub->add_flag("--no-tensorboard", c->no_tensorboard, "do not write TensorBoard event files");

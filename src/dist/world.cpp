@@ -1,0 +1,188 @@
+// World on c10d: a TCPStore (served by rank 0, or by the launcher's agent) under a PrefixStore per
+// restart, and ProcessGroupGloo for the collectives. Built with Gloo only when CMake found its
+// headers (libgloo-dev: ProcessGroupGloo.hpp includes them; libtorch carries the implementation).
+#include "dist/world.h"
+
+#include <cstdlib>
+#include <optional>
+
+#include "common/error.h"
+
+#ifdef MOEFORGE_WITH_GLOO
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#endif
+
+namespace moeforge::dist {
+
+namespace {
+
+std::optional<std::string> env(const char* name) {
+  const char* v = std::getenv(name);
+  if (!v || !*v) return std::nullopt;
+  return std::string(v);
+}
+
+int env_int(const char* name, int fallback) {
+  const auto v = env(name);
+  if (!v) return fallback;
+  char* end = nullptr;
+  const long n = std::strtol(v->c_str(), &end, 10);
+  if (end != v->c_str() + v->size() || n < 0 || n > 1 << 24) fail("environment variable ", name, "='", *v, "' is not a count or index");
+  return static_cast<int>(n);
+}
+
+bool is_loopback(const std::string& host) { return host == "localhost" || host.rfind("127.", 0) == 0 || host == "::1"; }
+
+}  // namespace
+
+WorldEnv world_env_from_environment() {
+  WorldEnv w;
+  if (env("RANK") || env("WORLD_SIZE")) {
+    if (!env("RANK") || !env("WORLD_SIZE")) fail("environment: RANK and WORLD_SIZE must be set together (as torchrun sets them)");
+    w.source = "torchrun";
+    w.rank = env_int("RANK", 0);
+    w.size = env_int("WORLD_SIZE", 1);
+    w.local_rank = env_int("LOCAL_RANK", w.rank);
+    w.local_size = env_int("LOCAL_WORLD_SIZE", w.size);
+    const std::string agent = env("TORCHELASTIC_USE_AGENT_STORE").value_or("");
+    w.agent_store = agent == "True" || agent == "true" || agent == "1";
+    w.restart_count = env("TORCHELASTIC_RESTART_COUNT").value_or("0");
+    if (w.size > 1 && (!env("MASTER_ADDR") || !env("MASTER_PORT")))
+      fail("environment: WORLD_SIZE=", w.size, " needs MASTER_ADDR and MASTER_PORT (the rendezvous address)");
+  } else if (env("SLURM_PROCID") && env("SLURM_NTASKS")) {
+    w.source = "slurm";
+    w.rank = env_int("SLURM_PROCID", 0);
+    w.size = env_int("SLURM_NTASKS", 1);
+    w.local_rank = env_int("SLURM_LOCALID", 0);
+    w.local_size = env_int("SLURM_NTASKS_PER_NODE", w.size);
+    if (!env("MASTER_ADDR") && env("SLURM_LAUNCH_NODE_IPADDR")) w.master_addr = *env("SLURM_LAUNCH_NODE_IPADDR");
+  } else {
+    return w;
+  }
+  if (auto addr = env("MASTER_ADDR")) w.master_addr = *addr;
+  w.master_port = env_int("MASTER_PORT", 29500);
+  if (w.size < 1 || w.rank >= w.size) fail("environment: rank ", w.rank, " is outside a world of ", w.size);
+  if (w.local_size < 1 || w.local_rank >= w.local_size)
+    fail("environment: local rank ", w.local_rank, " is outside ", w.local_size, " local processes");
+  if (w.master_port < 1 || w.master_port > 65535) fail("environment: MASTER_PORT=", w.master_port, " is not a port");
+  return w;
+}
+
+#ifdef MOEFORGE_WITH_GLOO
+
+bool distributed_supported() { return true; }
+
+struct World::Impl {
+  c10::intrusive_ptr<c10d::Store> store;
+  c10::intrusive_ptr<c10d::ProcessGroupGloo> group;
+};
+
+World::World() = default;
+
+World::World(const WorldEnv& env_in, std::chrono::milliseconds timeout) : env_(env_in) {
+  if (env_.size <= 1) return;
+  impl_ = std::make_unique<Impl>();
+  const std::string where = "rank " + std::to_string(env_.rank) + " of " + std::to_string(env_.size);
+  try {
+    c10d::TCPStoreOptions so;
+    so.port = static_cast<uint16_t>(env_.master_port);
+    so.isServer = !env_.agent_store && env_.rank == 0;
+    if (so.isServer) so.numWorkers = env_.size;
+    so.waitWorkers = false;
+    so.timeout = timeout;
+    auto tcp = c10::make_intrusive<c10d::TCPStore>(env_.master_addr, so);
+    impl_->store = c10::make_intrusive<c10d::PrefixStore>("moeforge/attempt_" + env_.restart_count, tcp);
+  } catch (const std::exception& e) {
+    fail(where, ": cannot reach the rendezvous store at ", env_.master_addr, ":", env_.master_port, " (", e.what(), ")");
+  }
+  try {
+    auto options = c10d::ProcessGroupGloo::Options::create(timeout);
+    if (auto interface = std::getenv("GLOO_SOCKET_IFNAME"))
+      options->devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(interface));
+    else if (is_loopback(env_.master_addr))
+      options->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1"));
+    else
+      options->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
+    impl_->group = c10::make_intrusive<c10d::ProcessGroupGloo>(impl_->store, env_.rank, env_.size, options);
+  } catch (const std::exception& e) {
+    fail(where, ": cannot join the process group (", e.what(), ")");
+  }
+}
+
+World::~World() = default;
+
+namespace {
+// c10d's messages carry a C++ backtrace; its first line says what happened.
+std::string first_line(const std::exception& e) {
+  std::string text = e.what();
+  return text.substr(0, text.find('\n'));
+}
+}  // namespace
+
+void World::all_reduce_sum(std::vector<torch::Tensor>& tensors) {
+  if (!distributed() || tensors.empty()) return;
+  // One flat CPU bucket: one collective per call, any device in; float64 when any input is
+  // (step statistics), else fp32 (gradients of any float dtype).
+  bool wide = false;
+  for (const auto& t : tensors) wide = wide || t.scalar_type() == torch::kFloat64;
+  std::vector<torch::Tensor> flat_parts;
+  for (const auto& t : tensors) flat_parts.push_back(t.detach().reshape({-1}).to(torch::kCPU, wide ? torch::kFloat64 : torch::kFloat32));
+  std::vector<at::Tensor> bucket{torch::cat(flat_parts)};
+  try {
+    impl_->group->allreduce(bucket)->wait();
+  } catch (const std::exception& e) {
+    fail("rank ", env_.rank, ": all-reduce with the other ranks failed; another rank stopped? (", first_line(e), ")");
+  }
+  int64_t at = 0;
+  torch::NoGradGuard no_grad;
+  for (auto& t : tensors) {
+    const int64_t n = t.numel();
+    t.copy_(bucket[0].slice(0, at, at + n).view(t.sizes()));
+    at += n;
+  }
+}
+
+double World::all_reduce_sum(double value) {
+  if (!distributed()) return value;
+  std::vector<at::Tensor> one{torch::full({1}, value, torch::kFloat64)};
+  try {
+    impl_->group->allreduce(one)->wait();
+  } catch (const std::exception& e) {
+    fail("rank ", env_.rank, ": all-reduce with the other ranks failed; another rank stopped? (", first_line(e), ")");
+  }
+  return one[0].item<double>();
+}
+
+void World::barrier() {
+  if (!distributed()) return;
+  try {
+    impl_->group->barrier()->wait();
+  } catch (const std::exception& e) {
+    fail("rank ", env_.rank, ": barrier with the other ranks failed; another rank stopped? (", first_line(e), ")");
+  }
+}
+
+#else  // no Gloo headers at build time: one process only
+
+bool distributed_supported() { return false; }
+
+struct World::Impl {};
+
+World::World() = default;
+
+World::World(const WorldEnv& env_in, std::chrono::milliseconds) : env_(env_in) {
+  if (env_.size > 1)
+    fail("this moeforge was built without c10d's Gloo backend (install libgloo-dev and re-run cmake); it cannot join a ",
+         env_.size, "-process run");
+}
+
+World::~World() = default;
+void World::all_reduce_sum(std::vector<torch::Tensor>&) {}
+double World::all_reduce_sum(double value) { return value; }
+void World::barrier() {}
+
+#endif
+
+}  // namespace moeforge::dist

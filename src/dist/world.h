@@ -1,0 +1,63 @@
+// The processes of one distributed run, on PyTorch's own engine (c10d: TCPStore + ProcessGroupGloo
+// on CPU), never a transport of ours. Who we are comes from the launcher's environment, the way
+// torchrun and SLURM give it:
+//   torchrun: RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT; with
+//             TORCHELASTIC_USE_AGENT_STORE=True the agent serves the TCPStore and every rank is a
+//             client (`moeforge train --nproc N` launches its workers the same way, dist/launch.h);
+//   SLURM:    SLURM_PROCID, SLURM_NTASKS, SLURM_LOCALID (MASTER_ADDR/PORT, else the launch node:29500).
+// c10d's headers stay in world.cpp: the rest of moeforge sees tensors and plain numbers only.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace moeforge::dist {
+
+struct WorldEnv {
+  int rank = 0, size = 1, local_rank = 0, local_size = 1;
+  std::string master_addr = "127.0.0.1";
+  int master_port = 29500;
+  bool agent_store = false;      // the launcher serves the TCPStore (torchrun's agent, --nproc)
+  std::string restart_count = "0";
+  std::string source;            // "torchrun", "slurm", or "" (one process)
+};
+
+// Reads the launcher's variables; malformed or inconsistent ones fail with the variable named.
+WorldEnv world_env_from_environment();
+
+// Whether this build has c10d's Gloo backend (Debian's libgloo-dev headers at build time).
+bool distributed_supported();
+
+class World {
+ public:
+  // One process: every collective is the identity.
+  World();
+  // Joins the run described by `env` (blocks until every rank has joined, or `timeout`).
+  explicit World(const WorldEnv& env, std::chrono::milliseconds timeout = std::chrono::minutes(5));
+  ~World();
+  World(const World&) = delete;
+  World& operator=(const World&) = delete;
+
+  int rank() const { return env_.rank; }
+  int size() const { return env_.size; }
+  int local_size() const { return env_.local_size; }
+  bool is_main() const { return env_.rank == 0; }
+  bool distributed() const { return env_.size > 1; }
+
+  // In place, summed over ranks (any device and float dtype; one flat bucket, one collective per call).
+  void all_reduce_sum(std::vector<torch::Tensor>& tensors);
+  void barrier();
+  // Sum of one number per rank (step statistics).
+  double all_reduce_sum(double value);
+
+ private:
+  struct Impl;
+  WorldEnv env_;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace moeforge::dist

@@ -1,0 +1,136 @@
+"""Data-parallel training on c10d (Gloo on localhost): a run of 2 ranks with grad_accum 1 must equal one
+process with grad_accum 2 on the same global batch (losses, gradient norms, trainable.safetensors and
+the PEFT adapter), launched both by `moeforge train --nproc 2` and by torch's own
+`torchrun --no-python --standalone --nproc-per-node 2` (from the venv). Resume from 2 ranks on 1 and
+from 1 on 2 continues exactly; killing one rank (kill -9) ends the run within a bounded time with one
+line naming that rank, leaves the last checkpoint intact, and --resume finishes it exactly.
+Exit 0 = pass. Env: MOEFORGE_BIN."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from moeforge_cli import BIN, finish, run_moeforge  # noqa: E402
+from train_common import make_setup, read, write_recipe  # noqa: E402
+
+TORCHRUN = os.path.join(os.path.dirname(sys.executable), "torchrun")
+
+
+def recipe(accum, steps=3, checkpoint_every=0):
+    phase = {"batch_size": 2, "seq_len": 16, "grad_accum": accum, "optimizer": {"lr": 1e-2}}
+    r = {"seed": 3, "threads": 1, "log_every": 1,
+         "phases": [dict(phase, name="experts", steps=steps, select=["router", "experts"]),
+                    dict(phase, name="lora", steps=2, select="attention", method="lora", lora={"rank": 2})]}
+    if checkpoint_every:
+        r["checkpoint_every"] = checkpoint_every
+    return r
+
+
+def metrics(run):
+    with open(os.path.join(run, "metrics.jsonl")) as f:
+        return [(r["step"], r["loss"], r["grad_norm"]) for r in map(json.loads, f)]
+
+
+def same_run(label, got, want, failures):
+    """Bitwise where the arithmetic is the same: a 2-rank all-reduce adds the two micro-batch gradients
+    in the order one process accumulates them."""
+    problems = []
+    if metrics(got) != metrics(want):
+        problems.append(f"metrics {metrics(got)} vs {metrics(want)}")
+    for name in ("trainable.safetensors", "adapter_model.safetensors"):
+        if read(os.path.join(got, name)) != read(os.path.join(want, name)):
+            problems.append(f"{name} differs")
+    print(f"  {label:<52} {'identical' if not problems else '; '.join(problems)}")
+    if problems:
+        failures.append(f"{label}: " + "; ".join(problems))
+
+
+def train(model, corpus, recipe_path, out, *extra):
+    run_moeforge("train", model, "--data", corpus, "--recipe", recipe_path, "--out", out, "--no-progress", *extra)
+
+
+def kill_one_rank(tmp, model, corpus, failures):
+    """kill -9 of rank 1 after the first checkpoints: the launcher names it and stops rank 0."""
+    long2 = write_recipe(os.path.join(tmp, "long2.json"), recipe(2, steps=120, checkpoint_every=2))
+    long1 = write_recipe(os.path.join(tmp, "long1.json"), recipe(1, steps=120, checkpoint_every=2))
+    whole = os.path.join(tmp, "long_one_process")
+    train(model, corpus, long2, whole)
+    run = os.path.join(tmp, "killed")
+    launcher = subprocess.Popen([BIN, "train", model, "--data", corpus, "--recipe", long1, "--out", run, "--nproc", "2",
+                                 "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and launcher.poll() is None:
+        done = os.path.join(run, "checkpoints")
+        if os.path.isdir(done) and len([d for d in os.listdir(done) if not d.startswith(".")]) >= 2:
+            break
+        time.sleep(0.05)
+    rank1 = None
+    with open(f"/proc/{launcher.pid}/task/{launcher.pid}/children") as f:
+        for pid in map(int, f.read().split()):
+            with open(f"/proc/{pid}/environ", "rb") as e:
+                env = dict(v.split(b"=", 1) for v in e.read().split(b"\0") if b"=" in v)
+            if env.get(b"RANK") == b"1":
+                rank1 = pid
+    if rank1 is None:
+        failures.append("kill: no worker with RANK=1 under the launcher")
+        launcher.kill()
+        return
+    killed_at = time.time()
+    os.kill(rank1, signal.SIGKILL)
+    try:
+        _, err = launcher.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        launcher.kill()
+        failures.append("kill: the launcher did not end within 60 s of rank 1's death")
+        return
+    took = time.time() - killed_at
+    line = [l for l in err.splitlines() if "--nproc" in l]
+    print(f"  kill -9 rank 1: launcher exit {launcher.returncode} after {took:.1f} s: {line[0] if line else err.strip()[-200:]}")
+    if launcher.returncode != 1 or not line or "rank 1 was killed by signal 9" not in line[0]:
+        failures.append(f"kill: expected exit 1 and 'rank 1 was killed by signal 9', got {launcher.returncode}: {err.strip()[-400:]}")
+    run_moeforge("train", "--resume", run, "--recipe", long2, "--no-progress")
+    same_run("kill -9 rank 1, then --resume on 1 process", run, whole, failures)
+
+
+def main():
+    start = time.time()
+    failures = []
+    with tempfile.TemporaryDirectory() as tmp:
+        model, corpus = make_setup(tmp)
+        r2 = write_recipe(os.path.join(tmp, "accum2.json"), recipe(2, checkpoint_every=1))
+        r1 = write_recipe(os.path.join(tmp, "accum1.json"), recipe(1, checkpoint_every=1))
+        base = os.path.join(tmp, "one_process")
+        train(model, corpus, r2, base)
+        nproc = os.path.join(tmp, "nproc2")
+        train(model, corpus, r1, nproc, "--nproc", "2")
+        same_run("--nproc 2 (accum 1) vs 1 process (accum 2)", nproc, base, failures)
+        torchrun = os.path.join(tmp, "torchrun2")
+        r = subprocess.run([TORCHRUN, "--no-python", "--standalone", "--nproc-per-node", "2", BIN, "train", model, "--data",
+                            corpus, "--recipe", r1, "--out", torchrun, "--no-progress"], capture_output=True, text=True)
+        if r.returncode != 0:
+            failures.append(f"torchrun: exit {r.returncode}: {r.stderr.strip()[-600:]}")
+        else:
+            same_run("torchrun --nproc-per-node 2 vs 1 process", torchrun, base, failures)
+        # resume across world sizes: the data position is the global one
+        two_on_one = os.path.join(tmp, "two_on_one")
+        train(model, corpus, r1, two_on_one, "--nproc", "2", "--stop-after-steps", "2")
+        run_moeforge("train", "--resume", two_on_one, "--recipe", r2, "--no-progress")
+        same_run("2 ranks for 2 steps, --resume on 1 process", two_on_one, base, failures)
+        one_on_two = os.path.join(tmp, "one_on_two")
+        train(model, corpus, r2, one_on_two, "--stop-after-steps", "4")
+        run_moeforge("train", "--resume", one_on_two, "--recipe", r1, "--nproc", "2", "--no-progress")
+        same_run("1 process for 4 steps, --resume on 2 ranks", one_on_two, base, failures)
+        # only rank 0 writes: no stray files from the other rank
+        extra = sorted(set(os.listdir(nproc)) - set(os.listdir(base)))
+        if extra:
+            failures.append(f"--nproc 2 wrote files a one-process run does not: {extra}")
+        kill_one_rank(tmp, model, corpus, failures)
+    return finish("distributed training", failures, start, "data parallel over c10d Gloo equals one process")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
