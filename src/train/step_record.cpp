@@ -29,6 +29,7 @@ nlohmann::json step_record(const StepScalars& s, const StepStats& stats, const s
                         {"z", stats.z},          {"lr", s.lr},         {"grad_norm", s.grad_norm},
                         {"tokens", stats.tokens}, {"tokens_per_s", s.tokens_per_s}};
   if (s.skipped) rec["skipped"] = true;
+  if (s.comm_s >= 0) rec["comm_s"] = s.comm_s;
   if (stats.distill) {
     const double n = static_cast<double>(std::max<int64_t>(stats.targets, 1));
     rec["kd"] = stats.kd_sum / n;           // the token KD term at the phase's T (times T^2)

@@ -31,6 +31,7 @@ struct StepScalars {
   int64_t global_step = 0, phase_step = 0;
   std::string phase;
   double loss = 0, ce = 0, lr = 0, grad_norm = 0, tokens_per_s = 0;
+  double comm_s = -1;  // data parallel: seconds in this step's collectives, waiting for slower ranks included (< 0: one process)
   bool skipped = false;
 };
 

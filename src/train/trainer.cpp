@@ -59,6 +59,7 @@ struct Trainer::Impl {
   std::unique_ptr<Teacher> teacher;    // distilling phases only: an online teacher ...
   std::unique_ptr<TeacherCacheReader> cache;  // ... or a teacher cache
   int64_t step_now = 0;                // step within the phase (annealed distillation weights)
+  double comm_s = -1;                  // the current step's time in collectives (data parallel), else -1
   TrainResult result;
 
   std::vector<int64_t> moe_layers() const {
@@ -298,8 +299,10 @@ struct Trainer::Impl {
       StepStats stats;
       const auto fopts = forward_options(p);
       for (int64_t i = world->rank(); i < accum; i += ranks) micro_step(set, micro[i], p, total_targets, accum, stats, fopts);
+      const auto c0 = std::chrono::steady_clock::now();
       all_reduce_gradients(*world, set.leaves());
       all_reduce_step_stats(*world, stats);
+      comm_s = world->distributed() ? std::chrono::duration<double>(std::chrono::steady_clock::now() - c0).count() : -1;
       const double ce = stats.ce_sum / static_cast<double>(std::max<int64_t>(total_targets, 1));
       const DistillNow dn = distill_now(p);
       const double kd = stats.kd_sum / static_cast<double>(std::max<int64_t>(total_targets, 1));
@@ -368,7 +371,7 @@ struct Trainer::Impl {
   void log_step(size_t p, int64_t s, double loss, double ce, const StepStats& stats, double lr, double grad_norm, double tps,
                 bool skipped) {
     if (!metrics) return;
-    StepScalars scalars{st.global_step, s + 1, plan.recipe.phases[p].name, loss, ce, lr, grad_norm, tps, skipped};
+    StepScalars scalars{st.global_step, s + 1, plan.recipe.phases[p].name, loss, ce, lr, grad_norm, tps, comm_s, skipped};
     std::vector<torch::Tensor> routers_now;
     for (int64_t l : moe_layers())
       routers_now.push_back(state.full_precision(model::canonical_name(l, "router"), model->weights().layers[l].router));
