@@ -4,6 +4,7 @@
 #include "dist/world.h"
 
 #include <cstdlib>
+#include <map>
 #include <optional>
 
 #include "common/error.h"
@@ -77,6 +78,7 @@ bool distributed_supported() { return true; }
 struct World::Impl {
   c10::intrusive_ptr<c10d::Store> store;
   c10::intrusive_ptr<c10d::ProcessGroupGloo> group;
+  int64_t gathers = 0;  // all_gather_text calls so far: the store keys of each call are fresh
 };
 
 World::World() = default;
@@ -155,6 +157,47 @@ double World::all_reduce_sum(double value) {
   return one[0].item<double>();
 }
 
+void World::broadcast(std::vector<torch::Tensor>& tensors, int root) {
+  if (!distributed() || tensors.empty()) return;
+  std::map<torch::ScalarType, std::vector<size_t>> by_dtype;  // one bucket per dtype keeps values bit-exact
+  for (size_t i = 0; i < tensors.size(); ++i) by_dtype[tensors[i].scalar_type()].push_back(i);
+  torch::NoGradGuard no_grad;
+  for (const auto& [dtype, members] : by_dtype) {
+    std::vector<torch::Tensor> parts;
+    for (size_t i : members) parts.push_back(tensors[i].detach().reshape({-1}).to(torch::kCPU));
+    std::vector<at::Tensor> bucket{torch::cat(parts)};
+    try {
+      c10d::BroadcastOptions options;
+      options.rootRank = root;
+      impl_->group->broadcast(bucket, options)->wait();
+    } catch (const std::exception& e) {
+      fail("rank ", env_.rank, ": broadcast from rank ", root, " failed; another rank stopped? (", first_line(e), ")");
+    }
+    int64_t at = 0;
+    for (size_t i : members) {
+      const int64_t n = tensors[i].numel();
+      tensors[i].copy_(bucket[0].slice(0, at, at + n).view(tensors[i].sizes()));
+      at += n;
+    }
+  }
+}
+
+std::vector<std::string> World::all_gather_text(const std::string& text) {
+  if (!distributed()) return {text};
+  const std::string prefix = "gather/" + std::to_string(impl_->gathers++) + "/";
+  std::vector<std::string> out;
+  try {
+    impl_->store->set(prefix + std::to_string(env_.rank), std::vector<uint8_t>(text.begin(), text.end()));
+    for (int r = 0; r < env_.size; ++r) {
+      const auto bytes = impl_->store->get(prefix + std::to_string(r));
+      out.emplace_back(bytes.begin(), bytes.end());
+    }
+  } catch (const std::exception& e) {
+    fail("rank ", env_.rank, ": exchanging metadata with the other ranks failed (", first_line(e), ")");
+  }
+  return out;
+}
+
 void World::barrier() {
   if (!distributed()) return;
   try {
@@ -181,6 +224,8 @@ World::World(const WorldEnv& env_in, std::chrono::milliseconds) : env_(env_in) {
 World::~World() = default;
 void World::all_reduce_sum(std::vector<torch::Tensor>&) {}
 double World::all_reduce_sum(double value) { return value; }
+void World::broadcast(std::vector<torch::Tensor>&, int) {}
+std::vector<std::string> World::all_gather_text(const std::string& text) { return {text}; }
 void World::barrier() {}
 
 #endif

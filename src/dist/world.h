@@ -50,6 +50,10 @@ class World {
 
   // In place, summed over ranks (any device and float dtype; one flat bucket, one collective per call).
   void all_reduce_sum(std::vector<torch::Tensor>& tensors);
+  // In place, every rank receives `root`'s values (same shapes on every rank; one bucket per dtype).
+  void broadcast(std::vector<torch::Tensor>& tensors, int root);
+  // Every rank's `text`, in rank order (small metadata, through the rendezvous store).
+  std::vector<std::string> all_gather_text(const std::string& text);
   void barrier();
   // Sum of one number per rank (step statistics).
   double all_reduce_sum(double value);

@@ -1,5 +1,11 @@
 #include "train/data_parallel.h"
 
+#include <algorithm>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "common/strings.h"
+
 namespace moeforge::train {
 
 void all_reduce_gradients(dist::World& world, std::vector<Leaf>& leaves) {
@@ -30,6 +36,76 @@ void all_reduce_step_stats(dist::World& world, StepStats& stats) {
   for (auto& l : stats.lb_per_layer) l = x[at++];
   for (auto& l : stats.router_kd_per_layer) l = x[at++];
   for (size_t i = 0; i < stats.counts.size(); ++i) stats.counts[i] = bucket[i + 1].round().to(stats.counts[i].device(), stats.counts[i].scalar_type());
+}
+
+ShardedOptimizer::ShardedOptimizer(dist::World& world, const std::vector<Leaf>& leaves, bool sharded)
+    : world_(world), sharded_(sharded && world.distributed()), owner_(leaves.size(), world.rank()) {
+  if (!sharded_) return;
+  std::vector<int64_t> load(world.size(), 0);
+  for (size_t i = 0; i < leaves.size(); ++i) {  // the largest first would balance better; order keeps it obvious
+    const int r = static_cast<int>(std::min_element(load.begin(), load.end()) - load.begin());
+    owner_[i] = r;
+    load[r] += leaves[i].tensor.numel();
+  }
+  if (world.is_main()) {
+    int64_t total = 0, own = 0;
+    for (size_t i = 0; i < leaves.size(); ++i) total += leaves[i].tensor.numel(), own += owns(i) ? leaves[i].tensor.numel() : 0;
+    std::cerr << "moeforge: ZeRO-1: rank 0 keeps the optimiser state of " << std::count(owner_.begin(), owner_.end(), 0) << " of "
+              << leaves.size() << " trained tensors (" << own << " of " << total << " parameters)\n";
+  }
+}
+
+void ShardedOptimizer::step(Optimizer& optimizer, std::vector<Leaf>& leaves, double lr) {
+  if (!sharded_) return optimizer.step(leaves, lr);
+  std::vector<Leaf> mine;
+  for (size_t i = 0; i < leaves.size(); ++i)
+    if (owns(i)) mine.push_back(leaves[i]);  // Leaf holds tensor handles: updates land in `leaves`
+  optimizer.step(mine, lr);
+  for (int r = 0; r < world_.size(); ++r) {
+    std::vector<torch::Tensor> values;
+    for (size_t i = 0; i < leaves.size(); ++i)
+      if (owner_[i] == r) values.push_back(leaves[i].tensor.detach());
+    world_.broadcast(values, r);
+  }
+}
+
+namespace {
+bool slot_of(const std::string& slot, const std::string& leaf) { return starts_with(slot, leaf + "."); }
+}  // namespace
+
+void ShardedOptimizer::keep_own_state(Optimizer& optimizer, const std::vector<Leaf>& leaves) const {
+  if (!sharded_) return;
+  std::map<std::string, torch::Tensor> kept;
+  for (const auto& [slot, t] : optimizer.state())
+    for (size_t i = 0; i < leaves.size(); ++i)
+      if (owns(i) && slot_of(slot, leaves[i].name)) kept[slot] = t;
+  optimizer.load_state(kept, optimizer.steps(), "optimizer shard");
+}
+
+Optimizer ShardedOptimizer::gathered(const Optimizer& optimizer) const {
+  if (!sharded_) return optimizer;
+  // Which slots (names, shapes, dtypes) each rank holds, then one broadcast per owner.
+  const auto state = optimizer.state();
+  nlohmann::json mine = nlohmann::json::array();
+  for (const auto& [slot, t] : state) mine.push_back({slot, t.sizes().vec(), static_cast<int>(t.scalar_type())});
+  const auto all = world_.all_gather_text(mine.dump());
+  std::map<std::string, torch::Tensor> full;
+  for (int r = 0; r < world_.size(); ++r) {
+    std::vector<torch::Tensor> slots;
+    std::vector<std::string> names;
+    for (const auto& entry : nlohmann::json::parse(all[r])) {
+      const std::string name = entry[0].get<std::string>();
+      names.push_back(name);
+      slots.push_back(r == world_.rank() ? state.at(name).clone()
+                                         : torch::empty(entry[1].get<std::vector<int64_t>>(),
+                                                        torch::TensorOptions().dtype(static_cast<torch::ScalarType>(entry[2].get<int>()))));
+    }
+    world_.broadcast(slots, r);
+    for (size_t i = 0; i < names.size(); ++i) full[names[i]] = slots[i];
+  }
+  Optimizer out = optimizer;
+  out.load_state(full, optimizer.steps(), "gathered optimizer state");
+  return out;
 }
 
 }  // namespace moeforge::train

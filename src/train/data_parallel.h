@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "dist/world.h"
+#include "train/optimizer.h"
 #include "train/step_record.h"
 #include "train/trainable.h"
 
@@ -18,5 +19,26 @@ void all_reduce_gradients(dist::World& world, std::vector<Leaf>& leaves);
 // Sums the step's statistics over ranks (sums and per-micro-batch means alike: each rank's means
 // were already divided by the global micro-batch count).
 void all_reduce_step_stats(dist::World& world, StepStats& stats);
+
+// ZeRO-1: each trained leaf's optimiser state lives on one rank (its owner: leaves dealt greedily by
+// size, the same on every rank). Every rank still holds the summed gradients and the weights.
+class ShardedOptimizer {
+ public:
+  ShardedOptimizer(dist::World& world, const std::vector<Leaf>& leaves, bool sharded);
+  // Owners update their leaves, then each owner's leaves are broadcast to the other ranks.
+  void step(Optimizer& optimizer, std::vector<Leaf>& leaves, double lr);
+  // After a resume: drops the state of leaves this rank does not own.
+  void keep_own_state(Optimizer& optimizer, const std::vector<Leaf>& leaves) const;
+  // The whole state, assembled from every rank's share (collective: every rank calls it; a
+  // checkpoint holds the full state, so it resumes on any number of ranks, sharded or not).
+  Optimizer gathered(const Optimizer& optimizer) const;
+  bool sharded() const { return sharded_; }
+
+ private:
+  bool owns(size_t leaf) const { return owner_[leaf] == world_.rank(); }
+  dist::World& world_;
+  bool sharded_;
+  std::vector<int> owner_;  // per leaf
+};
 
 }  // namespace moeforge::train

@@ -272,11 +272,13 @@ struct Trainer::Impl {
     const bool mid_phase = checkpoint && checkpoint->phase == static_cast<int64_t>(p) && checkpoint->step_in_phase > 0;
     TrainableSet set(model->weights(), model->spec(), plan.selections[p], topts);
     Optimizer opt(phase.optimizer);
+    ShardedOptimizer shards(*world, set.leaves(), o.zero_stage >= 1);
     int64_t s0 = 0;
     if (mid_phase) {
       s0 = checkpoint->step_in_phase;
       it.seek(checkpoint->data_position);
       TrainingState::restore_phase(*checkpoint, set, opt, model->device(), o.out_dir.string());
+      shards.keep_own_state(opt, set.leaves());
     } else {
       state.sfa_anchor.clear();
       probe(set, it, p);
@@ -323,7 +325,7 @@ struct Trainer::Impl {
                " is intact (lower the lr, raise clip_grad_norm protection, or check the data)");
       } else {
         st.bad_streak = 0;
-        opt.step(set.leaves(), lr);
+        shards.step(opt, set.leaves(), lr);
         set.write_back();
         update_aux_free(p, stats);
         if (phase.sfa.enabled && phase.sfa.every > 0 && (s + 1) % phase.sfa.every == 0) sfa_merge(set, phase.sfa);
@@ -358,7 +360,12 @@ struct Trainer::Impl {
         save(nullptr, nullptr);
       } else {
         st.data_position = it.position();
-        if (checkpoint_now) save(&set, &opt);
+        if (checkpoint_now && shards.sharded()) {  // collective: every rank sends its share of the state
+          const Optimizer full = shards.gathered(opt);
+          save(&set, &full);
+        } else if (checkpoint_now) {
+          save(&set, &opt);
+        }
       }
       if (o.stop_after_steps > 0 && st.global_step >= o.stop_after_steps && !(phase_end && p + 1 == r.phases.size())) {
         stopped = true;

@@ -1,12 +1,14 @@
 """Data-parallel training on c10d (Gloo on localhost): a run of 2 ranks with grad_accum 1 must equal one
 process with grad_accum 2 on the same global batch (losses, gradient norms, trainable.safetensors and
 the PEFT adapter), launched both by `moeforge train --nproc 2` and by torch's own
-`torchrun --no-python --standalone --nproc-per-node 2` (from the venv). Resume from 2 ranks on 1 and
+`torchrun --no-python --standalone --nproc-per-node 2` (from the venv), and with the optimiser state
+sharded (`--zero 1`), whose checkpoints resume on 1 process and are resumed into. Resume from 2 ranks on 1 and
 from 1 on 2 continues exactly; killing one rank (kill -9) ends the run within a bounded time with one
 line naming that rank, leaves the last checkpoint intact, and --resume finishes it exactly.
 Exit 0 = pass. Env: MOEFORGE_BIN."""
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -115,6 +117,28 @@ def main():
             failures.append(f"torchrun: exit {r.returncode}: {r.stderr.strip()[-600:]}")
         else:
             same_run("torchrun --nproc-per-node 2 vs 1 process", torchrun, base, failures)
+        # ZeRO-1: the optimiser state sharded, the run unchanged; its checkpoints hold the whole state
+        zero = os.path.join(tmp, "zero1")
+        r = run_moeforge("train", model, "--data", corpus, "--recipe", r1, "--out", zero, "--nproc", "2", "--zero", "1",
+                         "--no-progress")
+        shares = re.findall(r"rank 0 keeps the optimiser state of (\d+) of (\d+) trained tensors \((\d+) of (\d+) parameters", r.stderr)
+        if not shares or any(not 0 < int(own) < int(total) for _, _, own, total in shares):
+            failures.append(f"--zero 1: rank 0 should hold part of the optimiser state, it said {shares or r.stderr.strip()}")
+        else:
+            print(f"  --zero 1: rank 0's share per phase (tensors, parameters): {shares}")
+        same_run("--nproc 2 --zero 1 vs 1 process", zero, base, failures)
+        zero_stop = os.path.join(tmp, "zero1_resumed")
+        train(model, corpus, r1, zero_stop, "--nproc", "2", "--zero", "1", "--stop-after-steps", "2")
+        run_moeforge("train", "--resume", zero_stop, "--recipe", r2, "--no-progress")
+        same_run("--zero 1 for 2 steps, --resume on 1 process", zero_stop, base, failures)
+        one_to_zero = os.path.join(tmp, "one_to_zero1")
+        train(model, corpus, r2, one_to_zero, "--stop-after-steps", "2")
+        run_moeforge("train", "--resume", one_to_zero, "--recipe", r1, "--nproc", "2", "--zero", "1", "--no-progress")
+        same_run("1 process for 2 steps, --resume with --zero 1", one_to_zero, base, failures)
+        r = run_moeforge("train", model, "--data", corpus, "--recipe", r1, "--out", os.path.join(tmp, "z3"), "--zero", "3",
+                         check=False)
+        if r.returncode != 1 or "ZeRO-2/3 are not implemented yet" not in r.stderr:
+            failures.append(f"--zero 3: expected exit 1 naming the stages, got {r.returncode}: {r.stderr.strip()}")
         # resume across world sizes: the data position is the global one
         two_on_one = os.path.join(tmp, "two_on_one")
         train(model, corpus, r1, two_on_one, "--nproc", "2", "--stop-after-steps", "2")

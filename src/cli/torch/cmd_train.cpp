@@ -16,7 +16,7 @@ namespace {
 struct TrainCommand {
   std::string model_dir, data_spec, recipe_path, out_dir, resume_dir, tokenizer_dir, plan_path, device, teacher_dir, teacher_cache, teacher_device;
   bool list_params = false, no_progress = false, no_tensorboard = false;
-  int64_t threads = 0, stop_after_steps = 0, dump_steps = 0, nproc = 0;
+  int64_t threads = 0, stop_after_steps = 0, dump_steps = 0, nproc = 0, zero = 0;
   double max_bad_fraction = -1;
 
   int run() const {
@@ -28,7 +28,10 @@ struct TrainCommand {
     if (env.size > 1 && !dist::distributed_supported())
       fail("train: launched as rank ", env.rank, " of ", env.size, " but this moeforge was built without c10d's Gloo backend "
            "(install libgloo-dev and re-run cmake)");
+    if (zero < 0 || zero > 1)
+      fail("train: --zero ", zero, ": stages 0 (replicated) and 1 (optimiser state sharded) exist; ZeRO-2/3 are not implemented yet");
     train::TrainOptions o;
+    o.zero_stage = static_cast<int>(zero);
     if (!resume_dir.empty()) {
       o.resume = true;
       o.out_dir = resume_dir;
@@ -104,6 +107,8 @@ const CommandRegistrar registrar([](CLI::App& app) {
   sub->add_option("--nproc", c->nproc,
                   "data parallel over N local processes (c10d Gloo; as `torchrun --no-python --nproc-per-node N moeforge train ...`, "
                   "which works too): global batch = batch_size x N x grad_accum");
+  sub->add_option("--zero", c->zero, "with several ranks: 1 = each rank keeps the optimiser state of its share of the "
+                  "trained tensors only (ZeRO-1; checkpoints still hold the whole state)")->capture_default_str();
   sub->add_flag("--list-params", c->list_params, "print what each phase's selectors pick and exit");
   sub->add_flag("--no-progress", c->no_progress, "no progress output on stderr");
   sub->add_flag("--no-tensorboard", c->no_tensorboard, "do not write TensorBoard event files");
