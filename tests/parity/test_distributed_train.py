@@ -5,6 +5,7 @@ the PEFT adapter), launched both by `moeforge train --nproc 2` and by torch's ow
 sharded (`--zero 1`), whose checkpoints resume on 1 process and are resumed into. Resume from 2 ranks on 1 and
 from 1 on 2 continues exactly; killing one rank (kill -9) ends the run within a bounded time with one
 line naming that rank, leaves the last checkpoint intact, and --resume finishes it exactly.
+`teacher-cache --nproc 2` writes the one-process cache, file for file.
 Exit 0 = pass. Env: MOEFORGE_BIN."""
 import json
 import os
@@ -152,6 +153,18 @@ def main():
         extra = sorted(set(os.listdir(nproc)) - set(os.listdir(base)))
         if extra:
             failures.append(f"--nproc 2 wrote files a one-process run does not: {extra}")
+        # teacher-cache across ranks: each writes its share of the files; the cache is the one-process cache
+        caches = {}
+        for label, extra in (("1 process", []), ("--nproc 2", ["--nproc", "2"])):
+            out = os.path.join(tmp, "cache_" + str(len(caches)))
+            run_moeforge("teacher-cache", model, "--data", corpus, "--seq-len", "16", "--top-k", "8", "--file-gb", "0.00002",
+                         "--out", out, "--no-progress", *extra)
+            caches[label] = {name: read(os.path.join(out, name)) for name in sorted(os.listdir(out))}
+        files = len(caches["1 process"])
+        if caches["1 process"] != caches["--nproc 2"] or files < 4:
+            failures.append(f"teacher-cache --nproc 2 differs from one process ({files} files)")
+        print(f"  {'teacher-cache --nproc 2 vs 1 process':<52} {files} files, "
+              f"{'identical' if caches['1 process'] == caches['--nproc 2'] else 'DIFFERENT'}")
         kill_one_rank(tmp, model, corpus, failures)
     return finish("distributed training", failures, start, "data parallel over c10d Gloo equals one process")
 

@@ -7,6 +7,8 @@
 #include "cli/commands.h"
 #include "common/error.h"
 #include "data/data_spec.h"
+#include "dist/launch.h"
+#include "dist/world.h"
 #include "io/checkpoint_store.h"
 #include "io/toml.h"
 #include "train/recipe.h"
@@ -17,7 +19,7 @@ namespace {
 
 struct TeacherCacheCommand {
   std::string model_dir, data_spec, out_dir, tokenizer_dir, inspect, shard, recipe_path, device = "cpu", packing, codec = "compact";
-  int64_t seq_len = 0, top_k = 64, router_top_k = 0, batch_size = 4, seed = -1;
+  int64_t seq_len = 0, top_k = 64, router_top_k = 0, batch_size = 4, seed = -1, nproc = 0;
   double validation_fraction = -1, file_gb = 1.0, max_bad_fraction = -1;
   bool no_progress = false, allow_long_seq = false;
 
@@ -51,6 +53,20 @@ struct TeacherCacheCommand {
     if (!packing.empty()) o.packing = packing;
     if (max_bad_fraction >= 0) o.max_bad_fraction = max_bad_fraction;
     if (allow_long_seq) o.allow_long_seq = true;
+    // Launched by torchrun, SLURM or --nproc: each rank writes its share of the files (as --shard rank/size).
+    const dist::WorldEnv world = dist::world_env_from_environment();
+    if (nproc > 1 && world.size == 1) {
+      const int code = dist::launch_local_workers(static_cast<int>(nproc), dist::without_flag(command_line(), "--nproc"));
+      if (code == 0) std::cout << "teacher-cache: " << out_dir << " is complete (" << nproc << " processes)\n";
+      return code;
+    }
+    if (world.size > 1 && !shard.empty())
+      fail("teacher-cache: --shard ", shard, " inside a launched world of ", world.size, " (", world.source,
+           "): each rank already writes its share; drop --shard");
+    if (world.size > 1) {
+      o.shard_index = world.rank;
+      o.shard_count = world.size;
+    }
     if (!shard.empty()) {
       const auto slash = shard.find('/');
       try {
@@ -104,6 +120,7 @@ const CommandRegistrar registrar([](CLI::App& app) {
   sub->add_flag("--allow-long-seq", c->allow_long_seq, "allow --seq-len beyond max_position_embeddings (RoPE extrapolation)");
   sub->add_option("--max-bad-fraction", c->max_bad_fraction, "bad data records tolerated (the recipe's; default 0.01)");
   sub->add_option("--batch-size", c->batch_size, "blocks per teacher forward (default 4)");
+  sub->add_option("--nproc", c->nproc, "write the cache with N local processes, each a --shard of it (or launch with torchrun)");
   sub->add_option("--shard", c->shard, "i/n: write only every n-th file starting at i (several processes, one cache)");
   sub->add_option("--file-gb", c->file_gb, "size cap of one blocks file in GB (default 1)");
   sub->add_option("--device", c->device, "cpu or cuda[:N]");
