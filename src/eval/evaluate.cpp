@@ -11,6 +11,7 @@
 
 #include "common/error.h"
 #include "common/progress.h"
+#include "dist/world.h"
 
 namespace moeforge::eval {
 
@@ -75,6 +76,66 @@ void add_counts(std::vector<LayerUsage>& usage, const model::ForwardOutput& out,
   }
 }
 
+// Everything evaluate() accumulates over batches. With several ranks each sums its own batches; the
+// sums travel as JSON (doubles round-trip exactly) and are added in rank order.
+struct EvalSums {
+  double loss = 0, baseline = 0, kl = 0, agree = 0, real_tokens = 0;
+  int64_t tokens = 0;
+  std::map<std::string, std::pair<double, int64_t>> domains;
+  std::vector<LayerUsage> usage;
+  std::map<std::string, std::vector<LayerUsage>> domain_usage;
+  std::map<int64_t, std::pair<torch::Tensor, torch::Tensor>> probs;  // MoE layer -> (model, baseline) sum of p over real tokens
+
+  static nlohmann::json usage_json(const std::vector<LayerUsage>& usage) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& u : usage) out.push_back({u.layer, u.counts});
+    return out;
+  }
+  static void add_usage(std::vector<LayerUsage>& into, const nlohmann::json& j) {
+    for (const auto& layer : j) {
+      const int64_t l = layer[0].get<int64_t>();
+      const auto counts = layer[1].get<std::vector<int64_t>>();
+      auto it = std::find_if(into.begin(), into.end(), [&](const LayerUsage& u) { return u.layer == l; });
+      if (it == into.end()) {
+        into.push_back({l, counts, 0.0});
+        continue;
+      }
+      for (size_t e = 0; e < counts.size(); ++e) it->counts[e] += counts[e];
+    }
+  }
+  static std::vector<double> values(const torch::Tensor& t) {
+    auto c = t.to(torch::kCPU, torch::kFloat64).contiguous();
+    return {c.data_ptr<double>(), c.data_ptr<double>() + c.numel()};
+  }
+
+  nlohmann::json to_json() const {
+    nlohmann::json j = {{"loss", loss}, {"baseline", baseline}, {"kl", kl}, {"agree", agree}, {"real", real_tokens},
+                        {"tokens", tokens}, {"usage", usage_json(usage)}};
+    for (const auto& [d, v] : domains) j["domains"].push_back({d, v.first, v.second});
+    for (const auto& [d, u] : domain_usage) j["domain_usage"].push_back({d, usage_json(u)});
+    for (const auto& [l, p] : probs) j["probs"].push_back({l, values(p.first), values(p.second)});
+    return j;
+  }
+
+  void add(const nlohmann::json& j) {
+    loss += j["loss"].get<double>(), baseline += j["baseline"].get<double>(), kl += j["kl"].get<double>();
+    agree += j["agree"].get<double>(), real_tokens += j["real"].get<double>(), tokens += j["tokens"].get<int64_t>();
+    add_usage(usage, j["usage"]);
+    for (const auto& d : j.value("domains", nlohmann::json::array())) {
+      auto& v = domains[d[0].get<std::string>()];
+      v.first += d[1].get<double>(), v.second += d[2].get<int64_t>();
+    }
+    for (const auto& d : j.value("domain_usage", nlohmann::json::array())) add_usage(domain_usage[d[0].get<std::string>()], d[1]);
+    for (const auto& p : j.value("probs", nlohmann::json::array())) {
+      auto m = torch::tensor(p[1].get<std::vector<double>>(), torch::kFloat64);
+      auto b = torch::tensor(p[2].get<std::vector<double>>(), torch::kFloat64);
+      auto& acc = probs[p[0].get<int64_t>()];
+      acc.first = acc.first.defined() ? acc.first + m : m;
+      acc.second = acc.second.defined() ? acc.second + b : b;
+    }
+  }
+};
+
 }  // namespace
 
 EvalResult evaluate(const model::Transformer& model, const std::vector<EvalSequence>& sequences,
@@ -91,14 +152,21 @@ EvalResult evaluate(const model::Transformer& model, const std::vector<EvalSeque
   torch::NoGradGuard no_grad;
   EvalResult result;
   result.has_baseline = baseline != nullptr;
-  double loss_sum = 0, baseline_sum = 0, kl_sum = 0, agree_sum = 0;
-  std::map<int64_t, std::pair<torch::Tensor, torch::Tensor>> prob_sums;  // MoE layer -> (model, baseline) sum of p over real tokens
-  double real_tokens = 0;
-  std::map<std::string, std::pair<double, int64_t>> domain_sums;
+  EvalSums sums;
+  double& loss_sum = sums.loss;
+  double& baseline_sum = sums.baseline;
+  double& kl_sum = sums.kl;
+  double& agree_sum = sums.agree;
+  double& real_tokens = sums.real_tokens;
+  auto& prob_sums = sums.probs;
+  auto& domain_sums = sums.domains;
   const int64_t num_experts = model.spec().moe.num_experts;
   const size_t batch_size = static_cast<size_t>(std::max<int64_t>(1, options.batch_size));
-  Progress progress("eval", static_cast<int64_t>(sequences.size()), "sequences", options.progress);
-  for (size_t begin = 0; begin < sequences.size(); begin += batch_size) {
+  // Several ranks: batch i is rank i mod N's.
+  const size_t rank = options.world ? static_cast<size_t>(options.world->rank()) : 0;
+  const size_t ranks = options.world ? static_cast<size_t>(options.world->size()) : 1;
+  Progress progress("eval", static_cast<int64_t>(sequences.size()), "sequences", options.progress && rank == 0);
+  for (size_t begin = rank * batch_size; begin < sequences.size(); begin += batch_size * ranks) {
     const size_t end = std::min(sequences.size(), begin + batch_size);
     Batch batch = make_batch(sequences, begin, end);
     const int64_t B = batch.ids.size(0), T = batch.ids.size(1);
@@ -113,7 +181,7 @@ EvalResult evaluate(const model::Transformer& model, const std::vector<EvalSeque
     auto scored = batch.target;                                             // [B, T-1]
     loss_sum += (nll * scored).sum().item<double>();
     const int64_t scored_tokens = static_cast<int64_t>(scored.sum().item<double>());
-    result.tokens += scored_tokens;
+    sums.tokens += scored_tokens;
     auto per_row_loss = (nll * scored).sum(1);
     auto per_row_count = scored.sum(1);
     for (int64_t b = 0; b < B; ++b) {
@@ -123,10 +191,10 @@ EvalResult evaluate(const model::Transformer& model, const std::vector<EvalSeque
     }
     if (num_experts > 0 && !out.routing.empty()) {
       auto real_rows = batch.attention.reshape({-1}).nonzero().squeeze(-1).to(model.device());
-      add_counts(result.usage, out, real_rows, num_experts);
+      add_counts(sums.usage, out, real_rows, num_experts);
       for (int64_t b = 0; b < B; ++b) {
         auto rows = (batch.attention[b].nonzero().squeeze(-1) + b * T).to(model.device());
-        add_counts(result.domain_usage[batch.domains[b]], out, rows, num_experts);
+        add_counts(sums.domain_usage[batch.domains[b]], out, rows, num_experts);
       }
     }
     if (baseline) {
@@ -145,8 +213,8 @@ EvalResult evaluate(const model::Transformer& model, const std::vector<EvalSeque
       for (const auto& m : out.routing)
         for (const auto& b : base_out.routing) {
           if (b.layer != m.layer) continue;
-          auto pm = (m.routing.probs.to(torch::kFloat32).cpu() * real.unsqueeze(1)).sum(0);
-          auto pb = (b.routing.probs.to(torch::kFloat32).cpu() * real.unsqueeze(1)).sum(0);
+          auto pm = (m.routing.probs.to(torch::kFloat64).cpu() * real.unsqueeze(1).to(torch::kFloat64)).sum(0);
+          auto pb = (b.routing.probs.to(torch::kFloat64).cpu() * real.unsqueeze(1).to(torch::kFloat64)).sum(0);
           auto& acc = prob_sums[m.layer];
           acc.first = acc.first.defined() ? acc.first + pm : pm;
           acc.second = acc.second.defined() ? acc.second + pb : pb;
@@ -155,6 +223,14 @@ EvalResult evaluate(const model::Transformer& model, const std::vector<EvalSeque
     progress.update(static_cast<int64_t>(end));
   }
   progress.finish();
+  if (ranks > 1) {  // every rank gets every rank's sums and adds them in rank order
+    EvalSums all;
+    for (const auto& text : options.world->all_gather_text(sums.to_json().dump())) all.add(nlohmann::json::parse(text));
+    sums = std::move(all);
+  }
+  result.tokens = sums.tokens;
+  result.usage = sums.usage;
+  result.domain_usage = sums.domain_usage;
   if (result.tokens == 0) fail("evaluation data has no scored tokens (sequences shorter than 2 tokens?)");
   result.loss = loss_sum / static_cast<double>(result.tokens);
   result.perplexity = std::exp(result.loss);

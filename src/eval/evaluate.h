@@ -15,6 +15,10 @@
 #include "data/dataset.h"
 #include "model/transformer.h"
 
+namespace moeforge::dist {
+class World;
+}
+
 namespace moeforge::eval {
 
 // One sequence to score: ids[t] predicts ids[t+1] where loss_mask[t+1] is set.
@@ -36,6 +40,8 @@ struct EvalOptions {
   // Against a baseline whose vocabulary differs only by a padded tail: compare the first
   // compare_vocab ids (the tokenizer's). 0 = the vocabularies must be equal.
   int64_t compare_vocab = 0;
+  // Several ranks: each scores every N-th batch; the sums are exchanged, every rank gets the result.
+  dist::World* world = nullptr;
 };
 
 struct RouterDrift {

@@ -5,7 +5,8 @@ the PEFT adapter), launched both by `moeforge train --nproc 2` and by torch's ow
 sharded (`--zero 1`), whose checkpoints resume on 1 process and are resumed into. Resume from 2 ranks on 1 and
 from 1 on 2 continues exactly; killing one rank (kill -9) ends the run within a bounded time with one
 line naming that rank, leaves the last checkpoint intact, and --resume finishes it exactly.
-`teacher-cache --nproc 2` writes the one-process cache, file for file.
+`teacher-cache --nproc 2` writes the one-process cache, file for file; `eval --nproc 2` reports what
+one process reports (within 1e-9 relative: the sums are added in another order).
 Exit 0 = pass. Env: MOEFORGE_BIN."""
 import json
 import os
@@ -50,6 +51,17 @@ def same_run(label, got, want, failures):
     print(f"  {label:<52} {'identical' if not problems else '; '.join(problems)}")
     if problems:
         failures.append(f"{label}: " + "; ".join(problems))
+
+
+def json_difference(a, b):
+    """Largest relative difference between two reports' numbers (inf when their structure differs)."""
+    if isinstance(a, dict) and isinstance(b, dict) and a.keys() == b.keys():
+        return max([json_difference(a[k], b[k]) for k in a], default=0.0)
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        return max([json_difference(x, y) for x, y in zip(a, b)], default=0.0)
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return abs(a - b) / max(abs(a), 1e-12) if a != b else 0.0
+    return 0.0 if a == b else float("inf")
 
 
 def train(model, corpus, recipe_path, out, *extra):
@@ -165,6 +177,19 @@ def main():
             failures.append(f"teacher-cache --nproc 2 differs from one process ({files} files)")
         print(f"  {'teacher-cache --nproc 2 vs 1 process':<52} {files} files, "
               f"{'identical' if caches['1 process'] == caches['--nproc 2'] else 'DIFFERENT'}")
+        # eval across ranks (every N-th batch each; sums exchanged): the one-process report
+        reports, trained = [], os.path.join(tmp, "trained_model")
+        run_moeforge("merge-deltas", model, base, "--out", trained)
+        for extra in ([], ["--nproc", "2"]):
+            r = run_moeforge("eval", trained, "--baseline", model, "--data", corpus, "--block-size", "32", "--batch-size", "3",
+                             "--json", "--no-progress", *extra)
+            reports.append(json.loads(r.stdout))
+        worst = json_difference(reports[0], reports[1])
+        if not reports[0]["baseline"]["mean_kl"] > 0:
+            failures.append(f"eval: the trained model should differ from its base: {reports[0]['baseline']}")
+        print(f"  {'eval --baseline --nproc 2 vs 1 process':<52} max relative difference {worst:.1e}")
+        if worst > 1e-9:
+            failures.append(f"eval --nproc 2 differs from one process by {worst:.3g} (relative)")
         kill_one_rank(tmp, model, corpus, failures)
     return finish("distributed training", failures, start, "data parallel over c10d Gloo equals one process")
 

@@ -13,6 +13,8 @@
 #include "cli/torch/runtime_flags.h"
 #include "common/error.h"
 #include "data/dataset.h"
+#include "dist/launch.h"
+#include "dist/world.h"
 #include "eval/evaluate.h"
 #include "io/checkpoint_store.h"
 #include "model/transformer.h"
@@ -24,7 +26,7 @@ namespace {
 
 struct EvalCommand {
   std::string model_dir, data_spec, baseline_dir, tokenizer_dir, split = "all";
-  int64_t block_size = 512, max_blocks = 0, batch_size = 8;
+  int64_t block_size = 512, max_blocks = 0, batch_size = 8, nproc = 0;
   double validation_fraction = 0.05, max_bad_fraction = 0.01;
   bool allow_long_seq = false;
   uint64_t seed = 0;
@@ -52,6 +54,9 @@ struct EvalCommand {
   }
 
   int run() const {
+    // Launched by torchrun, SLURM or --nproc: each rank scores every N-th batch, rank 0 reports.
+    const dist::WorldEnv env = dist::world_env_from_environment();
+    if (nproc > 1 && env.size == 1) return dist::launch_local_workers(static_cast<int>(nproc), dist::without_flag(command_line(), "--nproc"));
     check_sequence_length(load_model_spec(*CheckpointStore::open(model_dir)), block_size, "eval: --block-size", allow_long_seq);
     const int64_t compared = baseline_dir.empty() ? 0 : compare_vocab();
     auto model = model::Transformer::load(model_dir, runtime.load_options());
@@ -70,14 +75,19 @@ struct EvalCommand {
     } else {
       fail("--split '", split, "' is not 'all' or 'validation'");
     }
+    dist::World world(env);
+    if (!world.is_main()) world.barrier();  // rank 0 fills the token cache, the others read it
     auto dataset = data::Dataset::open(data_spec, tokenizer_dir.empty() ? model_dir : tokenizer_dir, options);
+    if (world.is_main()) world.barrier();
     const auto sequences = eval::sequences_of(dataset, which, max_blocks);
     if (sequences.empty()) fail(data_spec, ": no ", split == "all" ? "" : "validation ", "blocks to evaluate");
     eval::EvalOptions eval_options;
     eval_options.batch_size = batch_size;
     eval_options.progress = progress;
     eval_options.compare_vocab = compared;
+    eval_options.world = &world;
     auto result = eval::evaluate(*model, sequences, eval_options, baseline.get());
+    if (!world.is_main()) return 0;
     if (json) {
       auto j = eval::to_json(result);
       j["model"] = model_dir;
@@ -104,6 +114,7 @@ const CommandRegistrar registrar([](CLI::App& app) {
   sub->add_option("--block-size", c->block_size, "tokens per sequence")->capture_default_str();
   sub->add_option("--max-blocks", c->max_blocks, "evaluate at most this many blocks (0 = all)");
   sub->add_option("--batch-size", c->batch_size, "sequences per forward pass")->capture_default_str();
+  sub->add_option("--nproc", c->nproc, "score with N local processes (each every N-th batch; or launch with torchrun); rank 0 reports");
   sub->add_option("--seed", c->seed, "data split/order seed")->capture_default_str();
   sub->add_flag("--allow-long-seq", c->allow_long_seq, "allow --block-size beyond max_position_embeddings (RoPE extrapolation)");
   sub->add_option("--max-bad-fraction", c->max_bad_fraction, "bad data records tolerated (skipped with a warning); above: an error")
