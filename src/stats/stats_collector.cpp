@@ -80,6 +80,12 @@ void StatsCollector::finish(RouterStats& stats) const {
   }
 }
 
+std::vector<torch::Tensor> StatsCollector::sum_tensors() const {
+  std::vector<torch::Tensor> out;
+  for (const auto& s : sums_) out.insert(out.end(), {s.agg, s.gram, s.hist});
+  return out;
+}
+
 std::vector<std::pair<torch::Tensor, torch::Tensor>> StatsCollector::moments() const {
   const int64_t E = options_.num_experts;
   std::vector<std::pair<torch::Tensor, torch::Tensor>> out;

@@ -33,6 +33,8 @@ class StatsCollector {
   // Per layer: sum_t p_t [E] and sum_t p_t p_t^T [E, E] (float64, CPU), for router_moments.safetensors.
   std::vector<std::pair<torch::Tensor, torch::Tensor>> moments() const;
   int64_t tokens() const { return tokens_; }
+  // The accumulators themselves (float64, on the device): several ranks sum them in place.
+  std::vector<torch::Tensor> sum_tensors() const;
 
  private:
   // Two float64 accumulators per layer, each filled by one matmul per batch:

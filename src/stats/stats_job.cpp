@@ -20,6 +20,7 @@
 #include "io/checkpoint_writer.h"
 #include "io/stale_temps.h"
 #include "model/transformer.h"
+#include "dist/world.h"
 #include "stats/calibration.h"
 #include "stats/loss_delta.h"
 #include "stats/prob_dump.h"
@@ -81,7 +82,12 @@ RouterStats run_stats(const StatsOptions& o) {
   data_options.validation_fraction = 0.0;  // the whole data is the population
   data_options.seed = o.seed;
   data_options.max_bad_fraction = o.max_bad_fraction;
+  dist::World one_process;
+  dist::World& world = o.world ? *o.world : one_process;
+  if (o.dump_probs && world.distributed()) fail("stats: --dump-probs runs in one process (drop --nproc or the launcher)");
+  if (!world.is_main()) world.barrier();  // rank 0 fills the token cache, the others read it
   auto ds = data::Dataset::open(o.data, o.tokenizer.empty() ? o.model : o.tokenizer, data_options);
+  if (world.is_main()) world.barrier();
   auto model = model::Transformer::load(o.model, o.load);
   const ModelSpec& spec = model->spec();
   RouterStats stats;
@@ -118,8 +124,9 @@ RouterStats run_stats(const StatsOptions& o) {
 
   const auto start = std::chrono::steady_clock::now();
   auto seconds = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
-  Progress progress("stats", o.tokens, "tokens", o.progress);
+  Progress progress("stats", o.tokens, "tokens", o.progress && world.is_main());
   size_t next = 0;
+  int64_t batch_index = 0;  // every rank plans every batch (cheap); rank i mod N runs batch i
   std::vector<int64_t> ids(static_cast<size_t>(o.batch_size * T));
   while (stats.tokens < o.tokens && next < order.size()) {
     std::vector<int64_t> rows, row_domain;
@@ -146,6 +153,10 @@ RouterStats run_stats(const StatsOptions& o) {
         loss_tokens += n;
       }
     }
+    if (batch_index++ % world.size() != world.rank()) {
+      stats.tokens = counted;
+      continue;
+    }
     auto ids_BT = torch::from_blob(ids.data(), {B, T}, torch::kInt64).to(model->device());  // [B, T]
     auto out = model->forward(ids_BT);
     if (!o.forward_only) {
@@ -160,10 +171,15 @@ RouterStats run_stats(const StatsOptions& o) {
     progress.update(stats.tokens);
   }
   if (model->device().is_cuda()) torch::cuda::synchronize();
+  if (world.distributed() && !o.forward_only) {
+    auto sums = collector.sum_tensors();
+    world.all_reduce_sum(sums);
+  }
   if (!o.forward_only) collector.finish(stats);
   stats.loop_seconds = seconds();
   progress.finish();
 
+  if (!world.is_main()) return stats;  // rank 0 measures the loss deltas and writes STATS_DIR
   if (o.loss_delta && !o.forward_only) {
     LossDeltaOptions lo;
     lo.batch_size = o.batch_size;

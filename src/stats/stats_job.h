@@ -16,6 +16,10 @@
 #include "model/model_weights.h"
 #include "stats/router_stats.h"
 
+namespace moeforge::dist {
+class World;
+}
+
 namespace moeforge::stats {
 
 struct StatsOptions {
@@ -38,6 +42,8 @@ struct StatsOptions {
   bool overwrite = false;            // replace an existing STATS_DIR
   bool forward_only = false;         // benchmark baseline: same loop, nothing collected or written but timing
   model::LoadOptions load;
+  // Several ranks: batch i is forwarded by rank i mod N, the sums are added; rank 0 writes STATS_DIR.
+  dist::World* world = nullptr;
 };
 
 // Runs and writes STATS_DIR; returns what was written (also in stats.json).

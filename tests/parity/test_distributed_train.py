@@ -6,7 +6,8 @@ sharded (`--zero 1`), whose checkpoints resume on 1 process and are resumed into
 from 1 on 2 continues exactly; killing one rank (kill -9) ends the run within a bounded time with one
 line naming that rank, leaves the last checkpoint intact, and --resume finishes it exactly.
 `teacher-cache --nproc 2` writes the one-process cache, file for file; `eval --nproc 2` reports what
-one process reports (within 1e-9 relative: the sums are added in another order).
+one process reports (within 1e-9 relative: the sums are added in another order), and so does
+`stats --nproc 2`.
 Exit 0 = pass. Env: MOEFORGE_BIN."""
 import json
 import os
@@ -190,6 +191,26 @@ def main():
         print(f"  {'eval --baseline --nproc 2 vs 1 process':<52} max relative difference {worst:.1e}")
         if worst > 1e-9:
             failures.append(f"eval --nproc 2 differs from one process by {worst:.3g} (relative)")
+        # stats across ranks: the same stats.json (timings aside) and router moments
+        outs = []
+        for extra in ([], ["--nproc", "2"]):
+            outs.append(os.path.join(tmp, f"stats_{len(outs)}"))
+            run_moeforge("stats", model, "--data", corpus, "--tokens", "2000", "--block-size", "32", "--batch-size", "3",
+                         "--out", outs[-1], "--no-progress", *extra)
+        stats = []
+        for out in outs:
+            with open(os.path.join(out, "stats.json")) as f:
+                stats.append({k: v for k, v in json.load(f).items() if k != "timing"})
+        worst = json_difference(stats[0], stats[1])
+        moments = [read(os.path.join(out, "router_moments.safetensors")) for out in outs]
+        print(f"  {'stats --nproc 2 vs 1 process':<52} max relative difference {worst:.1e}; moments "
+              f"{'identical' if moments[0] == moments[1] else 'differ'}")
+        if worst > 1e-9 or stats[0]["data"]["tokens"] != 2000 or moments[0] != moments[1]:
+            failures.append(f"stats --nproc 2 differs from one process by {worst:.3g} (tokens {stats[0]['data']['tokens']})")
+        r = run_moeforge("stats", model, "--data", corpus, "--tokens", "200", "--out", os.path.join(tmp, "stats_dump"), "--nproc",
+                         "2", "--dump-probs", "--no-progress", check=False)
+        if r.returncode != 1 or "--dump-probs runs in one process" not in r.stderr:
+            failures.append(f"stats --nproc 2 --dump-probs: expected a refusal, got {r.returncode}: {r.stderr.strip()[-300:]}")
         kill_one_rank(tmp, model, corpus, failures)
     return finish("distributed training", failures, start, "data parallel over c10d Gloo equals one process")
 

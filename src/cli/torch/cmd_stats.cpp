@@ -5,6 +5,8 @@
 
 #include "cli/commands.h"
 #include "cli/torch/runtime_flags.h"
+#include "dist/launch.h"
+#include "dist/world.h"
 #include "stats/stats_job.h"
 
 namespace moeforge::cli {
@@ -15,6 +17,7 @@ const CommandRegistrar registrar([](CLI::App& app) {
   auto runtime = std::make_shared<RuntimeFlags>();
   auto model = std::make_shared<std::string>(), out = std::make_shared<std::string>(), tok = std::make_shared<std::string>();
   auto quiet = std::make_shared<bool>(false);
+  auto nproc = std::make_shared<int64_t>(0);
   auto* sub = app.add_subcommand("stats", "Router statistics of a MoE model on data (forward only) -> STATS_DIR");
   accepts_hub_id(sub->add_option("model", *model, "MoE model directory"))->required();
   sub->add_option("--data", o->data, "data spec (.txt, .jsonl with optional \"domain\", mixtures)")->required();
@@ -36,14 +39,22 @@ const CommandRegistrar registrar([](CLI::App& app) {
   sub->add_flag("--overwrite", o->overwrite, "replace an existing output directory");
   sub->add_flag("--quiet", *quiet, "no progress display (as --no-progress)");
   sub->add_flag("--forward-only", o->forward_only, "benchmark baseline: run the same forward passes, collect nothing");
+  sub->add_option("--nproc", *nproc, "forward with N local processes (each every N-th batch; or launch with torchrun); rank 0 writes");
   runtime->add_to(sub);
-  set_action(sub, [o, runtime, model, out, tok, quiet] {
+  set_action(sub, [o, runtime, model, out, tok, quiet, nproc] {
+    // Launched by torchrun, SLURM or --nproc: this process is one rank.
+    const dist::WorldEnv env = dist::world_env_from_environment();
+    if (*nproc > 1 && env.size == 1)
+      return dist::launch_local_workers(static_cast<int>(*nproc), dist::without_flag(command_line(), "--nproc"));
     o->model = *model;
     o->out = *out;
     o->tokenizer = *tok;
     o->progress = !*quiet;
     o->load = runtime->load_options();
+    dist::World world(env);
+    o->world = &world;
     stats::RouterStats s = stats::run_stats(*o);
+    if (!world.is_main()) return 0;
     std::cout << "wrote " << *out << ": " << s.tokens << " tokens, " << s.blocks << " blocks, " << s.layers.size()
               << " MoE layers, " << s.domains.size() << " domain(s)" << (s.probs_npz.empty() ? "" : ", probability dump")
               << (s.loss_delta_tokens > 0 ? ", loss deltas" : "") << " in " << s.loop_seconds << " s\n";
