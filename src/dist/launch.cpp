@@ -15,6 +15,9 @@
 
 namespace moeforge::dist {
 
+namespace {
+
+// argv with "--nproc N" / "--nproc=N" removed.
 std::vector<std::string> without_flag(const std::vector<std::string>& argv, const std::string& flag) {
   std::vector<std::string> out;
   for (size_t i = 0; i < argv.size(); ++i) {
@@ -28,14 +31,10 @@ std::vector<std::string> without_flag(const std::vector<std::string>& argv, cons
   return out;
 }
 
-namespace {
-
 std::string describe(int status) {
   if (WIFSIGNALED(status)) return "was killed by signal " + std::to_string(WTERMSIG(status));
   return "exited with code " + std::to_string(WEXITSTATUS(status));
 }
-
-}  // namespace
 
 int launch_local_workers(int nproc, const std::vector<std::string>& args) {
   if (nproc < 1) fail("--nproc must be at least 1");
@@ -101,6 +100,16 @@ int launch_local_workers(int nproc, const std::vector<std::string>& args) {
   std::cerr << "moeforge: error: --nproc " << nproc << ": rank " << failed_rank << " " << describe(failed_status)
             << "; the other ranks were stopped\n";
   return 1;
+}
+
+}  // namespace
+
+std::optional<int> launch_workers_if_asked(int64_t nproc, const WorldEnv& env, const std::vector<std::string>& argv,
+                                           const std::string& command) {
+  if (nproc <= 1) return std::nullopt;
+  if (env.size == 1) return launch_local_workers(static_cast<int>(nproc), without_flag(argv, "--nproc"));
+  if (env.size != nproc) fail(command, ": --nproc ", nproc, " inside a launched world of ", env.size, " (", env.source, "); drop --nproc");
+  return std::nullopt;
 }
 
 }  // namespace moeforge::dist

@@ -5,16 +5,20 @@
 // is named by rank.
 #pragma once
 
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "dist/world.h"
+
 namespace moeforge::dist {
 
-// `args` is the worker command line (argv without the --nproc flag). Returns the exit code:
-// 0 when every worker succeeded, else 1 after one line on stderr naming the first failed rank.
-int launch_local_workers(int nproc, const std::vector<std::string>& args);
-
-// argv with "--nproc N" / "--nproc=N" removed.
-std::vector<std::string> without_flag(const std::vector<std::string>& argv, const std::string& flag);
+// A command's `--nproc N` (0 or 1: not given). In a process no launcher started, N > 1 runs `argv`
+// without the flag as N workers and returns their exit code; inside a launched world N must be its
+// size (else a one-line error naming `command`); nullopt: go on as this rank. When a worker fails,
+// the launcher returns 1 after one line on stderr naming the first failed rank.
+std::optional<int> launch_workers_if_asked(int64_t nproc, const WorldEnv& env, const std::vector<std::string>& argv,
+                                           const std::string& command);
 
 }  // namespace moeforge::dist

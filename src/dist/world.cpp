@@ -121,51 +121,48 @@ std::string first_line(const std::exception& e) {
   std::string text = e.what();
   return text.substr(0, text.find('\n'));
 }
+
+// tensors[members] as one flat CPU tensor of `dtype`: one collective moves them all.
+torch::Tensor flat_bucket(const std::vector<torch::Tensor>& tensors, const std::vector<size_t>& members, torch::ScalarType dtype) {
+  std::vector<torch::Tensor> parts;
+  for (size_t i : members) parts.push_back(tensors[i].detach().reshape({-1}).to(torch::kCPU, dtype));
+  return torch::cat(parts);
+}
+
+// The bucket's values back into tensors[members], in place.
+void unflatten_bucket(const torch::Tensor& bucket, std::vector<torch::Tensor>& tensors, const std::vector<size_t>& members) {
+  torch::NoGradGuard no_grad;
+  int64_t at = 0;
+  for (size_t i : members) {
+    const int64_t n = tensors[i].numel();
+    tensors[i].copy_(bucket.slice(0, at, at + n).view(tensors[i].sizes()));
+    at += n;
+  }
+}
 }  // namespace
 
 void World::all_reduce_sum(std::vector<torch::Tensor>& tensors) {
   if (!distributed() || tensors.empty()) return;
-  // One flat CPU bucket: one collective per call, any device in; float64 when any input is
-  // (step statistics), else fp32 (gradients of any float dtype).
+  // float64 when any input is (step statistics), else fp32 (gradients of any float dtype).
   bool wide = false;
   for (const auto& t : tensors) wide = wide || t.scalar_type() == torch::kFloat64;
-  std::vector<torch::Tensor> flat_parts;
-  for (const auto& t : tensors) flat_parts.push_back(t.detach().reshape({-1}).to(torch::kCPU, wide ? torch::kFloat64 : torch::kFloat32));
-  std::vector<at::Tensor> bucket{torch::cat(flat_parts)};
+  std::vector<size_t> all(tensors.size());
+  for (size_t i = 0; i < all.size(); ++i) all[i] = i;
+  std::vector<at::Tensor> bucket{flat_bucket(tensors, all, wide ? torch::kFloat64 : torch::kFloat32)};
   try {
     impl_->group->allreduce(bucket)->wait();
   } catch (const std::exception& e) {
     fail("rank ", env_.rank, ": all-reduce with the other ranks failed; another rank stopped? (", first_line(e), ")");
   }
-  int64_t at = 0;
-  torch::NoGradGuard no_grad;
-  for (auto& t : tensors) {
-    const int64_t n = t.numel();
-    t.copy_(bucket[0].slice(0, at, at + n).view(t.sizes()));
-    at += n;
-  }
-}
-
-double World::all_reduce_sum(double value) {
-  if (!distributed()) return value;
-  std::vector<at::Tensor> one{torch::full({1}, value, torch::kFloat64)};
-  try {
-    impl_->group->allreduce(one)->wait();
-  } catch (const std::exception& e) {
-    fail("rank ", env_.rank, ": all-reduce with the other ranks failed; another rank stopped? (", first_line(e), ")");
-  }
-  return one[0].item<double>();
+  unflatten_bucket(bucket[0], tensors, all);
 }
 
 void World::broadcast(std::vector<torch::Tensor>& tensors, int root) {
   if (!distributed() || tensors.empty()) return;
   std::map<torch::ScalarType, std::vector<size_t>> by_dtype;  // one bucket per dtype keeps values bit-exact
   for (size_t i = 0; i < tensors.size(); ++i) by_dtype[tensors[i].scalar_type()].push_back(i);
-  torch::NoGradGuard no_grad;
   for (const auto& [dtype, members] : by_dtype) {
-    std::vector<torch::Tensor> parts;
-    for (size_t i : members) parts.push_back(tensors[i].detach().reshape({-1}).to(torch::kCPU));
-    std::vector<at::Tensor> bucket{torch::cat(parts)};
+    std::vector<at::Tensor> bucket{flat_bucket(tensors, members, dtype)};
     try {
       c10d::BroadcastOptions options;
       options.rootRank = root;
@@ -173,12 +170,7 @@ void World::broadcast(std::vector<torch::Tensor>& tensors, int root) {
     } catch (const std::exception& e) {
       fail("rank ", env_.rank, ": broadcast from rank ", root, " failed; another rank stopped? (", first_line(e), ")");
     }
-    int64_t at = 0;
-    for (size_t i : members) {
-      const int64_t n = tensors[i].numel();
-      tensors[i].copy_(bucket[0].slice(0, at, at + n).view(tensors[i].sizes()));
-      at += n;
-    }
+    unflatten_bucket(bucket[0], tensors, members);
   }
 }
 
@@ -223,7 +215,6 @@ World::World(const WorldEnv& env_in, std::chrono::milliseconds) : env_(env_in) {
 
 World::~World() = default;
 void World::all_reduce_sum(std::vector<torch::Tensor>&) {}
-double World::all_reduce_sum(double value) { return value; }
 void World::broadcast(std::vector<torch::Tensor>&, int) {}
 std::vector<std::string> World::all_gather_text(const std::string& text) { return {text}; }
 void World::barrier() {}

@@ -50,13 +50,20 @@ class World {
 
   // In place, summed over ranks (any device and float dtype; one flat bucket, one collective per call).
   void all_reduce_sum(std::vector<torch::Tensor>& tensors);
+  // Runs `work` on rank 0 first and on the other ranks once it is done (rank 0 fills a shared
+  // cache or settles a directory the others then read). Returns what `work` returns.
+  template <class Work>
+  auto main_first(Work&& work) -> decltype(work()) {
+    if (!is_main()) barrier();
+    auto result = work();
+    if (is_main()) barrier();
+    return result;
+  }
   // In place, every rank receives `root`'s values (same shapes on every rank; one bucket per dtype).
   void broadcast(std::vector<torch::Tensor>& tensors, int root);
   // Every rank's `text`, in rank order (small metadata, through the rendezvous store).
   std::vector<std::string> all_gather_text(const std::string& text);
   void barrier();
-  // Sum of one number per rank (step statistics).
-  double all_reduce_sum(double value);
 
  private:
   struct Impl;

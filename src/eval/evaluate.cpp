@@ -153,13 +153,6 @@ EvalResult evaluate(const model::Transformer& model, const std::vector<EvalSeque
   EvalResult result;
   result.has_baseline = baseline != nullptr;
   EvalSums sums;
-  double& loss_sum = sums.loss;
-  double& baseline_sum = sums.baseline;
-  double& kl_sum = sums.kl;
-  double& agree_sum = sums.agree;
-  double& real_tokens = sums.real_tokens;
-  auto& prob_sums = sums.probs;
-  auto& domain_sums = sums.domains;
   const int64_t num_experts = model.spec().moe.num_experts;
   const size_t batch_size = static_cast<size_t>(std::max<int64_t>(1, options.batch_size));
   // Several ranks: batch i is rank i mod N's.
@@ -179,13 +172,13 @@ EvalResult evaluate(const model::Transformer& model, const std::vector<EvalSeque
     auto log_probs = torch::log_softmax(logits, -1);
     auto nll = -log_probs.gather(2, targets.unsqueeze(-1)).squeeze(-1);     // [B, T-1]
     auto scored = batch.target;                                             // [B, T-1]
-    loss_sum += (nll * scored).sum().item<double>();
+    sums.loss += (nll * scored).sum().item<double>();
     const int64_t scored_tokens = static_cast<int64_t>(scored.sum().item<double>());
     sums.tokens += scored_tokens;
     auto per_row_loss = (nll * scored).sum(1);
     auto per_row_count = scored.sum(1);
     for (int64_t b = 0; b < B; ++b) {
-      auto& d = domain_sums[batch.domains[b]];
+      auto& d = sums.domains[batch.domains[b]];
       d.first += per_row_loss[b].item<double>();
       d.second += static_cast<int64_t>(per_row_count[b].item<double>());
     }
@@ -201,21 +194,21 @@ EvalResult evaluate(const model::Transformer& model, const std::vector<EvalSeque
       auto base_out = baseline->forward(batch.ids, forward);
       auto base_logits = base_out.logits.narrow(1, 0, T - 1).cpu();
       auto base_nll = -torch::log_softmax(base_logits, -1).gather(2, targets.unsqueeze(-1)).squeeze(-1);
-      baseline_sum += (base_nll * scored).sum().item<double>();
+      sums.baseline += (base_nll * scored).sum().item<double>();
       // KL and agreement over the compared ids (a padded tail left out and each side renormalised).
       auto p_log = torch::log_softmax(base_logits.narrow(2, 0, compared), -1);
       auto q_log = compared == logits.size(2) ? log_probs : torch::log_softmax(logits.narrow(2, 0, compared), -1);
       auto kl = (p_log.exp() * (p_log - q_log)).sum(-1);  // KL(baseline || model) [B, T-1]
-      kl_sum += (kl * scored).sum().item<double>();
-      agree_sum += ((p_log.argmax(-1) == q_log.argmax(-1)).to(torch::kFloat32) * scored).sum().item<double>();
+      sums.kl += (kl * scored).sum().item<double>();
+      sums.agree += ((p_log.argmax(-1) == q_log.argmax(-1)).to(torch::kFloat32) * scored).sum().item<double>();
       auto real = batch.attention.reshape({-1}).to(torch::kFloat32);
-      real_tokens += real.sum().item<double>();
+      sums.real_tokens += real.sum().item<double>();
       for (const auto& m : out.routing)
         for (const auto& b : base_out.routing) {
           if (b.layer != m.layer) continue;
           auto pm = (m.routing.probs.to(torch::kFloat64).cpu() * real.unsqueeze(1).to(torch::kFloat64)).sum(0);
           auto pb = (b.routing.probs.to(torch::kFloat64).cpu() * real.unsqueeze(1).to(torch::kFloat64)).sum(0);
-          auto& acc = prob_sums[m.layer];
+          auto& acc = sums.probs[m.layer];
           acc.first = acc.first.defined() ? acc.first + pm : pm;
           acc.second = acc.second.defined() ? acc.second + pb : pb;
         }
@@ -232,10 +225,10 @@ EvalResult evaluate(const model::Transformer& model, const std::vector<EvalSeque
   result.usage = sums.usage;
   result.domain_usage = sums.domain_usage;
   if (result.tokens == 0) fail("evaluation data has no scored tokens (sequences shorter than 2 tokens?)");
-  result.loss = loss_sum / static_cast<double>(result.tokens);
+  result.loss = sums.loss / static_cast<double>(result.tokens);
   result.perplexity = std::exp(result.loss);
-  for (auto& [domain, sums] : domain_sums)
-    if (sums.second > 0) result.domain_loss[domain] = {sums.first / static_cast<double>(sums.second), sums.second};
+  for (const auto& [domain, d] : sums.domains)
+    if (d.second > 0) result.domain_loss[domain] = {d.first / static_cast<double>(d.second), d.second};
   double balance_total = 0;
   for (auto& layer : result.usage) {
     layer.balance = balance_score(layer.counts);
@@ -246,12 +239,12 @@ EvalResult evaluate(const model::Transformer& model, const std::vector<EvalSeque
   result.balance_score = result.usage.empty() ? 1.0 : balance_total / static_cast<double>(result.usage.size());
   result.balanced_perplexity = result.perplexity * std::exp(options.balance_beta * (1.0 - result.balance_score));
   if (baseline) {
-    result.baseline_loss = baseline_sum / static_cast<double>(result.tokens);
+    result.baseline_loss = sums.baseline / static_cast<double>(result.tokens);
     result.baseline_perplexity = std::exp(result.baseline_loss);
-    result.mean_kl = kl_sum / static_cast<double>(result.tokens);
-    result.top1_agreement = agree_sum / static_cast<double>(result.tokens);
-    for (const auto& [layer, sums] : prob_sums) {
-      auto pm = sums.first / real_tokens, pb = sums.second / real_tokens;
+    result.mean_kl = sums.kl / static_cast<double>(result.tokens);
+    result.top1_agreement = sums.agree / static_cast<double>(result.tokens);
+    for (const auto& [layer, p] : sums.probs) {
+      auto pm = p.first / sums.real_tokens, pb = p.second / sums.real_tokens;
       const int64_t E = std::max(pm.size(0), pb.size(0));  // a grown model's new experts: 0 on the baseline's side
       pm = torch::constant_pad_nd(pm, {0, E - pm.size(0)}), pb = torch::constant_pad_nd(pb, {0, E - pb.size(0)});
       result.router_drift.push_back({layer, (pm - pb).abs().sum().item<double>()});

@@ -85,9 +85,8 @@ RouterStats run_stats(const StatsOptions& o) {
   dist::World one_process;
   dist::World& world = o.world ? *o.world : one_process;
   if (o.dump_probs && world.distributed()) fail("stats: --dump-probs runs in one process (drop --nproc or the launcher)");
-  if (!world.is_main()) world.barrier();  // rank 0 fills the token cache, the others read it
-  auto ds = data::Dataset::open(o.data, o.tokenizer.empty() ? o.model : o.tokenizer, data_options);
-  if (world.is_main()) world.barrier();
+  // Rank 0 fills the token cache, the others read it.
+  auto ds = world.main_first([&] { return data::Dataset::open(o.data, o.tokenizer.empty() ? o.model : o.tokenizer, data_options); });
   auto model = model::Transformer::load(o.model, o.load);
   const ModelSpec& spec = model->spec();
   RouterStats stats;

@@ -256,9 +256,7 @@ struct Trainer::Impl {
     if (!o.data_cache_dir.empty()) dopt.cache_dir = o.data_cache_dir;
     const std::string& data_spec = phase.data.empty() ? o.data_spec : phase.data;  // the phase's own, or the run's
     // Rank 0 tokenises into the shared token cache first; the others then read it.
-    if (!world->is_main()) world->barrier();
-    auto dataset = data::Dataset::open(data_spec, o.tokenizer_dir, dopt);
-    if (world->is_main()) world->barrier();
+    auto dataset = world->main_first([&] { return data::Dataset::open(data_spec, o.tokenizer_dir, dopt); });
     if (dataset.num_blocks(data::Split::Train) == 0) fail(data_spec, ": no training blocks of ", phase.seq_len, " tokens");
     if (cache && phase.losses.distill.enabled) {  // the cache must be of this phase's blocks
       const auto diff = manifest_differences(cache->manifest(), run_manifest(dataset, dopt, o.tokenizer_dir, data_spec, r.packing));
@@ -479,9 +477,7 @@ TrainResult Trainer::run() {
   dist::World& world = options_.world ? *options_.world : one_process;
   I.world = &world;
   // Rank 0 settles the run directory (it may clear a run that never checkpointed) before the others look.
-  if (!world.is_main()) world.barrier();
-  TrainOptions o = resolve_run_options(options_);
-  if (world.is_main()) world.barrier();
+  TrainOptions o = world.main_first([&] { return resolve_run_options(options_); });
   world.barrier();  // ... and every rank has looked before rank 0 writes run.json
   if (!world.is_main()) o.progress = false;
   // Validate the recipe (and the teacher's directory) before loading anything large.

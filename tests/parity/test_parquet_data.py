@@ -13,6 +13,7 @@ import os
 import re
 import sys
 import tempfile
+import time
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -20,7 +21,7 @@ import pyarrow.parquet as pq
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
-from moeforge_cli import run_moeforge  # noqa: E402
+from moeforge_cli import finish, run_moeforge  # noqa: E402
 from shared_data import shared_data_dir  # noqa: E402
 
 TOK_DIR = os.path.join(shared_data_dir(), "tokenizers", "qwen3")
@@ -77,6 +78,7 @@ def bad_count(report):
 
 
 def main():
+    start = time.time()
     failures = []
     with tempfile.TemporaryDirectory() as tmp:
         empty = os.path.join(tmp, "probe.parquet")
@@ -125,10 +127,7 @@ def main():
             if r.returncode != 1 or path not in message or any(w not in message for w in words) or len(message.splitlines()) != 1:
                 failures.append(f"{os.path.basename(path)}: expected exit 1 and one line naming it with {words}, got "
                                 f"{r.returncode}: {message}")
-    print(f"{len(failures)} failures")
-    for f in failures:
-        print("FAIL:", f)
-    return 1 if failures else 0
+    return finish("parquet data", failures, start, "Parquet rows tokenise exactly as their JSONL twins")
 
 
 if __name__ == "__main__":

@@ -56,7 +56,7 @@ struct EvalCommand {
   int run() const {
     // Launched by torchrun, SLURM or --nproc: each rank scores every N-th batch, rank 0 reports.
     const dist::WorldEnv env = dist::world_env_from_environment();
-    if (nproc > 1 && env.size == 1) return dist::launch_local_workers(static_cast<int>(nproc), dist::without_flag(command_line(), "--nproc"));
+    if (auto code = dist::launch_workers_if_asked(nproc, env, command_line(), "eval")) return *code;
     check_sequence_length(load_model_spec(*CheckpointStore::open(model_dir)), block_size, "eval: --block-size", allow_long_seq);
     const int64_t compared = baseline_dir.empty() ? 0 : compare_vocab();
     auto model = model::Transformer::load(model_dir, runtime.load_options());
@@ -76,9 +76,9 @@ struct EvalCommand {
       fail("--split '", split, "' is not 'all' or 'validation'");
     }
     dist::World world(env);
-    if (!world.is_main()) world.barrier();  // rank 0 fills the token cache, the others read it
-    auto dataset = data::Dataset::open(data_spec, tokenizer_dir.empty() ? model_dir : tokenizer_dir, options);
-    if (world.is_main()) world.barrier();
+    auto dataset = world.main_first([&] {  // rank 0 fills the token cache, the others read it
+      return data::Dataset::open(data_spec, tokenizer_dir.empty() ? model_dir : tokenizer_dir, options);
+    });
     const auto sequences = eval::sequences_of(dataset, which, max_blocks);
     if (sequences.empty()) fail(data_spec, ": no ", split == "all" ? "" : "validation ", "blocks to evaluate");
     eval::EvalOptions eval_options;

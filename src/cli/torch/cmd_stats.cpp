@@ -44,8 +44,7 @@ const CommandRegistrar registrar([](CLI::App& app) {
   set_action(sub, [o, runtime, model, out, tok, quiet, nproc] {
     // Launched by torchrun, SLURM or --nproc: this process is one rank.
     const dist::WorldEnv env = dist::world_env_from_environment();
-    if (*nproc > 1 && env.size == 1)
-      return dist::launch_local_workers(static_cast<int>(*nproc), dist::without_flag(command_line(), "--nproc"));
+    if (auto code = dist::launch_workers_if_asked(*nproc, env, command_line(), "stats")) return *code;
     o->model = *model;
     o->out = *out;
     o->tokenizer = *tok;

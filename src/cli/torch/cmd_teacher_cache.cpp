@@ -55,10 +55,9 @@ struct TeacherCacheCommand {
     if (allow_long_seq) o.allow_long_seq = true;
     // Launched by torchrun, SLURM or --nproc: each rank writes its share of the files (as --shard rank/size).
     const dist::WorldEnv world = dist::world_env_from_environment();
-    if (nproc > 1 && world.size == 1) {
-      const int code = dist::launch_local_workers(static_cast<int>(nproc), dist::without_flag(command_line(), "--nproc"));
-      if (code == 0) std::cout << "teacher-cache: " << out_dir << " is complete (" << nproc << " processes)\n";
-      return code;
+    if (auto code = dist::launch_workers_if_asked(nproc, world, command_line(), "teacher-cache")) {
+      if (*code == 0) std::cout << "teacher-cache: " << out_dir << " is complete (" << nproc << " processes)\n";
+      return *code;
     }
     if (world.size > 1 && !shard.empty())
       fail("teacher-cache: --shard ", shard, " inside a launched world of ", world.size, " (", world.source,

@@ -22,9 +22,7 @@ struct TrainCommand {
   int run() const {
     // Launched by torchrun, SLURM or --nproc: this process is one rank of a data-parallel run.
     const dist::WorldEnv env = dist::world_env_from_environment();
-    if (nproc > 1 && env.size == 1) return dist::launch_local_workers(static_cast<int>(nproc), dist::without_flag(command_line(), "--nproc"));
-    if (nproc > 1 && env.size != nproc)
-      fail("train: --nproc ", nproc, " inside a launched world of ", env.size, " (", env.source, "); drop --nproc");
+    if (auto code = dist::launch_workers_if_asked(nproc, env, command_line(), "train")) return *code;
     if (env.size > 1 && !dist::distributed_supported())
       fail("train: launched as rank ", env.rank, " of ", env.size, " but this moeforge was built without c10d's Gloo backend "
            "(install libgloo-dev and re-run cmake)");
