@@ -37,7 +37,7 @@ const char* group_of(const std::string& command) {
       {"Evaluation", {"eval", "generate", "chat", "forward"}},
       {"Data and tokenizers", {"data", "select-data", "tokenize", "tokenizer", "chat-template"}},
       {"Inspection", {"info", "config", "report", "init"}},
-      {"Sharing", {"push"}},
+      {"Sharing", {"push", "export-gguf"}},
   };
   for (const auto& [name, commands] : groups)
     if (std::find(commands.begin(), commands.end(), command) != commands.end()) return name;
