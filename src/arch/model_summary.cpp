@@ -15,7 +15,15 @@ ModelSummary summarize_model(const CheckpointStore& store) {
   StoreValidation validation = validate_store(s.spec, store);
   s.warnings = validation.warnings;
   const ModelSpec& spec = s.spec;
+  uint64_t packed_bytes = 0, packed_params = 0;  // MXFP4 blocks and scales as stored
   for_each_tensor(spec, [&](const ExpectedTensor& t) {
+    if (t.role == TensorRole::ExpertsGateUpBlocks || t.role == TensorRole::ExpertsDownBlocks ||
+        t.role == TensorRole::ExpertsGateUpScales || t.role == TensorRole::ExpertsDownScales) {
+      uint64_t bytes = 1;
+      for (int64_t d : t.shape) bytes *= static_cast<uint64_t>(d);
+      packed_bytes += bytes;
+      packed_params += t.logical_params;
+    }
     s.total_params += t.logical_params;
     if (t.routed_experts) s.routed_expert_params += t.logical_params;
     if (t.role == TensorRole::Embed || t.role == TensorRole::PositionEmbed || t.role == TensorRole::LmHead)
@@ -38,6 +46,7 @@ ModelSummary summarize_model(const CheckpointStore& store) {
   s.bytes_on_disk = store.bytes_on_disk();
   s.fp32_weight_bytes = s.total_params * 4;
   s.bf16_weight_bytes = s.total_params * 2;
+  if (packed_bytes) s.packed_bf16_weight_bytes = (s.total_params - packed_params) * 2 + packed_bytes;
   return s;
 }
 

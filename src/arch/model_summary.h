@@ -33,6 +33,9 @@ struct ModelSummary {
   // Weight memory to run: total_params x 4 (fp32) / x 2 (bf16). Activations and KV cache excluded.
   uint64_t fp32_weight_bytes = 0;
   uint64_t bf16_weight_bytes = 0;
+  // MXFP4 checkpoints: what forward-only commands hold by default, experts packed (their stored
+  // blocks and scales) and every other tensor in bf16. 0 for other layouts.
+  uint64_t packed_bf16_weight_bytes = 0;
   std::vector<std::string> warnings;
 };
 

@@ -69,6 +69,7 @@ nlohmann::json summary_to_json(const ModelSummary& s) {
   j["bytes_on_disk"] = s.bytes_on_disk;
   j["memory"] = {{"fp32_weight_bytes", s.fp32_weight_bytes},
                  {"bf16_weight_bytes", s.bf16_weight_bytes},
+                 {"bf16_packed_mxfp4_weight_bytes", s.packed_bf16_weight_bytes},
                  {"formula", "total_params x bytes per value (4 fp32, 2 bf16); weights only, no activations or KV cache"}};
   j["warnings"] = s.warnings;
   return j;
@@ -111,6 +112,8 @@ std::string summary_to_table(const ModelSummary& s) {
   row("on disk", human_bytes(s.bytes_on_disk));
   row("weights in fp32", human_bytes(s.fp32_weight_bytes));
   row("weights in bf16", human_bytes(s.bf16_weight_bytes));
+  if (s.packed_bf16_weight_bytes)
+    row("bf16, MXFP4 packed", cat(human_bytes(s.packed_bf16_weight_bytes), " (stats/eval/generate default; --dequantize: bf16 above)"));
   out << "  (memory = parameters x 4 bytes (fp32) or x 2 (bf16); weights only)\n";
   for (const std::string& w : s.warnings) out << "warning: " << w << "\n";
   return out.str();

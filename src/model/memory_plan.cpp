@@ -58,10 +58,18 @@ uint64_t meminfo_field(const char* path, const std::string& key) {
 }  // namespace
 
 MemoryPlan plan_model_memory(const ModelSpec& spec, const CheckpointStore& store, DType run_dtype, bool cpu,
-                             bool map_frozen) {
+                             bool map_frozen, bool packed_mxfp4) {
   MemoryPlan plan;
   const uint64_t bytes_per = dtype_size(run_dtype);
+  const bool packed = packed_mxfp4 && spec.moe.layout == ExpertLayout::Mxfp4;
   for (const PlannedTensor& t : planned_tensors(spec)) {
+    const std::string local = t.entry->name;
+    if (packed && (local == "experts.w_in" || local == "experts.w_out")) {  // blocks + one scale per 32 values
+      const uint64_t bytes = elements(t.shape) / 32 * 17;
+      plan.weights += bytes;
+      if (cpu) plan.mapped += bytes;
+      continue;
+    }
     const uint64_t bytes = elements(t.shape) * bytes_per;
     plan.weights += bytes;
     TensorRole role;
@@ -72,7 +80,7 @@ MemoryPlan plan_model_memory(const ModelSpec& spec, const CheckpointStore& store
   }
   if (spec.moe.layout == ExpertLayout::Mxfp4) {  // one expert decoded to float at a time: gate, up, down, rows
     const uint64_t FH = static_cast<uint64_t>(spec.moe.moe_intermediate_size) * spec.hidden_size;
-    plan.transient = 5 * FH * 4;
+    plan.transient = packed ? 3 * FH * (4 + bytes_per) : 5 * FH * 4;  // packed: float decode + run-dtype copy
   }
   plan.runtime = kRuntimeAllowance;
   if (!cpu) plan.device = plan.weights;

@@ -25,8 +25,10 @@ struct MemoryPlan {
 };
 
 // The plan of loading `spec` from `store` for inference (stats, eval, generate, forward).
+// `packed_mxfp4`: MXFP4 experts stay packed (their stored bytes, mapped on CPU) and one expert is
+// decoded at a time.
 MemoryPlan plan_model_memory(const ModelSpec& spec, const CheckpointStore& store, DType run_dtype, bool cpu,
-                             bool map_frozen);
+                             bool map_frozen, bool packed_mxfp4 = false);
 
 // MemAvailable from /proc/meminfo in bytes (0 when unreadable).
 uint64_t available_memory_bytes();

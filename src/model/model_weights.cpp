@@ -9,6 +9,7 @@
 #include "common/error.h"
 #include "io/checkpoint_store.h"
 #include "io/dtype.h"
+#include "model/mxfp4_experts.h"
 #include "model/tensor_table.h"
 #include "tensor/torch_bridge.h"
 
@@ -120,7 +121,11 @@ struct Loader {
           }
         }
         break;
-      case ExpertLayout::Mxfp4:  // dequantised one expert at a time, straight into the stack
+      case ExpertLayout::Mxfp4:  // packed as stored, or dequantised one expert at a time into the stack
+        if (options.pack_mxfp4) {
+          out.packed = packed(l);
+          break;
+        }
         out.w_in = torch::empty({E, R, H}, run_options());
         out.w_out = torch::empty({E, H, F}, run_options());
         for (int64_t e = 0; e < E; ++e) {
@@ -140,6 +145,26 @@ struct Loader {
     }
     return out;
   }
+  // A stored u8 tensor as is: the mapped view on CPU, a copy on another device.
+  torch::Tensor raw(const std::string& name) const {
+    torch::Tensor view = view_tensor(store.tensor(name));
+    return options.device.is_cpu() ? view : view.to(options.device);
+  }
+  PackedExperts packed(int64_t l) const {
+    PackedExperts p;
+    p.in_blocks = raw(tensor_name(spec, Role::ExpertsGateUpBlocks, l));
+    p.in_scales = raw(tensor_name(spec, Role::ExpertsGateUpScales, l));
+    p.out_blocks = raw(tensor_name(spec, Role::ExpertsDownBlocks, l));
+    p.out_scales = raw(tensor_name(spec, Role::ExpertsDownScales, l));
+    if (options.check_finite) {
+      auto host = [](const torch::Tensor& t) { return t.is_cpu() ? t : t.cpu(); };
+      const int64_t E = p.in_blocks.size(0);
+      if (!mxfp4_all_finite(host(p.in_blocks).reshape({-1, p.in_blocks.size(2), 16}), host(p.in_scales).reshape({E * p.in_scales.size(1), -1})) ||
+          !mxfp4_all_finite(host(p.out_blocks).reshape({-1, p.out_blocks.size(2), 16}), host(p.out_scales).reshape({E * p.out_scales.size(1), -1})))
+        fail(store.directory().string(), ": MXFP4 experts of layer ", l, " encode NaN or infinite values");
+    }
+    return p;
+  }
   // Decoded floats (MXFP4) as a CPU tensor borrowing `values`, checked for NaN/inf.
   torch::Tensor dequantized(std::vector<float>& values, std::vector<int64_t> shape, const std::string& what) const {
     if (options.check_finite && !all_finite(reinterpret_cast<const uint8_t*>(values.data()), values.size(), DType::F32))
@@ -150,8 +175,15 @@ struct Loader {
 
 // The table is the contract: every tensor it plans is loaded with its declared shape, and nothing
 // else is (a mismatch is a bug in the table or a reader, never the user's).
+// Packed MXFP4 experts stand in for the table's experts.w_in / experts.w_out of their layer.
 void check_against_table(const ModelSpec& spec, ModelWeights& w) {
-  const std::vector<PlannedTensor> planned = planned_tensors(spec);
+  std::vector<PlannedTensor> planned;
+  for (PlannedTensor& t : planned_tensors(spec)) {
+    const std::string local = t.entry->name;
+    const bool packed_stack = t.layer >= 0 && w.layers[t.layer].experts.packed.defined() &&
+                              (local == "experts.w_in" || local == "experts.w_out");
+    if (!packed_stack) planned.push_back(std::move(t));
+  }
   size_t i = 0;
   for_each_runtime_tensor(w, [&](const RuntimeTensor&, int64_t, const std::string& name, torch::Tensor& t) {
     if (i >= planned.size() || planned[i].name != name)

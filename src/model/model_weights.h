@@ -56,6 +56,10 @@ struct LoadOptions {
   // Tensors stored in the run dtype, loaded on CPU, become read-only zero-copy views of the mapped
   // file (tensor/torch_bridge.h is_mapped_view). Off: every tensor is a private copy (for tests).
   bool map_frozen = true;
+  // MXFP4 experts stay packed (StackedExperts::packed: 4.25 bits per weight, zero-copy on CPU) and
+  // are decoded one expert at a time; no weight gradient can be formed for them. Off: decoded into
+  // dense stacks at load (--dequantize; what training the experts needs).
+  bool pack_mxfp4 = false;
   // Transformer::load refuses, before reading weights, a model whose predicted host peak
   // (model/memory_plan.h) exceeds this: -1 = MemAvailable, 0 = no limit.
   int64_t max_memory_bytes = -1;

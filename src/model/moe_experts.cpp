@@ -14,6 +14,7 @@
 #endif
 
 #include "common/error.h"
+#include "model/mxfp4_experts.h"
 
 namespace moeforge::model {
 
@@ -90,6 +91,33 @@ bool use_grouped(const torch::Tensor& x_TH, const torch::Tensor& w_in, const tor
   if (bias.defined()) rows.add_(bias.index_select(0, d.expert_of));
 }
 
+// Expert e's projections: slices of the dense stacks, or decoded just in time from packed MXFP4.
+struct ExpertMatrices {
+  torch::Tensor w_in, w_out;  // [E, R, H], [E, H, F]; empty when packed
+  PackedExperts packed;
+  torch::ScalarType dtype = torch::kFloat32;
+  torch::TensorOptions options;  // of the dense weights (gradient buffers)
+  int64_t experts = 0, rows = 0, hidden = 0, width = 0;
+  torch::Tensor in(int64_t e) const { return packed.defined() ? decode_packed_in(packed, e, dtype) : w_in[e]; }
+  torch::Tensor out(int64_t e) const { return packed.defined() ? decode_packed_out(packed, e, dtype) : w_out[e]; }
+};
+
+ExpertMatrices matrices_of(const torch::Tensor& w_in, const torch::Tensor& w_out, PackedExperts packed,
+                           torch::ScalarType dtype) {
+  ExpertMatrices m;
+  m.dtype = dtype;
+  if (packed.defined()) {
+    m.packed = std::move(packed);
+    m.experts = m.packed.num_experts(), m.rows = m.packed.rows(), m.hidden = m.packed.hidden(), m.width = m.packed.width();
+    m.options = torch::TensorOptions().dtype(dtype).device(m.packed.in_blocks.device());
+  } else {
+    m.w_in = w_in, m.w_out = w_out;
+    m.experts = w_in.size(0), m.rows = w_in.size(1), m.hidden = w_in.size(2), m.width = w_out.size(2);
+    m.options = w_in.options();
+  }
+  return m;
+}
+
 struct ExpertGrads {
   torch::Tensor w_in, b_in, w_out, b_out, x_sorted;
 };
@@ -99,42 +127,43 @@ struct BackwardInputs {
   const torch::Tensor& x_sorted;      // [TK, H]
   const torch::Tensor& pre_sorted;    // [TK, R]
   const torch::Tensor& grad_y_sorted; // [TK, H] gradient of the unweighted expert outputs
-  const torch::Tensor& w_in;          // [E, R, H]
-  const torch::Tensor& w_out;         // [E, H, F]
+  const ExpertMatrices& m;
   bool need_x, need_w_in, need_b_in, need_w_out, need_b_out;
   const ActivationOptions& activation;
 };
 
 // Forward: pre = x W_in^T + b_in and y = act(pre) W_out^T + b_out, per expert on its rows.
-void forward_loop(const Dispatch& d, const torch::Tensor& x_sorted, const torch::Tensor& w_in, const torch::Tensor& b_in,
-                  const torch::Tensor& w_out, const torch::Tensor& b_out, const ActivationOptions& activation,
-                  torch::Tensor& pre_sorted, torch::Tensor& y_sorted) {
+void forward_loop(const Dispatch& d, const torch::Tensor& x_sorted, const ExpertMatrices& m, const torch::Tensor& b_in,
+                  const torch::Tensor& b_out, const ActivationOptions& activation, torch::Tensor& pre_sorted,
+                  torch::Tensor& y_sorted) {
   int64_t offset = 0;
   for (size_t e = 0; e < d.counts.size(); ++e) {
     const int64_t n = d.counts[e];
     if (n == 0) continue;
     auto x_rows = x_sorted.narrow(0, offset, n);      // [n, H]
     auto pre_rows = pre_sorted.narrow(0, offset, n);  // [n, R]
+    const torch::Tensor w_in_e = m.in(e), w_out_e = m.out(e);
     if (b_in.defined())
-      torch::addmm_out(pre_rows, b_in[e], x_rows, w_in[e].t());
+      torch::addmm_out(pre_rows, b_in[e], x_rows, w_in_e.t());
     else
-      torch::mm_out(pre_rows, x_rows, w_in[e].t());
+      torch::mm_out(pre_rows, x_rows, w_in_e.t());
     auto act_rows = activation_forward(pre_rows, activation);  // [n, F]
     auto y_rows = y_sorted.narrow(0, offset, n);               // [n, H]
     if (b_out.defined())
-      torch::addmm_out(y_rows, b_out[e], act_rows, w_out[e].t());
+      torch::addmm_out(y_rows, b_out[e], act_rows, w_out_e.t());
     else
-      torch::mm_out(y_rows, act_rows, w_out[e].t());
+      torch::mm_out(y_rows, act_rows, w_out_e.t());
     offset += n;
   }
 }
 
 ExpertGrads backward_loop(const std::vector<int64_t>& counts, const BackwardInputs& in) {
   ExpertGrads g;
-  if (in.need_w_in) g.w_in = torch::zeros_like(in.w_in);
-  if (in.need_w_out) g.w_out = torch::zeros_like(in.w_out);
-  if (in.need_b_in) g.b_in = torch::zeros({in.w_in.size(0), in.w_in.size(1)}, in.w_in.options());
-  if (in.need_b_out) g.b_out = torch::zeros({in.w_out.size(0), in.w_out.size(1)}, in.w_out.options());
+  const ExpertMatrices& m = in.m;
+  if (in.need_w_in) g.w_in = torch::zeros_like(m.w_in);
+  if (in.need_w_out) g.w_out = torch::zeros_like(m.w_out);
+  if (in.need_b_in) g.b_in = torch::zeros({m.experts, m.rows}, m.options);
+  if (in.need_b_out) g.b_out = torch::zeros({m.experts, m.hidden}, m.options);
   if (in.need_x) g.x_sorted = torch::empty_like(in.x_sorted);
   int64_t offset = 0;
   for (size_t e = 0; e < counts.size(); ++e) {
@@ -149,7 +178,7 @@ ExpertGrads backward_loop(const std::vector<int64_t>& counts, const BackwardInpu
       torch::mm_out(slot, grad_y_rows.t(), act_rows);  // [H, F]
     }
     if (in.need_b_out) g.b_out[e].copy_(grad_y_rows.sum(0));
-    auto grad_act = torch::mm(grad_y_rows, in.w_out[e]);                       // [n, F]
+    auto grad_act = torch::mm(grad_y_rows, m.out(e));                          // [n, F]
     auto grad_pre = activation_backward(pre_rows, grad_act, in.activation);    // [n, R]
     if (in.need_w_in) {
       auto slot = g.w_in[e];
@@ -158,7 +187,7 @@ ExpertGrads backward_loop(const std::vector<int64_t>& counts, const BackwardInpu
     if (in.need_b_in) g.b_in[e].copy_(grad_pre.sum(0));
     if (in.need_x) {
       auto slot = g.x_sorted.narrow(0, offset, n);
-      torch::mm_out(slot, grad_pre, in.w_in[e]);  // [n, H]
+      torch::mm_out(slot, grad_pre, m.in(e));  // [n, H]
     }
     offset += n;
   }
@@ -179,16 +208,18 @@ void forward_grouped(const Dispatch& d, const torch::Tensor& x_sorted, const tor
 
 ExpertGrads backward_grouped(const Dispatch& d, const BackwardInputs& in) {
   ExpertGrads g;
-  const int64_t E = in.w_in.size(0);
+  const torch::Tensor& w_in = in.m.w_in;
+  const torch::Tensor& w_out = in.m.w_out;
+  const int64_t E = w_in.size(0);
   auto act = activation_forward(in.pre_sorted, in.activation);                              // [TK, F]
   if (in.need_w_out) g.w_out = at::_grouped_mm(in.grad_y_sorted.t(), act, d.offsets);       // [E, H, F]
   if (in.need_b_out)
-    g.b_out = torch::zeros({E, in.w_out.size(1)}, in.w_out.options()).index_add_(0, d.expert_of, in.grad_y_sorted);
-  auto grad_act = at::_grouped_mm(in.grad_y_sorted, in.w_out, d.offsets);                   // [TK, F]
+    g.b_out = torch::zeros({E, w_out.size(1)}, w_out.options()).index_add_(0, d.expert_of, in.grad_y_sorted);
+  auto grad_act = at::_grouped_mm(in.grad_y_sorted, w_out, d.offsets);                   // [TK, F]
   auto grad_pre = activation_backward(in.pre_sorted, grad_act, in.activation);              // [TK, R]
   if (in.need_w_in) g.w_in = at::_grouped_mm(grad_pre.t(), in.x_sorted, d.offsets);        // [E, R, H]
-  if (in.need_b_in) g.b_in = torch::zeros({E, in.w_in.size(1)}, in.w_in.options()).index_add_(0, d.expert_of, grad_pre);
-  if (in.need_x) g.x_sorted = at::_grouped_mm(grad_pre, in.w_in, d.offsets);               // [TK, H]
+  if (in.need_b_in) g.b_in = torch::zeros({E, w_in.size(1)}, w_in.options()).index_add_(0, d.expert_of, grad_pre);
+  if (in.need_x) g.x_sorted = at::_grouped_mm(grad_pre, w_in, d.offsets);               // [TK, H]
   return g;
 }
 #endif
@@ -201,6 +232,13 @@ ExpertGrads backward_grouped(const Dispatch& d, const BackwardInputs& in) {
   std::cerr << "moeforge: note: grouped GEMM unavailable here (" << why << "); using per-expert GEMMs\n";
 }
 
+// Packed experts travel through the autograd function as four u8 tensors (empty when dense).
+PackedExperts packed_of(const torch::Tensor& in_blocks, const torch::Tensor& in_scales, const torch::Tensor& out_blocks,
+                        const torch::Tensor& out_scales) {
+  if (in_blocks.numel() == 0) return {};
+  return PackedExperts{in_blocks, in_scales, out_blocks, out_scales};
+}
+
 // What the backward reads, by name. save_for_backward() takes a list; kOrder is the one place
 // that fixes the position of each tensor in it.
 struct SavedForBackward {
@@ -208,13 +246,16 @@ struct SavedForBackward {
   torch::Tensor w_in, b_in, w_out, b_out;              // experts (biases undefined when absent)
   torch::Tensor pre_sorted, y_sorted;                  // [TK, R] pre-activation, [TK, H] unweighted out
   torch::Tensor order, token_of, expert_of, offsets;   // the Dispatch
+  torch::Tensor in_blocks, in_scales, out_blocks, out_scales;  // packed MXFP4 experts (empty when dense)
   using Member = torch::Tensor SavedForBackward::*;
   static constexpr Member kOrder[] = {&SavedForBackward::x_TH,       &SavedForBackward::weights_TK,
                                       &SavedForBackward::w_in,       &SavedForBackward::b_in,
                                       &SavedForBackward::w_out,      &SavedForBackward::b_out,
                                       &SavedForBackward::pre_sorted, &SavedForBackward::y_sorted,
                                       &SavedForBackward::order,      &SavedForBackward::token_of,
-                                      &SavedForBackward::expert_of,  &SavedForBackward::offsets};
+                                      &SavedForBackward::expert_of,  &SavedForBackward::offsets,
+                                      &SavedForBackward::in_blocks,  &SavedForBackward::in_scales,
+                                      &SavedForBackward::out_blocks, &SavedForBackward::out_scales};
   torch::autograd::variable_list list() const {
     torch::autograd::variable_list out;
     for (Member m : kOrder) out.push_back(this->*m);
@@ -232,11 +273,13 @@ class ExpertsFunction : public torch::autograd::Function<ExpertsFunction> {
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, torch::Tensor x_TH,
                                torch::Tensor weights_TK, torch::Tensor w_in, torch::Tensor b_in,
                                torch::Tensor w_out, torch::Tensor b_out, torch::Tensor expert_ids_TK,
-                               int64_t activation_kind, double limit, double alpha) {
+                               int64_t activation_kind, double limit, double alpha, torch::Tensor in_blocks,
+                               torch::Tensor in_scales, torch::Tensor out_blocks, torch::Tensor out_scales) {
     ActivationOptions activation{static_cast<Activation>(activation_kind), limit, alpha};
-    const int64_t tokens = x_TH.size(0), hidden = x_TH.size(1), experts = w_in.size(0);
-    const int64_t rows = w_in.size(1);
-    bool grouped = use_grouped(x_TH, w_in, w_out);
+    const ExpertMatrices m = matrices_of(w_in, w_out, packed_of(in_blocks, in_scales, out_blocks, out_scales), x_TH.scalar_type());
+    const int64_t tokens = x_TH.size(0), hidden = x_TH.size(1), experts = m.experts;
+    const int64_t rows = m.rows;
+    bool grouped = !m.packed.defined() && use_grouped(x_TH, w_in, w_out);
     Dispatch d = make_dispatch(expert_ids_TK, experts, !grouped);
     if (b_in.numel() == 0) b_in = torch::Tensor();
     if (b_out.numel() == 0) b_out = torch::Tensor();
@@ -257,7 +300,7 @@ class ExpertsFunction : public torch::autograd::Function<ExpertsFunction> {
     if (!grouped) {
       pre_sorted = torch::empty({x_sorted.size(0), rows}, x_TH.options());
       y_sorted = torch::empty({x_sorted.size(0), hidden}, x_TH.options());
-      forward_loop(d, x_sorted, w_in, b_in, w_out, b_out, activation, pre_sorted, y_sorted);
+      forward_loop(d, x_sorted, m, b_in, b_out, activation, pre_sorted, y_sorted);
     }
     auto w_sorted = weights_TK.reshape({-1}).index_select(0, d.order).to(x_TH.scalar_type());  // [TK]
     auto out_TH = torch::zeros({tokens, hidden}, x_TH.options());
@@ -277,6 +320,10 @@ class ExpertsFunction : public torch::autograd::Function<ExpertsFunction> {
     saved.token_of = d.token_of;
     saved.expert_of = d.expert_of;
     saved.offsets = d.offsets;
+    saved.in_blocks = in_blocks;
+    saved.in_scales = in_scales;
+    saved.out_blocks = out_blocks;
+    saved.out_scales = out_scales;
     ctx->save_for_backward(saved.list());
     ctx->saved_data["counts"] = c10::IValue(d.counts);
     ctx->saved_data["grouped"] = grouped;
@@ -321,7 +368,9 @@ class ExpertsFunction : public torch::autograd::Function<ExpertsFunction> {
     auto w_sorted = weights_TK.reshape({-1}).index_select(0, d.order).to(x_TH.scalar_type());
     grad_y_sorted.mul_(w_sorted.unsqueeze(1));  // now the gradient of unweighted y
     auto x_sorted = x_TH.index_select(0, d.token_of);
-    BackwardInputs in{x_sorted, pre_sorted, grad_y_sorted, w_in, w_out,
+    const ExpertMatrices m = matrices_of(
+        w_in, w_out, packed_of(saved.in_blocks, saved.in_scales, saved.out_blocks, saved.out_scales), x_TH.scalar_type());
+    BackwardInputs in{x_sorted, pre_sorted, grad_y_sorted, m,
                       need_x, ctx->needs_input_grad(2), b_in.defined() && ctx->needs_input_grad(3),
                       ctx->needs_input_grad(4), b_out.defined() && ctx->needs_input_grad(5), activation};
     ExpertGrads g;
@@ -342,6 +391,7 @@ class ExpertsFunction : public torch::autograd::Function<ExpertsFunction> {
     torch::Tensor grad_x_TH;
     if (need_x) grad_x_TH = torch::zeros_like(x_TH).index_add_(0, d.token_of, g.x_sorted);
     return {grad_x_TH, grad_weights_TK, g.w_in, g.b_in, g.w_out, g.b_out,
+            torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor(),
             torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor()};
   }
 };
@@ -351,8 +401,12 @@ void check_shapes(const torch::Tensor& x_TH, const torch::Tensor& ids, const tor
   if (x_TH.dim() != 2) fail("MoE input must be [tokens, hidden]");
   if (ids.sizes() != weights.sizes() || ids.dim() != 2 || ids.size(0) != x_TH.size(0))
     fail("MoE routing must be [tokens, k] for both ids and weights");
-  const int64_t rows = experts.w_in.size(1), width = experts.w_out.size(2);
-  if (experts.w_in.size(2) != x_TH.size(1) || experts.w_out.size(1) != x_TH.size(1))
+  const bool packed = experts.packed.defined();
+  const int64_t rows = packed ? experts.packed.rows() : experts.w_in.size(1);
+  const int64_t width = packed ? experts.packed.width() : experts.w_out.size(2);
+  const int64_t in_hidden = packed ? experts.packed.in_blocks.size(2) * 32 : experts.w_in.size(2);
+  const int64_t out_hidden = packed ? experts.packed.hidden() : experts.w_out.size(1);
+  if (in_hidden != x_TH.size(1) || out_hidden != x_TH.size(1))
     fail("MoE expert weights do not match hidden size ", x_TH.size(1));
   if (rows != (activation.gated() ? 2 * width : width))
     fail("MoE expert input projection has ", rows, " rows; expected ", activation.gated() ? 2 * width : width);
@@ -366,9 +420,14 @@ torch::Tensor run_experts(const torch::Tensor& x_TH, const torch::Tensor& expert
   check_shapes(x_TH, expert_ids_TK, weights_TK, experts, activation);
   // autograd::Function rejects undefined inputs: an empty tensor stands for "no bias".
   auto or_empty = [&](const torch::Tensor& t) { return t.defined() ? t : torch::empty({0}, x_TH.options()); };
-  return ExpertsFunction::apply(x_TH.contiguous(), weights_TK, experts.w_in, or_empty(experts.b_in), experts.w_out,
+  const PackedExperts& p = experts.packed;
+  auto none = [&] { return torch::empty({0}, x_TH.options().dtype(torch::kUInt8)); };
+  return ExpertsFunction::apply(x_TH.contiguous(), weights_TK, p.defined() ? torch::empty({0}, x_TH.options()) : experts.w_in,
+                                or_empty(experts.b_in), p.defined() ? torch::empty({0}, x_TH.options()) : experts.w_out,
                                 or_empty(experts.b_out), expert_ids_TK, static_cast<int64_t>(activation.kind),
-                                activation.limit, activation.alpha);
+                                activation.limit, activation.alpha, p.defined() ? p.in_blocks : none(),
+                                p.defined() ? p.in_scales : none(), p.defined() ? p.out_blocks : none(),
+                                p.defined() ? p.out_scales : none());
 }
 
 void set_expert_gemm(ExpertGemm gemm) { g_expert_gemm.store(static_cast<int>(gemm)); }
@@ -380,10 +439,11 @@ torch::Tensor run_experts_dense_reference(const torch::Tensor& x_TH, const torch
                                           const ActivationOptions& activation) {
   check_shapes(x_TH, expert_ids_TK, weights_TK, experts, activation);
   auto out = torch::zeros_like(x_TH);
+  const ExpertMatrices m = matrices_of(experts.w_in, experts.w_out, experts.packed, x_TH.scalar_type());
   for (int64_t e = 0; e < experts.num_experts(); ++e) {
-    auto pre = torch::matmul(x_TH, experts.w_in[e].t());
+    auto pre = torch::matmul(x_TH, m.in(e).t());
     if (experts.b_in.defined()) pre = pre + experts.b_in[e];
-    auto y = torch::matmul(activation_forward(pre, activation), experts.w_out[e].t());
+    auto y = torch::matmul(activation_forward(pre, activation), m.out(e).t());
     if (experts.b_out.defined()) y = y + experts.b_out[e];
     auto gate = (weights_TK * (expert_ids_TK == e).to(weights_TK.scalar_type())).sum(-1, true);  // [T, 1]
     out = out + gate.to(x_TH.scalar_type()) * y;

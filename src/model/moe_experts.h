@@ -17,14 +17,29 @@ struct ActivationOptions {
   bool gated() const { return kind != Activation::GeluNew; }
 };
 
+// MXFP4 experts kept packed (4.25 bits per weight; on CPU zero-copy views of the mapped file),
+// decoded one expert at a time in forward and backward (model/mxfp4_experts.h). The layout is
+// GPT-OSS's: in_blocks [E, 2F, H/32, 16] with gate and up rows interleaved (decoding puts the gate
+// rows first, as w_in), in_scales [E, 2F, H/32]; out_blocks [E, H, F/32, 16], out_scales [E, H, F/32].
+// Frozen: no weight gradient is formed, the input gradient flows through the decoded experts.
+struct PackedExperts {
+  torch::Tensor in_blocks, in_scales, out_blocks, out_scales;
+  bool defined() const { return in_blocks.defined(); }
+  int64_t num_experts() const { return in_blocks.size(0); }
+  int64_t rows() const { return in_blocks.size(1); }           // R = 2F
+  int64_t hidden() const { return out_blocks.size(1); }        // H
+  int64_t width() const { return out_blocks.size(2) * 32; }    // F
+};
+
 // Experts stacked along dim 0 (torchtitan layout). For gated activations the input projection
-// holds gate rows [0, F) then up rows [F, 2F).
+// holds gate rows [0, F) then up rows [F, 2F). Either w_in/w_out or `packed` holds the weights.
 struct StackedExperts {
-  torch::Tensor w_in;   // [E, R, H], R = 2F (gated) or F
+  torch::Tensor w_in;   // [E, R, H], R = 2F (gated) or F; undefined when packed
   torch::Tensor b_in;   // [E, R] or undefined
-  torch::Tensor w_out;  // [E, H, F]
+  torch::Tensor w_out;  // [E, H, F]; undefined when packed
   torch::Tensor b_out;  // [E, H] or undefined
-  int64_t num_experts() const { return w_in.size(0); }
+  PackedExperts packed;
+  int64_t num_experts() const { return packed.defined() ? packed.num_experts() : w_in.size(0); }
 };
 
 // out[t] = sum_k weights[t, k] * expert_{ids[t, k]}(x[t]).

@@ -63,7 +63,7 @@ std::unique_ptr<Transformer> Transformer::load(const std::filesystem::path& mode
   auto store = CheckpointStore::open(model_dir);
   ModelSpec spec = load_model_spec(*store);
   const MemoryPlan plan = plan_model_memory(spec, *store, from_scalar_type(options.dtype), options.device.is_cpu(),
-                                            options.map_frozen);
+                                            options.map_frozen, options.pack_mxfp4);
   if (options.verbose) std::fprintf(stderr, "%s\n", describe(plan, model_dir.string()).c_str());
   const uint64_t budget = options.max_memory_bytes < 0 ? available_memory_bytes() : static_cast<uint64_t>(options.max_memory_bytes);
   check_memory_budget(plan, budget, model_dir.string());

@@ -87,6 +87,11 @@ def check_gpt_oss_mxfp4(root):
         expect("gpt_oss_mxfp4", key, got[key], value)
     expect("gpt_oss_mxfp4", "expert_layout", got["moe"]["expert_layout"], "mxfp4")
     expect("gpt_oss_mxfp4", "dtypes", set(got["dtypes"]), {"F32", "U8", "BF16"})
+    # What stats/eval hold by default: the experts' blocks and scales as stored, the rest in bf16.
+    packed = sum(t.numel() for n, t in tensors.items() if n.endswith(("_blocks", "_scales")))
+    expert_weights = sum(t.numel() * 2 for n, t in tensors.items() if n.endswith("_blocks"))
+    expect("gpt_oss_mxfp4", "bf16_packed_mxfp4_weight_bytes", got["memory"]["bf16_packed_mxfp4_weight_bytes"],
+           (want["total_params"] - expert_weights) * 2 + packed)
     return got, want
 
 

@@ -3,7 +3,9 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include "arch/mxfp4.h"
 #include "model/moe_experts.h"
+#include "model/mxfp4_experts.h"
 #include "model/router.h"
 
 namespace moeforge::model {
@@ -193,6 +195,76 @@ TEST(Router, GradientReachesLogits) {
   auto logits2 = torch::randn({5, 4}).requires_grad_();
   route(logits2, {RouterKind::SoftmaxThenTopK, 2, false}).weights.pow(2).sum().backward();
   EXPECT_GT(logits2.grad().abs().max().item<float>(), 1e-4);
+}
+
+// Packed MXFP4 experts (decoded one expert at a time) compute what the same experts loaded
+// dequantised compute: outputs, the input and combine-weight gradients and the bias gradients,
+// bitwise in fp32 and bf16; no weight gradient exists for them.
+TEST(PackedMxfp4Experts, MatchDequantisedStacks) {
+  torch::manual_seed(11);
+  const int64_t T = 29, H = 64, F = 32, E = 5, K = 2;
+  // GPT-OSS's file layout: gate_up rows interleaved (gate f at 2f, up f at 2f + 1), blocks along H.
+  auto gate_up = torch::randn({E, 2 * F, H}) * 0.3, down = torch::randn({E, H, F}) * 0.3;
+  auto quantize = [](const torch::Tensor& w) {  // [E, rows, cols] -> blocks [E, rows, cols/32, 16], scales
+    const int64_t E_ = w.size(0), rows = w.size(1), cols = w.size(2);
+    auto blocks = torch::empty({E_, rows, cols / 32, 16}, torch::kUInt8), scales = torch::empty({E_, rows, cols / 32}, torch::kUInt8);
+    auto c = w.contiguous();
+    mxfp4_quantize_rows(c.data_ptr<float>(), E_ * rows, cols, blocks.data_ptr<uint8_t>(), scales.data_ptr<uint8_t>());
+    return std::make_pair(blocks, scales);
+  };
+  auto [in_blocks, in_scales] = quantize(gate_up);
+  auto [out_blocks, out_scales] = quantize(down);
+  PackedExperts packed{in_blocks, in_scales, out_blocks, out_scales};
+  // The dequantised stacks as the loader builds them: gate rows first.
+  auto decoded_rows = [](const torch::Tensor& b, const torch::Tensor& s) {
+    const int64_t E_ = b.size(0), rows = b.size(1), groups = b.size(2);
+    auto out = torch::empty({E_, rows, groups * 32});
+    auto bc = b.contiguous(), sc = s.contiguous();
+    mxfp4_dequantize_rows(bc.data_ptr<uint8_t>(), sc.data_ptr<uint8_t>(), E_ * rows, groups, out.data_ptr<float>());
+    return out;
+  };
+  auto w_in_file = decoded_rows(in_blocks, in_scales);  // [E, 2F, H] interleaved
+  auto w_in = torch::cat({w_in_file.index({torch::indexing::Slice(), torch::indexing::Slice(0, torch::indexing::None, 2)}),
+                          w_in_file.index({torch::indexing::Slice(), torch::indexing::Slice(1, torch::indexing::None, 2)})}, 1);
+  auto w_out = decoded_rows(out_blocks, out_scales);
+  for (int64_t e = 0; e < E; ++e) {
+    EXPECT_TRUE(torch::equal(decode_packed_in(packed, e, torch::kFloat32), w_in[e])) << "expert " << e;
+    EXPECT_TRUE(torch::equal(decode_packed_out(packed, e, torch::kFloat32), w_out[e])) << "expert " << e;
+  }
+  ActivationOptions activation{Activation::GptOssClampedGlu, 7.0, 1.702};
+  for (auto dtype : {torch::kFloat32, torch::kBFloat16}) {
+    auto b_in = (torch::randn({E, 2 * F}) * 0.1).to(dtype), b_out = (torch::randn({E, H}) * 0.1).to(dtype);
+    StackedExperts dense{w_in.to(dtype), b_in.clone().requires_grad_(), w_out.to(dtype), b_out.clone().requires_grad_()};
+    StackedExperts packed_stack;
+    packed_stack.packed = packed;
+    packed_stack.b_in = b_in.clone().requires_grad_();
+    packed_stack.b_out = b_out.clone().requires_grad_();
+    auto x = (torch::randn({T, H}) * 2.0).to(dtype);
+    auto logits = torch::randn({T, E});
+    logits.index_put_({torch::indexing::Slice(), 4}, -100.0);  // expert 4 gets no tokens
+    auto routing = route(logits, {RouterKind::TopKThenSoftmax, K, true});
+    auto run = [&](StackedExperts& w) {
+      auto xi = x.clone().requires_grad_();
+      auto weights = routing.weights.clone().requires_grad_();
+      auto out = run_experts(xi, routing.expert_ids, weights, w, activation);
+      (out.to(torch::kFloat32) * torch::linspace(-1, 1, H)).sum().backward();
+      return std::vector<torch::Tensor>{out, xi.grad(), weights.grad(), w.b_in.grad(), w.b_out.grad()};
+    };
+    auto want = run(dense), got = run(packed_stack);
+    const char* names[] = {"output", "input grad", "combine-weight grad", "b_in grad", "b_out grad"};
+    for (size_t i = 0; i < want.size(); ++i)
+      EXPECT_TRUE(torch::equal(want[i], got[i])) << names[i] << " (" << c10::toString(dtype) << "): max diff "
+                                                  << (want[i].to(torch::kFloat64) - got[i].to(torch::kFloat64)).abs().max().item<double>();
+  }
+}
+
+TEST(PackedMxfp4Experts, OverflowingScalesAreNotFinite) {
+  auto blocks = torch::full({2, 1, 16}, 0x77, torch::kUInt8);  // codes 7 = 6.0
+  auto scales = torch::tensor({{252}, {253}}, torch::kUInt8);
+  EXPECT_TRUE(mxfp4_all_finite(blocks.narrow(0, 0, 1), scales.narrow(0, 0, 1)));   // 6 * 2^125
+  EXPECT_FALSE(mxfp4_all_finite(blocks, scales));                                   // 6 * 2^126 overflows
+  auto small = torch::full({1, 1, 16}, 0x11, torch::kUInt8);                         // codes 1 = 0.5
+  EXPECT_TRUE(mxfp4_all_finite(small, torch::tensor({{254}}, torch::kUInt8)));      // 0.5 * 2^127 is finite
 }
 
 }  // namespace

@@ -18,6 +18,9 @@ void RuntimeFlags::add_to(CLI::App* app) {
   app->add_option("--max-memory", max_memory_gb,
                   "memory budget in GB (default: MemAvailable); a model whose predicted peak exceeds it is refused before loading");
   app->add_flag("--verbose", verbose, "print the memory plan (predicted peak memory) before loading");
+  app->add_flag("--dequantize", dequantize,
+                "decode MXFP4 experts to the run dtype at load (the default keeps them packed, 4.25 bits per weight, "
+                "decoded one expert at a time)");
 }
 
 model::LoadOptions RuntimeFlags::load_options() const {
@@ -29,6 +32,7 @@ model::LoadOptions RuntimeFlags::load_options() const {
   options.device = model::parse_device(device);
   if (max_memory_gb >= 0) options.max_memory_bytes = static_cast<int64_t>(max_memory_gb * 1e9);
   options.verbose = verbose;
+  options.pack_mxfp4 = !dequantize;
   if (expert_gemm == "grouped" && !model::grouped_gemm_available())
     fail("--expert-gemm grouped: this libtorch has no grouped GEMM (at::_grouped_mm needs torch >= 2.8)");
   model::set_expert_gemm(expert_gemm == "loop"      ? model::ExpertGemm::Loop

@@ -16,6 +16,7 @@ struct RuntimeFlags {
   std::string expert_gemm = "auto";
   double max_memory_gb = -1;  // --max-memory; < 0: MemAvailable
   bool verbose = false;       // --verbose: print the memory plan
+  bool dequantize = false;    // --dequantize: MXFP4 experts decoded into dense stacks at load
   void add_to(CLI::App* app);
   model::LoadOptions load_options() const;  // validates device/dtype with clear errors; applies --expert-gemm
 };
