@@ -16,23 +16,18 @@ uint16_t bf16_like_ggml(float value) {
   return static_cast<uint16_t>((static_cast<uint64_t>(bits) + 0x7fff + ((bits >> 16) & 1)) >> 16);
 }
 
-template <typename T>
-void put(std::vector<uint8_t>& out, T value) {
-  const auto* p = reinterpret_cast<const uint8_t*>(&value);
-  out.insert(out.end(), p, p + sizeof(T));
-}
-
-void encode_q8_0(const float* x, size_t count, std::vector<uint8_t>& out) {
+void encode_q8_0(const float* x, size_t count, uint8_t* out) {
   if (count % 32 != 0) fail("internal error: Q8_0 needs a multiple of 32 values, got ", count);
-  for (size_t b = 0; b < count; b += 32) {
+  for (size_t b = 0; b < count; b += 32, out += 34) {
     float amax = 0.0f;
     for (size_t i = 0; i < 32; ++i) amax = std::fmax(amax, std::fabs(x[b + i]));
     const float d = amax / 127.0f;
     const float id = d == 0.0f ? 0.0f : 1.0f / d;
-    put(out, float_to_fp16(d));
+    const uint16_t d16 = float_to_fp16(d);
+    std::memcpy(out, &d16, 2);
     for (size_t i = 0; i < 32; ++i) {
       const volatile float scaled = x[b + i] * id;  // one float32 product, as numpy computes it
-      put(out, static_cast<int8_t>(std::round(static_cast<float>(scaled))));
+      out[2 + i] = static_cast<uint8_t>(static_cast<int8_t>(std::round(static_cast<float>(scaled))));
     }
   }
 }
@@ -40,25 +35,32 @@ void encode_q8_0(const float* x, size_t count, std::vector<uint8_t>& out) {
 }  // namespace
 
 void encode_ggml(GgmlType type, const float* values, size_t count, std::vector<uint8_t>& out) {
-  out.reserve(out.size() + ggml_bytes(type, count));
+  const size_t begin = out.size();
+  out.resize(begin + ggml_bytes(type, count));
+  uint8_t* dst = out.data() + begin;
   switch (type) {
-    case GgmlType::F32: {
-      const auto* p = reinterpret_cast<const uint8_t*>(values);
-      out.insert(out.end(), p, p + count * 4);
+    case GgmlType::F32:
+      std::memcpy(dst, values, count * 4);
       return;
-    }
     case GgmlType::F16:
-      for (size_t i = 0; i < count; ++i) put(out, float_to_fp16(values[i]));
+      for (size_t i = 0; i < count; ++i) {
+        const uint16_t h = float_to_fp16(values[i]);
+        std::memcpy(dst + 2 * i, &h, 2);
+      }
       return;
     case GgmlType::BF16:
-      for (size_t i = 0; i < count; ++i) put(out, bf16_like_ggml(values[i]));
+      for (size_t i = 0; i < count; ++i) {
+        const uint16_t h = bf16_like_ggml(values[i]);
+        std::memcpy(dst + 2 * i, &h, 2);
+      }
       return;
     case GgmlType::Q8_0:
-      encode_q8_0(values, count, out);
+      encode_q8_0(values, count, dst);
       return;
     case GgmlType::MXFP4:
       break;
   }
+  out.resize(begin);
   fail("internal error: float values cannot be encoded as ", ggml_type_name(type));
 }
 

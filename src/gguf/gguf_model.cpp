@@ -75,7 +75,16 @@ void check_expressible(const ModelSpec& spec, const ArchInfo* info, const std::s
 // What llama.cpp will compute differently although the file is what its converter writes.
 std::vector<std::string> caveats(const ModelSpec& spec, const ArchInfo& info) {
   std::vector<std::string> notes;
-  if (std::string(info.arch) == "gpt-oss") return notes;  // alternating sliding windows are native there
+  // llama.cpp fixes whether the top-k expert weights are renormalised per architecture.
+  const std::string arch = info.arch;
+  if (spec.has_moe() && arch != "gpt-oss") {
+    const bool renormalises = arch == "llama" || arch == "qwen3moe";
+    if (spec.moe.norm_topk_prob != renormalises)
+      notes.push_back(cat("llama.cpp's ", arch, renormalises ? " always renormalises" : " never renormalises",
+                          " the top-k expert weights, this model ", spec.moe.norm_topk_prob ? "does" : "does not",
+                          " (norm_topk_prob): llama.cpp will weight the experts differently"));
+  }
+  if (arch == "gpt-oss") return notes;  // alternating sliding windows are native there
   int64_t window = 0;
   for (int64_t w : spec.sliding_window) window = std::max(window, w);
   if (window > 0)
