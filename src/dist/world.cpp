@@ -174,6 +174,22 @@ void World::broadcast(std::vector<torch::Tensor>& tensors, int root) {
   }
 }
 
+void World::reduce_sum(std::vector<torch::Tensor>& tensors, int root) {
+  if (!distributed() || tensors.empty()) return;
+  std::vector<size_t> all(tensors.size());
+  for (size_t i = 0; i < all.size(); ++i) all[i] = i;
+  std::vector<at::Tensor> bucket{flat_bucket(tensors, all, torch::kFloat32)};
+  try {
+    c10d::ReduceOptions options;
+    options.reduceOp = c10d::ReduceOp::SUM;
+    options.rootRank = root;
+    impl_->group->reduce(bucket, options)->wait();
+  } catch (const std::exception& e) {
+    fail("rank ", env_.rank, ": reduce to rank ", root, " failed; another rank stopped? (", first_line(e), ")");
+  }
+  if (env_.rank == root) unflatten_bucket(bucket[0], tensors, all);
+}
+
 std::vector<std::string> World::all_gather_text(const std::string& text) {
   if (!distributed()) return {text};
   const std::string prefix = "gather/" + std::to_string(impl_->gathers++) + "/";
@@ -216,6 +232,7 @@ World::World(const WorldEnv& env_in, std::chrono::milliseconds) : env_(env_in) {
 World::~World() = default;
 void World::all_reduce_sum(std::vector<torch::Tensor>&) {}
 void World::broadcast(std::vector<torch::Tensor>&, int) {}
+void World::reduce_sum(std::vector<torch::Tensor>&, int) {}
 std::vector<std::string> World::all_gather_text(const std::string& text) { return {text}; }
 void World::barrier() {}
 

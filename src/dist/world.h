@@ -61,6 +61,9 @@ class World {
   }
   // In place, every rank receives `root`'s values (same shapes on every rank; one bucket per dtype).
   void broadcast(std::vector<torch::Tensor>& tensors, int root);
+  // Sums `tensors` over the ranks into rank `root`'s (fp32 bucket, as all_reduce_sum); the other
+  // ranks' tensors are left as they were.
+  void reduce_sum(std::vector<torch::Tensor>& tensors, int root);
   // Every rank's `text`, in rank order (small metadata, through the rendezvous store).
   std::vector<std::string> all_gather_text(const std::string& text);
   void barrier();

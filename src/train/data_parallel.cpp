@@ -1,6 +1,7 @@
 #include "train/data_parallel.h"
 
 #include <algorithm>
+#include <cmath>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
@@ -38,8 +39,9 @@ void all_reduce_step_stats(dist::World& world, StepStats& stats) {
   for (size_t i = 0; i < stats.counts.size(); ++i) stats.counts[i] = bucket[i + 1].round().to(stats.counts[i].device(), stats.counts[i].scalar_type());
 }
 
-ShardedOptimizer::ShardedOptimizer(dist::World& world, const std::vector<Leaf>& leaves, bool sharded)
-    : world_(world), sharded_(sharded && world.distributed()), owner_(leaves.size(), world.rank()) {
+ShardedOptimizer::ShardedOptimizer(dist::World& world, const std::vector<Leaf>& leaves, int zero_stage)
+    : world_(world), sharded_(zero_stage >= 1 && world.distributed()), grads_sharded_(zero_stage >= 2 && world.distributed()),
+      owner_(leaves.size(), world.rank()) {
   if (!sharded_) return;
   std::vector<int64_t> load(world.size(), 0);
   for (size_t i = 0; i < leaves.size(); ++i) {  // the largest first would balance better; order keeps it obvious
@@ -50,9 +52,48 @@ ShardedOptimizer::ShardedOptimizer(dist::World& world, const std::vector<Leaf>& 
   if (world.is_main()) {
     int64_t total = 0, own = 0;
     for (size_t i = 0; i < leaves.size(); ++i) total += leaves[i].tensor.numel(), own += owns(i) ? leaves[i].tensor.numel() : 0;
-    std::cerr << "moeforge: ZeRO-1: rank 0 keeps the optimiser state of " << std::count(owner_.begin(), owner_.end(), 0) << " of "
+    std::cerr << "moeforge: ZeRO-" << (grads_sharded_ ? 2 : 1) << ": rank 0 keeps the optimiser state"
+              << (grads_sharded_ ? " and gradients" : "") << " of " << std::count(owner_.begin(), owner_.end(), 0) << " of "
               << leaves.size() << " trained tensors (" << own << " of " << total << " parameters)\n";
   }
+}
+
+void ShardedOptimizer::reduce_gradients(std::vector<Leaf>& leaves) {
+  if (!grads_sharded_) return all_reduce_gradients(world_, leaves);
+  for (int r = 0; r < world_.size(); ++r) {
+    std::vector<torch::Tensor> grads;
+    for (size_t i = 0; i < leaves.size(); ++i) {
+      if (owner_[i] != r) continue;
+      auto& leaf = leaves[i].tensor;
+      if (!leaf.grad().defined()) leaf.mutable_grad() = torch::zeros_like(leaf);
+      grads.push_back(leaf.mutable_grad());
+    }
+    world_.reduce_sum(grads, r);
+  }
+  for (size_t i = 0; i < leaves.size(); ++i)
+    if (!owns(i)) leaves[i].tensor.mutable_grad() = torch::Tensor();  // this rank's share of the memory is freed
+}
+
+double ShardedOptimizer::clip_gradients(std::vector<Leaf>& leaves, double clip) {
+  if (!grads_sharded_) return train::clip_gradients(leaves, clip);
+  torch::NoGradGuard no_grad;
+  double own = 0.0;
+  for (size_t i = 0; i < leaves.size(); ++i) {
+    const auto g = leaves[i].tensor.grad();
+    if (owns(i) && g.defined()) {
+      const double n = g.norm().item<double>();  // as clip_gradients: float32 L2 per leaf, summed in double
+      own += n * n;
+    }
+  }
+  std::vector<torch::Tensor> sum{torch::tensor({own}, torch::kFloat64)};
+  world_.all_reduce_sum(sum);
+  const double norm = std::sqrt(sum[0].item<double>());
+  if (clip > 0 && std::isfinite(norm) && norm > clip) {
+    const double scale = clip / (norm + 1e-6);
+    for (size_t i = 0; i < leaves.size(); ++i)
+      if (owns(i) && leaves[i].tensor.grad().defined()) leaves[i].tensor.mutable_grad().mul_(scale);
+  }
+  return norm;
 }
 
 void ShardedOptimizer::step(Optimizer& optimizer, std::vector<Leaf>& leaves, double lr) {

@@ -22,9 +22,15 @@ void all_reduce_step_stats(dist::World& world, StepStats& stats);
 
 // ZeRO-1: each trained leaf's optimiser state lives on one rank (its owner: leaves dealt greedily by
 // size, the same on every rank). Every rank still holds the summed gradients and the weights.
+// ZeRO-2 also shards the gradients: each leaf's gradient is reduced to its owner only and freed on
+// the other ranks; the clipping norm is the all-reduced sum of the owners' squared norms.
 class ShardedOptimizer {
  public:
-  ShardedOptimizer(dist::World& world, const std::vector<Leaf>& leaves, bool sharded);
+  ShardedOptimizer(dist::World& world, const std::vector<Leaf>& leaves, int zero_stage);
+  // The step's gradients summed over ranks: everywhere (stage 0/1) or on each leaf's owner (stage 2).
+  void reduce_gradients(std::vector<Leaf>& leaves);
+  // clip_gradients over the whole model's gradients, wherever they live; returns the norm.
+  double clip_gradients(std::vector<Leaf>& leaves, double clip);
   // Owners update their leaves, then each owner's leaves are broadcast to the other ranks.
   void step(Optimizer& optimizer, std::vector<Leaf>& leaves, double lr);
   // After a resume: drops the state of leaves this rank does not own.
@@ -38,6 +44,7 @@ class ShardedOptimizer {
   bool owns(size_t leaf) const { return owner_[leaf] == world_.rank(); }
   dist::World& world_;
   bool sharded_;
+  bool grads_sharded_ = false;
   std::vector<int> owner_;  // per leaf
 };
 

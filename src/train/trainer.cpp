@@ -270,7 +270,7 @@ struct Trainer::Impl {
     const bool mid_phase = checkpoint && checkpoint->phase == static_cast<int64_t>(p) && checkpoint->step_in_phase > 0;
     TrainableSet set(model->weights(), model->spec(), plan.selections[p], topts);
     Optimizer opt(phase.optimizer);
-    ShardedOptimizer shards(*world, set.leaves(), o.zero_stage >= 1);
+    ShardedOptimizer shards(*world, set.leaves(), o.zero_stage);
     int64_t s0 = 0;
     if (mid_phase) {
       s0 = checkpoint->step_in_phase;
@@ -300,7 +300,7 @@ struct Trainer::Impl {
       const auto fopts = forward_options(p);
       for (int64_t i = world->rank(); i < accum; i += ranks) micro_step(set, micro[i], p, total_targets, accum, stats, fopts);
       const auto c0 = std::chrono::steady_clock::now();
-      all_reduce_gradients(*world, set.leaves());
+      shards.reduce_gradients(set.leaves());
       all_reduce_step_stats(*world, stats);
       comm_s = world->distributed() ? std::chrono::duration<double>(std::chrono::steady_clock::now() - c0).count() : -1;
       const double ce = stats.ce_sum / static_cast<double>(std::max<int64_t>(total_targets, 1));
@@ -310,7 +310,7 @@ struct Trainer::Impl {
                           phase.losses.lb_coef * stats.lb + phase.losses.z_coef * stats.z;
       if (st.global_step < o.dump_steps && world->is_main())  // debugging: batch, losses and unclipped gradients (step_dump.h)
         write_step_dump(o.out_dir / "dump", st.global_step, model->spec(), model->weights(), set, micro, {ce, stats.lb, stats.z, loss, lr});
-      const double grad_norm = clip_gradients(set.leaves(), phase.clip_grad_norm);
+      const double grad_norm = shards.clip_gradients(set.leaves(), phase.clip_grad_norm);
       const bool finite = std::isfinite(loss) && std::isfinite(grad_norm);
       if (!finite) {
         ++st.bad_streak;

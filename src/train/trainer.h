@@ -44,7 +44,7 @@ struct TrainOptions {
   int64_t stop_after_steps = 0;          // tests: return after this many global steps, as if interrupted
   int64_t dump_steps = 0;                // debugging: RUN/dump/step_<i>.safetensors for the first N steps (train/step_dump.h)
   dist::World* world = nullptr;          // data parallel over these ranks (train/data_parallel.h); null = one process
-  int zero_stage = 0;                    // 1: optimiser state sharded over the ranks (ZeRO-1)
+  int zero_stage = 0;                    // 1: optimiser state sharded over the ranks (ZeRO-1); 2: and gradients
 };
 
 struct TrainResult {

@@ -26,8 +26,11 @@ struct TrainCommand {
     if (env.size > 1 && !dist::distributed_supported())
       fail("train: launched as rank ", env.rank, " of ", env.size, " but this moeforge was built without c10d's Gloo backend "
            "(install libgloo-dev and re-run cmake)");
-    if (zero < 0 || zero > 1)
-      fail("train: --zero ", zero, ": stages 0 (replicated) and 1 (optimiser state sharded) exist; ZeRO-2/3 are not implemented yet");
+    if (zero < 0 || zero > 2)
+      fail("train: --zero ", zero, ": stages 0 (replicated), 1 (optimiser state sharded) and 2 (and gradients) exist; "
+           "ZeRO-3 is not implemented yet");
+    if (zero >= 2 && dump_steps > 0)
+      fail("train: --dump-steps writes every gradient from rank 0, which --zero 2 does not keep; use --zero 0 or 1");
     train::TrainOptions o;
     o.zero_stage = static_cast<int>(zero);
     if (!resume_dir.empty()) {
@@ -106,7 +109,8 @@ const CommandRegistrar registrar([](CLI::App& app) {
                   "data parallel over N local processes (c10d Gloo; as `torchrun --no-python --nproc-per-node N moeforge train ...`, "
                   "which works too): global batch = batch_size x N x grad_accum");
   sub->add_option("--zero", c->zero, "with several ranks: 1 = each rank keeps the optimiser state of its share of the "
-                  "trained tensors only (ZeRO-1; checkpoints still hold the whole state)")->capture_default_str();
+                  "trained tensors only (ZeRO-1); 2 = their gradients too (ZeRO-2); checkpoints still hold the whole state")
+      ->capture_default_str();
   sub->add_flag("--list-params", c->list_params, "print what each phase's selectors pick and exit");
   sub->add_flag("--no-progress", c->no_progress, "no progress output on stderr");
   sub->add_flag("--no-tensorboard", c->no_tensorboard, "do not write TensorBoard event files");
