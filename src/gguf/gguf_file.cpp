@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "common/error.h"
+#include "io/stale_temps.h"
 
 namespace moeforge {
 namespace {
@@ -99,8 +100,8 @@ uint64_t GgufTensorDecl::elements() const {
 GgufFileWriter::GgufFileWriter(const std::filesystem::path& out, const GgufMetadata& metadata,
                                std::vector<GgufTensorDecl> tensors)
     : out_(out), tensors_(std::move(tensors)) {
-  temp_ = out_;
-  temp_ += cat(".tmp-", ::getpid());
+  temp_dir_ = std::make_unique<OwnedTempDir>(out_);
+  temp_ = temp_dir_->path() / out_.filename();
   file_ = std::fopen(temp_.c_str(), "wb");
   if (!file_) fail(out_.string(), ": cannot create (", std::strerror(errno), ")");
   std::setvbuf(file_, nullptr, _IOFBF, 8 << 20);
@@ -129,10 +130,9 @@ GgufFileWriter::GgufFileWriter(const std::filesystem::path& out, const GgufMetad
 
 GgufFileWriter::~GgufFileWriter() {
   if (file_) std::fclose(file_);
-  if (!finished_) {
-    std::error_code ignored;
-    std::filesystem::remove(temp_, ignored);
-  }
+  std::error_code ignored;
+  if (!finished_) std::filesystem::remove(temp_, ignored);
+  std::filesystem::remove(temp_dir_->path(), ignored);  // empty once the file is renamed or removed
 }
 
 void GgufFileWriter::write_raw(const void* data, size_t bytes) {
@@ -175,6 +175,7 @@ void GgufFileWriter::finish() {
   std::filesystem::rename(temp_, out_, ec);
   if (ec) fail(out_.string(), ": cannot rename the finished file into place (", ec.message(), ")");
   finished_ = true;
+  temp_dir_->release();
 }
 
 }  // namespace moeforge

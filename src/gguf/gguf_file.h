@@ -1,17 +1,21 @@
 // The GGUF v3 container (llama.cpp's model file): typed key/value metadata, then tensor infos
 // (name, dims innermost first, ggml type, offset), then the tensor data, each tensor aligned to 32
 // bytes. GgufFileWriter streams: the header is written from the declarations, then every tensor's
-// bytes in order, into a temporary sibling renamed over the target only when complete.
+// bytes in order, into a locked temporary directory beside the target (io/stale_temps.h: one that a
+// killed export left behind is removed by the next) and renamed over the target only when complete.
 #pragma once
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <string>
 #include <variant>
 #include <vector>
 
 namespace moeforge {
+
+class OwnedTempDir;
 
 // The ggml tensor types export-gguf writes (values from ggml.h).
 enum class GgmlType : uint32_t { F32 = 0, F16 = 1, Q8_0 = 8, BF16 = 30, MXFP4 = 39 };
@@ -46,8 +50,8 @@ struct GgufTensorDecl {
 
 class GgufFileWriter {
  public:
-  // Writes the header of `tensors` into OUT.tmp-PID; append() each tensor's bytes in order, then
-  // finish() renames the file into place. A writer destroyed before finish() removes its temp file.
+  // Writes the header of `tensors` into the temporary file; append() each tensor's bytes in order,
+  // then finish() renames the file into place. A writer destroyed before finish() removes its temp.
   GgufFileWriter(const std::filesystem::path& out, const GgufMetadata& metadata, std::vector<GgufTensorDecl> tensors);
   ~GgufFileWriter();
   GgufFileWriter(const GgufFileWriter&) = delete;
@@ -63,6 +67,7 @@ class GgufFileWriter {
   void pad_to_alignment();
   void next_tensor_if_full();
   std::filesystem::path out_, temp_;
+  std::unique_ptr<OwnedTempDir> temp_dir_;
   std::FILE* file_ = nullptr;
   std::vector<GgufTensorDecl> tensors_;
   size_t current_ = 0;

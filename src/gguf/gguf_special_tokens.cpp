@@ -1,8 +1,6 @@
 #include "gguf/gguf_special_tokens.h"
 
 #include <cctype>
-#include <fstream>
-#include <sstream>
 
 #include "common/error.h"
 #include "io/checkpoint_store.h"
@@ -125,14 +123,6 @@ void read_template(const json& processor, json& tc, bool have_tc, json& special_
   if (add_sep && !truthy(special_sep) && have_tc) tc["sep_token"] = special_eos;
 }
 
-std::string read_text(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail(path.string(), ": cannot read");
-  std::ostringstream out;
-  out << in.rdbuf();
-  return out.str();
-}
-
 // Non-alphanumeric characters of a template name become '_' (gguf-py's add_chat_template).
 std::string template_key_name(const std::string& name) {
   std::string out = name;
@@ -252,7 +242,7 @@ void add_gguf_special_tokens(const std::filesystem::path& model_dir, const json&
     json chat_template = get_or_null(tc, "chat_template");
     if (chat_template.is_null()) {
       if (std::filesystem::is_regular_file(model_dir / "chat_template.jinja")) {
-        chat_template = read_text(model_dir / "chat_template.jinja");
+        chat_template = read_small_file(model_dir / "chat_template.jinja", 16ull << 20, "chat template");
       } else if (std::filesystem::is_regular_file(model_dir / "chat_template.json")) {
         chat_template = get_or_null(read_json_file(model_dir / "chat_template.json"), "chat_template");
       }

@@ -96,11 +96,11 @@ void add_gpt2_vocab(const json& tokenizer, const GgufVocabOptions& options, cons
                     GgufMetadata& metadata) {
   std::map<int64_t, std::string> by_id;
   for (const auto& [text, id] : tokenizer["model"]["vocab"].items()) by_id[id.get<int64_t>()] = text;
-  const auto added = added_tokens_of(tokenizer);
-  std::set<std::string> added_contents;
-  for (const auto& [id, token] : added) {
+  // Added tokens by content (a content listed under two ids takes the flag of the higher id).
+  std::map<std::string, bool> special_of;
+  for (const auto& [id, token] : added_tokens_of(tokenizer)) {
     by_id[id] = token.content;
-    added_contents.insert(token.content);
+    special_of[token.content] = token.special;
   }
   const int64_t vocab_size = options.vocab_size > 0 ? options.vocab_size : static_cast<int64_t>(by_id.size());
   if (!by_id.empty() && by_id.rbegin()->first >= vocab_size)
@@ -119,12 +119,8 @@ void add_gpt2_vocab(const json& tokenizer, const GgufVocabOptions& options, cons
       continue;
     }
     std::string token = it->second;
-    if (added_contents.count(token)) {
-      // The added token at this content (the one the HF tokenizer reports for it).
-      bool special = false;
-      for (const auto& [id, t] : added)
-        if (t.content == token) special = t.special;
-      if (special || looks_special(token)) {
+    if (auto added = special_of.find(token); added != special_of.end()) {
+      if (added->second || looks_special(token)) {
         types.push_back(kControl);
       } else {
         token = replace_all(token, "\xE2\x96\x81", " ");  // pre-normalised user-defined spaces

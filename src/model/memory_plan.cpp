@@ -63,8 +63,7 @@ MemoryPlan plan_model_memory(const ModelSpec& spec, const CheckpointStore& store
   const uint64_t bytes_per = dtype_size(run_dtype);
   const bool packed = packed_mxfp4 && spec.moe.layout == ExpertLayout::Mxfp4;
   for (const PlannedTensor& t : planned_tensors(spec)) {
-    const std::string local = t.entry->name;
-    if (packed && (local == "experts.w_in" || local == "experts.w_out")) {  // blocks + one scale per 32 values
+    if (packed && is_expert_weight_stack(*t.entry)) {  // blocks + one scale per 32 values
       const uint64_t bytes = elements(t.shape) / 32 * 17;
       plan.weights += bytes;
       if (cpu) plan.mapped += bytes;

@@ -151,7 +151,7 @@ struct Loader {
   }
   // A stored u8 tensor as is: the mapped view on CPU, a copy on another device.
   torch::Tensor raw(const std::string& name) const {
-    torch::Tensor view = view_tensor(store.tensor(name));
+    torch::Tensor view = source(name);
     return options.device.is_cpu() ? view : view.to(options.device);
   }
   PackedExperts packed(int64_t l) const {
@@ -182,12 +182,8 @@ struct Loader {
 // Packed MXFP4 experts stand in for the table's experts.w_in / experts.w_out of their layer.
 void check_against_table(const ModelSpec& spec, ModelWeights& w) {
   std::vector<PlannedTensor> planned;
-  for (PlannedTensor& t : planned_tensors(spec)) {
-    const std::string local = t.entry->name;
-    const bool packed_stack = t.layer >= 0 && w.layers[t.layer].experts.packed.defined() &&
-                              (local == "experts.w_in" || local == "experts.w_out");
-    if (!packed_stack) planned.push_back(std::move(t));
-  }
+  for (PlannedTensor& t : planned_tensors(spec))
+    if (!(is_expert_weight_stack(*t.entry) && w.layers[t.layer].experts.packed.defined())) planned.push_back(std::move(t));
   size_t i = 0;
   for_each_runtime_tensor(w, [&](const RuntimeTensor&, int64_t, const std::string& name, torch::Tensor& t) {
     if (i >= planned.size() || planned[i].name != name)

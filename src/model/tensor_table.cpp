@@ -159,6 +159,11 @@ std::string canonical_name(int64_t layer, const std::string& local) {
   return layer < 0 ? local : "layers." + std::to_string(layer) + "." + local;
 }
 
+bool is_expert_weight_stack(const RuntimeTensor& tensor) {
+  return tensor.block == TensorBlock::RoutedExperts &&
+         (tensor.role == TensorRole::ExpertsGateUp || tensor.role == TensorRole::ExpertsDown);
+}
+
 bool spec_has_tensor(const ModelSpec& spec, const RuntimeTensor& t, int64_t layer) {
   if ((t.scope == TensorScope::Layer) != (layer >= 0)) return false;
   if (t.source == S::Experts) {

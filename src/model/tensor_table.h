@@ -67,6 +67,9 @@ struct CanonicalName {
 CanonicalName parse_canonical_name(const std::string& name);  // throws on "layers.x.q" / "layers.3"
 std::string canonical_name(int64_t layer, const std::string& local);
 
+// experts.w_in / experts.w_out: the routed experts' weight stacks, which packed MXFP4 experts
+// (StackedExperts::packed) hold instead.
+bool is_expert_weight_stack(const RuntimeTensor& tensor);
 // Whether the spec has this tensor at `layer` (-1 for model-level ones). The tied LM head is absent
 // (it is the embedding).
 bool spec_has_tensor(const ModelSpec& spec, const RuntimeTensor& tensor, int64_t layer);

@@ -9,13 +9,18 @@
 
 namespace moeforge::train {
 
+namespace {
+// A leaf's gradient to sum over ranks (zeros where this rank's micro-batches did not reach it).
+torch::Tensor& grad_or_zeros(Leaf& leaf) {
+  if (!leaf.tensor.grad().defined()) leaf.tensor.mutable_grad() = torch::zeros_like(leaf.tensor);
+  return leaf.tensor.mutable_grad();
+}
+}  // namespace
+
 void all_reduce_gradients(dist::World& world, std::vector<Leaf>& leaves) {
   if (!world.distributed()) return;
   std::vector<torch::Tensor> grads;
-  for (auto& leaf : leaves) {
-    if (!leaf.tensor.grad().defined()) leaf.tensor.mutable_grad() = torch::zeros_like(leaf.tensor);
-    grads.push_back(leaf.tensor.mutable_grad());
-  }
+  for (auto& leaf : leaves) grads.push_back(grad_or_zeros(leaf));
   world.all_reduce_sum(grads);
 }
 
@@ -62,12 +67,8 @@ void ShardedOptimizer::reduce_gradients(std::vector<Leaf>& leaves) {
   if (!grads_sharded_) return all_reduce_gradients(world_, leaves);
   for (int r = 0; r < world_.size(); ++r) {
     std::vector<torch::Tensor> grads;
-    for (size_t i = 0; i < leaves.size(); ++i) {
-      if (owner_[i] != r) continue;
-      auto& leaf = leaves[i].tensor;
-      if (!leaf.grad().defined()) leaf.mutable_grad() = torch::zeros_like(leaf);
-      grads.push_back(leaf.mutable_grad());
-    }
+    for (size_t i = 0; i < leaves.size(); ++i)
+      if (owner_[i] == r) grads.push_back(grad_or_zeros(leaves[i]));
     world_.reduce_sum(grads, r);
   }
   for (size_t i = 0; i < leaves.size(); ++i)
@@ -76,31 +77,24 @@ void ShardedOptimizer::reduce_gradients(std::vector<Leaf>& leaves) {
 
 double ShardedOptimizer::clip_gradients(std::vector<Leaf>& leaves, double clip) {
   if (!grads_sharded_) return train::clip_gradients(leaves, clip);
-  torch::NoGradGuard no_grad;
-  double own = 0.0;
-  for (size_t i = 0; i < leaves.size(); ++i) {
-    const auto g = leaves[i].tensor.grad();
-    if (owns(i) && g.defined()) {
-      const double n = g.norm().item<double>();  // as clip_gradients: float32 L2 per leaf, summed in double
-      own += n * n;
-    }
-  }
-  std::vector<torch::Tensor> sum{torch::tensor({own}, torch::kFloat64)};
+  std::vector<Leaf> mine = own_leaves(leaves);  // the only gradients this rank holds
+  std::vector<torch::Tensor> sum{torch::tensor({squared_gradient_norm(mine)}, torch::kFloat64)};
   world_.all_reduce_sum(sum);
   const double norm = std::sqrt(sum[0].item<double>());
-  if (clip > 0 && std::isfinite(norm) && norm > clip) {
-    const double scale = clip / (norm + 1e-6);
-    for (size_t i = 0; i < leaves.size(); ++i)
-      if (owns(i) && leaves[i].tensor.grad().defined()) leaves[i].tensor.mutable_grad().mul_(scale);
-  }
+  scale_gradients_to_clip(mine, norm, clip);
   return norm;
+}
+
+std::vector<Leaf> ShardedOptimizer::own_leaves(const std::vector<Leaf>& leaves) const {
+  std::vector<Leaf> mine;  // Leaf holds tensor handles: what is done to them lands in `leaves`
+  for (size_t i = 0; i < leaves.size(); ++i)
+    if (owns(i)) mine.push_back(leaves[i]);
+  return mine;
 }
 
 void ShardedOptimizer::step(Optimizer& optimizer, std::vector<Leaf>& leaves, double lr) {
   if (!sharded_) return optimizer.step(leaves, lr);
-  std::vector<Leaf> mine;
-  for (size_t i = 0; i < leaves.size(); ++i)
-    if (owns(i)) mine.push_back(leaves[i]);  // Leaf holds tensor handles: updates land in `leaves`
+  std::vector<Leaf> mine = own_leaves(leaves);
   optimizer.step(mine, lr);
   for (int r = 0; r < world_.size(); ++r) {
     std::vector<torch::Tensor> values;

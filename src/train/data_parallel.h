@@ -42,6 +42,7 @@ class ShardedOptimizer {
 
  private:
   bool owns(size_t leaf) const { return owner_[leaf] == world_.rank(); }
+  std::vector<Leaf> own_leaves(const std::vector<Leaf>& leaves) const;
   dist::World& world_;
   bool sharded_;
   bool grads_sharded_ = false;

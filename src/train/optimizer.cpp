@@ -92,22 +92,30 @@ void Optimizer::load_state(const std::map<std::string, torch::Tensor>& tensors, 
   step_ = steps;
 }
 
-double clip_gradients(std::vector<Leaf>& leaves, double clip) {
+double squared_gradient_norm(const std::vector<Leaf>& leaves) {
   torch::NoGradGuard no_grad;
   double sum = 0.0;
-  for (auto& leaf : leaves) {
+  for (const auto& leaf : leaves) {
     auto g = leaf.tensor.grad();
     if (g.defined()) {
       const double n = g.norm().item<double>();  // float32 L2 per leaf, summed in double
       sum += n * n;
     }
   }
-  const double norm = std::sqrt(sum);
-  if (clip > 0 && std::isfinite(norm) && norm > clip) {
-    const double scale = clip / (norm + 1e-6);
-    for (auto& leaf : leaves)
-      if (leaf.tensor.grad().defined()) leaf.tensor.mutable_grad().mul_(scale);
-  }
+  return sum;
+}
+
+void scale_gradients_to_clip(std::vector<Leaf>& leaves, double norm, double clip) {
+  if (!(clip > 0 && std::isfinite(norm) && norm > clip)) return;
+  torch::NoGradGuard no_grad;
+  const double scale = clip / (norm + 1e-6);
+  for (auto& leaf : leaves)
+    if (leaf.tensor.grad().defined()) leaf.tensor.mutable_grad().mul_(scale);
+}
+
+double clip_gradients(std::vector<Leaf>& leaves, double clip) {
+  const double norm = std::sqrt(squared_gradient_norm(leaves));
+  scale_gradients_to_clip(leaves, norm, clip);
   return norm;
 }
 

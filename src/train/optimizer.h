@@ -35,5 +35,9 @@ class Optimizer {
 // Global L2 norm of the leaves' gradients (float64 accumulate); scales them by clip/norm when the
 // norm exceeds `clip` (> 0). Returns the norm before clipping (inf/NaN when any gradient is).
 double clip_gradients(std::vector<Leaf>& leaves, double clip);
+// Its two halves, for gradients spread over ranks (ZeRO-2): the sum of the leaves' squared
+// per-leaf L2 norms, and the scaling of the leaves' gradients for a given global norm.
+double squared_gradient_norm(const std::vector<Leaf>& leaves);
+void scale_gradients_to_clip(std::vector<Leaf>& leaves, double norm, double clip);
 
 }  // namespace moeforge::train
