@@ -4,13 +4,22 @@ GPT-OSS-20B's real shapes (hidden 2880, 24 layers, 32 experts top-4, expert widt
 201,088-token vocabulary, alternating sliding windows, sinks, MXFP4 experts; random weights, written tensor
 by tensor by bench/surgery_bench.py's writer, ~13.8 GB), MXFP4 experts kept packed (the default) against
 `--dequantize` (their dense bf16 stacks, ~38 GB: the memory plan refuses it before loading on a 24 GB
-machine, which the bench shows). Target (issue 13): stats and eval at peak RSS <= 16 GB.
+machine, which the bench shows). Then training, bf16, frozen MXFP4 experts packed (the default of `train`):
+new experts (`grow` +4 experts in every layer, as config.json has one expert count; phase new_experts of
+--train-layers + router, tokens forced to the new experts) and a shared expert (`add-shared-expert --init random --width W`, phase shared_expert), AdamW, 2 steps of
+--train-tokens, peak RSS and tokens/s of each `train` run (load, steps and the export of trainable.safetensors).
+Targets (issue 13): stats and eval at peak RSS <= 16 GB; training new experts or a shared expert <= 20 GB.
+What trains costs about 18 bytes per trained parameter beside the packed model (bf16 copy, fp32 master,
+gradient, two AdamW moments), printed with each run; --train-layers and --shared-width size it (all 96 new
+experts of GPT-OSS-20B +4 are 2.4 B parameters, ~43 GB of training state: not a 24 GB machine's job).
 
-Usage (from the repository root; needs ~15 GB free disk and the test data unpacked by the build):
+Usage (from the repository root; needs ~45 GB free disk and the test data unpacked by the build):
     .venv/bin/python bench/gpt_oss_memory_bench.py --moeforge build/moeforge [--layers 24] [--tokens 1024] [--dir /tmp]
+        [--train-layers 22-23] [--shared-width 1024] [--train-tokens 256] [--skip stats,eval,grow,shared]
 """
 import argparse
 import glob
+import json
 import os
 import shutil
 import subprocess
@@ -34,14 +43,66 @@ def meminfo(key):
     return 0
 
 
+def train_run(args, work, model, data, label, select, routing, trained_params):
+    """One `moeforge train` of 2 bf16 AdamW steps; prints peak RSS, tokens/s and the per-parameter cost."""
+    recipe = {"seed": 0, "precision": "bf16", "probe": "off", "checkpoint_every": 0,
+              "phases": [{"name": label, "steps": 2, "batch_size": 1, "seq_len": args.train_tokens, "select": select,
+                          "routing": routing, "optimizer": {"type": "adamw", "lr": 1e-5}}]}
+    recipe_path = os.path.join(work, f"{label}.json")
+    with open(recipe_path, "w") as f:
+        json.dump(recipe, f)
+    run = os.path.join(work, f"run_{label}")
+    seconds, rss = timed([args.moeforge, "--no-progress", "train", model, "--data", data, "--recipe", recipe_path, "--out", run])
+    with open(os.path.join(run, "metrics.jsonl")) as f:
+        steps = [json.loads(line) for line in f]
+    step_rate = steps[-1].get("tokens_per_s", 0.0)
+    model_bytes = sum(os.path.getsize(os.path.join(model, n)) for n in os.listdir(model) if n.endswith(".safetensors"))
+    print(f"train {label:<13} {gb(rss):>10} {rss / model_bytes:>7.2f} {2 * args.train_tokens / seconds:>9.2f}  "
+          f"(step 2: {step_rate:.2f} tokens/s; {trained_params / 1e6:.0f}M trained parameters, "
+          f"{(rss - model_bytes) / max(trained_params, 1):.1f} bytes each beside the {gb(model_bytes)} file) "
+          f"{'meets' if rss <= 20e9 else 'MISSES'} the 20 GB target")
+    shutil.rmtree(run, ignore_errors=True)
+
+
+def bench_training(args, work, model, data, size, skip):
+    H = F = 2880
+    print(f"{'run':<19} {'peak RSS':>10} {'/ file':>7} {'tokens/s':>9}  (bf16, AdamW, MXFP4 experts packed; target <= 20 GB)")
+    if "grow" not in skip:
+        first, _, last = args.train_layers.partition("-")
+        trained_layers = int(last or first) - int(first) + 1
+        grown = os.path.join(work, "grown")
+        t0 = time.perf_counter()
+        subprocess.run([args.moeforge, "grow", model, "--clone", "*:0,*:1,*:2,*:3", "--no-verify", "--out", grown], check=True,
+                       capture_output=True)
+        print(f"grow +4 experts per layer: {time.perf_counter() - t0:.0f}s")
+        per_expert = 2 * F * H + 2 * F + H * F + H  # weights and biases
+        routers = args.layers * (32 + 4) * (H + 1)
+        train_run(args, work, grown, data, "new_experts", [f"new_experts & layers={args.train_layers}", "router"],
+                  {"force_route": "selected"}, 4 * trained_layers * per_expert + routers)
+        shutil.rmtree(grown, ignore_errors=True)
+    if "shared" not in skip:
+        shared = os.path.join(work, "shared")
+        t0 = time.perf_counter()
+        subprocess.run([args.moeforge, "add-shared-expert", model, "--init", "random", "--width", str(args.shared_width), "--out",
+                        shared], check=True, capture_output=True)
+        print(f"add-shared-expert (width {args.shared_width}): {time.perf_counter() - t0:.0f}s")
+        train_run(args, work, shared, data, "shared_expert", "shared_expert", {}, args.layers * 3 * H * args.shared_width)
+        shutil.rmtree(shared, ignore_errors=True)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--moeforge", default="build/moeforge")
     parser.add_argument("--layers", type=int, default=24)
     parser.add_argument("--tokens", type=int, default=1024, help="tokens for stats and eval")
     parser.add_argument("--dir", default="/tmp")
+    parser.add_argument("--train-layers", default="22-23", help="layers whose new experts train (a-b)")
+    parser.add_argument("--shared-width", type=int, default=1024, help="width of the added shared expert")
+    parser.add_argument("--train-tokens", type=int, default=256, help="tokens per training step (one sequence)")
+    parser.add_argument("--skip", default="", help="comma-separated runs to leave out: stats, eval, grow, shared")
     args = parser.parse_args()
-    need = args.layers * 0.48e9 + 2 * VOCAB * 2880 * 2 + 1e9
+    skip = set(filter(None, args.skip.split(",")))
+    need = 2 * (args.layers * 0.48e9 + 2 * VOCAB * 2880 * 2 + 1e9)  # the model and one grown/shared copy at a time
     if shutil.disk_usage(args.dir).free < need:
         print(f"not enough free disk in {args.dir}: need about {gb(need)}")
         return 1
@@ -68,11 +129,15 @@ def main():
         ]
         print(f"{'run':<8} {'peak RSS':>10} {'/ file':>7} {'tokens/s':>9}  (target peak RSS <= 16 GB)")
         for label, cmd in runs:
+            if label in skip:
+                continue
             seconds, rss = timed(cmd)
             print(f"{label:<8} {gb(rss):>10} {rss / size:>7.2f} {args.tokens / seconds:>9.1f}  "
                   f"{'meets' if rss <= 16e9 else 'MISSES'} the target")
-        refused = subprocess.run(runs[1][1] + ["--dequantize"], capture_output=True, text=True)
-        print(f"eval --dequantize (dense bf16 experts): exit {refused.returncode}: {refused.stderr.strip()[:300]}")
+        if "eval" not in skip:
+            refused = subprocess.run(runs[1][1] + ["--dequantize"], capture_output=True, text=True)
+            print(f"eval --dequantize (dense bf16 experts): exit {refused.returncode}: {refused.stderr.strip()[:300]}")
+        bench_training(args, work, model, data, size, skip)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0

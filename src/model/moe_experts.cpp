@@ -3,6 +3,7 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <atomic>
 #include <iostream>
 
@@ -91,25 +92,37 @@ bool use_grouped(const torch::Tensor& x_TH, const torch::Tensor& w_in, const tor
   if (bias.defined()) rows.add_(bias.index_select(0, d.expert_of));
 }
 
-// Expert e's projections: slices of the dense stacks, or decoded just in time from packed MXFP4.
+// Expert e's projections: rows of the dense stacks, or decoded just in time from packed MXFP4.
 struct ExpertMatrices {
-  torch::Tensor w_in, w_out;  // [E, R, H], [E, H, F]; empty when packed
+  torch::Tensor w_in, w_out;  // [E, R, H], [E, H, F]; packed: the unpacked experts' rows (maybe none)
   PackedExperts packed;
+  std::vector<int64_t> row;   // packed: expert -> its row of w_in/w_out, -1 while packed
   torch::ScalarType dtype = torch::kFloat32;
   torch::TensorOptions options;  // of the dense weights (gradient buffers)
   int64_t experts = 0, rows = 0, hidden = 0, width = 0;
-  torch::Tensor in(int64_t e) const { return packed.defined() ? decode_packed_in(packed, e, dtype) : w_in[e]; }
-  torch::Tensor out(int64_t e) const { return packed.defined() ? decode_packed_out(packed, e, dtype) : w_out[e]; }
+  int64_t row_of(int64_t e) const { return packed.defined() ? row[e] : e; }
+  torch::Tensor in(int64_t e) const {
+    const int64_t r = row_of(e);
+    return r < 0 ? decode_packed_in(packed, e, dtype) : w_in[r];
+  }
+  torch::Tensor out(int64_t e) const {
+    const int64_t r = row_of(e);
+    return r < 0 ? decode_packed_out(packed, e, dtype) : w_out[r];
+  }
 };
 
+// `unpacked`: ascending ids of a packed stack's experts that w_in/w_out hold (empty when none).
 ExpertMatrices matrices_of(const torch::Tensor& w_in, const torch::Tensor& w_out, PackedExperts packed,
-                           torch::ScalarType dtype) {
+                           const std::vector<int64_t>& unpacked, torch::ScalarType dtype) {
   ExpertMatrices m;
   m.dtype = dtype;
   if (packed.defined()) {
     m.packed = std::move(packed);
     m.experts = m.packed.num_experts(), m.rows = m.packed.rows(), m.hidden = m.packed.hidden(), m.width = m.packed.width();
     m.options = torch::TensorOptions().dtype(dtype).device(m.packed.in_blocks.device());
+    m.row.assign(m.experts, -1);
+    for (size_t i = 0; i < unpacked.size(); ++i) m.row[unpacked[i]] = static_cast<int64_t>(i);
+    if (!unpacked.empty()) m.w_in = w_in, m.w_out = w_out;
   } else {
     m.w_in = w_in, m.w_out = w_out;
     m.experts = w_in.size(0), m.rows = w_in.size(1), m.hidden = w_in.size(2), m.width = w_out.size(2);
@@ -169,19 +182,20 @@ ExpertGrads backward_loop(const std::vector<int64_t>& counts, const BackwardInpu
   for (size_t e = 0; e < counts.size(); ++e) {
     const int64_t n = counts[e];
     if (n == 0) continue;
+    const int64_t row = m.row_of(static_cast<int64_t>(e));  // -1: packed, frozen (no weight gradient)
     auto x_rows = in.x_sorted.narrow(0, offset, n);         // [n, H]
     auto pre_rows = in.pre_sorted.narrow(0, offset, n);     // [n, R]
     auto grad_y_rows = in.grad_y_sorted.narrow(0, offset, n);  // [n, H]
     auto act_rows = activation_forward(pre_rows, in.activation);  // [n, F] recomputed, cheap
-    if (in.need_w_out) {
-      auto slot = g.w_out[e];
+    if (in.need_w_out && row >= 0) {
+      auto slot = g.w_out[row];
       torch::mm_out(slot, grad_y_rows.t(), act_rows);  // [H, F]
     }
     if (in.need_b_out) g.b_out[e].copy_(grad_y_rows.sum(0));
     auto grad_act = torch::mm(grad_y_rows, m.out(e));                          // [n, F]
     auto grad_pre = activation_backward(pre_rows, grad_act, in.activation);    // [n, R]
-    if (in.need_w_in) {
-      auto slot = g.w_in[e];
+    if (in.need_w_in && row >= 0) {
+      auto slot = g.w_in[row];
       torch::mm_out(slot, grad_pre.t(), x_rows);  // [R, H]
     }
     if (in.need_b_in) g.b_in[e].copy_(grad_pre.sum(0));
@@ -239,6 +253,11 @@ PackedExperts packed_of(const torch::Tensor& in_blocks, const torch::Tensor& in_
   return PackedExperts{in_blocks, in_scales, out_blocks, out_scales};
 }
 
+// ... and their unpacked experts' ids as an int64 CPU tensor.
+std::vector<int64_t> ids_of(const torch::Tensor& unpacked) {
+  return std::vector<int64_t>(unpacked.data_ptr<int64_t>(), unpacked.data_ptr<int64_t>() + unpacked.numel());
+}
+
 // What the backward reads, by name. save_for_backward() takes a list; kOrder is the one place
 // that fixes the position of each tensor in it.
 struct SavedForBackward {
@@ -247,6 +266,7 @@ struct SavedForBackward {
   torch::Tensor pre_sorted, y_sorted;                  // [TK, R] pre-activation, [TK, H] unweighted out
   torch::Tensor order, token_of, expert_of, offsets;   // the Dispatch
   torch::Tensor in_blocks, in_scales, out_blocks, out_scales;  // packed MXFP4 experts (empty when dense)
+  torch::Tensor unpacked;                              // [n] int64 on CPU: StackedExperts::unpacked
   using Member = torch::Tensor SavedForBackward::*;
   static constexpr Member kOrder[] = {&SavedForBackward::x_TH,       &SavedForBackward::weights_TK,
                                       &SavedForBackward::w_in,       &SavedForBackward::b_in,
@@ -255,7 +275,8 @@ struct SavedForBackward {
                                       &SavedForBackward::order,      &SavedForBackward::token_of,
                                       &SavedForBackward::expert_of,  &SavedForBackward::offsets,
                                       &SavedForBackward::in_blocks,  &SavedForBackward::in_scales,
-                                      &SavedForBackward::out_blocks, &SavedForBackward::out_scales};
+                                      &SavedForBackward::out_blocks, &SavedForBackward::out_scales,
+                                      &SavedForBackward::unpacked};
   torch::autograd::variable_list list() const {
     torch::autograd::variable_list out;
     for (Member m : kOrder) out.push_back(this->*m);
@@ -274,9 +295,11 @@ class ExpertsFunction : public torch::autograd::Function<ExpertsFunction> {
                                torch::Tensor weights_TK, torch::Tensor w_in, torch::Tensor b_in,
                                torch::Tensor w_out, torch::Tensor b_out, torch::Tensor expert_ids_TK,
                                int64_t activation_kind, double limit, double alpha, torch::Tensor in_blocks,
-                               torch::Tensor in_scales, torch::Tensor out_blocks, torch::Tensor out_scales) {
+                               torch::Tensor in_scales, torch::Tensor out_blocks, torch::Tensor out_scales,
+                               torch::Tensor unpacked) {
     ActivationOptions activation{static_cast<Activation>(activation_kind), limit, alpha};
-    const ExpertMatrices m = matrices_of(w_in, w_out, packed_of(in_blocks, in_scales, out_blocks, out_scales), x_TH.scalar_type());
+    const ExpertMatrices m = matrices_of(w_in, w_out, packed_of(in_blocks, in_scales, out_blocks, out_scales),
+                                         ids_of(unpacked), x_TH.scalar_type());
     const int64_t tokens = x_TH.size(0), hidden = x_TH.size(1), experts = m.experts;
     const int64_t rows = m.rows;
     bool grouped = !m.packed.defined() && use_grouped(x_TH, w_in, w_out);
@@ -324,6 +347,7 @@ class ExpertsFunction : public torch::autograd::Function<ExpertsFunction> {
     saved.in_scales = in_scales;
     saved.out_blocks = out_blocks;
     saved.out_scales = out_scales;
+    saved.unpacked = unpacked;
     ctx->save_for_backward(saved.list());
     ctx->saved_data["counts"] = c10::IValue(d.counts);
     ctx->saved_data["grouped"] = grouped;
@@ -368,8 +392,8 @@ class ExpertsFunction : public torch::autograd::Function<ExpertsFunction> {
     auto w_sorted = weights_TK.reshape({-1}).index_select(0, d.order).to(x_TH.scalar_type());
     grad_y_sorted.mul_(w_sorted.unsqueeze(1));  // now the gradient of unweighted y
     auto x_sorted = x_TH.index_select(0, d.token_of);
-    const ExpertMatrices m = matrices_of(
-        w_in, w_out, packed_of(saved.in_blocks, saved.in_scales, saved.out_blocks, saved.out_scales), x_TH.scalar_type());
+    const ExpertMatrices m = matrices_of(w_in, w_out, packed_of(saved.in_blocks, saved.in_scales, saved.out_blocks, saved.out_scales),
+                                         ids_of(saved.unpacked), x_TH.scalar_type());
     BackwardInputs in{x_sorted, pre_sorted, grad_y_sorted, m,
                       need_x, ctx->needs_input_grad(2), b_in.defined() && ctx->needs_input_grad(3),
                       ctx->needs_input_grad(4), b_out.defined() && ctx->needs_input_grad(5), activation};
@@ -392,7 +416,7 @@ class ExpertsFunction : public torch::autograd::Function<ExpertsFunction> {
     if (need_x) grad_x_TH = torch::zeros_like(x_TH).index_add_(0, d.token_of, g.x_sorted);
     return {grad_x_TH, grad_weights_TK, g.w_in, g.b_in, g.w_out, g.b_out,
             torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor(),
-            torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor()};
+            torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor()};
   }
 };
 
@@ -402,6 +426,9 @@ void check_shapes(const torch::Tensor& x_TH, const torch::Tensor& ids, const tor
   if (ids.sizes() != weights.sizes() || ids.dim() != 2 || ids.size(0) != x_TH.size(0))
     fail("MoE routing must be [tokens, k] for both ids and weights");
   const bool packed = experts.packed.defined();
+  if (packed && (experts.w_in.defined() ? experts.w_in.size(0) : 0) != static_cast<int64_t>(experts.unpacked.size()))
+    fail("internal: a packed expert stack holds ", experts.w_in.defined() ? experts.w_in.size(0) : 0, " dense experts but lists ",
+         experts.unpacked.size());
   const int64_t rows = packed ? experts.packed.rows() : experts.w_in.size(1);
   const int64_t width = packed ? experts.packed.width() : experts.w_out.size(2);
   const int64_t in_hidden = packed ? experts.packed.in_blocks.size(2) * 32 : experts.w_in.size(2);
@@ -422,12 +449,18 @@ torch::Tensor run_experts(const torch::Tensor& x_TH, const torch::Tensor& expert
   auto or_empty = [&](const torch::Tensor& t) { return t.defined() ? t : torch::empty({0}, x_TH.options()); };
   const PackedExperts& p = experts.packed;
   auto none = [&] { return torch::empty({0}, x_TH.options().dtype(torch::kUInt8)); };
-  return ExpertsFunction::apply(x_TH.contiguous(), weights_TK, p.defined() ? torch::empty({0}, x_TH.options()) : experts.w_in,
-                                or_empty(experts.b_in), p.defined() ? torch::empty({0}, x_TH.options()) : experts.w_out,
-                                or_empty(experts.b_out), expert_ids_TK, static_cast<int64_t>(activation.kind),
-                                activation.limit, activation.alpha, p.defined() ? p.in_blocks : none(),
-                                p.defined() ? p.in_scales : none(), p.defined() ? p.out_blocks : none(),
-                                p.defined() ? p.out_scales : none());
+  auto unpacked = torch::tensor(experts.unpacked, torch::TensorOptions().dtype(torch::kInt64));
+  return ExpertsFunction::apply(x_TH.contiguous(), weights_TK, or_empty(experts.w_in), or_empty(experts.b_in),
+                                or_empty(experts.w_out), or_empty(experts.b_out), expert_ids_TK,
+                                static_cast<int64_t>(activation.kind), activation.limit, activation.alpha,
+                                p.defined() ? p.in_blocks : none(), p.defined() ? p.in_scales : none(),
+                                p.defined() ? p.out_blocks : none(), p.defined() ? p.out_scales : none(), unpacked);
+}
+
+int64_t StackedExperts::row_of(int64_t expert) const {
+  if (!packed.defined()) return expert;
+  auto it = std::lower_bound(unpacked.begin(), unpacked.end(), expert);
+  return it != unpacked.end() && *it == expert ? it - unpacked.begin() : -1;
 }
 
 void set_expert_gemm(ExpertGemm gemm) { g_expert_gemm.store(static_cast<int>(gemm)); }
@@ -439,7 +472,7 @@ torch::Tensor run_experts_dense_reference(const torch::Tensor& x_TH, const torch
                                           const ActivationOptions& activation) {
   check_shapes(x_TH, expert_ids_TK, weights_TK, experts, activation);
   auto out = torch::zeros_like(x_TH);
-  const ExpertMatrices m = matrices_of(experts.w_in, experts.w_out, experts.packed, x_TH.scalar_type());
+  const ExpertMatrices m = matrices_of(experts.w_in, experts.w_out, experts.packed, experts.unpacked, x_TH.scalar_type());
   for (int64_t e = 0; e < experts.num_experts(); ++e) {
     auto pre = torch::matmul(x_TH, m.in(e).t());
     if (experts.b_in.defined()) pre = pre + experts.b_in[e];

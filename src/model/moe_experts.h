@@ -6,6 +6,8 @@
 
 #include <torch/types.h>
 
+#include <vector>
+
 #include "arch/model_spec.h"  // Activation: the one activation vocabulary
 
 namespace moeforge::model {
@@ -32,14 +34,19 @@ struct PackedExperts {
 };
 
 // Experts stacked along dim 0 (torchtitan layout). For gated activations the input projection
-// holds gate rows [0, F) then up rows [F, 2F). Either w_in/w_out or `packed` holds the weights.
+// holds gate rows [0, F) then up rows [F, 2F). Either w_in/w_out hold every expert, or `packed`
+// does; a packed stack whose experts are trained holds those few dense (`unpacked`, the rows of
+// w_in/w_out in that order) and runs the rest from their blocks (model/mxfp4_experts.h).
 struct StackedExperts {
-  torch::Tensor w_in;   // [E, R, H], R = 2F (gated) or F; undefined when packed
+  torch::Tensor w_in;   // [E, R, H], R = 2F (gated) or F; packed: [n, R, H] of `unpacked`, or undefined
   torch::Tensor b_in;   // [E, R] or undefined
-  torch::Tensor w_out;  // [E, H, F]; undefined when packed
+  torch::Tensor w_out;  // [E, H, F]; packed: [n, H, F] of `unpacked`, or undefined
   torch::Tensor b_out;  // [E, H] or undefined
   PackedExperts packed;
+  std::vector<int64_t> unpacked;  // packed stacks: ascending ids of the experts w_in/w_out hold
   int64_t num_experts() const { return packed.defined() ? packed.num_experts() : w_in.size(0); }
+  // The row of w_in/w_out holding expert e: e itself for dense stacks, -1 for one still packed.
+  int64_t row_of(int64_t expert) const;
 };
 
 // out[t] = sum_k weights[t, k] * expert_{ids[t, k]}(x[t]).

@@ -2,7 +2,10 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cmath>
+
+#include "common/error.h"
 
 #include "arch/mxfp4.h"
 
@@ -46,6 +49,26 @@ torch::Tensor decode_packed_in(const PackedExperts& p, int64_t e, torch::ScalarT
 
 torch::Tensor decode_packed_out(const PackedExperts& p, int64_t e, torch::ScalarType dtype) {
   return decode(p.out_blocks[e], p.out_scales[e], /*interleaved=*/false).to(dtype);
+}
+
+void unpack_experts(StackedExperts& experts, std::vector<int64_t> ids, torch::ScalarType dtype) {
+  const PackedExperts& p = experts.packed;
+  if (!p.defined()) fail("internal: unpack_experts on a dense expert stack");
+  ids.insert(ids.end(), experts.unpacked.begin(), experts.unpacked.end());
+  std::sort(ids.begin(), ids.end());
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  if (ids == experts.unpacked) return;
+  std::vector<torch::Tensor> in, out;
+  for (int64_t e : ids) {
+    if (e < 0 || e >= p.num_experts()) fail("internal: expert ", e, " is not in a stack of ", p.num_experts());
+    const int64_t row = experts.row_of(e);
+    torch::NoGradGuard no_grad;
+    in.push_back(row >= 0 ? experts.w_in[row] : decode_packed_in(p, e, dtype));
+    out.push_back(row >= 0 ? experts.w_out[row] : decode_packed_out(p, e, dtype));
+  }
+  experts.w_in = torch::stack(in);
+  experts.w_out = torch::stack(out);
+  experts.unpacked = std::move(ids);
 }
 
 bool mxfp4_all_finite(const torch::Tensor& blocks, const torch::Tensor& scales) {

@@ -5,6 +5,8 @@
 
 #include <torch/types.h>
 
+#include <vector>
+
 #include "model/moe_experts.h"
 
 namespace moeforge::model {
@@ -13,6 +15,10 @@ namespace moeforge::model {
 torch::Tensor decode_packed_in(const PackedExperts& packed, int64_t expert, torch::ScalarType dtype);
 // Expert e's output projection [H, F].
 torch::Tensor decode_packed_out(const PackedExperts& packed, int64_t expert, torch::ScalarType dtype);
+
+// Holds experts `ids` of a packed stack dense in `dtype` (StackedExperts::unpacked, w_in/w_out
+// rows), so they can be trained; the others stay packed. Experts already unpacked keep their values.
+void unpack_experts(StackedExperts& experts, std::vector<int64_t> ids, torch::ScalarType dtype);
 
 // Whether every value the blocks encode is finite (scale bytes >= 253 can overflow float32; 255
 // is E8M0's NaN). Reads in place; blocks [N, G, 16], scales [N, G] on CPU.

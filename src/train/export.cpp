@@ -36,27 +36,53 @@ std::vector<float> to_floats(const torch::Tensor& t) {
   return std::vector<float>(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
 }
 
-// Canonical experts of one layer -> ExpertWeights (gate/up split of w_in rows).
-std::vector<ExpertWeights> layer_experts(const ModelSpec& spec, const model::LayerWeights& L) {
-  const int64_t E = L.experts.w_in.size(0), H = L.experts.w_in.size(2), F = L.experts.w_out.size(2);
-  const bool gated = L.experts.w_in.size(1) == 2 * F;
-  std::vector<ExpertWeights> out(E);
-  for (int64_t e = 0; e < E; ++e) {
-    ExpertWeights& w = out[e];
-    w.hidden_size = H;
-    w.intermediate_size = F;
-    auto w_in = L.experts.w_in[e];  // [R, H]
-    w.up = to_floats(gated ? w_in.narrow(0, F, F) : w_in);
-    if (gated) w.gate = to_floats(w_in.narrow(0, 0, F));
-    w.down = to_floats(L.experts.w_out[e]);  // [H, F]
-    if (L.experts.b_in.defined()) {
-      auto b = L.experts.b_in[e];
-      w.up_bias = to_floats(gated ? b.narrow(0, F, F) : b);
-      if (gated) w.gate_bias = to_floats(b.narrow(0, 0, F));
-    }
-    if (L.experts.b_out.defined()) w.down_bias = to_floats(L.experts.b_out[e]);
+// Expert `expert` of a stack -> ExpertWeights (gate/up split of w_in rows); `row` is its row of
+// w_in/w_out (the expert itself, or its row among a packed stack's unpacked experts).
+ExpertWeights expert_weights(const model::StackedExperts& s, int64_t row, int64_t expert) {
+  const int64_t H = s.w_in.size(2), F = s.w_out.size(2);
+  const bool gated = s.w_in.size(1) == 2 * F;
+  ExpertWeights w;
+  w.hidden_size = H;
+  w.intermediate_size = F;
+  auto w_in = s.w_in[row];  // [R, H]
+  w.up = to_floats(gated ? w_in.narrow(0, F, F) : w_in);
+  if (gated) w.gate = to_floats(w_in.narrow(0, 0, F));
+  w.down = to_floats(s.w_out[row]);  // [H, F]
+  if (s.b_in.defined()) {
+    auto b = s.b_in[expert];
+    w.up_bias = to_floats(gated ? b.narrow(0, F, F) : b);
+    if (gated) w.gate_bias = to_floats(b.narrow(0, 0, F));
   }
-  (void)spec;
+  if (s.b_out.defined()) w.down_bias = to_floats(s.b_out[expert]);
+  return w;
+}
+
+// A layer whose MXFP4 experts stayed packed, in its checkpoint's MXFP4 layout: experts still
+// packed are copied byte for byte from `store`, the unpacked (trained) ones quantised, and the
+// biases of every expert taken from the run (the copied ones may have trained too).
+std::vector<EncodedTensor> packed_layer_tensors(const ModelSpec& spec, const CheckpointStore* store, int64_t layer,
+                                                const model::StackedExperts& s) {
+  if (!store) fail("internal: layer ", layer, " holds packed MXFP4 experts but no checkpoint to copy them from was given");
+  std::vector<ExpertWeights> trained;
+  trained.reserve(s.unpacked.size());
+  for (size_t i = 0; i < s.unpacked.size(); ++i) trained.push_back(expert_weights(s, static_cast<int64_t>(i), s.unpacked[i]));
+  std::vector<ExpertSource> sources;
+  for (int64_t e = 0; e < s.num_experts(); ++e) {
+    const int64_t row = s.row_of(e);
+    sources.push_back(row >= 0 ? ExpertSource::from(trained[row]) : ExpertSource::copy_of(spec, *store, layer, e));
+  }
+  auto out = encode_layer_experts(spec, layer, sources, DType::BF16);
+  const int64_t E = s.num_experts();
+  for (EncodedTensor& t : out) {
+    torch::Tensor values;  // the file's layout: gate_up bias [E, 2F] interleaved (gate, up, gate, ...), down bias [E, H]
+    if (s.b_in.defined() && t.decl.name == tensor_name(spec, Role::ExpertsGateUpBias, layer))
+      values = s.b_in.view({E, 2, -1}).permute({0, 2, 1}).reshape({E, -1});
+    else if (s.b_out.defined() && t.decl.name == tensor_name(spec, Role::ExpertsDownBias, layer))
+      values = s.b_out;
+    if (!values.defined()) continue;
+    const std::vector<float> floats = to_floats(values);
+    t.bytes = encode_floats(t.decl.dtype, floats);
+  }
   return out;
 }
 
@@ -76,7 +102,7 @@ std::vector<HfPiece> hf_pieces(const ModelSpec& spec, const std::string& canonic
 }
 
 std::vector<std::pair<TensorDecl, std::string>> encode_trainable(const ModelSpec& spec, model::ModelWeights& weights,
-                                                                const Selection& changed) {
+                                                                const Selection& changed, const CheckpointStore* model_store) {
   std::map<std::string, torch::Tensor*> by_name;
   model::for_each_parameter(weights, [&](const std::string& name, torch::Tensor& t) { by_name[name] = &t; });
   std::vector<std::pair<TensorDecl, std::string>> blobs;
@@ -100,7 +126,14 @@ std::vector<std::pair<TensorDecl, std::string>> encode_trainable(const ModelSpec
   ModelSpec out_spec = spec;  // trained experts are written unquantised
   if (out_spec.moe.layout == ExpertLayout::Mxfp4) out_spec.moe.layout = ExpertLayout::FusedInterleaved;
   for (const auto& [layer, mask] : expert_layers) {
-    auto experts = layer_experts(spec, weights.layers.at(layer));
+    const model::StackedExperts& stack = weights.layers.at(layer).experts;
+    if (stack.packed.defined()) {
+      for (auto& enc : packed_layer_tensors(spec, model_store, layer, stack))
+        blobs.emplace_back(enc.decl, std::string(enc.bytes.begin(), enc.bytes.end()));
+      continue;
+    }
+    std::vector<ExpertWeights> experts;
+    for (int64_t e = 0; e < stack.num_experts(); ++e) experts.push_back(expert_weights(stack, e, e));
     std::vector<ExpertSource> sources;
     for (const auto& w : experts) sources.push_back(ExpertSource::from(w));
     std::set<std::string> keep;  // per-expert layout: only the trained experts' tensors
@@ -119,8 +152,8 @@ std::vector<std::pair<TensorDecl, std::string>> encode_trainable(const ModelSpec
 }
 
 std::vector<std::string> write_trainable(const ModelSpec& spec, model::ModelWeights& weights, const Selection& changed,
-                                         const fs::path& path) {
-  const auto blobs = encode_trainable(spec, weights, changed);
+                                         const fs::path& path, const CheckpointStore* model_store) {
+  const auto blobs = encode_trainable(spec, weights, changed, model_store);
   std::vector<std::string> names;
   for (const auto& b : blobs) names.push_back(b.first.name);
   write_file_atomic(path, serialize_safetensors(blobs, {{"format", "pt"}}));
@@ -178,6 +211,11 @@ size_t merge_deltas(const MergeOptions& o) {
     if (delta->info->shape != d.shape)
       fail(trainable_path.string(), ": tensor '", d.name, "' has shape ", shape_to_string(delta->info->shape),
            "; the base has ", shape_to_string(d.shape));
+    if (d.dtype == DType::U8 && delta->info->dtype == DType::U8) {  // MXFP4 blocks/scales: the run wrote them as the base stores them
+      writer.write(d.name, delta->bytes());
+      ++replaced;
+      continue;
+    }
     if (d.dtype != DType::F32 && d.dtype != DType::F16 && d.dtype != DType::BF16)
       fail(o.base.string(), ": tensor '", d.name, "' is stored as ", dtype_name(d.dtype), "; cannot substitute trained values");
     auto bytes = encode_floats(d.dtype, read_floats(*delta));

@@ -28,11 +28,15 @@ std::vector<HfPiece> hf_pieces(const ModelSpec& spec, const std::string& canonic
 
 // Every tensor in `changed`, read from `weights`, as float32 safetensors blobs in the family's Hugging
 // Face names and layout, sorted by name (what write_trainable writes; train/step_dump.h reuses it).
+// A layer of packed MXFP4 experts (model/moe_experts.h) is written as MXFP4 like its checkpoint
+// `model_store`: untouched experts' bytes copied from it, the trained (unpacked) ones quantised,
+// biases bf16; without a store such a layer is refused.
 std::vector<std::pair<TensorDecl, std::string>> encode_trainable(const ModelSpec& spec, model::ModelWeights& weights,
-                                                                const Selection& changed);
-// Writes `path` (float32): every tensor in `changed`, read from `weights`. Returns the HF names written.
+                                                                const Selection& changed,
+                                                                const CheckpointStore* model_store = nullptr);
+// Writes `path`: every tensor in `changed`, read from `weights`. Returns the HF names written.
 std::vector<std::string> write_trainable(const ModelSpec& spec, model::ModelWeights& weights, const Selection& changed,
-                                         const std::filesystem::path& path);
+                                         const std::filesystem::path& path, const CheckpointStore* model_store = nullptr);
 
 struct MergeOptions {
   std::filesystem::path base, run, out;

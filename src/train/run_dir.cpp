@@ -76,6 +76,11 @@ TrainOptions resolve_run_options(TrainOptions o) {
     if (o.teacher_dir.empty() && o.teacher_cache.empty() && run.contains("teacher")) o.teacher_dir = run.at("teacher").get<std::string>();
     if (o.device.empty() && run.contains("device")) o.device = run.at("device").get<std::string>();
     if (o.teacher_device.empty() && run.contains("teacher_device")) o.teacher_device = run.at("teacher_device").get<std::string>();
+    // How MXFP4 experts were held fixes the checkpoint's tensor shapes: the run's choice stands.
+    const bool recorded_dense = run.value("dequantize", false);
+    if (o.dequantize && !recorded_dense)
+      fail(o.out_dir.string(), ": --dequantize on --resume of a run that kept MXFP4 experts packed; resume without it");
+    o.dequantize = recorded_dense;
     const nlohmann::json stored = read_json_file(o.out_dir / "recipe.json");
     if (o.recipe.is_null()) {
       o.recipe = stored;
@@ -115,6 +120,7 @@ void write_run_files(const TrainOptions& o) {
   if (!o.teacher_dir.empty()) run["teacher"] = fs::absolute(o.teacher_dir).string();
   if (!o.teacher_cache.empty()) run["teacher_cache"] = fs::absolute(o.teacher_cache).string();
   if (!o.teacher_device.empty()) run["teacher_device"] = o.teacher_device;
+  if (o.dequantize) run["dequantize"] = true;
   write_file_atomic(o.out_dir / "run.json", run.dump(2) + "\n");
   write_file_atomic(o.out_dir / "recipe.json", o.recipe.dump(2) + "\n");
 }

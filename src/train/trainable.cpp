@@ -8,6 +8,7 @@
 
 #include "common/error.h"
 #include "common/strings.h"
+#include "model/mxfp4_experts.h"
 #include "model/tensor_table.h"
 
 namespace moeforge::train {
@@ -51,19 +52,40 @@ torch::Tensor TrainableTensor::effective() const {
 }
 
 std::vector<ParamInfo> describe_parameters(model::ModelWeights& weights, const ModelSpec& spec) {
+  // The table's sweep: a packed expert stack is a parameter of its full shape although the model
+  // holds at most its unpacked experts dense.
+  std::map<std::string, torch::Tensor*> held;
+  model::for_each_parameter(weights, [&](const std::string& name, torch::Tensor& t) { held[name] = &t; });
   std::vector<ParamInfo> out;
-  model::for_each_runtime_tensor(weights, [&](const model::RuntimeTensor& entry, int64_t layer, const std::string& name,
-                                              torch::Tensor& t) {
+  for (const model::PlannedTensor& planned : model::planned_tensors(spec)) {
+    const bool packed = model::is_expert_weight_stack(*planned.entry) && weights.layers[planned.layer].experts.packed.defined();
+    auto it = held.find(planned.name);
+    if (!packed && it == held.end()) continue;
     ParamInfo p;
-    p.name = name;
-    p.local_name = entry.name;
-    p.group = entry.group;
-    p.shape = t.sizes().vec();
-    p.layer = layer;
-    if (entry.source == model::TensorSource::Experts) p.num_experts = t.size(0);
+    p.name = planned.name;
+    p.local_name = planned.entry->name;
+    p.group = planned.entry->group;
+    p.shape = packed ? planned.shape : it->second->sizes().vec();
+    p.layer = planned.layer;
+    if (planned.entry->source == model::TensorSource::Experts) p.num_experts = p.shape[0];
     out.push_back(std::move(p));
-  });
+  }
   return out;
+}
+
+void unpack_selected_experts(model::ModelWeights& weights, const std::vector<Selection>& selections) {
+  std::map<int64_t, std::vector<int64_t>> by_layer;
+  for (const Selection& selection : selections)
+    for (const auto& [name, mask] : selection) {
+      if (!model::is_expert_weight_stack(entry_of(name))) continue;
+      const int64_t layer = model::parse_canonical_name(name).layer;
+      if (!weights.layers.at(layer).experts.packed.defined()) continue;
+      for (int64_t e : selected_units(mask)) by_layer[layer].push_back(e);
+    }
+  for (auto& [layer, ids] : by_layer) {
+    model::StackedExperts& stack = weights.layers[layer].experts;
+    model::unpack_experts(stack, ids, weights.embed.scalar_type());
+  }
 }
 
 TrainableSet::TrainableSet(model::ModelWeights& weights, const ModelSpec& spec, const Selection& selection,
@@ -78,12 +100,23 @@ TrainableSet::TrainableSet(model::ModelWeights& weights, const ModelSpec& spec, 
     TrainableTensor tt;
     tt.name = name;
     tt.base = it->second;
+    tt.mask = mask;
     // A frozen tensor may be a read-only view of the mapped checkpoint; what trains gets its own copy.
     model::make_writable(weights, *tt.base);
     const bool stacked = is_stacked_experts(name);
+    bool whole = !stacked || selects_all(mask);  // the base's every row trains
     if (stacked) {
       tt.experts = selected_units(mask);
-      tt.index = torch::tensor(tt.experts, torch::TensorOptions().dtype(torch::kInt64).device(tt.base->device()));
+      // The base's rows of the selected experts: the ids, or their rows among a packed stack's unpacked experts.
+      const model::StackedExperts& stack = weights.layers.at(model::parse_canonical_name(name).layer).experts;
+      const bool packed_rows = stack.packed.defined() && model::is_expert_weight_stack(entry_of(name));
+      std::vector<int64_t> rows;
+      for (int64_t e : tt.experts) {
+        rows.push_back(packed_rows ? stack.row_of(e) : e);
+        if (rows.back() < 0) fail("internal: expert ", e, " of '", name, "' is still packed; unpack it before training");
+      }
+      if (packed_rows) whole = rows.size() == static_cast<size_t>(tt.base->size(0));
+      tt.index = torch::tensor(rows, torch::TensorOptions().dtype(torch::kInt64).device(tt.base->device()));
     }
     const int64_t dims = unit_dims(name, *tt.base);
     tt.lora = options.method == Method::Lora && is_lora_target(name, dims, options.lora);
@@ -127,7 +160,7 @@ TrainableSet::TrainableSet(model::ModelWeights& weights, const ModelSpec& spec, 
       tt.lora_b.requires_grad_(true);
       leaves_.push_back({name + ".lora_A", tt.lora_a, lr_scale, lora_wd});
       leaves_.push_back({name + ".lora_B", tt.lora_b, lr_scale, lora_wd});
-    } else if (stacked && !selects_all(mask)) {
+    } else if (!whole) {
       tt.value = source.index_select(0, tt.index).detach().clone().requires_grad_(true);  // [n, ...]
       leaves_.push_back({name + ".slice", tt.value, lr_scale, wd});
     } else {
@@ -204,10 +237,7 @@ void TrainableSet::zero_grad() {
 Selection TrainableSet::changed() const {
   Selection out;
   for (const auto& t : tensors_) {
-    const int64_t units = is_stacked_experts(t.name) ? t.base->size(0) : 1;
-    std::vector<bool> mask(units, t.experts.empty());
-    for (int64_t e : t.experts) mask[e] = true;
-    out[t.name] = mask;
+    out[t.name] = t.mask;
   }
   return out;
 }

@@ -28,8 +28,10 @@ struct Leaf {
 struct TrainableTensor {
   std::string name;                 // canonical
   torch::Tensor* base = nullptr;    // the model's tensor (full shape)
+  std::vector<bool> mask;           // the selection: one entry per expert of a stacked tensor, else one
   std::vector<int64_t> experts;     // selected experts of a stacked tensor; empty = whole tensor
-  torch::Tensor index;              // [n] int64 of `experts`
+  torch::Tensor index;              // [n] int64: the rows of `base` holding `experts` (their ids, or their
+                                    // rows among a packed stack's unpacked experts, model/moe_experts.h)
   torch::Tensor value;              // full method: the base itself or its fp32 master (whole), or an fp32 [n, ...] slice
   torch::Tensor master;             // mixed precision: the fp32 master of `base` (full shape); else undefined
   bool lora = false;
@@ -83,6 +85,10 @@ class TrainableSet {
   std::vector<Leaf> leaves_;
   bool finished_ = false;
 };
+
+// Packed MXFP4 expert stacks: unpacks (model/mxfp4_experts.h) every expert any of `selections`
+// trains, so TrainableSet finds them dense; the other experts stay packed.
+void unpack_selected_experts(model::ModelWeights& weights, const std::vector<Selection>& selections);
 
 // Canonical parameter list of a model (names, shapes, expert counts) for selectors.
 std::vector<ParamInfo> describe_parameters(model::ModelWeights& weights, const ModelSpec& spec);

@@ -186,7 +186,7 @@ struct Trainer::Impl {
     for (const auto& t : set.tensors()) {
       auto g = t.lora ? t.lora_b.grad() : t.value.grad();
       if (t.lora && (!g.defined() || g.abs().sum().item<double>() == 0)) g = t.lora_a.grad();
-      const int64_t E = t.experts.empty() ? 0 : t.base->size(0);
+      const int64_t E = t.experts.empty() ? 0 : static_cast<int64_t>(t.mask.size());
       if (!t.experts.empty() && static_cast<int64_t>(t.experts.size()) < E) {
         const int64_t layer = model::parse_canonical_name(t.name).layer;
         size_t li = std::find(layers.begin(), layers.end(), layer) - layers.begin();
@@ -505,9 +505,15 @@ TrainResult Trainer::run() {
   }
   // bf16: the model (frozen tensors included) is held and run in bf16; trained tensors keep fp32 masters.
   load.dtype = precheck.precision == "bf16" ? torch::kBFloat16 : torch::kFloat32;
+  load.pack_mxfp4 = !o.dequantize;  // frozen MXFP4 experts stay packed; the trained ones are unpacked below
   model_ = model::Transformer::load(o.model_dir, load);
   I.model = model_.get();
   I.plan = make_training_plan(*model_, o.recipe, o.recipe_label, o.model_dir, o.analysis_plan);
+  unpack_selected_experts(model_->weights(), I.plan.selections);
+  if (o.dump_steps > 0)
+    for (const auto& L : model_->weights().layers)
+      if (!L.experts.unpacked.empty())
+        fail("train: --dump-steps writes expert gradients in the dense layout; add --dequantize to train this MXFP4 model's experts dense");
   if (distill.enabled && !distill.cache.empty()) {
     I.cache = std::make_unique<TeacherCacheReader>(distill.cache);
     check_cache(*I.cache, *model_, o.tokenizer_dir, I.plan.recipe, distill.router_kd);
@@ -549,7 +555,8 @@ TrainResult Trainer::run() {
   model::for_each_parameter(exported, [&](const std::string& name, torch::Tensor& t) {
     t = I.state.full_precision(name, t);
   });
-  I.result.trainable = write_trainable(model_->spec(), exported, I.st.changed, o.out_dir / "trainable.safetensors");
+  const auto model_store = CheckpointStore::open(o.model_dir);  // packed MXFP4 layers copy their untouched experts from it
+  I.result.trainable = write_trainable(model_->spec(), exported, I.st.changed, o.out_dir / "trainable.safetensors", model_store.get());
   write_run_summary(o.out_dir, I.st.global_step, I.result.trainable, I.st.changed, I.aux_bias);
   I.result.steps = I.st.global_step;
   I.result.finished = true;

@@ -200,9 +200,14 @@ TEST(Router, GradientReachesLogits) {
 // Packed MXFP4 experts (decoded one expert at a time) compute what the same experts loaded
 // dequantised compute: outputs, the input and combine-weight gradients and the bias gradients,
 // bitwise in fp32 and bf16; no weight gradient exists for them.
-TEST(PackedMxfp4Experts, MatchDequantisedStacks) {
-  torch::manual_seed(11);
-  const int64_t T = 29, H = 64, F = 32, E = 5, K = 2;
+// Random experts quantised to MXFP4 in GPT-OSS's file layout, and the dense stacks the loader
+// decodes from the same blocks (gate rows first).
+struct PackedCase {
+  PackedExperts packed;
+  torch::Tensor w_in, w_out;  // [E, 2F, H], [E, H, F] float32
+};
+
+PackedCase packed_case(int64_t E, int64_t H, int64_t F) {
   // GPT-OSS's file layout: gate_up rows interleaved (gate f at 2f, up f at 2f + 1), blocks along H.
   auto gate_up = torch::randn({E, 2 * F, H}) * 0.3, down = torch::randn({E, H, F}) * 0.3;
   auto quantize = [](const torch::Tensor& w) {  // [E, rows, cols] -> blocks [E, rows, cols/32, 16], scales
@@ -214,8 +219,6 @@ TEST(PackedMxfp4Experts, MatchDequantisedStacks) {
   };
   auto [in_blocks, in_scales] = quantize(gate_up);
   auto [out_blocks, out_scales] = quantize(down);
-  PackedExperts packed{in_blocks, in_scales, out_blocks, out_scales};
-  // The dequantised stacks as the loader builds them: gate rows first.
   auto decoded_rows = [](const torch::Tensor& b, const torch::Tensor& s) {
     const int64_t E_ = b.size(0), rows = b.size(1), groups = b.size(2);
     auto out = torch::empty({E_, rows, groups * 32});
@@ -226,17 +229,23 @@ TEST(PackedMxfp4Experts, MatchDequantisedStacks) {
   auto w_in_file = decoded_rows(in_blocks, in_scales);  // [E, 2F, H] interleaved
   auto w_in = torch::cat({w_in_file.index({torch::indexing::Slice(), torch::indexing::Slice(0, torch::indexing::None, 2)}),
                           w_in_file.index({torch::indexing::Slice(), torch::indexing::Slice(1, torch::indexing::None, 2)})}, 1);
-  auto w_out = decoded_rows(out_blocks, out_scales);
+  return {PackedExperts{in_blocks, in_scales, out_blocks, out_scales}, w_in, decoded_rows(out_blocks, out_scales)};
+}
+
+TEST(PackedMxfp4Experts, MatchDequantisedStacks) {
+  torch::manual_seed(11);
+  const int64_t T = 29, H = 64, F = 32, E = 5, K = 2;
+  const PackedCase c = packed_case(E, H, F);
   for (int64_t e = 0; e < E; ++e) {
-    EXPECT_TRUE(torch::equal(decode_packed_in(packed, e, torch::kFloat32), w_in[e])) << "expert " << e;
-    EXPECT_TRUE(torch::equal(decode_packed_out(packed, e, torch::kFloat32), w_out[e])) << "expert " << e;
+    EXPECT_TRUE(torch::equal(decode_packed_in(c.packed, e, torch::kFloat32), c.w_in[e])) << "expert " << e;
+    EXPECT_TRUE(torch::equal(decode_packed_out(c.packed, e, torch::kFloat32), c.w_out[e])) << "expert " << e;
   }
   ActivationOptions activation{Activation::GptOssClampedGlu, 7.0, 1.702};
   for (auto dtype : {torch::kFloat32, torch::kBFloat16}) {
     auto b_in = (torch::randn({E, 2 * F}) * 0.1).to(dtype), b_out = (torch::randn({E, H}) * 0.1).to(dtype);
-    StackedExperts dense{w_in.to(dtype), b_in.clone().requires_grad_(), w_out.to(dtype), b_out.clone().requires_grad_()};
+    StackedExperts dense{c.w_in.to(dtype), b_in.clone().requires_grad_(), c.w_out.to(dtype), b_out.clone().requires_grad_()};
     StackedExperts packed_stack;
-    packed_stack.packed = packed;
+    packed_stack.packed = c.packed;
     packed_stack.b_in = b_in.clone().requires_grad_();
     packed_stack.b_out = b_out.clone().requires_grad_();
     auto x = (torch::randn({T, H}) * 2.0).to(dtype);
@@ -252,6 +261,45 @@ TEST(PackedMxfp4Experts, MatchDequantisedStacks) {
     };
     auto want = run(dense), got = run(packed_stack);
     const char* names[] = {"output", "input grad", "combine-weight grad", "b_in grad", "b_out grad"};
+    for (size_t i = 0; i < want.size(); ++i)
+      EXPECT_TRUE(torch::equal(want[i], got[i])) << names[i] << " (" << c10::toString(dtype) << "): max diff "
+                                                  << (want[i].to(torch::kFloat64) - got[i].to(torch::kFloat64)).abs().max().item<double>();
+  }
+}
+
+// A packed stack with some experts unpacked (what training them needs): the same outputs and
+// gradients as the dense stack, the unpacked experts' weight gradients those rows of the dense ones.
+TEST(PackedMxfp4Experts, UnpackedExpertsTrainInsideAPackedStack) {
+  torch::manual_seed(12);
+  const int64_t T = 41, H = 64, F = 32, E = 6, K = 2;
+  const PackedCase c = packed_case(E, H, F);
+  const std::vector<int64_t> trained = {1, 4};
+  ActivationOptions activation{Activation::GptOssClampedGlu, 7.0, 1.702};
+  for (auto dtype : {torch::kFloat32, torch::kBFloat16}) {
+    StackedExperts dense{c.w_in.to(dtype).clone().requires_grad_(), {}, c.w_out.to(dtype).clone().requires_grad_(), {}};
+    StackedExperts hybrid;
+    hybrid.packed = c.packed;
+    unpack_experts(hybrid, {4}, dtype);
+    unpack_experts(hybrid, {1, 4}, dtype);  // a second call adds to the first, keeping ascending order
+    ASSERT_EQ(hybrid.unpacked, trained);
+    EXPECT_EQ(hybrid.row_of(4), 1);
+    EXPECT_EQ(hybrid.row_of(2), -1);
+    hybrid.w_in.requires_grad_();
+    hybrid.w_out.requires_grad_();
+    auto x = (torch::randn({T, H}) * 2.0).to(dtype);
+    auto routing = route(torch::randn({T, E}), {RouterKind::TopKThenSoftmax, K, true});
+    auto run = [&](StackedExperts& w) {
+      auto xi = x.clone().requires_grad_();
+      auto weights = routing.weights.clone().requires_grad_();
+      auto out = run_experts(xi, routing.expert_ids, weights, w, activation);
+      (out.to(torch::kFloat32) * torch::linspace(-1, 1, H)).sum().backward();
+      return std::vector<torch::Tensor>{out, xi.grad(), weights.grad(), w.w_in.grad(), w.w_out.grad()};
+    };
+    auto want = run(dense), got = run(hybrid);
+    auto rows = torch::tensor(trained);
+    want[3] = want[3].index_select(0, rows);
+    want[4] = want[4].index_select(0, rows);
+    const char* names[] = {"output", "input grad", "combine-weight grad", "w_in grad", "w_out grad"};
     for (size_t i = 0; i < want.size(); ++i)
       EXPECT_TRUE(torch::equal(want[i], got[i])) << names[i] << " (" << c10::toString(dtype) << "): max diff "
                                                   << (want[i].to(torch::kFloat64) - got[i].to(torch::kFloat64)).abs().max().item<double>();

@@ -15,7 +15,7 @@ namespace {
 
 struct TrainCommand {
   std::string model_dir, data_spec, recipe_path, out_dir, resume_dir, tokenizer_dir, plan_path, device, teacher_dir, teacher_cache, teacher_device;
-  bool list_params = false, no_progress = false, no_tensorboard = false;
+  bool list_params = false, dequantize = false, no_progress = false, no_tensorboard = false;
   int64_t threads = 0, stop_after_steps = 0, dump_steps = 0, nproc = 0, zero = 0;
   double max_bad_fraction = -1;
 
@@ -69,6 +69,7 @@ struct TrainCommand {
     o.tensorboard = !no_tensorboard;
     o.stop_after_steps = stop_after_steps;
     o.dump_steps = dump_steps;
+    o.dequantize = dequantize;
     std::unique_ptr<dist::World> world;
     if (env.size > 1 && !list_params) {
       world = std::make_unique<dist::World>(env);
@@ -111,6 +112,9 @@ const CommandRegistrar registrar([](CLI::App& app) {
   sub->add_option("--zero", c->zero, "with several ranks: 1 = each rank keeps the optimiser state of its share of the "
                   "trained tensors only (ZeRO-1); 2 = their gradients too (ZeRO-2); checkpoints still hold the whole state")
       ->capture_default_str();
+  sub->add_flag("--dequantize", c->dequantize,
+                "MXFP4 models: load every expert dense (default: frozen experts stay packed, 4.25 bits per weight, and "
+                "only the trained ones are held dense)");
   sub->add_flag("--list-params", c->list_params, "print what each phase's selectors pick and exit");
   sub->add_flag("--no-progress", c->no_progress, "no progress output on stderr");
   sub->add_flag("--no-tensorboard", c->no_tensorboard, "do not write TensorBoard event files");

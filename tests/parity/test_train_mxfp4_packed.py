@@ -1,0 +1,199 @@
+"""Training an MXFP4 GPT-OSS model with its frozen experts packed (the default of `train`; `--dequantize`
+loads every expert dense, the old behaviour). A grown MXFP4 model (two clones per layer) trains its new
+experts + router, then an old expert + norms, in fp32:
+- packed and dequantised runs give the same losses and gradient norms (1e-5 relative) and the same
+  trained router and norms (1e-5);
+- the packed run's trainable.safetensors is MXFP4 like its base: untouched experts' blocks/scales
+  byte-identical to the base's, the trained experts' blocks those of quantising the dequantised run's
+  trained weights (all but a few rounding ties), biases the dequantised run's within bf16;
+- merge-deltas of the packed run into the base writes an MXFP4 checkpoint that transformers loads and
+  runs with the logits of `moeforge forward` (1e-5 relative);
+- a packed run stopped after 3 steps and resumed writes the uninterrupted run's trainable.safetensors
+  byte for byte;
+- a shared expert added to the MXFP4 model trains beside its packed experts as it does beside dense ones;
+- --dump-steps with trained packed experts is refused in one line, naming --dequantize.
+Exit 0 = pass. Env: MOEFORGE_BIN."""
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+
+import torch
+import transformers
+from safetensors.torch import load_file
+
+from families import build_tiny_model, mxfp4_dequantize, mxfp4_quantize, quantize_gpt_oss_mxfp4
+from moeforge_cli import finish, moeforge, run_moeforge
+from small_tokenizer import TEXT, save_small_tokenizer
+
+torch.set_num_threads(2)
+IDS = [3, 17, 250, 9, 41, 77, 120, 5, 199, 64, 12, 230, 33, 81, 7, 150]
+RECIPE = {
+    "seed": 4, "threads": 1, "log_every": 1, "checkpoint_every": 1,
+    "defaults": {"batch_size": 2, "seq_len": 16, "optimizer": {"lr": 1e-2}},
+    "phases": [
+        {"name": "new", "steps": 3, "select": ["new_experts", "router"], "routing": {"force_route": "selected"}},
+        {"name": "old", "steps": 2, "select": "experts=0:1 + norms"},
+    ],
+}
+
+
+def metrics(run):
+    with open(os.path.join(run, "metrics.jsonl")) as f:
+        return [(r["step"], r["loss"], r["grad_norm"]) for r in map(json.loads, f)]
+
+
+def train(model, data, recipe_path, out, *extra):
+    return moeforge("train", model, "--data", data, "--recipe", recipe_path, "--out", out, "--no-progress", *extra)
+
+
+def relative(a, b):
+    return ((a.double() - b.double()).abs().max() / b.double().abs().max().clamp_min(1e-12)).item()
+
+
+def check_losses(packed, dense, label, failures):
+    a, b = metrics(packed), metrics(dense)
+    if [s for s, _, _ in a] != [s for s, _, _ in b]:
+        failures.append(f"{label}: steps {a} vs {b}")
+        return
+    worst = max(abs(x - y) / max(abs(y), 1e-12) for (_, l1, g1), (_, l2, g2) in zip(a, b) for x, y in ((l1, l2), (g1, g2)))
+    print(f"  {label}: losses and grad norms packed vs dequantised within {worst:.2g} relative")
+    if worst > 1e-5:
+        failures.append(f"{label}: losses/grad norms differ by {worst:.3g} relative: {a} vs {b}")
+
+
+def check_trainable(base_dir, packed_run, dense_run, failures):
+    base = load_file(os.path.join(base_dir, "model.safetensors"))
+    got = load_file(os.path.join(packed_run, "trainable.safetensors"))
+    want = load_file(os.path.join(dense_run, "trainable.safetensors"))
+    with open(os.path.join(base_dir, "moeforge_grow.json")) as f:
+        grown = {int(layer): [c["index"] for c in clones] for layer, clones in json.load(f)["layers"].items()}
+    for name, t in got.items():
+        if t.dtype == torch.uint8 and base[name].shape != t.shape:
+            failures.append(f"{name}: {tuple(t.shape)} in trainable, {tuple(base[name].shape)} in the base")
+    for layer, new in grown.items():
+        trained = set(new) | ({1} if layer == 0 else set())
+        for proj in ("gate_up_proj", "down_proj"):
+            prefix = f"model.layers.{layer}.mlp.experts.{proj}"
+            blocks, scales = got.get(prefix + "_blocks"), got.get(prefix + "_scales")
+            if blocks is None or scales is None or prefix not in want:
+                failures.append(f"{prefix}: packed run wrote {sorted(k for k in got if k.startswith(prefix))}, "
+                                f"dequantised run {sorted(k for k in want if k.startswith(prefix))}")
+                continue
+            for e in range(blocks.shape[0]):
+                if e in trained:
+                    continue
+                if not (torch.equal(blocks[e], base[prefix + "_blocks"][e]) and torch.equal(scales[e], base[prefix + "_scales"][e])):
+                    failures.append(f"{prefix}: untouched expert {e} is not byte-identical to the base")
+            # The dequantised run's trained experts ([E, in, out] as GPT-OSS stores them), quantised here.
+            for e in sorted(trained):
+                want_blocks, want_scales = mxfp4_quantize(want[prefix][e].transpose(0, 1))
+                got_values = mxfp4_dequantize(blocks[e], scales[e])
+                want_values = mxfp4_dequantize(want_blocks, want_scales)
+                agree = (got_values == want_values).float().mean().item()
+                if agree < 0.995:
+                    failures.append(f"{prefix} expert {e}: only {agree:.4f} of the MXFP4 values equal quantising the dense run's")
+            bias = f"{prefix}_bias"
+            if bias in want and (bias not in got or relative(got[bias].float(), want[bias].float()) > 1e-2):
+                failures.append(f"{bias}: packed run's bf16 bias is not the dequantised run's")
+        router = f"model.layers.{layer}.mlp.router.weight"
+        if router not in got or relative(got[router], want[router]) > 1e-5:
+            failures.append(f"{router}: packed vs dequantised run differ")
+    print(f"  trainable.safetensors: {len(got)} tensors (MXFP4 layers), untouched experts byte-identical")
+
+
+def check_merge(work, base_dir, packed_run, failures):
+    merged = os.path.join(work, "merged")
+    moeforge("merge-deltas", base_dir, packed_run, "--out", merged)
+    with open(os.path.join(merged, "config.json")) as f:
+        if json.load(f).get("quantization_config", {}).get("quant_method") != "mxfp4":
+            failures.append("merged model lost its MXFP4 quantization_config")
+    tensors = load_file(os.path.join(merged, "model.safetensors"))
+    trained = load_file(os.path.join(packed_run, "trainable.safetensors"))
+    for name, t in trained.items():
+        if t.dtype == torch.uint8 and not torch.equal(tensors[name], t):
+            failures.append(f"merged {name} is not the run's MXFP4 bytes")
+    model = transformers.AutoModelForCausalLM.from_pretrained(merged, dtype=torch.float32).eval()
+    with torch.no_grad():
+        want = model(torch.tensor([IDS])).logits[0]
+    out = os.path.join(work, "merged_forward.safetensors")
+    moeforge("forward", merged, "--ids", ",".join(map(str, IDS)), "--out", out, "--dtype", "fp32")
+    got = load_file(out)["logits"].reshape(want.shape)
+    rel = relative(got, want)
+    print(f"  merged MXFP4 model: transformers vs moeforge forward logits {rel:.2g} relative")
+    if rel > 1e-5:
+        failures.append(f"merged model: transformers' logits differ from moeforge's by {rel:.3g} relative")
+
+
+def check_resume(work, model, data, recipe_path, full_run, failures):
+    run = os.path.join(work, "stopped")
+    train(model, data, recipe_path, run, "--stop-after-steps", "3")
+    moeforge("train", "--resume", run, "--no-progress")
+    with open(os.path.join(run, "trainable.safetensors"), "rb") as a, open(os.path.join(full_run, "trainable.safetensors"), "rb") as b:
+        if a.read() != b.read():
+            failures.append("packed run stopped after 3 steps and resumed: trainable.safetensors differs from the uninterrupted run's")
+
+
+def check_shared_expert(work, model, data, failures):
+    shared = os.path.join(work, "shared")
+    moeforge("add-shared-expert", model, "--out", shared)
+    recipe = dict(RECIPE, phases=[{"name": "shared", "steps": 3, "select": "shared_expert"}])
+    recipe_path = os.path.join(work, "shared_recipe.json")
+    with open(recipe_path, "w") as f:
+        json.dump(recipe, f)
+    runs = {}
+    for mode, extra in (("packed", []), ("dense", ["--dequantize"])):
+        runs[mode] = os.path.join(work, f"shared_{mode}")
+        train(shared, data, recipe_path, runs[mode], *extra)
+    check_losses(runs["packed"], runs["dense"], "shared expert", failures)
+    a, b = (load_file(os.path.join(runs[m], "trainable.safetensors")) for m in ("packed", "dense"))
+    if a.keys() != b.keys() or any(relative(a[k], b[k]) > 1e-5 for k in a):
+        failures.append("shared expert: packed and dequantised runs trained other values")
+
+
+def check_dump_refused(work, model, data, recipe_path, failures):
+    out = os.path.join(work, "dump_run")
+    r = run_moeforge("train", model, "--data", data, "--recipe", recipe_path, "--out", out, "--no-progress", "--dump-steps", "1",
+                     check=False)
+    lines = r.stderr.strip().splitlines()
+    if r.returncode != 1 or len(lines) != 1 or "--dequantize" not in lines[0]:
+        failures.append(f"--dump-steps on packed trained experts: exit {r.returncode}, {r.stderr.strip()[-300:]}")
+
+
+def main():
+    start = time.time()
+    failures = []
+    work = tempfile.mkdtemp(prefix="moeforge_mxfp4_train_")
+    try:
+        source = os.path.join(work, "gpt_oss")
+        build_tiny_model("gpt_oss", source)
+        quantize_gpt_oss_mxfp4(source)
+        save_small_tokenizer(source)
+        with open(os.path.join(source, "tokenizer_config.json"), "w") as f:
+            json.dump({"eos_token": "<|endoftext|>"}, f)
+        grown = os.path.join(work, "grown")
+        moeforge("grow", source, "--clone", "*:0,*:2", "--out", grown)
+        data = os.path.join(work, "data.txt")
+        with open(data, "w") as f:
+            f.write("\n".join([TEXT] * 60) + "\n")
+        recipe_path = os.path.join(work, "recipe.json")
+        with open(recipe_path, "w") as f:
+            json.dump(RECIPE, f)
+        packed, dense = os.path.join(work, "packed"), os.path.join(work, "dense")
+        train(grown, data, recipe_path, packed)
+        train(grown, data, recipe_path, dense, "--dequantize")
+        check_losses(packed, dense, "new experts + old expert", failures)
+        check_trainable(grown, packed, dense, failures)
+        check_merge(work, grown, packed, failures)
+        check_resume(work, grown, data, recipe_path, packed, failures)
+        check_shared_expert(work, source, data, failures)
+        check_dump_refused(work, grown, data, recipe_path, failures)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return finish("test_train_mxfp4_packed", failures, start, "MXFP4 models train with their frozen experts packed")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
