@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <fstream>
 #include <string>
+#include <vector>
 
 #include "arch/expected_tensors.h"
 #include "arch/family_adapter.h"
@@ -62,11 +63,16 @@ MemoryPlan plan_model_memory(const ModelSpec& spec, const CheckpointStore& store
   MemoryPlan plan;
   const uint64_t bytes_per = dtype_size(run_dtype);
   const bool packed = packed_mxfp4 && spec.moe.layout == ExpertLayout::Mxfp4;
+  std::vector<uint64_t> layer_mapped(spec.num_layers, 0);
+  auto add_mapped = [&](const PlannedTensor& t, uint64_t bytes) {
+    plan.mapped += bytes;
+    (t.layer >= 0 ? layer_mapped[t.layer] : plan.model_level_mapped) += bytes;
+  };
   for (const PlannedTensor& t : planned_tensors(spec)) {
     if (packed && is_expert_weight_stack(*t.entry)) {  // blocks + one scale per 32 values
       const uint64_t bytes = elements(t.shape) / 32 * 17;
       plan.weights += bytes;
-      if (cpu) plan.mapped += bytes;
+      if (cpu) add_mapped(t, bytes);
       continue;
     }
     const uint64_t bytes = elements(t.shape) * bytes_per;
@@ -74,9 +80,10 @@ MemoryPlan plan_model_memory(const ModelSpec& spec, const CheckpointStore& store
     TensorRole role;
     if (cpu && map_frozen && viewable_role(spec, t, &role)) {
       auto stored = store.find(tensor_name(spec, role, t.layer));
-      if (stored && stored->info->dtype == run_dtype) plan.mapped += bytes;
+      if (stored && stored->info->dtype == run_dtype) add_mapped(t, bytes);
     }
   }
+  for (uint64_t bytes : layer_mapped) plan.largest_layer_mapped = std::max(plan.largest_layer_mapped, bytes);
   if (spec.moe.layout == ExpertLayout::Mxfp4) {  // one expert decoded to float at a time: gate, up, down, rows
     const uint64_t FH = static_cast<uint64_t>(spec.moe.moe_intermediate_size) * spec.hidden_size;
     plan.transient = packed ? 3 * FH * (4 + bytes_per) : 5 * FH * 4;  // packed: float decode + run-dtype copy
@@ -104,11 +111,12 @@ std::string describe(const MemoryPlan& plan, const std::string& what) {
   return line;
 }
 
-void check_memory_budget(const MemoryPlan& plan, uint64_t budget_bytes, const std::string& what) {
+void check_memory_budget(const MemoryPlan& plan, uint64_t budget_bytes, const std::string& what, bool streamable) {
   if (budget_bytes == 0 || plan.host_peak() <= budget_bytes) return;
+  const std::string streamed = streamable ? cat("; streamed one layer at a time it still needs about ", format_gb(plan.streamed_peak())) : "";
   fail(what, ": needs about ", format_gb(plan.host_peak()), " of memory (weights ", format_gb(plan.device ? 0 : plan.weights),
        " + load buffers ", format_gb(plan.transient), " + runtime ", format_gb(plan.runtime), ") but the memory budget is ",
-       format_gb(budget_bytes), " (--max-memory; default: MemAvailable)");
+       format_gb(budget_bytes), " (--max-memory; default: MemAvailable)", streamed);
 }
 
 }  // namespace moeforge::model

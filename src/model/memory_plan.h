@@ -3,6 +3,7 @@
 // budget (--max-memory, default MemAvailable) before loading anything. Torch-free header.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 
@@ -21,7 +22,15 @@ struct MemoryPlan {
   uint64_t transient = 0;  // largest per-tensor buffer while loading (conversion, MXFP4 decode)
   uint64_t runtime = 0;    // allowance for the process and libtorch themselves
   uint64_t device = 0;     // bytes on the accelerator (weights there); 0 on CPU
+  uint64_t largest_layer_mapped = 0;  // the mapped bytes of the layer with the most
+  uint64_t model_level_mapped = 0;    // mapped embedding, LM head and final norm
   uint64_t host_peak() const { return (device ? 0 : weights) + transient + runtime; }
+  // Layer streaming (forward-only commands): the mapped weights are released after each use, so
+  // the private tensors and one layer (or the embedding / LM head) are resident at a time.
+  uint64_t streamed_peak() const {
+    if (device) return host_peak();
+    return weights - mapped + std::max(largest_layer_mapped, model_level_mapped) + transient + runtime;
+  }
 };
 
 // The plan of loading `spec` from `store` for inference (stats, eval, generate, forward).
@@ -41,7 +50,7 @@ std::string format_gb(uint64_t bytes);
 std::string describe(const MemoryPlan& plan, const std::string& what);
 
 // Throws "<what>: needs about P GB of memory (weights X GB + ...) but the budget is B GB (--max-memory)"
-// when plan.host_peak() > budget_bytes. budget_bytes 0 = no limit.
-void check_memory_budget(const MemoryPlan& plan, uint64_t budget_bytes, const std::string& what);
+// when plan.host_peak() > budget_bytes (`streamable`: naming the streamed figure too). 0 = no limit.
+void check_memory_budget(const MemoryPlan& plan, uint64_t budget_bytes, const std::string& what, bool streamable = false);
 
 }  // namespace moeforge::model

@@ -231,7 +231,9 @@ ModelWeights load_model_weights(const ModelSpec& spec, const CheckpointStore& st
 
 bool make_writable(torch::Tensor& tensor) {
   if (!is_mapped_view(tensor)) return false;
+  const torch::Tensor view = tensor;
   tensor = tensor.detach().clone().requires_grad_(tensor.requires_grad());
+  release_mapped_pages(view);  // the copy read them; the file's pages need not stay resident beside it
   return true;
 }
 

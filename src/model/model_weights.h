@@ -64,6 +64,10 @@ struct LoadOptions {
   // (model/memory_plan.h) exceeds this: -1 = MemAvailable, 0 = no limit.
   int64_t max_memory_bytes = -1;
   bool verbose = false;  // print the memory plan to stderr
+  // Forward-only commands that run each batch through the layers in order (stats, eval,
+  // teacher-cache): a model over the budget whose layers fit one at a time is streamed instead of
+  // refused (Transformer::streaming()).
+  bool allow_streaming = false;
 };
 
 // Loads and validates (shapes via validate_store) every tensor of the model. Some tensors may be

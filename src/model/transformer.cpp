@@ -9,6 +9,7 @@
 #include "model/mla_attention.h"
 #include "model/moe_experts.h"
 #include "model/rope.h"
+#include "model/tensor_table.h"
 #include "tensor/torch_bridge.h"
 
 #include <cstdio>
@@ -16,6 +17,22 @@
 namespace moeforge::model {
 
 namespace {
+
+// Layer streaming: what a layer (or the model-level tensors) holds mapped leaves this process's
+// resident memory once used; the next pass faults it back in (tensor/torch_bridge.h).
+void release_tensors(const ModelWeights& weights, int64_t layer, TensorScope scope) {
+  auto& w = const_cast<ModelWeights&>(weights);  // the accessors are non-const; nothing is written
+  for (const RuntimeTensor& entry : runtime_tensors())
+    if (entry.scope == scope) release_mapped_pages(entry.get(w, layer));
+}
+
+void release_layer(const ModelWeights& weights, int64_t layer) {
+  release_tensors(weights, layer, TensorScope::Layer);
+  const PackedExperts& p = weights.layers[layer].experts.packed;
+  for (const torch::Tensor* t : {&p.in_blocks, &p.in_scales, &p.out_blocks, &p.out_scales}) release_mapped_pages(*t);
+}
+
+void release_model_level(const ModelWeights& weights) { release_tensors(weights, -1, TensorScope::Model); }
 
 torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b) {
   return b.defined() ? torch::nn::functional::linear(x, w, b) : torch::nn::functional::linear(x, w);
@@ -66,9 +83,17 @@ std::unique_ptr<Transformer> Transformer::load(const std::filesystem::path& mode
                                             options.map_frozen, options.pack_mxfp4);
   if (options.verbose) std::fprintf(stderr, "%s\n", describe(plan, model_dir.string()).c_str());
   const uint64_t budget = options.max_memory_bytes < 0 ? available_memory_bytes() : static_cast<uint64_t>(options.max_memory_bytes);
-  check_memory_budget(plan, budget, model_dir.string());
+  const bool stream = options.allow_streaming && budget && plan.host_peak() > budget && plan.streamed_peak() <= budget;
+  if (stream)
+    std::fprintf(stderr, "moeforge: note: %s needs about %s but the memory budget is %s: streaming its weights one layer at a time "
+                 "(about %s resident; each batch reads them again from the page cache or the disk)\n", model_dir.string().c_str(),
+                 format_gb(plan.host_peak()).c_str(), format_gb(budget).c_str(), format_gb(plan.streamed_peak()).c_str());
+  else
+    check_memory_budget(plan, budget, model_dir.string(), options.allow_streaming);
   ModelWeights weights = load_model_weights(spec, *store, options);
-  return std::make_unique<Transformer>(std::move(spec), std::move(weights));
+  auto model = std::make_unique<Transformer>(std::move(spec), std::move(weights));
+  model->set_streaming(stream);
+  return model;
 }
 
 torch::Tensor Transformer::norm(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) const {
@@ -236,6 +261,7 @@ ForwardOutput Transformer::forward_with(const ModelWeights& weights, const torch
   auto positions_T = torch::arange(past, past + T, torch::TensorOptions().dtype(torch::kInt64).device(device()));
   auto h = torch::embedding(weights.embed, ids_dev);  // [B, T, H]
   if (spec_.positions == PositionKind::Learned) h = h + torch::embedding(weights.position_embed, positions_T).unsqueeze(0);
+  if (streaming_) release_model_level(weights);
   ForwardOutput output;
   for (int64_t l = 0; l < spec_.num_layers; ++l) {
     const LayerWeights& L = weights.layers[l];
@@ -243,6 +269,7 @@ ForwardOutput Transformer::forward_with(const ModelWeights& weights, const torch
     h = h + attention(weights, l, norm(h, L.attn_norm, L.attn_norm_bias), positions_T, options);
     auto x = norm(h, L.ffn_norm, L.ffn_norm_bias);
     h = h + (spec_.is_moe[l] ? moe(weights, l, x, options, output) : run_mlp(x, L.mlp, activation_));
+    if (streaming_) release_layer(weights, l);
   }
   if (options.last_token_logits_only) h = h.narrow(1, T - 1, 1);
   h = norm(h, weights.final_norm, weights.final_norm_bias);
@@ -251,6 +278,7 @@ ForwardOutput Transformer::forward_with(const ModelWeights& weights, const torch
     return output;
   }
   output.logits = linear(h, weights.lm_head, torch::Tensor()).to(torch::kFloat32);  // [B, T, V]
+  if (streaming_) release_model_level(weights);
   return output;
 }
 

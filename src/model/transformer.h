@@ -60,6 +60,11 @@ class Transformer {
   // The same with other weights of the same shapes (training: LoRA-merged or noised weights).
   ForwardOutput forward_with(const ModelWeights& weights, const torch::Tensor& ids, const ForwardOptions& options) const;
 
+  // Layer streaming: mapped weights (model/memory_plan.h) are released after each use in forward,
+  // so about one layer is resident; every pass reads them again from the page cache or the file.
+  bool streaming() const { return streaming_; }
+  void set_streaming(bool on) { streaming_ = on; }
+
   const ModelSpec& spec() const { return spec_; }
   ModelWeights& weights() { return weights_; }
   const ModelWeights& weights() const { return weights_; }
@@ -79,6 +84,7 @@ class Transformer {
   ModelWeights weights_;
   RouterOptions router_options_;
   ActivationOptions activation_;
+  bool streaming_ = false;
 };
 
 // The router options a spec implies (kind, top-k, renormalisation, scaling, groups).

@@ -1,5 +1,8 @@
 #include "tensor/torch_bridge.h"
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <torch/torch.h>
 
 #include "common/error.h"
@@ -66,6 +69,15 @@ torch::Tensor view_tensor(const StoredTensor& stored) {
 
 bool is_mapped_view(const torch::Tensor& t) {
   return t.defined() && t.has_storage() && t.storage().data_ptr().get_deleter() == &release_mapping_reference;
+}
+
+void release_mapped_pages(const torch::Tensor& t) {
+  if (!is_mapped_view(t)) return;
+  const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  const auto begin = reinterpret_cast<uintptr_t>(t.storage().data());
+  const uintptr_t end = begin + t.storage().nbytes();
+  const uintptr_t first = begin & ~(page - 1), last = (end + page - 1) & ~(page - 1);  // whole pages: the file is unchanged
+  if (last > first) madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
 }
 
 bool view_is_aligned(const StoredTensor& stored) {

@@ -21,6 +21,10 @@ DType from_scalar_type(torch::ScalarType type);
 torch::Tensor view_tensor(const StoredTensor& stored);
 // Whether `t` (or the storage it views) is memory-mapped file bytes made by view_tensor.
 bool is_mapped_view(const torch::Tensor& t);
+// Drops a mapped view's resident pages from this process (madvise MADV_DONTNEED on its storage):
+// RSS falls, and the next read faults them back from the page cache or the file (layer streaming,
+// model/transformer.h). No-op for other tensors.
+void release_mapped_pages(const torch::Tensor& t);
 // Whether view_tensor's bytes are aligned for their element type (safetensors does not promise
 // it; unaligned data is copied rather than handed to kernels that assume alignment).
 bool view_is_aligned(const StoredTensor& stored);

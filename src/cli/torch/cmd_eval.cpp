@@ -59,9 +59,11 @@ struct EvalCommand {
     if (auto code = dist::launch_workers_if_asked(nproc, env, command_line(), "eval")) return *code;
     check_sequence_length(load_model_spec(*CheckpointStore::open(model_dir)), block_size, "eval: --block-size", allow_long_seq);
     const int64_t compared = baseline_dir.empty() ? 0 : compare_vocab();
-    auto model = model::Transformer::load(model_dir, runtime.load_options());
+    model::LoadOptions load = runtime.load_options();
+    load.allow_streaming = true;  // batches run through the layers in order: a model over the budget streams
+    auto model = model::Transformer::load(model_dir, load);
     std::unique_ptr<model::Transformer> baseline;
-    if (!baseline_dir.empty()) baseline = model::Transformer::load(baseline_dir, runtime.load_options());
+    if (!baseline_dir.empty()) baseline = model::Transformer::load(baseline_dir, load);
     data::DataOptions options;
     options.block_size = block_size;
     options.seed = seed;

@@ -50,6 +50,7 @@ const CommandRegistrar registrar([](CLI::App& app) {
     o->tokenizer = *tok;
     o->progress = !*quiet;
     o->load = runtime->load_options();
+    o->load.allow_streaming = true;  // batches run through the layers in order: a model over the budget streams
     dist::World world(env);
     o->world = &world;
     stats::RouterStats s = stats::run_stats(*o);
