@@ -1,22 +1,27 @@
 #!/usr/bin/env python3
-"""GPT-OSS-20B on this machine (issue 13): peak RSS and tokens/s of `stats` and `eval` on a checkpoint with
-GPT-OSS-20B's real shapes (hidden 2880, 24 layers, 32 experts top-4, expert width 2880, 64/8 heads of 64,
-201,088-token vocabulary, alternating sliding windows, sinks, MXFP4 experts; random weights, written tensor
-by tensor by bench/surgery_bench.py's writer, ~13.8 GB), MXFP4 experts kept packed (the default) against
-`--dequantize` (their dense bf16 stacks, ~38 GB: the memory plan refuses it before loading on a 24 GB
-machine, which the bench shows), and `stats --max-memory --stream-budget` (below the model's size: layer
-streaming, mapped weights released after each layer; target: peak RSS within that budget). Then training, bf16, frozen MXFP4 experts packed (the default of `train`):
-new experts (`grow` +4 experts in every layer, as config.json has one expert count; phase new_experts of
---train-layers + router, tokens forced to the new experts) and a shared expert (`add-shared-expert --init random --width W`, phase shared_expert), AdamW, 2 steps of
---train-tokens, peak RSS and tokens/s of each `train` run (load, steps and the export of trainable.safetensors).
-Targets (issue 13): stats and eval at peak RSS <= 16 GB; training new experts or a shared expert <= 20 GB.
-What trains costs about 18 bytes per trained parameter beside the packed model (bf16 copy, fp32 master,
-gradient, two AdamW moments), printed with each run; --train-layers and --shared-width size it (all 96 new
-experts of GPT-OSS-20B +4 are 2.4 B parameters, ~43 GB of training state: not a 24 GB machine's job).
+"""GPT-OSS on this machine (issue 13), random weights with the real shapes, written tensor by tensor by
+bench/surgery_bench.py's writer (GPT-OSS-20B: hidden 2880, 24 layers, 32 experts top-4, expert width 2880,
+64/8 heads of 64, 201,088-token vocabulary, alternating sliding windows, sinks, MXFP4 experts; ~13.8 GB):
+1. `stats` and `eval`, MXFP4 experts kept packed (the default); `eval --dequantize` (dense bf16 experts,
+   ~38 GB) is refused by the memory plan before loading, which the bench shows. Target: peak RSS <= 16 GB.
+2. `stats --max-memory --stream-budget` (below the model's size): layer streaming, the mapped weights
+   released after each layer. Target: peak RSS within that budget.
+3. Training, bf16, AdamW, 2 steps of --train-tokens, frozen MXFP4 experts packed (the default of `train`):
+   new experts (`grow` +4 experts in every layer, as config.json has one expert count; phase new_experts of
+   --train-layers + router, tokens forced to the new experts) and a shared expert (`add-shared-expert
+   --init random --width W`, phase shared_expert). Peak RSS and tokens/s of each `train` run (load, steps,
+   export of trainable.safetensors). Target: <= 20 GB. What trains costs about 18 bytes per trained
+   parameter beside the packed model (bf16 copy, fp32 master, gradient, two AdamW moments), printed with
+   each run; --train-layers and --shared-width size it (all 96 new experts of GPT-OSS-20B +4 are 2.4 B
+   parameters, ~43 GB of training state: not a 24 GB machine's job).
+4. GPT-OSS-120B's widths (128 experts top-4, same hidden and vocabulary) at --120b-layers layer counts:
+   streamed `stats` peak RSS per count, the fitted per-layer slope and the predicted peak of all 36 layers.
+   Target: predicted <= 20 GB.
 
 Usage (from the repository root; needs ~45 GB free disk and the test data unpacked by the build):
     .venv/bin/python bench/gpt_oss_memory_bench.py --moeforge build/moeforge [--layers 24] [--tokens 1024] [--dir /tmp]
-        [--train-layers 22-23] [--shared-width 1024] [--train-tokens 256] [--stream-budget 6] [--skip stats,eval,streamed,grow,shared]
+        [--train-layers 22-23] [--shared-width 1024] [--train-tokens 256] [--stream-budget 6] [--120b-layers 1,2,3]
+        [--skip stats,eval,streamed,grow,shared,120b]
 """
 import argparse
 import glob
@@ -91,6 +96,34 @@ def bench_training(args, work, model, data, size, skip):
         shutil.rmtree(shared, ignore_errors=True)
 
 
+def bench_120b(args, work, data):
+    """Streamed stats on GPT-OSS-120B widths: peak RSS per layer count, the slope, the 36-layer prediction."""
+    counts = [int(x) for x in args.layers_120b.split(",") if x]
+    tok = os.path.join(shared_data_dir(), "tokenizers", "gptoss")
+    points = []
+    print(f"GPT-OSS-120B widths (128 experts top-4), stats --max-memory {args.stream_budget} (streamed), bf16:")
+    for layers in counts:
+        model = os.path.join(work, f"gpt_oss_120b_{layers}l")
+        size = build_model(model, layers, VOCAB, experts=128)
+        for name in ("tokenizer.json", "tokenizer_config.json"):
+            shutil.copy(os.path.join(tok, name), model)
+        cmd = [args.moeforge, "--no-progress", "stats", model, "--data", data, "--tokens", str(args.tokens), "--out",
+               os.path.join(work, f"stats_120b_{layers}"), "--max-memory", str(args.stream_budget), "--dtype", "bf16",
+               "--block-size", "256", "--batch-size", "2"]
+        seconds, rss = timed(cmd)
+        points.append((layers, rss))
+        print(f"  {layers:>2} layers ({gb(size)} file): peak RSS {gb(rss)}, {args.tokens / seconds:.1f} tokens/s")
+        shutil.rmtree(model, ignore_errors=True)
+    if len(points) >= 2:
+        n = len(points)
+        mean_l = sum(l for l, _ in points) / n
+        mean_r = sum(r for _, r in points) / n
+        slope = sum((l - mean_l) * (r - mean_r) for l, r in points) / sum((l - mean_l) ** 2 for l, _ in points)
+        predicted = mean_r + slope * (36 - mean_l)
+        print(f"  slope {slope / 1e6:.0f} MB per layer; predicted 36-layer streamed stats peak {gb(predicted)} "
+              f"({'meets' if predicted <= 20e9 else 'MISSES'} the 20 GB target; the 36-layer file is ~65 GB)")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--moeforge", default="build/moeforge")
@@ -101,7 +134,8 @@ def main():
     parser.add_argument("--shared-width", type=int, default=1024, help="width of the added shared expert")
     parser.add_argument("--train-tokens", type=int, default=256, help="tokens per training step (one sequence)")
     parser.add_argument("--stream-budget", type=float, default=6.0, help="--max-memory GB of the streamed stats run")
-    parser.add_argument("--skip", default="", help="comma-separated runs to leave out: stats, eval, streamed, grow, shared")
+    parser.add_argument("--120b-layers", dest="layers_120b", default="1,2,3", help="layer counts of the 120B-width checkpoints")
+    parser.add_argument("--skip", default="", help="comma-separated runs to leave out: stats, eval, streamed, grow, shared, 120b")
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
     need = 2 * (args.layers * 0.48e9 + 2 * VOCAB * 2880 * 2 + 1e9)  # the model and one grown/shared copy at a time
@@ -144,6 +178,9 @@ def main():
             refused = subprocess.run(runs[1][1] + ["--dequantize"], capture_output=True, text=True)
             print(f"eval --dequantize (dense bf16 experts): exit {refused.returncode}: {refused.stderr.strip()[:300]}")
         bench_training(args, work, model, data, size, skip)
+        shutil.rmtree(model, ignore_errors=True)
+        if "120b" not in skip:
+            bench_120b(args, work, data)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0

@@ -38,8 +38,8 @@ def bf16_random(rng, count, std=0.02):
     return (values >> 16).astype(np.uint16)
 
 
-def layer_tensors(l):
-    """(name, dtype, shape) of one GPT-OSS layer with MXFP4 experts."""
+def layer_tensors(l, experts=E):
+    """(name, dtype, shape) of one GPT-OSS layer with MXFP4 experts (GPT-OSS-20B: 32, 120B: 128)."""
     p = f"model.layers.{l}."
     return [
         (p + "input_layernorm.weight", "BF16", [H]),
@@ -53,14 +53,14 @@ def layer_tensors(l):
         (p + "self_attn.o_proj.weight", "BF16", [H, HEADS * HEAD_DIM]),
         (p + "self_attn.o_proj.bias", "BF16", [H]),
         (p + "self_attn.sinks", "BF16", [HEADS]),
-        (p + "mlp.router.weight", "BF16", [E, H]),
-        (p + "mlp.router.bias", "BF16", [E]),
-        (p + "mlp.experts.gate_up_proj_blocks", "U8", [E, 2 * F, H // 32, 16]),
-        (p + "mlp.experts.gate_up_proj_scales", "U8", [E, 2 * F, H // 32]),
-        (p + "mlp.experts.gate_up_proj_bias", "BF16", [E, 2 * F]),
-        (p + "mlp.experts.down_proj_blocks", "U8", [E, H, F // 32, 16]),
-        (p + "mlp.experts.down_proj_scales", "U8", [E, H, F // 32]),
-        (p + "mlp.experts.down_proj_bias", "BF16", [E, H]),
+        (p + "mlp.router.weight", "BF16", [experts, H]),
+        (p + "mlp.router.bias", "BF16", [experts]),
+        (p + "mlp.experts.gate_up_proj_blocks", "U8", [experts, 2 * F, H // 32, 16]),
+        (p + "mlp.experts.gate_up_proj_scales", "U8", [experts, 2 * F, H // 32]),
+        (p + "mlp.experts.gate_up_proj_bias", "BF16", [experts, 2 * F]),
+        (p + "mlp.experts.down_proj_blocks", "U8", [experts, H, F // 32, 16]),
+        (p + "mlp.experts.down_proj_scales", "U8", [experts, H, F // 32]),
+        (p + "mlp.experts.down_proj_bias", "BF16", [experts, H]),
     ]
 
 
@@ -89,11 +89,11 @@ def write_shard(path, tensors, rng):
     return offset
 
 
-def build_model(path, layers, vocab, seed=0):
+def build_model(path, layers, vocab, seed=0, experts=E):
     os.makedirs(path)
     rng = np.random.default_rng(seed)
     shards, weight_map, total = [], {}, 0
-    groups = [[("model.embed_tokens.weight", "BF16", [vocab, H])]] + [layer_tensors(l) for l in range(layers)]
+    groups = [[("model.embed_tokens.weight", "BF16", [vocab, H])]] + [layer_tensors(l, experts) for l in range(layers)]
     groups[-1] += [("model.norm.weight", "BF16", [H]), ("lm_head.weight", "BF16", [vocab, H])]
     for i, group in enumerate(groups):
         name = f"model-{i + 1:05d}-of-{len(groups):05d}.safetensors"
@@ -105,14 +105,14 @@ def build_model(path, layers, vocab, seed=0):
     config = {
         "model_type": "gpt_oss", "architectures": ["GptOssForCausalLM"], "hidden_size": H, "intermediate_size": F,
         "num_hidden_layers": layers, "num_attention_heads": HEADS, "num_key_value_heads": KV_HEADS, "head_dim": HEAD_DIM,
-        "vocab_size": vocab, "num_local_experts": E, "num_experts_per_tok": 4, "sliding_window": 128,
+        "vocab_size": vocab, "num_local_experts": experts, "num_experts_per_tok": 4, "sliding_window": 128,
         "layer_types": ["sliding_attention" if l % 2 == 0 else "full_attention" for l in range(layers)],
         "rms_norm_eps": 1e-5, "max_position_embeddings": 131072, "tie_word_embeddings": False,
         "quantization_config": {"quant_method": "mxfp4"},
     }
     json.dump(config, open(os.path.join(path, "config.json"), "w"), indent=2)
-    plan = {"version": 1, "model": {"model_type": "gpt_oss", "num_layers": layers, "num_experts": E, "hidden_size": H},
-            "importance": {str(l): rng.random(E).tolist() for l in range(layers)}}
+    plan = {"version": 1, "model": {"model_type": "gpt_oss", "num_layers": layers, "num_experts": experts, "hidden_size": H},
+            "importance": {str(l): rng.random(experts).tolist() for l in range(layers)}}
     json.dump(plan, open(os.path.join(path, "..", f"plan{layers}.json"), "w"))
     return total
 

@@ -50,7 +50,7 @@ std::pair<torch::Tensor, torch::Tensor> stacked_factors(const TrainableTensor& t
                                                         const torch::Tensor& out_rows) {
   auto a = t.lora_a.detach().to(torch::kCPU, torch::kFloat32);  // [n, r, in]
   auto b = t.lora_b.detach().to(torch::kCPU, torch::kFloat32);  // [n, out, r]
-  auto index = t.index.to(torch::kCPU);
+  auto index = torch::tensor(t.experts, torch::kInt64);  // expert ids (t.index holds rows of the model's stack)
   const int64_t r = a.size(1), in = a.size(2), out = b.size(1);
   auto full_a = torch::zeros({num_experts, r, in}).index_copy_(0, index, a);
   auto full_b = torch::zeros({num_experts, out, r}).index_copy_(0, index, b);
@@ -123,7 +123,7 @@ AdapterResult write_peft_adapter(const ModelSpec& spec, const TrainableSet& set,
       const bool inner = t == m.gate_up && m.down;
       torch::Tensor rows;
       if (t == m.gate_up && interleaved) rows = interleaved_rows(t->base->size(1));
-      auto [a, b] = stacked_factors(*t, t->base->size(0), rows);
+      auto [a, b] = stacked_factors(*t, static_cast<int64_t>(t->mask.size()), rows);  // the stack's experts, packed ones too
       const std::string prefix = "base_model.model." + module + (inner ? ".base_layer" : "");
       add_blob(blobs, prefix + ".lora_A.weight", a);
       add_blob(blobs, prefix + ".lora_B.weight", b);

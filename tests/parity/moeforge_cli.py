@@ -2,6 +2,7 @@
 the one place that knows where it is (env MOEFORGE_BIN, default build/moeforge) and how to call it."""
 import os
 import subprocess
+import sys
 
 BIN = os.path.abspath(os.environ.get("MOEFORGE_BIN", os.path.join(os.path.dirname(__file__), "../../build/moeforge")))
 
@@ -42,3 +43,15 @@ def finish(name, failures, start, summary):
         return 1
     print(f"{name}: {summary} ({elapsed:.1f}s)")
     return 0
+
+
+def peak_rss(*args):
+    """Runs `moeforge ARGS` in a child Python; returns (its peak RSS in bytes, from the kernel's accounting
+    of that child, and its stderr). A non-zero exit raises RuntimeError with the stderr's tail."""
+    code = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
+            "sys.stderr.write(r.stderr); sys.exit(r.returncode) if r.returncode else "
+            "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024)")
+    out = subprocess.run([sys.executable, "-c", code, BIN, *map(str, args)], capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"moeforge {' '.join(map(str, args))} failed: {out.stderr.strip()[-500:]}")
+    return int(out.stdout.strip()), out.stderr

@@ -13,30 +13,18 @@ Exit 0 = pass. Env: MOEFORGE_BIN."""
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "bench"))
-from moeforge_cli import BIN, finish, run_moeforge  # noqa: E402
+from moeforge_cli import finish, peak_rss, run_moeforge  # noqa: E402
 from small_tokenizer import TEXT, save_small_tokenizer  # noqa: E402
 from surgery_bench import build_model  # noqa: E402
 
 BUDGET_GB = 1.4
 COMMON = ["--dtype", "bf16", "--block-size", "64", "--batch-size", "2"]
-
-
-def peak_rss(args):
-    """(peak RSS bytes, stderr) of one moeforge run, from the kernel's accounting of the child."""
-    code = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
-            "sys.stderr.write(r.stderr); sys.exit(r.returncode) if r.returncode else "
-            "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024)")
-    out = subprocess.run([sys.executable, "-c", code, BIN, *map(str, args)], capture_output=True, text=True)
-    if out.returncode != 0:
-        raise RuntimeError(f"moeforge {' '.join(map(str, args))} failed: {out.stderr.strip()[-500:]}")
-    return int(out.stdout.strip()), out.stderr
 
 
 def stats_json(path):
@@ -61,8 +49,8 @@ def main():
         with open(data, "w") as f:
             f.write("\n".join([TEXT] * 80) + "\n")
         stats = ["--no-progress", "stats", model, "--data", data, "--tokens", "256", *COMMON]
-        streamed_rss, note = peak_rss(stats + ["--out", os.path.join(work, "streamed"), "--max-memory", BUDGET_GB])
-        whole_rss, _ = peak_rss(stats + ["--out", os.path.join(work, "whole")])
+        streamed_rss, note = peak_rss(*stats, *["--out", os.path.join(work, "streamed"), "--max-memory", BUDGET_GB])
+        whole_rss, _ = peak_rss(*stats, *["--out", os.path.join(work, "whole")])
         print(f"  model {size / 1e9:.2f} GB; stats peak RSS streamed {streamed_rss / 1e9:.2f} GB (budget {BUDGET_GB} GB), "
               f"not streamed {whole_rss / 1e9:.2f} GB")
         if "streaming its weights one layer at a time" not in note:

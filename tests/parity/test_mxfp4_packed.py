@@ -8,9 +8,7 @@ that says so. Exit 0 = pass. Env: MOEFORGE_BIN."""
 import json
 import os
 import re
-import resource
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -20,7 +18,7 @@ import transformers
 from safetensors.torch import load_file
 
 from families import build_tiny_model, quantize_gpt_oss_mxfp4
-from moeforge_cli import BIN, finish, moeforge, run_moeforge
+from moeforge_cli import finish, moeforge, peak_rss, run_moeforge
 from small_tokenizer import TEXT, save_small_tokenizer
 
 torch.set_num_threads(2)
@@ -77,16 +75,6 @@ def check_stats_and_eval(work, model_dir, failures):
         failures.append(f"eval differs: packed {str(outputs['packed'][1])[:200]} vs {str(outputs['dequantized'][1])[:200]}")
 
 
-def peak_rss_of(args):
-    """Peak RSS (bytes) of one moeforge run, from the kernel's accounting of the child."""
-    code = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, capture_output=True); "
-            "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024)")
-    out = subprocess.run([sys.executable, "-c", code, BIN, *map(str, args)], capture_output=True, text=True)
-    if out.returncode != 0:
-        raise RuntimeError(f"moeforge {' '.join(map(str, args))} failed: {out.stderr.strip()[-500:]}")
-    return int(out.stdout.strip())
-
-
 def check_memory(work, failures):
     model_dir = os.path.join(work, "gpt_oss_wide")
     build_tiny_model("gpt_oss", model_dir, hidden_size=1024, intermediate_size=1024, num_local_experts=8,
@@ -95,7 +83,7 @@ def check_memory(work, failures):
     dense_experts = 4 * 8 * 3 * 1024 * 1024 * 4  # 4 layers, 8 experts, fp32 run dtype
     out = os.path.join(work, "wide.safetensors")
     args = ["forward", model_dir, "--ids", ",".join(map(str, IDS)), "--out", out, "--dtype", "fp32"]
-    packed, dense = peak_rss_of(args), peak_rss_of(args + ["--dequantize"])
+    (packed, _), (dense, _) = peak_rss(*args), peak_rss(*args, "--dequantize")
     if dense - packed < 0.6 * dense_experts:
         failures.append(f"peak RSS packed {packed / 1e6:.0f} MB vs dequantised {dense / 1e6:.0f} MB: expected a saving of "
                         f"most of the {dense_experts / 1e6:.0f} MB of dense experts")

@@ -1,8 +1,8 @@
 """Training an MXFP4 GPT-OSS model with its frozen experts packed (the default of `train`; `--dequantize`
 loads every expert dense, the old behaviour). A grown MXFP4 model (two clones per layer) trains its new
-experts + router, then an old expert + norms, in fp32:
+experts + router, then an old expert + norms, then LoRA on the new experts, in fp32:
 - packed and dequantised runs give the same losses and gradient norms (1e-5 relative) and the same
-  trained router and norms (1e-5);
+  trained router and norms (1e-5), and byte-identical PEFT adapters;
 - the packed run's trainable.safetensors is MXFP4 like its base: untouched experts' blocks/scales
   byte-identical to the base's, the trained experts' blocks those of quantising the dequantised run's
   trained weights (all but a few rounding ties), biases the dequantised run's within bf16;
@@ -36,6 +36,8 @@ RECIPE = {
     "phases": [
         {"name": "new", "steps": 3, "select": ["new_experts", "router"], "routing": {"force_route": "selected"}},
         {"name": "old", "steps": 2, "select": "experts=0:1 + norms"},
+        {"name": "lora", "steps": 2, "select": "new_experts", "method": "lora", "lora": {"rank": 2},
+         "routing": {"force_route": "selected"}},
     ],
 }
 
@@ -184,7 +186,10 @@ def main():
         packed, dense = os.path.join(work, "packed"), os.path.join(work, "dense")
         train(grown, data, recipe_path, packed)
         train(grown, data, recipe_path, dense, "--dequantize")
-        check_losses(packed, dense, "new experts + old expert", failures)
+        check_losses(packed, dense, "new experts + old expert + LoRA", failures)
+        with open(os.path.join(packed, "adapter_model.safetensors"), "rb") as a, open(os.path.join(dense, "adapter_model.safetensors"), "rb") as b:
+            if a.read() != b.read():
+                failures.append("the LoRA adapter of the new experts differs between the packed and the dequantised run")
         check_trainable(grown, packed, dense, failures)
         check_merge(work, grown, packed, failures)
         check_resume(work, grown, data, recipe_path, packed, failures)
