@@ -20,7 +20,7 @@ bench/surgery_bench.py's writer (GPT-OSS-20B: hidden 2880, 24 layers, 32 experts
 
 Usage (from the repository root; needs ~45 GB free disk and the test data unpacked by the build):
     .venv/bin/python bench/gpt_oss_memory_bench.py --moeforge build/moeforge [--layers 24] [--tokens 1024] [--dir /tmp]
-        [--train-layers 22-23] [--shared-width 1024] [--train-tokens 256] [--stream-budget 6] [--120b-layers 1,2,3]
+        [--train-layers 22-23] [--shared-width 1024] [--train-tokens 256] [--stream-budget 6] [--120b-layers 1,2,3,4] [--120b-budget 4]
         [--skip stats,eval,streamed,grow,shared,120b]
 """
 import argparse
@@ -101,14 +101,14 @@ def bench_120b(args, work, data):
     counts = [int(x) for x in args.layers_120b.split(",") if x]
     tok = os.path.join(shared_data_dir(), "tokenizers", "gptoss")
     points = []
-    print(f"GPT-OSS-120B widths (128 experts top-4), stats --max-memory {args.stream_budget} (streamed), bf16:")
+    print(f"GPT-OSS-120B widths (128 experts top-4), stats --max-memory {args.budget_120b} (streamed), bf16:")
     for layers in counts:
         model = os.path.join(work, f"gpt_oss_120b_{layers}l")
         size = build_model(model, layers, VOCAB, experts=128)
         for name in ("tokenizer.json", "tokenizer_config.json"):
             shutil.copy(os.path.join(tok, name), model)
         cmd = [args.moeforge, "--no-progress", "stats", model, "--data", data, "--tokens", str(args.tokens), "--out",
-               os.path.join(work, f"stats_120b_{layers}"), "--max-memory", str(args.stream_budget), "--dtype", "bf16",
+               os.path.join(work, f"stats_120b_{layers}"), "--max-memory", str(args.budget_120b), "--dtype", "bf16",
                "--block-size", "256", "--batch-size", "2"]
         seconds, rss = timed(cmd)
         points.append((layers, rss))
@@ -134,7 +134,9 @@ def main():
     parser.add_argument("--shared-width", type=int, default=1024, help="width of the added shared expert")
     parser.add_argument("--train-tokens", type=int, default=256, help="tokens per training step (one sequence)")
     parser.add_argument("--stream-budget", type=float, default=6.0, help="--max-memory GB of the streamed stats run")
-    parser.add_argument("--120b-layers", dest="layers_120b", default="1,2,3", help="layer counts of the 120B-width checkpoints")
+    parser.add_argument("--120b-layers", dest="layers_120b", default="1,2,3,4", help="layer counts of the 120B-width checkpoints")
+    parser.add_argument("--120b-budget", dest="budget_120b", type=float, default=4.0,
+                        help="--max-memory GB of the 120B-width runs (below even one layer's unstreamed need, so each streams)")
     parser.add_argument("--skip", default="", help="comma-separated runs to leave out: stats, eval, streamed, grow, shared, 120b")
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))

@@ -38,9 +38,13 @@ struct Loader {
   // The stored tensor as torch, read-only (a view of the mapping), checked for NaN/inf in place.
   torch::Tensor source(const std::string& name) const {
     StoredTensor t = store.tensor(name);
-    if (options.check_finite && !all_finite(t.bytes().data, t.info->num_elements(), t.info->dtype))
-      fail(store.directory().string(), ": tensor '", name, "' contains NaN or infinite values");
-    return view_tensor(t);
+    torch::Tensor view = view_tensor(t);
+    if (options.check_finite) {
+      if (!all_finite(t.bytes().data, t.info->num_elements(), t.info->dtype))
+        fail(store.directory().string(), ": tensor '", name, "' contains NaN or infinite values");
+      release_mapped_pages(view);  // the check read every page: loading would otherwise hold the whole file resident
+    }
+    return view;
   }
   torch::Tensor source(Role r, int64_t layer, int64_t expert = -1) const { return source(tensor_name(spec, r, layer, expert)); }
 
@@ -166,6 +170,7 @@ struct Loader {
       if (!mxfp4_all_finite(host(p.in_blocks).reshape({-1, p.in_blocks.size(2), 16}), host(p.in_scales).reshape({E * p.in_scales.size(1), -1})) ||
           !mxfp4_all_finite(host(p.out_blocks).reshape({-1, p.out_blocks.size(2), 16}), host(p.out_scales).reshape({E * p.out_scales.size(1), -1})))
         fail(store.directory().string(), ": MXFP4 experts of layer ", l, " encode NaN or infinite values");
+      for (const torch::Tensor* t : {&p.in_blocks, &p.in_scales, &p.out_blocks, &p.out_scales}) release_mapped_pages(*t);
     }
     return p;
   }

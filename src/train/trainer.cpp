@@ -492,6 +492,8 @@ TrainResult Trainer::run() {
     const ModelSpec spec = load_model_spec(*CheckpointStore::open(o.model_dir));
     for (const auto& phase : precheck.phases)
       check_sequence_length(spec, phase.seq_len, o.recipe_label + ": phase '" + phase.name + "' seq_len", precheck.allow_long_seq);
+    if (o.dump_steps > 0 && spec.moe.layout == ExpertLayout::Mxfp4 && !o.dequantize)
+      fail("train: --dump-steps writes expert gradients in the dense layout; add --dequantize to hold this MXFP4 model's experts dense");
   }
   I.o = o;
   if (precheck.threads > 0) torch::set_num_threads(static_cast<int>(precheck.threads));
@@ -510,10 +512,6 @@ TrainResult Trainer::run() {
   I.model = model_.get();
   I.plan = make_training_plan(*model_, o.recipe, o.recipe_label, o.model_dir, o.analysis_plan);
   unpack_selected_experts(model_->weights(), I.plan.selections);
-  if (o.dump_steps > 0)
-    for (const auto& L : model_->weights().layers)
-      if (!L.experts.unpacked.empty())
-        fail("train: --dump-steps writes expert gradients in the dense layout; add --dequantize to train this MXFP4 model's experts dense");
   if (distill.enabled && !distill.cache.empty()) {
     I.cache = std::make_unique<TeacherCacheReader>(distill.cache);
     check_cache(*I.cache, *model_, o.tokenizer_dir, I.plan.recipe, distill.router_kd);
