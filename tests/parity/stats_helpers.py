@@ -34,3 +34,20 @@ def brown_jsonl(path, genres="abj", files_per_genre=3, max_words=None):
                         if len(words) > 5:
                             out.write(json.dumps({"text": " ".join(words), "domain": genre}) + "\n")
     return path
+
+
+def run_independent_stats(stats_dir):
+    """stats.json of a run without what differs between runs of the same work (time, command line, path)."""
+    with open(os.path.join(stats_dir, "stats.json")) as f:
+        stats = json.load(f)
+    for key in ("created", "elapsed_s", "tokens_per_s", "command", "out", "timing"):
+        stats.pop(key, None)
+    return stats
+
+
+def run_independent_eval(stdout):
+    """An `eval --json` report without its timing and model path."""
+    report = json.loads(stdout)
+    for key in ("elapsed_s", "tokens_per_s", "model"):
+        report.pop(key, None)
+    return report

@@ -21,18 +21,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "bench"))
 from moeforge_cli import finish, peak_rss, run_moeforge  # noqa: E402
 from small_tokenizer import TEXT, save_small_tokenizer  # noqa: E402
+from stats_helpers import run_independent_eval, run_independent_stats  # noqa: E402
 from surgery_bench import build_model  # noqa: E402
 
 BUDGET_GB = 1.4
 COMMON = ["--dtype", "bf16", "--block-size", "64", "--batch-size", "2"]
-
-
-def stats_json(path):
-    with open(os.path.join(path, "stats.json")) as f:
-        stats = json.load(f)
-    for key in ("created", "elapsed_s", "tokens_per_s", "command", "out", "timing"):
-        stats.pop(key, None)
-    return stats
 
 
 def main():
@@ -59,16 +52,13 @@ def main():
             failures.append(f"streamed stats peaked at {streamed_rss / 1e9:.2f} GB, over the {BUDGET_GB} GB budget")
         if whole_rss <= BUDGET_GB * 1e9:
             failures.append(f"unstreamed stats peaked at only {whole_rss / 1e9:.2f} GB: the budget tests nothing")
-        if stats_json(os.path.join(work, "streamed")) != stats_json(os.path.join(work, "whole")):
+        if run_independent_stats(os.path.join(work, "streamed")) != run_independent_stats(os.path.join(work, "whole")):
             failures.append("streamed and unstreamed stats.json differ")
 
         reports = {}
         for mode, extra in (("streamed", ["--max-memory", BUDGET_GB]), ("whole", [])):
             r = run_moeforge("--no-progress", "eval", model, "--data", data, "--max-blocks", 4, "--json", *COMMON, *extra)
-            report = json.loads(r.stdout)
-            for key in ("elapsed_s", "tokens_per_s", "model"):
-                report.pop(key, None)
-            reports[mode] = report
+            reports[mode] = run_independent_eval(r.stdout)
         if reports["streamed"] != reports["whole"]:
             failures.append(f"eval differs: streamed {str(reports['streamed'])[:200]} vs {str(reports['whole'])[:200]}")
 

@@ -20,6 +20,7 @@ from safetensors.torch import load_file
 from families import build_tiny_model, quantize_gpt_oss_mxfp4
 from moeforge_cli import finish, moeforge, peak_rss, run_moeforge
 from small_tokenizer import TEXT, save_small_tokenizer
+from stats_helpers import run_independent_eval, run_independent_stats
 
 torch.set_num_threads(2)
 IDS = [3, 17, 250, 9, 41, 77, 120, 5, 199, 64, 12, 230, 33, 81, 7, 150, 42, 18, 99, 260]
@@ -60,15 +61,9 @@ def check_stats_and_eval(work, model_dir, failures):
     for mode, extra in (("packed", []), ("dequantized", ["--dequantize"])):
         stats_dir = os.path.join(work, f"stats-{mode}")
         moeforge("stats", model_dir, "--data", data, "--block-size", "32", "--tokens", "2000", "--out", stats_dir, *extra)
-        with open(os.path.join(stats_dir, "stats.json")) as f:
-            stats = json.load(f)
-        for key in ("created", "elapsed_s", "tokens_per_s", "command", "out", "timing"):
-            stats.pop(key, None)
-        report = json.loads(run_moeforge("--no-progress", "eval", model_dir, "--data", data, "--block-size", "32", "--json",
-                                         *extra).stdout)
-        for key in ("elapsed_s", "tokens_per_s", "model"):
-            report.pop(key, None)
-        outputs[mode] = (stats, report)
+        report = run_independent_eval(run_moeforge("--no-progress", "eval", model_dir, "--data", data, "--block-size", "32",
+                                                   "--json", *extra).stdout)
+        outputs[mode] = (run_independent_stats(stats_dir), report)
     if outputs["packed"][0] != outputs["dequantized"][0]:
         failures.append("stats.json differs between packed and dequantised experts")
     if outputs["packed"][1] != outputs["dequantized"][1]:
