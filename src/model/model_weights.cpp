@@ -170,7 +170,7 @@ struct Loader {
       if (!mxfp4_all_finite(host(p.in_blocks).reshape({-1, p.in_blocks.size(2), 16}), host(p.in_scales).reshape({E * p.in_scales.size(1), -1})) ||
           !mxfp4_all_finite(host(p.out_blocks).reshape({-1, p.out_blocks.size(2), 16}), host(p.out_scales).reshape({E * p.out_scales.size(1), -1})))
         fail(store.directory().string(), ": MXFP4 experts of layer ", l, " encode NaN or infinite values");
-      for (const torch::Tensor* t : {&p.in_blocks, &p.in_scales, &p.out_blocks, &p.out_scales}) release_mapped_pages(*t);
+      release_packed_pages(p);  // the check read every scale: they need not stay resident
     }
     return p;
   }

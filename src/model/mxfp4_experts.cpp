@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "common/error.h"
+#include "tensor/torch_bridge.h"
 
 #include "arch/mxfp4.h"
 
@@ -69,6 +70,10 @@ void unpack_experts(StackedExperts& experts, std::vector<int64_t> ids, torch::Sc
   experts.w_in = torch::stack(in);
   experts.w_out = torch::stack(out);
   experts.unpacked = std::move(ids);
+}
+
+void release_packed_pages(const PackedExperts& p) {
+  for (const torch::Tensor* t : {&p.in_blocks, &p.in_scales, &p.out_blocks, &p.out_scales}) release_mapped_pages(*t);
 }
 
 bool mxfp4_all_finite(const torch::Tensor& blocks, const torch::Tensor& scales) {

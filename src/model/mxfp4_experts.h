@@ -20,6 +20,10 @@ torch::Tensor decode_packed_out(const PackedExperts& packed, int64_t expert, tor
 // rows), so they can be trained; the others stay packed. Experts already unpacked keep their values.
 void unpack_experts(StackedExperts& experts, std::vector<int64_t> ids, torch::ScalarType dtype);
 
+// Drops the resident pages of a packed stack's mapped blocks and scales (tensor/torch_bridge.h
+// release_mapped_pages): after the load-time check, and after each use when streaming.
+void release_packed_pages(const PackedExperts& packed);
+
 // Whether every value the blocks encode is finite (scale bytes >= 253 can overflow float32; 255
 // is E8M0's NaN). Reads in place; blocks [N, G, 16], scales [N, G] on CPU.
 bool mxfp4_all_finite(const torch::Tensor& blocks, const torch::Tensor& scales);

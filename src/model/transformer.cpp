@@ -8,6 +8,7 @@
 #include "model/memory_plan.h"
 #include "model/mla_attention.h"
 #include "model/moe_experts.h"
+#include "model/mxfp4_experts.h"
 #include "model/rope.h"
 #include "model/tensor_table.h"
 #include "tensor/torch_bridge.h"
@@ -28,8 +29,7 @@ void release_tensors(const ModelWeights& weights, int64_t layer, TensorScope sco
 
 void release_layer(const ModelWeights& weights, int64_t layer) {
   release_tensors(weights, layer, TensorScope::Layer);
-  const PackedExperts& p = weights.layers[layer].experts.packed;
-  for (const torch::Tensor* t : {&p.in_blocks, &p.in_scales, &p.out_blocks, &p.out_scales}) release_mapped_pages(*t);
+  release_packed_pages(weights.layers[layer].experts.packed);
 }
 
 void release_model_level(const ModelWeights& weights) { release_tensors(weights, -1, TensorScope::Model); }
