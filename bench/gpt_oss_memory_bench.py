@@ -12,7 +12,8 @@ bench/surgery_bench.py's writer (GPT-OSS-20B: hidden 2880, 24 layers, 32 experts
    --init random --width W`, phase shared_expert). Peak RSS and tokens/s of each `train` run (load, steps,
    export of trainable.safetensors). Target: <= 20 GB. What trains costs about 18 bytes per trained
    parameter beside the packed model (bf16 copy, fp32 master, gradient, two AdamW moments), printed with
-   each run; --train-layers and --shared-width size it (all 96 new experts of GPT-OSS-20B +4 are 2.4 B
+   each run with the peak the run's memory plan predicted before loading (`train --list-params`);
+   --train-layers and --shared-width size it (all 96 new experts of GPT-OSS-20B +4 are 2.4 B
    parameters, ~43 GB of training state: not a 24 GB machine's job).
 4. GPT-OSS-120B's widths (128 experts top-4, same hidden and vocabulary) at --120b-layers layer counts:
    streamed `stats` peak RSS per count, the fitted per-layer slope and the predicted peak of all 36 layers.
@@ -27,6 +28,7 @@ import argparse
 import glob
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -58,6 +60,10 @@ def train_run(args, work, model, data, label, select, routing, trained_params):
     with open(recipe_path, "w") as f:
         json.dump(recipe, f)
     run = os.path.join(work, f"run_{label}")
+    # The run's own memory plan (train --list-params reads headers only): predicted beside measured.
+    listed = subprocess.run([args.moeforge, "train", model, "--recipe", recipe_path, "--list-params"], check=True,
+                            capture_output=True, text=True).stdout
+    predicted = float(re.search(r"predicted host peak ([0-9.]+) GB", listed).group(1)) * 1e9
     seconds, rss = timed([args.moeforge, "--no-progress", "train", model, "--data", data, "--recipe", recipe_path, "--out", run])
     with open(os.path.join(run, "metrics.jsonl")) as f:
         steps = [json.loads(line) for line in f]
@@ -66,7 +72,8 @@ def train_run(args, work, model, data, label, select, routing, trained_params):
     print(f"train {label:<13} {gb(rss):>10} {rss / model_bytes:>7.2f} {2 * args.train_tokens / seconds:>9.2f}  "
           f"(step 2: {step_rate:.2f} tokens/s; {trained_params / 1e6:.0f}M trained parameters, "
           f"{(rss - model_bytes) / max(trained_params, 1):.1f} bytes each beside the {gb(model_bytes)} file) "
-          f"{'meets' if rss <= 20e9 else 'MISSES'} the 20 GB target")
+          f"{'meets' if rss <= 20e9 else 'MISSES'} the 20 GB target; memory plan predicted {gb(predicted)} "
+          f"(measured / predicted {rss / predicted:.2f})")
     shutil.rmtree(run, ignore_errors=True)
 
 

@@ -8,6 +8,7 @@
 
 #include "arch/model_summary.h"
 #include "cli/commands.h"
+#include "cli/info_memory.h"
 #include "common/error.h"
 #include "common/strings.h"
 #include "io/checkpoint_store.h"
@@ -69,6 +70,26 @@ std::string digest_to_table(const CheckpointDigest& d) {
   return out.str();
 }
 
+nlohmann::json modes_to_json(const std::vector<ModeMemory>& modes) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const ModeMemory& m : modes)
+    out.push_back({{"mode", m.mode}, {"commands", m.commands}, {"weight_bytes", m.weights}, {"mapped_bytes", m.mapped},
+                   {"host_peak_bytes", m.peak}, {"streamed_peak_bytes", m.streamed}});
+  return out;
+}
+
+std::string modes_to_table(const std::vector<ModeMemory>& modes) {
+  std::ostringstream out;
+  out << "  memory plan on CPU (predicted host peak before activations; a run's own with --verbose, train's with --list-params):\n";
+  for (const ModeMemory& m : modes) {
+    out << "    " << m.mode << std::string(m.mode.size() < 20 ? 20 - m.mode.size() : 1, ' ') << "peak " << format_gb(m.peak)
+        << " (weights " << format_gb(m.weights) << ", " << format_gb(m.mapped) << " of them mapped from the file); streamed "
+        << format_gb(m.streamed) << "; " << m.commands << "\n";
+  }
+  out << "    (streamed: stats, eval and teacher-cache over --max-memory hold one layer at a time; train adds its state)\n";
+  return out.str();
+}
+
 CommandRegistrar info_command([](CLI::App& app) {
   auto options = std::make_shared<InfoOptions>();
   auto* sub = app.add_subcommand("info", "Describe a model directory: family, sizes, experts, parameters, memory");
@@ -81,14 +102,18 @@ CommandRegistrar info_command([](CLI::App& app) {
   set_action(sub, [options] {
     auto store = CheckpointStore::open(options->model_dir);
     ModelSummary summary = summarize_model(*store);
+    std::vector<ModeMemory> modes;
+    if (info_memory_provider()) modes = info_memory_provider()(*store);
     std::optional<CheckpointDigest> digest;
     if (options->verify) digest = verify_checkpoint(*store);
     if (options->json) {
       nlohmann::json out = summary_to_json(summary);
+      if (!modes.empty()) out["memory"]["modes"] = modes_to_json(modes);
       if (digest) out["verify"] = digest_to_json(*digest);
       std::cout << out.dump(2) << "\n";
     } else {
       std::cout << summary_to_table(summary);
+      if (!modes.empty()) std::cout << modes_to_table(modes);
       if (digest) std::cout << digest_to_table(*digest);
     }
     if (digest) {
@@ -104,4 +129,10 @@ CommandRegistrar info_command([](CLI::App& app) {
 });
 
 }  // namespace
+
+InfoMemoryProvider& info_memory_provider() {
+  static InfoMemoryProvider provider = nullptr;
+  return provider;
+}
+
 }  // namespace moeforge::cli

@@ -10,6 +10,8 @@ namespace moeforge {
 
 // "1.50 GiB", "12.0 MiB", "512 B".
 std::string human_bytes(uint64_t bytes);
+// "1.23 GB" (decimal gigabytes, as --max-memory takes them).
+std::string format_gb(uint64_t bytes);
 // "7.24B", "1.3M", "950".
 std::string human_count(uint64_t count);
 std::vector<std::string> split(std::string_view text, char separator);

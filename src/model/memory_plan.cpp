@@ -96,18 +96,13 @@ MemoryPlan plan_model_memory(const ModelSpec& spec, const CheckpointStore& store
 uint64_t available_memory_bytes() { return meminfo_field("/proc/meminfo", "MemAvailable:"); }
 uint64_t peak_rss_bytes() { return meminfo_field("/proc/self/status", "VmHWM:"); }
 
-std::string format_gb(uint64_t bytes) {
-  char text[32];
-  std::snprintf(text, sizeof text, "%.2f GB", static_cast<double>(bytes) / 1e9);
-  return text;
-}
-
 std::string describe(const MemoryPlan& plan, const std::string& what) {
   std::string line = cat("memory plan for ", what, ": weights ", format_gb(plan.weights), " (", format_gb(plan.mapped),
                          " mapped from the file)");
   if (plan.device) line += cat(" on the device");
-  line += cat(", load buffers ", format_gb(plan.transient), ", runtime ", format_gb(plan.runtime),
-              "; predicted host peak ", format_gb(plan.host_peak()), " plus activations");
+  line += cat(", load buffers ", format_gb(plan.transient), ", runtime ", format_gb(plan.runtime));
+  if (plan.work) line += cat(", ", plan.work_what);
+  line += cat("; predicted host peak ", format_gb(plan.host_peak()), plan.work ? "" : " plus activations");
   return line;
 }
 
@@ -115,7 +110,8 @@ void check_memory_budget(const MemoryPlan& plan, uint64_t budget_bytes, const st
   if (budget_bytes == 0 || plan.host_peak() <= budget_bytes) return;
   const std::string streamed = streamable ? cat("; streamed one layer at a time it still needs about ", format_gb(plan.streamed_peak())) : "";
   fail(what, ": needs about ", format_gb(plan.host_peak()), " of memory (weights ", format_gb(plan.device ? 0 : plan.weights),
-       " + load buffers ", format_gb(plan.transient), " + runtime ", format_gb(plan.runtime), ") but the memory budget is ",
+       " + load buffers ", format_gb(plan.transient), " + runtime ", format_gb(plan.runtime),
+       plan.work ? cat(" + ", plan.work_what) : std::string(), ") but the memory budget is ",
        format_gb(budget_bytes), " (--max-memory; default: MemAvailable)", streamed);
 }
 

@@ -24,12 +24,14 @@ struct MemoryPlan {
   uint64_t device = 0;     // bytes on the accelerator (weights there); 0 on CPU
   uint64_t largest_layer_mapped = 0;  // the mapped bytes of the layer with the most
   uint64_t model_level_mapped = 0;    // mapped embedding, LM head and final norm
-  uint64_t host_peak() const { return (device ? 0 : weights) + transient + runtime; }
+  uint64_t work = 0;                  // what the command adds on the host (train: its state and activations)
+  std::string work_what;              // names it in messages ("training state ... + activations ...")
+  uint64_t host_peak() const { return (device ? 0 : weights) + transient + runtime + work; }
   // Layer streaming (forward-only commands): the mapped weights are released after each use, so
   // the private tensors and one layer (or the embedding / LM head) are resident at a time.
   uint64_t streamed_peak() const {
     if (device) return host_peak();
-    return weights - mapped + std::max(largest_layer_mapped, model_level_mapped) + transient + runtime;
+    return weights - mapped + std::max(largest_layer_mapped, model_level_mapped) + transient + runtime + work;
   }
 };
 
@@ -44,8 +46,6 @@ uint64_t available_memory_bytes();
 // Peak resident set (VmHWM) of this process in bytes (0 when unreadable).
 uint64_t peak_rss_bytes();
 
-// "1.23 GB" (decimal gigabytes, as --max-memory takes them).
-std::string format_gb(uint64_t bytes);
 // One line: "memory plan for DIR: weights X GB (Y GB mapped from the file), load buffers ..., peak ~P GB".
 std::string describe(const MemoryPlan& plan, const std::string& what);
 

@@ -64,6 +64,10 @@ struct LoadOptions {
   // (model/memory_plan.h) exceeds this: -1 = MemAvailable, 0 = no limit.
   int64_t max_memory_bytes = -1;
   bool verbose = false;  // print the memory plan to stderr
+  // What the command adds to the weights on the host (train: state and activations), counted in the
+  // budget check; `work_what` describes it in the plan's messages.
+  uint64_t work_bytes = 0;
+  std::string work_what;
   // Forward-only commands that run each batch through the layers in order (stats, eval,
   // teacher-cache): a model over the budget whose layers fit one at a time is streamed instead of
   // refused (Transformer::streaming()).

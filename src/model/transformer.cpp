@@ -4,6 +4,7 @@
 
 #include "arch/family_adapter.h"
 #include "common/error.h"
+#include "common/strings.h"
 #include "io/checkpoint_store.h"
 #include "model/memory_plan.h"
 #include "model/mla_attention.h"
@@ -79,8 +80,10 @@ Transformer::Transformer(ModelSpec spec, ModelWeights weights)
 std::unique_ptr<Transformer> Transformer::load(const std::filesystem::path& model_dir, const LoadOptions& options) {
   auto store = CheckpointStore::open(model_dir);
   ModelSpec spec = load_model_spec(*store);
-  const MemoryPlan plan = plan_model_memory(spec, *store, from_scalar_type(options.dtype), options.device.is_cpu(),
-                                            options.map_frozen, options.pack_mxfp4);
+  MemoryPlan plan = plan_model_memory(spec, *store, from_scalar_type(options.dtype), options.device.is_cpu(),
+                                      options.map_frozen, options.pack_mxfp4);
+  plan.work = options.work_bytes;
+  plan.work_what = options.work_what;
   if (options.verbose) std::fprintf(stderr, "%s\n", describe(plan, model_dir.string()).c_str());
   const uint64_t budget = options.max_memory_bytes < 0 ? available_memory_bytes() : static_cast<uint64_t>(options.max_memory_bytes);
   const bool stream = options.allow_streaming && budget && plan.host_peak() > budget && plan.streamed_peak() <= budget;

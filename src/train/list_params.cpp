@@ -1,12 +1,18 @@
 // `moeforge train --list-params`: what each phase's selectors pick (declared in trainer.h).
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <sstream>
 
 #include "common/strings.h"
+#include "arch/family_adapter.h"
+#include "arch/model_spec.h"
+#include "io/checkpoint_store.h"
+#include "model/memory_plan.h"
 #include "model/tensor_table.h"
 #include "train/trainable.h"
 #include "train/trainer.h"
+#include "train/training_memory.h"
 #include "train/training_plan.h"
 
 namespace moeforge::train {
@@ -14,11 +20,12 @@ namespace moeforge::train {
 namespace fs = std::filesystem;
 
 std::string list_params(const fs::path& model_dir, const nlohmann::json& recipe_json, const std::string& label,
-                        const fs::path& analysis_plan) {
-  auto model = model::Transformer::load(model_dir);
-  TrainingPlan plan = make_training_plan(*model, recipe_json, label, model_dir, analysis_plan);
+                        const fs::path& analysis_plan, bool dequantize) {
+  const auto store = CheckpointStore::open(model_dir);
+  const ModelSpec spec = load_model_spec(*store);
+  TrainingPlan plan = make_training_plan(spec, recipe_json, label, model_dir, analysis_plan);
   std::map<std::string, std::vector<int64_t>> shapes;
-  for (const auto& p : describe_parameters(model->weights(), model->spec())) shapes[p.name] = p.shape;
+  for (const auto& p : describe_parameters(spec)) shapes[p.name] = p.shape;
   std::ostringstream out;
   for (size_t p = 0; p < plan.recipe.phases.size(); ++p) {
     const Phase& phase = plan.recipe.phases[p];
@@ -57,6 +64,16 @@ std::string list_params(const fs::path& model_dir, const nlohmann::json& recipe_
       out << "  force_route " << join(fr, ",") << " (+" << phase.routing.force_route_bias << ")\n";
     }
   }
+  // The run's memory: the model as train loads it (precision, packed MXFP4 unless --dequantize) plus the plan's state.
+  const bool online_teacher = std::any_of(plan.recipe.phases.begin(), plan.recipe.phases.end(), [](const Phase& phase) {
+    return phase.losses.distill.enabled && phase.losses.distill.teacher_cache.empty();
+  });
+  model::MemoryPlan memory = model::plan_model_memory(spec, *store, plan.recipe.precision == "bf16" ? DType::BF16 : DType::F32,
+                                                      /*cpu=*/true, /*map_frozen=*/true, !dequantize);
+  const TrainingMemory training = plan_training_memory(spec, plan, !dequantize, online_teacher);
+  memory.work = training.total();
+  memory.work_what = describe(training);
+  out << model::describe(memory, model_dir.string()) << "\n";
   return out.str();
 }
 

@@ -48,16 +48,20 @@ fs::path save_checkpoint(const fs::path& run_dir, const RunState& state, int64_t
   std::snprintf(name, sizeof(name), "step-%08lld", static_cast<long long>(state.global_step));
   const fs::path final_dir = dir / name;
   remove_stale_temps(dir);  // what an interrupted save of any step left in checkpoints/
-  OwnedTempDir owned(final_dir);
-  const fs::path temp = owned.path();
-
-  std::vector<std::pair<TensorDecl, std::string>> blobs;
+  // Streamed to the file tensor by tensor (CheckpointWriter: temporary directory, renamed into place
+  // at commit): a checkpoint never costs a second copy of the state in memory.
+  std::vector<TensorDecl> decls;
+  for (const auto& [key, t] : state.tensors) decls.push_back({key, from_scalar_type(t.scalar_type()), t.sizes().vec()});
+  WriterOptions options;
+  options.max_shard_bytes = UINT64_MAX;  // one tensors.safetensors
+  options.metadata = {};
+  options.file_prefix = "tensors";
+  options.overwrite = true;  // a step's earlier, unfinished save
+  CheckpointWriter writer(final_dir, std::move(decls), options);
   for (const auto& [key, t] : state.tensors) {
-    auto c = t.detach().to(torch::kCPU).contiguous();
-    TensorDecl decl{key, from_scalar_type(c.scalar_type()), c.sizes().vec()};
-    blobs.emplace_back(decl, std::string(static_cast<const char*>(c.data_ptr()), c.nbytes()));
+    auto c = t.detach().to(torch::kCPU).contiguous();  // no copy for a contiguous CPU tensor
+    writer.write(key, ByteView{static_cast<const uint8_t*>(c.data_ptr()), c.nbytes()});
   }
-  write_file_atomic(temp / "tensors.safetensors", serialize_safetensors(blobs));
   nlohmann::json j = {{"version", 1},
                       {"phase", state.phase},
                       {"step_in_phase", state.step_in_phase},
@@ -67,9 +71,8 @@ fs::path save_checkpoint(const fs::path& run_dir, const RunState& state, int64_t
                       {"optimizer_steps", state.optimizer_steps},
                       {"changed", selection_to_json(state.changed)},
                       {"extra", state.extra}};
-  write_file_atomic(temp / "state.json", j.dump(1) + "\n");
-  remove_tree_or_fail(final_dir);
-  fs::rename(temp, final_dir);
+  writer.add_file("state.json", j.dump(1) + "\n");
+  writer.commit();
   write_file_atomic(dir / "latest", std::string(name) + "\n");
   // Prune older checkpoints (never the one just written).
   std::vector<fs::path> all;

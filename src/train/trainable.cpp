@@ -51,21 +51,16 @@ torch::Tensor TrainableTensor::effective() const {
   return base->index_copy(0, index, value.to(dtype));  // [E, ...]: selected experts from the slice
 }
 
-std::vector<ParamInfo> describe_parameters(model::ModelWeights& weights, const ModelSpec& spec) {
-  // The table's sweep: a packed expert stack is a parameter of its full shape although the model
-  // holds at most its unpacked experts dense.
-  std::map<std::string, torch::Tensor*> held;
-  model::for_each_parameter(weights, [&](const std::string& name, torch::Tensor& t) { held[name] = &t; });
+std::vector<ParamInfo> describe_parameters(const ModelSpec& spec) {
+  // The table's sweep, which loading must produce: a packed expert stack is a parameter of its
+  // full shape although the model holds at most its unpacked experts dense.
   std::vector<ParamInfo> out;
   for (const model::PlannedTensor& planned : model::planned_tensors(spec)) {
-    const bool packed = model::is_expert_weight_stack(*planned.entry) && weights.layers[planned.layer].experts.packed.defined();
-    auto it = held.find(planned.name);
-    if (!packed && it == held.end()) continue;
     ParamInfo p;
     p.name = planned.name;
     p.local_name = planned.entry->name;
     p.group = planned.entry->group;
-    p.shape = packed ? planned.shape : it->second->sizes().vec();
+    p.shape = planned.shape;
     p.layer = planned.layer;
     if (planned.entry->source == model::TensorSource::Experts) p.num_experts = p.shape[0];
     out.push_back(std::move(p));

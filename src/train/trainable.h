@@ -90,8 +90,9 @@ class TrainableSet {
 // trains, so TrainableSet finds them dense; the other experts stay packed.
 void unpack_selected_experts(model::ModelWeights& weights, const std::vector<Selection>& selections);
 
-// Canonical parameter list of a model (names, shapes, expert counts) for selectors.
-std::vector<ParamInfo> describe_parameters(model::ModelWeights& weights, const ModelSpec& spec);
+// Canonical parameter list of a model (names, shapes, expert counts) for selectors, from its spec
+// alone: a training plan is made before any weight is read.
+std::vector<ParamInfo> describe_parameters(const ModelSpec& spec);
 
 // Whether a canonical tensor is a LoRA target under `lora` (linear weights and stacked expert
 // projections; the router only when lora.router).

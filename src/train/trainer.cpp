@@ -38,6 +38,7 @@
 #include "train/teacher.h"
 #include "train/teacher_cache.h"
 #include "train/trainable.h"
+#include "train/training_memory.h"
 #include "train/training_plan.h"
 #include "train/training_state.h"
 
@@ -488,13 +489,14 @@ TrainResult Trainer::run() {
     o.teacher_cache = distill.cache;
     if (distill.enabled_by_flag) precheck = parse_recipe(o.recipe, o.recipe_label);
   }
-  {
-    const ModelSpec spec = load_model_spec(*CheckpointStore::open(o.model_dir));
-    for (const auto& phase : precheck.phases)
-      check_sequence_length(spec, phase.seq_len, o.recipe_label + ": phase '" + phase.name + "' seq_len", precheck.allow_long_seq);
-    if (o.dump_steps > 0 && spec.moe.layout == ExpertLayout::Mxfp4 && !o.dequantize)
-      fail("train: --dump-steps writes expert gradients in the dense layout; add --dequantize to hold this MXFP4 model's experts dense");
-  }
+  const ModelSpec spec = load_model_spec(*CheckpointStore::open(o.model_dir));
+  for (const auto& phase : precheck.phases)
+    check_sequence_length(spec, phase.seq_len, o.recipe_label + ": phase '" + phase.name + "' seq_len", precheck.allow_long_seq);
+  if (o.dump_steps > 0 && spec.moe.layout == ExpertLayout::Mxfp4 && !o.dequantize)
+    fail("train: --dump-steps writes expert gradients in the dense layout; add --dequantize to hold this MXFP4 model's experts dense");
+  // What each phase trains, from the spec: its memory joins the load's plan, so a run that cannot fit is refused before loading.
+  I.plan = make_training_plan(spec, o.recipe, o.recipe_label, o.model_dir, o.analysis_plan);
+  const TrainingMemory training_memory = plan_training_memory(spec, I.plan, !o.dequantize, distill.enabled && distill.cache.empty());
   I.o = o;
   if (precheck.threads > 0) torch::set_num_threads(static_cast<int>(precheck.threads));
   else if (world.distributed())  // the machine's cores shared by its ranks
@@ -508,9 +510,14 @@ TrainResult Trainer::run() {
   // bf16: the model (frozen tensors included) is held and run in bf16; trained tensors keep fp32 masters.
   load.dtype = precheck.precision == "bf16" ? torch::kBFloat16 : torch::kFloat32;
   load.pack_mxfp4 = !o.dequantize;  // frozen MXFP4 experts stay packed; the trained ones are unpacked below
+  load.max_memory_bytes = o.max_memory_bytes;
+  load.verbose = o.verbose && world.is_main();
+  if (load.device.is_cpu()) {  // on an accelerator the state lives beside the weights there
+    load.work_bytes = training_memory.total();
+    load.work_what = describe(training_memory);
+  }
   model_ = model::Transformer::load(o.model_dir, load);
   I.model = model_.get();
-  I.plan = make_training_plan(*model_, o.recipe, o.recipe_label, o.model_dir, o.analysis_plan);
   unpack_selected_experts(model_->weights(), I.plan.selections);
   if (distill.enabled && !distill.cache.empty()) {
     I.cache = std::make_unique<TeacherCacheReader>(distill.cache);

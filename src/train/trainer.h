@@ -48,6 +48,8 @@ struct TrainOptions {
   // MXFP4 experts: false keeps them packed and holds only the experts a phase trains dense (exported
   // re-quantised to MXFP4); true (--dequantize) loads every expert dense and exports them unquantised.
   bool dequantize = false;
+  int64_t max_memory_bytes = -1;         // `--max-memory`: the budget of the run's predicted peak (-1 = MemAvailable, 0 = none)
+  bool verbose = false;                  // `--verbose`: print the memory plan (weights + training state) before loading
 };
 
 struct TrainResult {
@@ -76,7 +78,9 @@ class Trainer {
 };
 
 // `--list-params`: what each phase's selectors pick (names, shapes, experts, parameter counts, LoRA).
+// Ends with the run's predicted memory (training state and activations; `dequantize` as --dequantize).
+// Reads the config and safetensors headers only.
 std::string list_params(const std::filesystem::path& model_dir, const nlohmann::json& recipe, const std::string& recipe_label,
-                        const std::filesystem::path& analysis_plan = {});
+                        const std::filesystem::path& analysis_plan = {}, bool dequantize = false);
 
 }  // namespace moeforge::train

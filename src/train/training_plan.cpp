@@ -77,18 +77,17 @@ std::vector<Selection> unfreeze_stages(const Phase& phase, const Selection& full
 
 }  // namespace
 
-TrainingPlan make_training_plan(model::Transformer& model, const nlohmann::json& recipe_json, const std::string& label,
+TrainingPlan make_training_plan(const ModelSpec& spec, const nlohmann::json& recipe_json, const std::string& label,
                                 const fs::path& model_dir, const fs::path& analysis_plan) {
   TrainingPlan plan;
   plan.recipe = parse_recipe(recipe_json, label);
-  const ModelSpec& spec = model.spec();
   NewExperts new_experts;
   const fs::path grow = model_dir / "moeforge_grow.json";
   const bool has_grow = fs::exists(grow);
   if (has_grow) new_experts = parse_grow_record(read_json_file(grow), grow.string());
   SelectorContext ctx;
   ctx.spec = &spec;
-  ctx.params = describe_parameters(model.weights(), spec);
+  ctx.params = describe_parameters(spec);
   ctx.new_experts = has_grow ? &new_experts : nullptr;
   nlohmann::json analysis;
   if (!analysis_plan.empty()) {

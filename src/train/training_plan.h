@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "model/transformer.h"
+#include "arch/model_spec.h"
 #include "train/recipe.h"
 #include "train/selectors.h"
 
@@ -23,9 +23,10 @@ struct TrainingPlan {
   std::vector<std::map<int64_t, std::vector<int64_t>>> force;  // per phase: layer -> experts
 };
 
-// Parses the recipe (`label` names it in errors) and resolves every phase's selectors; reads the
-// grow record beside the model (new_experts) and the analyze plan (experts=plan:esft) when given.
-TrainingPlan make_training_plan(model::Transformer& model, const nlohmann::json& recipe, const std::string& label,
+// Parses the recipe (`label` names it in errors) and resolves every phase's selectors against the
+// model's spec (no weights needed: the plan comes before loading); reads the grow record beside the
+// model (new_experts) and the analyze plan (experts=plan:esft) when given.
+TrainingPlan make_training_plan(const ModelSpec& spec, const nlohmann::json& recipe, const std::string& label,
                                 const std::filesystem::path& model_dir, const std::filesystem::path& analysis_plan);
 
 // acc |= more, tensor by tensor and expert by expert.

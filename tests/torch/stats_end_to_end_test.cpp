@@ -200,7 +200,7 @@ TEST_F(StatsEndToEnd, AnalyzeChoosesTheCodeExpert) {
     MOEFORGE_EXPECT_ERROR(check_plan_matches(parse_plan(other, "plan.json"), spec), "different model");
     // Training's experts=plan:esft selectors read the same sets.
     auto model = model::Transformer::load(options().model);
-    train::SelectorContext ctx{&spec, train::describe_parameters(model->weights(), spec), nullptr, &plan, "plan.json"};
+    train::SelectorContext ctx{&spec, train::describe_parameters(spec), nullptr, &plan, "plan.json"};
     for (const char* term : {"experts=plan:esft", "experts=plan:esft:code"}) {
       auto selection = train::resolve_selection({term}, ctx, "r.json");
       ASSERT_TRUE(selection.count("layers.1.experts.w_in")) << term;

@@ -81,11 +81,15 @@ TEST(TensorTable, EveryFamilyLoadsWhatTheTablePlans) {
     EXPECT_EQ(groups.count(TensorGroup::Experts) > 0, spec.has_moe());
     EXPECT_EQ(groups.count(TensorGroup::LmHead) > 0, !spec.tie_word_embeddings);
 
-    // The trainer's view is the same sweep.
-    auto params = train::describe_parameters(weights, spec);
+    // The trainer's view is the same sweep, from the spec alone: the shapes loading produced.
+    std::map<std::string, std::vector<int64_t>> held;
+    for_each_parameter(weights, [&](const std::string& name, torch::Tensor& t) { held[name] = t.sizes().vec(); });
+    auto params = train::describe_parameters(spec);
     ASSERT_EQ(params.size(), planned.size());
+    ASSERT_EQ(params.size(), held.size());
     for (size_t p = 0; p < params.size(); ++p) {
       EXPECT_EQ(params[p].name, planned[p].name);
+      EXPECT_EQ(params[p].shape, held.at(params[p].name)) << params[p].name;
       EXPECT_EQ(params[p].group, planned[p].entry->group);
       EXPECT_EQ(params[p].num_experts > 0, planned[p].entry->source == TensorSource::Experts);
     }

@@ -81,7 +81,7 @@ TEST_F(TrainEngine, EachSelectorChangesExactlyWhatItSelects) {
 
 TEST_F(TrainEngine, FrozenTensorsHaveNoGradientOrOptimizerState) {
   auto m = model::Transformer::load(mixtral);
-  train::SelectorContext ctx{&m->spec(), train::describe_parameters(m->weights(), m->spec()), nullptr};
+  train::SelectorContext ctx{&m->spec(), train::describe_parameters(m->spec()), nullptr};
   auto sel = train::resolve_selection({"experts=1:1,1:3", "router"}, ctx, "test");
   train::TrainableOptions topts;
   train::TrainableSet set(m->weights(), m->spec(), sel, topts);

@@ -15,9 +15,9 @@ namespace {
 
 struct TrainCommand {
   std::string model_dir, data_spec, recipe_path, out_dir, resume_dir, tokenizer_dir, plan_path, device, teacher_dir, teacher_cache, teacher_device;
-  bool list_params = false, dequantize = false, no_progress = false, no_tensorboard = false;
+  bool list_params = false, dequantize = false, no_progress = false, no_tensorboard = false, verbose = false;
   int64_t threads = 0, stop_after_steps = 0, dump_steps = 0, nproc = 0, zero = 0;
-  double max_bad_fraction = -1;
+  double max_bad_fraction = -1, max_memory_gb = -1;
 
   int run() const {
     // Launched by torchrun, SLURM or --nproc: this process is one rank of a data-parallel run.
@@ -47,7 +47,7 @@ struct TrainCommand {
       nlohmann::json recipe = read_config_file(recipe_path, "train: --recipe");  // JSON or TOML
       if (threads > 0) recipe["threads"] = threads;
       if (list_params) {
-        std::cout << train::list_params(model_dir, recipe, std::filesystem::path(recipe_path).filename().string(), plan_path);
+        std::cout << train::list_params(model_dir, recipe, std::filesystem::path(recipe_path).filename().string(), plan_path, dequantize);
         return 0;
       }
       if (data_spec.empty()) fail("train: --data is required");
@@ -70,6 +70,8 @@ struct TrainCommand {
     o.stop_after_steps = stop_after_steps;
     o.dump_steps = dump_steps;
     o.dequantize = dequantize;
+    if (max_memory_gb >= 0) o.max_memory_bytes = static_cast<int64_t>(max_memory_gb * 1e9);
+    o.verbose = verbose;
     std::unique_ptr<dist::World> world;
     if (env.size > 1 && !list_params) {
       world = std::make_unique<dist::World>(env);
@@ -115,7 +117,11 @@ const CommandRegistrar registrar([](CLI::App& app) {
   sub->add_flag("--dequantize", c->dequantize,
                 "MXFP4 models: load every expert dense (default: frozen experts stay packed, 4.25 bits per weight, and "
                 "only the trained ones are held dense)");
-  sub->add_flag("--list-params", c->list_params, "print what each phase's selectors pick and exit");
+  sub->add_flag("--list-params", c->list_params, "print what each phase's selectors pick, and the run's predicted memory, and exit");
+  sub->add_option("--max-memory", c->max_memory_gb,
+                  "memory budget in GB (default: MemAvailable): a run whose predicted peak (weights, training state, "
+                  "activations) exceeds it is refused before loading");
+  sub->add_flag("--verbose", c->verbose, "print the memory plan (weights, training state, activations) before loading");
   sub->add_flag("--no-progress", c->no_progress, "no progress output on stderr");
   sub->add_flag("--no-tensorboard", c->no_tensorboard, "do not write TensorBoard event files");
   sub->add_option("--stop-after-steps", c->stop_after_steps, "stop (as if interrupted) after this many steps; for tests")

@@ -1,0 +1,37 @@
+// What a training run needs beyond the model's own weights, predicted from the training plan and
+// the spec before any weight is read (model/memory_plan.h predicts the weights). `train` adds it to
+// the load plan, so a selection that cannot fit is refused before loading; `--list-params` and
+// `info` print it. Torch-free header.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <string>
+
+#include "arch/model_spec.h"
+#include "train/training_plan.h"
+
+namespace moeforge::train {
+
+struct TrainingMemory {
+  uint64_t unpacked = 0;       // dense run-dtype rows of the MXFP4 experts any phase trains (beside the packed stack)
+  uint64_t masters = 0;        // fp32 masters of trained tensors (precision bf16), kept across phases
+  uint64_t optimizer = 0;      // largest phase: trained slices / LoRA factors, fp32 gradients, optimiser moments
+  uint64_t step_buffers = 0;   // largest phase: each trained tensor's differentiable weight and its gradient, per step
+  uint64_t activations = 0;    // largest micro-batch: tensors saved for backward, logits and their gradient
+  uint64_t export_buffers = 0; // the end: trained tensors encoded for trainable.safetensors (step state freed by then)
+  uint64_t runtime = 0;        // the trainer itself beyond the forward commands' allowance (data, autograd, metrics)
+  uint64_t trained_params = 0; // largest phase's trained parameters (LoRA: the factors)
+  uint64_t steps() const { return optimizer + step_buffers + activations; }
+  uint64_t total() const { return unpacked + masters + std::max(steps(), export_buffers) + runtime; }
+};
+
+// `packed_mxfp4`: frozen MXFP4 experts stay packed (train's default; false with --dequantize).
+// `online_teacher`: a distillation teacher runs beside the student (its logits per micro-batch; the
+// teacher's own weights are planned when it loads).
+TrainingMemory plan_training_memory(const ModelSpec& spec, const TrainingPlan& plan, bool packed_mxfp4, bool online_teacher);
+
+// "training state X GB (masters A, optimiser B, per-step weights C, unpacked experts D) + activations E"
+std::string describe(const TrainingMemory& memory);
+
+}  // namespace moeforge::train
