@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include "arch/family_adapter.h"
+#include "common/cpu_features.h"
 #include "common/error.h"
 #include "common/strings.h"
 #include "io/checkpoint_store.h"
@@ -93,6 +94,7 @@ std::unique_ptr<Transformer> Transformer::load(const std::filesystem::path& mode
                  format_gb(plan.host_peak()).c_str(), format_gb(budget).c_str(), format_gb(plan.streamed_peak()).c_str());
   else
     check_memory_budget(plan, budget, model_dir.string(), options.allow_streaming);
+  if (options.device.is_cpu() && options.dtype == torch::kBFloat16) note_bf16_without_hardware();
   ModelWeights weights = load_model_weights(spec, *store, options);
   auto model = std::make_unique<Transformer>(std::move(spec), std::move(weights));
   model->set_streaming(stream);
