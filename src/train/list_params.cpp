@@ -4,9 +4,9 @@
 #include <algorithm>
 #include <sstream>
 
-#include "common/strings.h"
 #include "arch/family_adapter.h"
 #include "arch/model_spec.h"
+#include "common/strings.h"
 #include "io/checkpoint_store.h"
 #include "model/memory_plan.h"
 #include "model/tensor_table.h"
