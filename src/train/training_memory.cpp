@@ -69,7 +69,7 @@ uint64_t activation_bytes(const ModelSpec& spec, const Phase& phase, int64_t low
   const uint64_t q = spec.q_dim(), kv = spec.kv_dim();
   uint64_t total = T * V * (12 + run_bytes);
   if (online_teacher) total += T * V * 4 * 2;  // teacher logits and its probabilities
-  for (int64_t l = std::max<int64_t>(lowest_layer, 0); l < spec.num_layers; ++l) {
+  for (int64_t l = lowest_layer; l < spec.num_layers; ++l) {
     uint64_t per_token = 6 * H + 3 * q + 4 * kv;  // norms, residuals, q/k/v (before and after RoPE), attention output
     const bool moe = spec.has_moe() && static_cast<size_t>(l) < spec.is_moe.size() && spec.is_moe[l];
     if (moe) {
@@ -110,6 +110,8 @@ TrainingMemory plan_training_memory(const ModelSpec& spec, const TrainingPlan& p
   Selection every_phase;
   for (const Selection& s : plan.selections) merge_selection(every_phase, s);
   std::map<std::string, uint64_t> base_elements;  // the dense tensor a trained parameter is
+  // Saved activations start at the lowest trained layer; the embedding's gradient needs every layer,
+  // the final norm's and LM head's none.
   int64_t lowest_layer = spec.num_layers;
   for (const auto& [name, mask] : every_phase) {
     const TensorFacts& f = facts.at(name);
@@ -117,15 +119,8 @@ TrainingMemory plan_training_memory(const ModelSpec& spec, const TrainingPlan& p
     base_elements[name] = dense;
     if (f.packed) memory.unpacked += dense * run_bytes;
     if (bf16) memory.masters += dense * 4;
-    lowest_layer = std::min(lowest_layer, f.param->layer);  // model-level tensors (-1): the embedding trains
-  }
-  // The embedding's gradient needs every layer's saved tensors; the final norm and LM head only the head's.
-  bool embedding = false;
-  for (const auto& [name, mask] : every_phase) embedding = embedding || facts.at(name).param->group == model::TensorGroup::Embedding;
-  if (!embedding && lowest_layer < 0) {
-    lowest_layer = spec.num_layers;
-    for (const auto& [name, mask] : every_phase)
-      if (facts.at(name).param->layer >= 0) lowest_layer = std::min(lowest_layer, facts.at(name).param->layer);
+    if (f.param->group == model::TensorGroup::Embedding) lowest_layer = 0;
+    else if (f.param->layer >= 0) lowest_layer = std::min(lowest_layer, f.param->layer);
   }
   // Sinks (GPT-OSS) leave the fused attention path: their scores are materialised.
   const bool eager = spec.attention_sinks;
