@@ -12,6 +12,7 @@
 #include "common/error.h"
 #include "common/strings.h"
 #include "io/checkpoint_store.h"
+#include "model/moe_experts.h"
 #include "model/tensor_table.h"
 
 namespace moeforge::model {
@@ -86,7 +87,9 @@ MemoryPlan plan_model_memory(const ModelSpec& spec, const CheckpointStore& store
   for (uint64_t bytes : layer_mapped) plan.largest_layer_mapped = std::max(plan.largest_layer_mapped, bytes);
   if (spec.moe.layout == ExpertLayout::Mxfp4) {  // one expert decoded to float at a time: gate, up, down, rows
     const uint64_t FH = static_cast<uint64_t>(spec.moe.moe_intermediate_size) * spec.hidden_size;
-    plan.transient = packed ? 3 * FH * (4 + bytes_per) : 5 * FH * 4;  // packed: float decode + run-dtype copy
+    // packed: float decode + run-dtype copy, per expert running at once (small experts run concurrently)
+    const uint64_t at_once = cpu ? static_cast<uint64_t>(concurrent_expert_workers(static_cast<int64_t>(3 * FH))) : 1;
+    plan.transient = packed ? 3 * FH * (4 + bytes_per) * at_once : 5 * FH * 4;
   }
   plan.runtime = kRuntimeAllowance;
   if (!cpu) plan.device = plan.weights;

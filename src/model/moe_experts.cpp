@@ -1,10 +1,13 @@
 // Sorted dispatch + per-expert GEMMs + scatter, as one autograd function (see moe_experts.h).
 #include "model/moe_experts.h"
 
+#include <ATen/Parallel.h>
+#include <ATen/ThreadLocalState.h>
 #include <torch/torch.h>
 
 #include <algorithm>
 #include <atomic>
+#include <numeric>
 #include <iostream>
 
 #if __has_include(<ATen/ops/_grouped_mm.h>)
@@ -145,29 +148,107 @@ struct BackwardInputs {
   const ActivationOptions& activation;
 };
 
-// Forward: pre = x W_in^T + b_in and y = act(pre) W_out^T + b_out, per expert on its rows.
-void forward_loop(const Dispatch& d, const torch::Tensor& x_sorted, const ExpertMatrices& m, const torch::Tensor& b_in,
+// Expert e's forward on its rows: pre = x W_in^T + b_in, y = act(pre) W_out^T + b_out.
+void expert_forward(int64_t e, const torch::Tensor& x_rows, const ExpertMatrices& m, const torch::Tensor& b_in,
+                    const torch::Tensor& b_out, const ActivationOptions& activation, torch::Tensor pre_rows,
+                    torch::Tensor y_rows) {
+  const torch::Tensor w_in_e = m.in(e), w_out_e = m.out(e);
+  if (b_in.defined())
+    torch::addmm_out(pre_rows, b_in[e], x_rows, w_in_e.t());
+  else
+    torch::mm_out(pre_rows, x_rows, w_in_e.t());
+  auto act_rows = activation_forward(pre_rows, activation);  // [n, F]
+  if (b_out.defined())
+    torch::addmm_out(y_rows, b_out[e], act_rows, w_out_e.t());
+  else
+    torch::mm_out(y_rows, act_rows, w_out_e.t());
+}
+
+// Small expert GEMMs gain little from splitting each over the threads and pay a thread sync each:
+// on CPU, with at least two experts per thread, experts up to kConcurrentExpertValues run
+// concurrently instead, one thread each (largest first, taken from a shared counter), every GEMM
+// single-threaded. The choice depends on shapes and routing only, never on packing, so packed
+// and dense stacks of the same experts compute bitwise alike.
+constexpr int64_t kConcurrentExpertValues = 8 << 20;
+
+bool run_concurrently(const std::vector<int64_t>& counts, const ExpertMatrices& m, const torch::Tensor& x) {
+  if (!x.is_cpu() || at::in_parallel_region()) return false;
+  const int64_t workers = concurrent_expert_workers(m.rows * m.hidden + m.hidden * m.width);
+  const int64_t active = std::count_if(counts.begin(), counts.end(), [](int64_t n) { return n > 0; });
+  return workers > 1 && active >= 2 * workers;
+}
+
+// run(e) for every expert with rows: in order, or concurrently (run_concurrently) with the
+// caller's thread-local state (grad mode, ...) in every worker. Each run(e) writes only its rows.
+template <typename Run>
+void for_each_expert(const std::vector<int64_t>& counts, bool concurrently, const Run& run) {
+  const int64_t experts = static_cast<int64_t>(counts.size());
+  if (!concurrently) {
+    for (int64_t e = 0; e < experts; ++e)
+      if (counts[e] > 0) run(e);
+    return;
+  }
+  std::vector<int64_t> queue;
+  for (int64_t e = 0; e < experts; ++e)
+    if (counts[e] > 0) queue.push_back(e);
+  std::stable_sort(queue.begin(), queue.end(), [&](int64_t a, int64_t b) { return counts[a] > counts[b]; });
+  std::atomic<size_t> next{0};
+  const at::ThreadLocalState caller;
+  at::parallel_for(0, at::get_num_threads(), 1, [&](int64_t, int64_t) {
+    at::ThreadLocalStateGuard same_state(caller);
+    for (size_t i = next++; i < queue.size(); i = next++) run(queue[i]);
+  });
+}
+
+// Row offset of each expert's rows in the sorted assignments.
+std::vector<int64_t> starts_of(const std::vector<int64_t>& counts) {
+  std::vector<int64_t> start(counts.size() + 1, 0);
+  std::partial_sum(counts.begin(), counts.end(), start.begin() + 1);
+  return start;
+}
+
+// Forward over every expert's rows of the sorted assignments (d.token_of): y_sorted [TK, H]
+// unweighted; pre_sorted [TK, R] is kept when defined (the backward reads it), else each
+// expert's pre-activations live in a buffer of its own.
+void forward_loop(const Dispatch& d, const torch::Tensor& x_TH, const ExpertMatrices& m, const torch::Tensor& b_in,
                   const torch::Tensor& b_out, const ActivationOptions& activation, torch::Tensor& pre_sorted,
                   torch::Tensor& y_sorted) {
-  int64_t offset = 0;
-  for (size_t e = 0; e < d.counts.size(); ++e) {
-    const int64_t n = d.counts[e];
-    if (n == 0) continue;
-    auto x_rows = x_sorted.narrow(0, offset, n);      // [n, H]
-    auto pre_rows = pre_sorted.narrow(0, offset, n);  // [n, R]
-    const torch::Tensor w_in_e = m.in(e), w_out_e = m.out(e);
-    if (b_in.defined())
-      torch::addmm_out(pre_rows, b_in[e], x_rows, w_in_e.t());
-    else
-      torch::mm_out(pre_rows, x_rows, w_in_e.t());
-    auto act_rows = activation_forward(pre_rows, activation);  // [n, F]
-    auto y_rows = y_sorted.narrow(0, offset, n);               // [n, H]
-    if (b_out.defined())
-      torch::addmm_out(y_rows, b_out[e], act_rows, w_out_e.t());
-    else
-      torch::mm_out(y_rows, act_rows, w_out_e.t());
-    offset += n;
-  }
+  const std::vector<int64_t> start = starts_of(d.counts);
+  for_each_expert(d.counts, run_concurrently(d.counts, m, x_TH), [&](int64_t e) {
+    const int64_t n = d.counts[e], offset = start[e];
+    auto x_rows = x_TH.index_select(0, d.token_of.narrow(0, offset, n));  // [n, H]
+    auto pre_rows = pre_sorted.defined() ? pre_sorted.narrow(0, offset, n) : torch::empty({n, m.rows}, x_TH.options());
+    expert_forward(e, x_rows, m, b_in, b_out, activation, pre_rows, y_sorted.narrow(0, offset, n));
+  });
+}
+
+// out[t] = sum over t's assignments, in sorted order, of w * y (the order and arithmetic of
+// index_add_ of the weighted rows, without materialising them), parallel over tokens. CPU.
+torch::Tensor combine_rows(const torch::Tensor& y_sorted, const torch::Tensor& w_sorted, const torch::Tensor& order,
+                           int64_t tokens, int64_t k) {
+  const int64_t hidden = y_sorted.size(1);
+  auto out = torch::zeros({tokens, hidden}, y_sorted.options());
+  auto position = torch::empty_like(order).scatter_(0, order, torch::arange(order.size(0), order.options()));
+  const int64_t* pos = position.data_ptr<int64_t>();  // assignment t*k+j -> its sorted row
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, y_sorted.scalar_type(), "combine_rows", [&] {
+    const scalar_t* y = y_sorted.data_ptr<scalar_t>();
+    const scalar_t* w = w_sorted.data_ptr<scalar_t>();
+    scalar_t* o = out.data_ptr<scalar_t>();
+    at::parallel_for(0, tokens, 16, [&](int64_t begin, int64_t end) {
+      std::vector<int64_t> rows(k);
+      for (int64_t t = begin; t < end; ++t) {
+        std::copy(pos + t * k, pos + (t + 1) * k, rows.begin());
+        std::sort(rows.begin(), rows.end());
+        scalar_t* o_t = o + t * hidden;
+        for (int64_t r : rows) {
+          const scalar_t* y_r = y + r * hidden;
+          const scalar_t w_r = w[r];
+          for (int64_t h = 0; h < hidden; ++h) o_t[h] = o_t[h] + static_cast<scalar_t>(y_r[h] * w_r);
+        }
+      }
+    });
+  });
+  return out;
 }
 
 ExpertGrads backward_loop(const std::vector<int64_t>& counts, const BackwardInputs& in) {
@@ -178,11 +259,10 @@ ExpertGrads backward_loop(const std::vector<int64_t>& counts, const BackwardInpu
   if (in.need_b_in) g.b_in = torch::zeros({m.experts, m.rows}, m.options);
   if (in.need_b_out) g.b_out = torch::zeros({m.experts, m.hidden}, m.options);
   if (in.need_x) g.x_sorted = torch::empty_like(in.x_sorted);
-  int64_t offset = 0;
-  for (size_t e = 0; e < counts.size(); ++e) {
-    const int64_t n = counts[e];
-    if (n == 0) continue;
-    const int64_t row = m.row_of(static_cast<int64_t>(e));  // -1: packed, frozen (no weight gradient)
+  const std::vector<int64_t> start = starts_of(counts);
+  for_each_expert(counts, run_concurrently(counts, m, in.x_sorted), [&](int64_t e) {
+    const int64_t n = counts[e], offset = start[e];
+    const int64_t row = m.row_of(e);  // -1: packed, frozen (no weight gradient)
     auto x_rows = in.x_sorted.narrow(0, offset, n);         // [n, H]
     auto pre_rows = in.pre_sorted.narrow(0, offset, n);     // [n, R]
     auto grad_y_rows = in.grad_y_sorted.narrow(0, offset, n);  // [n, H]
@@ -203,8 +283,7 @@ ExpertGrads backward_loop(const std::vector<int64_t>& counts, const BackwardInpu
       auto slot = g.x_sorted.narrow(0, offset, n);
       torch::mm_out(slot, grad_pre, m.in(e));  // [n, H]
     }
-    offset += n;
-  }
+  });
   return g;
 }
 
@@ -296,7 +375,7 @@ class ExpertsFunction : public torch::autograd::Function<ExpertsFunction> {
                                torch::Tensor w_out, torch::Tensor b_out, torch::Tensor expert_ids_TK,
                                int64_t activation_kind, double limit, double alpha, torch::Tensor in_blocks,
                                torch::Tensor in_scales, torch::Tensor out_blocks, torch::Tensor out_scales,
-                               torch::Tensor unpacked) {
+                               torch::Tensor unpacked, bool differentiable) {
     ActivationOptions activation{static_cast<Activation>(activation_kind), limit, alpha};
     const ExpertMatrices m = matrices_of(w_in, w_out, packed_of(in_blocks, in_scales, out_blocks, out_scales),
                                          ids_of(unpacked), x_TH.scalar_type());
@@ -306,12 +385,11 @@ class ExpertsFunction : public torch::autograd::Function<ExpertsFunction> {
     Dispatch d = make_dispatch(expert_ids_TK, experts, !grouped);
     if (b_in.numel() == 0) b_in = torch::Tensor();
     if (b_out.numel() == 0) b_out = torch::Tensor();
-    auto x_sorted = x_TH.index_select(0, d.token_of);  // [TK, H]
-    torch::Tensor pre_sorted, y_sorted;                // [TK, R], [TK, H] unweighted
+    torch::Tensor pre_sorted, y_sorted;  // [TK, R], [TK, H] unweighted
 #if MOEFORGE_HAS_GROUPED_MM
     if (grouped) {
       try {
-        forward_grouped(d, x_sorted, w_in, b_in, w_out, b_out, activation, pre_sorted, y_sorted);
+        forward_grouped(d, x_TH.index_select(0, d.token_of), w_in, b_in, w_out, b_out, activation, pre_sorted, y_sorted);
       } catch (const c10::Error& e) {
         if (static_cast<ExpertGemm>(g_expert_gemm.load()) == ExpertGemm::Grouped) throw;
         note_grouped_failure(e);
@@ -321,13 +399,20 @@ class ExpertsFunction : public torch::autograd::Function<ExpertsFunction> {
     }
 #endif
     if (!grouped) {
-      pre_sorted = torch::empty({x_sorted.size(0), rows}, x_TH.options());
-      y_sorted = torch::empty({x_sorted.size(0), hidden}, x_TH.options());
-      forward_loop(d, x_sorted, m, b_in, b_out, activation, pre_sorted, y_sorted);
+      const int64_t assignments = d.order.size(0);
+      // The backward reads the pre-activations; forward-only work keeps them per expert only.
+      if (differentiable) pre_sorted = torch::empty({assignments, rows}, x_TH.options());
+      y_sorted = torch::empty({assignments, hidden}, x_TH.options());
+      forward_loop(d, x_TH, m, b_in, b_out, activation, pre_sorted, y_sorted);
     }
     auto w_sorted = weights_TK.reshape({-1}).index_select(0, d.order).to(x_TH.scalar_type());  // [TK]
-    auto out_TH = torch::zeros({tokens, hidden}, x_TH.options());
-    out_TH.index_add_(0, d.token_of, y_sorted * w_sorted.unsqueeze(1));
+    torch::Tensor out_TH;
+    if (x_TH.is_cpu()) {
+      out_TH = combine_rows(y_sorted, w_sorted, d.order, tokens, expert_ids_TK.size(1));
+    } else {
+      out_TH = torch::zeros({tokens, hidden}, x_TH.options());
+      out_TH.index_add_(0, d.token_of, y_sorted * w_sorted.unsqueeze(1));
+    }
     ctx->saved_data["has_b_in"] = b_in.defined();
     ctx->saved_data["has_b_out"] = b_out.defined();
     SavedForBackward saved;
@@ -416,7 +501,7 @@ class ExpertsFunction : public torch::autograd::Function<ExpertsFunction> {
     if (need_x) grad_x_TH = torch::zeros_like(x_TH).index_add_(0, d.token_of, g.x_sorted);
     return {grad_x_TH, grad_weights_TK, g.w_in, g.b_in, g.w_out, g.b_out,
             torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor(),
-            torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor()};
+            torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor()};
   }
 };
 
@@ -450,17 +535,26 @@ torch::Tensor run_experts(const torch::Tensor& x_TH, const torch::Tensor& expert
   const PackedExperts& p = experts.packed;
   auto none = [&] { return torch::empty({0}, x_TH.options().dtype(torch::kUInt8)); };
   auto unpacked = torch::tensor(experts.unpacked, torch::TensorOptions().dtype(torch::kInt64));
+  bool differentiable = false;  // a backward can follow: the forward keeps what it reads
+  if (torch::GradMode::is_enabled())
+    for (const torch::Tensor* t : {&x_TH, &weights_TK, &experts.w_in, &experts.b_in, &experts.w_out, &experts.b_out})
+      differentiable = differentiable || (t->defined() && t->requires_grad());
   return ExpertsFunction::apply(x_TH.contiguous(), weights_TK, or_empty(experts.w_in), or_empty(experts.b_in),
                                 or_empty(experts.w_out), or_empty(experts.b_out), expert_ids_TK,
                                 static_cast<int64_t>(activation.kind), activation.limit, activation.alpha,
                                 p.defined() ? p.in_blocks : none(), p.defined() ? p.in_scales : none(),
-                                p.defined() ? p.out_blocks : none(), p.defined() ? p.out_scales : none(), unpacked);
+                                p.defined() ? p.out_blocks : none(), p.defined() ? p.out_scales : none(), unpacked,
+                                differentiable);
 }
 
 int64_t StackedExperts::row_of(int64_t expert) const {
   if (!packed.defined()) return expert;
   auto it = std::lower_bound(unpacked.begin(), unpacked.end(), expert);
   return it != unpacked.end() && *it == expert ? it - unpacked.begin() : -1;
+}
+
+int64_t concurrent_expert_workers(int64_t values_per_expert) {
+  return values_per_expert <= kConcurrentExpertValues ? std::max(1, at::get_num_threads()) : 1;
 }
 
 void set_expert_gemm(ExpertGemm gemm) { g_expert_gemm.store(static_cast<int>(gemm)); }

@@ -67,6 +67,11 @@ void set_expert_gemm(ExpertGemm gemm);
 ExpertGemm expert_gemm();
 bool grouped_gemm_available();  // this libtorch has at::_grouped_mm
 
+// How many experts of this size (R*H + H*F values) run at once on CPU, each GEMM on one thread:
+// the intra-op thread count for experts up to 8M values, else 1 (each GEMM split over the threads).
+// A packed stack then holds that many decoded experts at once (model/memory_plan.h counts them).
+int64_t concurrent_expert_workers(int64_t values_per_expert);
+
 // Reference implementation for tests: every expert on every token, masked (slow, autograd-traced).
 torch::Tensor run_experts_dense_reference(const torch::Tensor& x_TH, const torch::Tensor& expert_ids_TK,
                                           const torch::Tensor& weights_TK, const StackedExperts& experts,

@@ -189,6 +189,24 @@ torch::Tensor Transformer::attend(const LayerWeights& L, int64_t l, torch::Tenso
     out = out.to(dtype).transpose(1, 2).reshape({B, T, heads * v.size(-1)});
     return linear(out, L.o, L.o_bias);
   }
+  const bool needs_grad = torch::GradMode::is_enabled() &&
+                          (q.requires_grad() || k.requires_grad() || v.requires_grad() || L.sinks.requires_grad());
+  if (L.sinks.defined() && !options.attention_mask.defined() && q.is_cpu() && !needs_grad) {
+    // GPT-OSS sinks on the fused kernel: a sink adds exp(sink) to each row's softmax denominator, so
+    // the attention with sinks is the plain one times sigmoid(logsumexp - sink). The kernel's
+    // logsumexp has no gradient, so this serves forward-only work (eval, stats, generate).
+    const auto dtype = v.scalar_type();
+    const bool plain_causal = S == T && window == 0;
+    std::optional<torch::Tensor> mask;
+    if (!plain_causal)
+      mask = torch::zeros({1, 1, T, S}, q.options().dtype(torch::kFloat32))
+                 .masked_fill(causal_mask().logical_not(), -std::numeric_limits<float>::infinity());
+    auto [out, logsumexp] = at::_scaled_dot_product_flash_attention_for_cpu(
+        q.to(torch::kFloat32), k.to(torch::kFloat32), v.to(torch::kFloat32), 0.0, plain_causal, mask, scale);
+    auto kept = torch::sigmoid(logsumexp - L.sinks.to(torch::kFloat32).view({1, heads, 1}));  // [B, nh, T]
+    out = (out * kept.unsqueeze(-1)).to(dtype).transpose(1, 2).reshape({B, T, heads * v.size(-1)});
+    return linear(out, L.o, L.o_bias);
+  }
   auto scores = torch::matmul(q.to(torch::kFloat32), k.to(torch::kFloat32).transpose(-1, -2)) * scale;  // [B, nh, T, S]
   auto allowed_BTS = causal_mask();  // [1, 1, T, S]
   if (options.attention_mask.defined())

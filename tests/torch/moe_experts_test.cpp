@@ -79,6 +79,41 @@ TEST(ExpertsFunction, Float32MatchesReference) {
   EXPECT_TRUE(torch::allclose(out, ref, 1e-4, 1e-5));
 }
 
+// With two threads and at least two experts per thread the experts run concurrently, one thread
+// each (moe_experts.cpp run_concurrently); with one thread they run in order, each GEMM on it.
+// Both must give the same output and gradients, in fp32 and bf16, and a forward without autograd
+// (which keeps no pre-activations) the same output as one with.
+TEST(ExpertsFunction, ConcurrentExpertsMatchOneThread) {
+  const int threads_before = torch::get_num_threads();
+  for (torch::Dtype dtype : {torch::kFloat32, torch::kBFloat16}) {
+    torch::manual_seed(21);
+    ActivationOptions activation{Activation::GptOssClampedGlu, 7.0, 1.702};
+    const int64_t T = 96, H = 32, F = 16, E = 16, K = 4;
+    StackedExperts w = random_experts(E, H, F, true, true, dtype);
+    auto x = (torch::randn({T, H}) * 2.0).to(dtype).requires_grad_();
+    auto routing = route(torch::randn({T, E}), {RouterKind::TopKThenSoftmax, K, true});
+    auto weights = routing.weights.detach().requires_grad_();
+    auto upstream = torch::randn({T, H}).to(dtype);
+    std::vector<torch::Tensor> inputs = {x, weights, w.w_in, w.b_in, w.w_out, w.b_out};
+    auto run = [&](int threads) {
+      torch::set_num_threads(threads);
+      auto out = run_experts(x, routing.expert_ids, weights, w, activation);
+      auto grads = torch::autograd::grad({out}, inputs, {upstream});
+      torch::NoGradGuard no_grad;
+      auto inference = run_experts(x, routing.expert_ids, weights, w, activation);
+      EXPECT_TRUE(torch::equal(inference, out)) << "a forward without autograd differs";
+      grads.insert(grads.begin(), out);
+      return grads;
+    };
+    auto one = run(1), two = run(2);
+    const double tolerance = dtype == torch::kFloat32 ? 1e-5 : 2e-2;
+    for (size_t i = 0; i < one.size(); ++i)
+      EXPECT_TRUE(torch::allclose(one[i].to(torch::kFloat32), two[i].to(torch::kFloat32), tolerance, tolerance))
+          << "tensor " << i << " (0 = output) max diff " << (one[i] - two[i]).abs().max().item<double>();
+  }
+  torch::set_num_threads(threads_before);
+}
+
 // The grouped-GEMM path (CUDA's default) against the per-expert loop (CPU's default), forced on CPU:
 // output and every gradient, for each activation, biases, an expert without tokens, fp32 and bf16.
 struct GemmCase {
