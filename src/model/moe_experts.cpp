@@ -7,8 +7,8 @@
 
 #include <algorithm>
 #include <atomic>
-#include <numeric>
 #include <iostream>
+#include <numeric>
 
 #if __has_include(<ATen/ops/_grouped_mm.h>)
 #include <ATen/ops/_grouped_mm.h>

@@ -177,11 +177,11 @@ torch::Tensor Transformer::attend(const LayerWeights& L, int64_t l, torch::Tenso
     if (window > 0) allowed = allowed.logical_and(key_pos > query_pos - window);
     return allowed.unsqueeze(0).unsqueeze(0);
   };
+  const auto dtype = v.scalar_type();
+  const bool plain_causal = S == T && window == 0;  // no cache yet: positions 0..T-1
   if (!L.sinks.defined() && !options.attention_mask.defined()) {
     // Fused attention (same float32 math without materialising [T, S] scores for autograd): every
     // query sees at least itself here, so no row is fully masked. Plain causal needs no mask.
-    const auto dtype = v.scalar_type();
-    const bool plain_causal = S == T && window == 0;  // no cache yet: positions 0..T-1
     std::optional<torch::Tensor> mask;
     if (!plain_causal) mask = causal_mask();
     auto out = at::scaled_dot_product_attention(q.to(torch::kFloat32), k.to(torch::kFloat32), v.to(torch::kFloat32),
@@ -190,13 +190,12 @@ torch::Tensor Transformer::attend(const LayerWeights& L, int64_t l, torch::Tenso
     return linear(out, L.o, L.o_bias);
   }
   const bool needs_grad = torch::GradMode::is_enabled() &&
-                          (q.requires_grad() || k.requires_grad() || v.requires_grad() || L.sinks.requires_grad());
+                          (q.requires_grad() || k.requires_grad() || v.requires_grad() ||
+                           (L.sinks.defined() && L.sinks.requires_grad()));
   if (L.sinks.defined() && !options.attention_mask.defined() && q.is_cpu() && !needs_grad) {
     // GPT-OSS sinks on the fused kernel: a sink adds exp(sink) to each row's softmax denominator, so
     // the attention with sinks is the plain one times sigmoid(logsumexp - sink). The kernel's
     // logsumexp has no gradient, so this serves forward-only work (eval, stats, generate).
-    const auto dtype = v.scalar_type();
-    const bool plain_causal = S == T && window == 0;
     std::optional<torch::Tensor> mask;
     if (!plain_causal)
       mask = torch::zeros({1, 1, T, S}, q.options().dtype(torch::kFloat32))
