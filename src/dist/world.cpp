@@ -190,6 +190,31 @@ void World::reduce_sum(std::vector<torch::Tensor>& tensors, int root) {
   if (env_.rank == root) unflatten_bucket(bucket[0], tensors, all);
 }
 
+torch::Tensor World::all_to_all(const torch::Tensor& rows, const std::vector<int64_t>& send_rows,
+                                const std::vector<int64_t>& recv_rows) {
+  if (!distributed()) return rows;
+  if (static_cast<int>(send_rows.size()) != env_.size || static_cast<int>(recv_rows.size()) != env_.size)
+    fail("internal: all_to_all needs one row count per rank");
+  int64_t received = 0;
+  for (int64_t n : recv_rows) received += n;
+  // Rows travel as bytes: bit-exact for every dtype, and Gloo's exchange supports uint8 whatever
+  // its version supports of bf16 or int16.
+  int64_t row_values = 1;  // from the shape, not numel: a rank may send no rows
+  for (int64_t d = 1; d < rows.dim(); ++d) row_values *= rows.size(d);
+  auto input = rows.detach().to(torch::kCPU).contiguous().view({rows.size(0), row_values}).view(torch::kUInt8);
+  auto output = torch::empty({received, input.size(1)}, input.options());
+  std::vector<int64_t> out_splits = recv_rows, in_splits = send_rows;
+  try {
+    impl_->group->alltoall_base(output, input, out_splits, in_splits)->wait();
+  } catch (const std::exception& e) {
+    fail("rank ", env_.rank, ": all-to-all with the other ranks failed; another rank stopped? (", first_line(e), ")");
+  }
+  auto sizes = rows.sizes().vec();
+  sizes[0] = received;
+  output = output.view(rows.scalar_type()).view(sizes);
+  return output.to(rows.device());
+}
+
 std::vector<std::string> World::all_gather_text(const std::string& text) {
   if (!distributed()) return {text};
   const std::string prefix = "gather/" + std::to_string(impl_->gathers++) + "/";
@@ -233,6 +258,7 @@ World::~World() = default;
 void World::all_reduce_sum(std::vector<torch::Tensor>&) {}
 void World::broadcast(std::vector<torch::Tensor>&, int) {}
 void World::reduce_sum(std::vector<torch::Tensor>&, int) {}
+torch::Tensor World::all_to_all(const torch::Tensor& rows, const std::vector<int64_t>&, const std::vector<int64_t>&) { return rows; }
 std::vector<std::string> World::all_gather_text(const std::string& text) { return {text}; }
 void World::barrier() {}
 

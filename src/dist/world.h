@@ -64,6 +64,10 @@ class World {
   // Sums `tensors` over the ranks into rank `root`'s (fp32 bucket, as all_reduce_sum); the other
   // ranks' tensors are left as they were.
   void reduce_sum(std::vector<torch::Tensor>& tensors, int root);
+  // Rows of `rows` (dim 0) exchanged: the first send_rows[0] go to rank 0, the next send_rows[1] to
+  // rank 1, ...; returns recv_rows[r] rows from each rank r, in rank order (recv_rows[r] must equal
+  // rank r's send_rows[this rank]). Any dtype, bit-exact; CPU tensors move as they are, others via the host.
+  torch::Tensor all_to_all(const torch::Tensor& rows, const std::vector<int64_t>& send_rows, const std::vector<int64_t>& recv_rows);
   // Every rank's `text`, in rank order (small metadata, through the rendezvous store).
   std::vector<std::string> all_gather_text(const std::string& text);
   void barrier();

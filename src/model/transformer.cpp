@@ -7,6 +7,7 @@
 #include "common/error.h"
 #include "common/strings.h"
 #include "io/checkpoint_store.h"
+#include "model/expert_parallel.h"
 #include "model/memory_plan.h"
 #include "model/mla_attention.h"
 #include "model/moe_experts.h"
@@ -245,7 +246,10 @@ torch::Tensor Transformer::moe(const ModelWeights& weights, int64_t l, const tor
     if (extra != options.selection_bias.end()) bias = bias ? *bias + extra->second : extra->second;
     record.routing = route(logits_NE, router_options_, bias);
   }
-  auto out_NH = run_experts(x_NH, record.routing.expert_ids, record.routing.weights, L.experts, activation_);
+  auto out_NH = options.expert_parallel
+                    ? run_experts_parallel(x_NH, record.routing.expert_ids, record.routing.weights, L.experts, activation_,
+                                           *options.expert_parallel)
+                    : run_experts(x_NH, record.routing.expert_ids, record.routing.weights, L.experts, activation_);
   if (L.shared.defined()) {
     auto shared_NH = run_mlp(x_NH, L.shared, activation_);
     switch (spec_.moe.shared_gate) {

@@ -23,6 +23,8 @@ struct KvCache {
   int64_t length() const { return keys.empty() || !keys[0].defined() ? 0 : keys[0].size(2); }
 };
 
+struct ExpertParallel;  // model/expert_parallel.h
+
 struct ForwardOptions {
   torch::Tensor attention_mask;  // [B, S_total] 1 = real token, 0 = padding (optional)
   KvCache* cache = nullptr;      // when set, keys/values are appended and reused
@@ -32,6 +34,7 @@ struct ForwardOptions {
   bool last_token_logits_only = false;                 // generation: skip the other positions
   bool hidden_only = false;  // training losses: return the final-normed hidden states; the caller applies lm_head in chunks
   bool record_layer_inputs = false;  // fill ForwardOutput::layer_inputs (router init from prompts)
+  const ExpertParallel* expert_parallel = nullptr;  // training over ranks: each computes its block of the experts
 };
 
 struct LayerRouting {

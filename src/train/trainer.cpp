@@ -19,6 +19,7 @@
 #include "data/data_spec.h"
 #include "io/checkpoint_store.h"
 #include "model/device.h"
+#include "model/expert_parallel.h"
 #include "model/tensor_table.h"
 #include "dist/world.h"
 #include "train/data_parallel.h"
@@ -61,7 +62,31 @@ struct Trainer::Impl {
   std::unique_ptr<TeacherCacheReader> cache;  // ... or a teacher cache
   int64_t step_now = 0;                // step within the phase (annealed distillation weights)
   double comm_s = -1;                  // the current step's time in collectives (data parallel), else -1
+  model::ExpertParallel ep;            // --expert-parallel over several ranks; inactive otherwise
+  double ep_seconds = 0;               // the current step's time in the expert exchanges
   TrainResult result;
+
+  // --expert-parallel: each rank computes experts [r E / N, (r + 1) E / N) of every MoE layer (model/expert_parallel.h).
+  void enable_expert_parallel(const ModelSpec& spec, const fs::path& model_dir) {
+    dist::World& world = *this->world;
+    const int64_t E = spec.moe.num_experts;
+    if (E <= 0) fail("train: --expert-parallel splits the experts of an MoE model; ", model_dir.string(), " is dense");
+    if (!world.distributed()) {
+      std::cerr << "moeforge: note: --expert-parallel in one process: every expert is local\n";
+      return;
+    }
+    if (E < world.size())
+      fail("train: --expert-parallel over ", world.size(), " ranks needs at least one expert per rank; ", model_dir.string(), " has ", E);
+    ep.rank = world.rank();
+    ep.size = world.size();
+    ep.all_to_all = [&world](const torch::Tensor& rows, const std::vector<int64_t>& send, const std::vector<int64_t>& recv) {
+      return world.all_to_all(rows, send, recv);
+    };
+    ep.exchange_seconds = &ep_seconds;
+    if (world.is_main())
+      std::cerr << "moeforge: expert parallel: rank 0 computes experts 0-" << ep.first_expert(1, E) - 1 << " of " << E
+                << " in every MoE layer\n";
+  }
 
   std::vector<int64_t> moe_layers() const {
     std::vector<int64_t> out;
@@ -74,6 +99,7 @@ struct Trainer::Impl {
     model::ForwardOptions f;
     const Phase& phase = plan.recipe.phases[p];
     f.router_noise_std = phase.routing.router_noise_std;
+    if (ep.active()) f.expert_parallel = &ep;
     const int64_t E = model->spec().moe.num_experts;
     for (int64_t l : moe_layers()) {
       torch::Tensor bias;
@@ -181,6 +207,8 @@ struct Trainer::Impl {
     StepStats stats;
     micro_step(set, b, p, static_cast<int64_t>(b.targets()), 1, stats, forward_options(p));
     set_rng_state(model->device(), saved);
+    // Expert parallel: an expert's gradient forms on its owner only (every rank ran the same batch).
+    if (ep.active()) all_reduce_gradients(*world, set.leaves());
     std::vector<std::string> problems;
     const auto layers = moe_layers();
     std::vector<StarvedExpert> starved;  // named once each in one message (probe_message.h)
@@ -298,12 +326,13 @@ struct Trainer::Impl {
       }
       set.zero_grad();
       StepStats stats;
+      ep_seconds = 0;
       const auto fopts = forward_options(p);
       for (int64_t i = world->rank(); i < accum; i += ranks) micro_step(set, micro[i], p, total_targets, accum, stats, fopts);
       const auto c0 = std::chrono::steady_clock::now();
       shards.reduce_gradients(set.leaves());
       all_reduce_step_stats(*world, stats);
-      comm_s = world->distributed() ? std::chrono::duration<double>(std::chrono::steady_clock::now() - c0).count() : -1;
+      comm_s = world->distributed() ? std::chrono::duration<double>(std::chrono::steady_clock::now() - c0).count() + ep_seconds : -1;
       const double ce = stats.ce_sum / static_cast<double>(std::max<int64_t>(total_targets, 1));
       const DistillNow dn = distill_now(p);
       const double kd = stats.kd_sum / static_cast<double>(std::max<int64_t>(total_targets, 1));
@@ -490,6 +519,7 @@ TrainResult Trainer::run() {
     if (distill.enabled_by_flag) precheck = parse_recipe(o.recipe, o.recipe_label);
   }
   const ModelSpec spec = load_model_spec(*CheckpointStore::open(o.model_dir));
+  if (o.expert_parallel) I.enable_expert_parallel(spec, o.model_dir);
   for (const auto& phase : precheck.phases)
     check_sequence_length(spec, phase.seq_len, o.recipe_label + ": phase '" + phase.name + "' seq_len", precheck.allow_long_seq);
   if (o.dump_steps > 0 && spec.moe.layout == ExpertLayout::Mxfp4 && !o.dequantize)

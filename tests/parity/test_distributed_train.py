@@ -2,7 +2,9 @@
 process with grad_accum 2 on the same global batch (losses, gradient norms, trainable.safetensors and
 the PEFT adapter), launched both by `moeforge train --nproc 2` and by torch's own
 `torchrun --no-python --standalone --nproc-per-node 2` (from the venv), and with the optimiser state
-sharded (`--zero 1`), whose checkpoints resume on 1 process and are resumed into. Resume from 2 ranks on 1 and
+sharded (`--zero 1`), whose checkpoints resume on 1 process and are resumed into. With
+`--expert-parallel` (each rank computes half of every layer's experts, tokens exchanged by all-to-all)
+the run equals one process within 1e-5 (losses, every step's gradients, trained tensors). Resume from 2 ranks on 1 and
 from 1 on 2 continues exactly; killing one rank (kill -9) ends the run within a bounded time with one
 line naming that rank, leaves the last checkpoint intact, and --resume finishes it exactly.
 `teacher-cache --nproc 2` writes the one-process cache, file for file; `eval --nproc 2` reports what
@@ -25,8 +27,10 @@ from train_common import make_setup, read, write_recipe  # noqa: E402
 TORCHRUN = os.path.join(os.path.dirname(sys.executable), "torchrun")
 
 
-def recipe(accum, steps=3, checkpoint_every=0):
+def recipe(accum, steps=3, checkpoint_every=0, eps=None):
     phase = {"batch_size": 2, "seq_len": 16, "grad_accum": accum, "optimizer": {"lr": 1e-2}}
+    if eps:
+        phase["optimizer"]["eps"] = eps
     r = {"seed": 3, "threads": 1, "log_every": 1,
          "phases": [dict(phase, name="experts", steps=steps, select=["router", "experts"]),
                     dict(phase, name="lora", steps=2, select="attention", method="lora", lora={"rank": 2})]}
@@ -76,6 +80,47 @@ def close_run(label, got, want, failures, tolerance=1e-6):
     print(f"  {label:<52} {'within ' + str(tolerance) if not problems else '; '.join(problems)}")
     if problems:
         failures.append(f"{label}: " + "; ".join(problems))
+
+
+def close_gradients(label, got, want, steps, failures, tolerance=1e-5):
+    """Every dumped gradient (RUN/dump/step_<i>.safetensors) within `tolerance` of the tensor's largest."""
+    from safetensors.torch import load_file
+    worst, where = 0.0, ""
+    for i in range(steps):
+        x, y = (load_file(os.path.join(run, "dump", f"step_{i}.safetensors")) for run in (got, want))
+        for k in y:
+            if x[k].dtype.is_floating_point and x[k].dim() > 1:
+                d = ((x[k].double() - y[k].double()).abs().max() / y[k].double().abs().max().clamp_min(1e-12)).item()
+                if d > worst:
+                    worst, where = d, f"step {i} {k}"
+    print(f"  {label:<52} gradients within {worst:.1e} ({where})")
+    if worst > tolerance:
+        failures.append(f"{label}: gradients differ by {worst:.3g} relative at {where}")
+
+
+def expert_parallel(tmp, model, corpus, failures):
+    """--expert-parallel: each of 2 ranks runs half of every layer's experts for both ranks' tokens."""
+    # Adam's eps 1e-8 would turn the rounding of a gradient that cancels to ~1e-9 into an lr-sized
+    # step: eps 1e-6 keeps the trained tensors' comparison about the arithmetic.
+    r2 = write_recipe(os.path.join(tmp, "ep_accum2.json"), recipe(2, eps=1e-6))
+    r1 = write_recipe(os.path.join(tmp, "ep_accum1.json"), recipe(1, eps=1e-6))
+    base, ep, ep_zero = (os.path.join(tmp, name) for name in ("ep_base", "ep", "ep_zero1"))
+    train(model, corpus, r2, base, "--dump-steps", "5")
+    r = run_moeforge("train", model, "--data", corpus, "--recipe", r1, "--out", ep, "--no-progress", "--nproc", "2",
+                     "--expert-parallel", "--dump-steps", "5")
+    if "expert parallel: rank 0 computes experts 0-1 of 4" not in r.stderr:
+        failures.append(f"--expert-parallel: expected rank 0's share of the experts, got: {r.stderr.strip()[-300:]}")
+    close_run("--nproc 2 --expert-parallel vs 1 process", ep, base, failures, tolerance=1e-5)
+    close_gradients("--expert-parallel: every step's gradients", ep, base, 5, failures)
+    train(model, corpus, r1, ep_zero, "--nproc", "2", "--expert-parallel", "--zero", "1")
+    close_run("--nproc 2 --expert-parallel --zero 1 vs 1 process", ep_zero, base, failures, tolerance=1e-5)
+    dense = os.path.join(tmp, "dense")
+    run_moeforge("init", "--family", "llama", "--config", json.dumps({"hidden_size": 32, "intermediate_size": 48,
+                 "num_attention_heads": 4, "num_key_value_heads": 2}), "--tokenizer", model, "--out", dense)
+    r = run_moeforge("train", dense, "--data", corpus, "--recipe", r1, "--out", os.path.join(tmp, "ep_dense"), "--nproc", "2",
+                     "--expert-parallel", check=False)
+    if r.returncode != 1 or "--expert-parallel splits the experts of an MoE model" not in r.stderr:
+        failures.append(f"--expert-parallel on a dense model: expected exit 1 naming it, got {r.returncode}: {r.stderr.strip()[-300:]}")
 
 
 def json_difference(a, b):
@@ -251,6 +296,7 @@ def main():
                          "2", "--dump-probs", "--no-progress", check=False)
         if r.returncode != 1 or "--dump-probs runs in one process" not in r.stderr:
             failures.append(f"stats --nproc 2 --dump-probs: expected a refusal, got {r.returncode}: {r.stderr.strip()[-300:]}")
+        expert_parallel(tmp, model, corpus, failures)
         kill_one_rank(tmp, model, corpus, failures)
     return finish("distributed training", failures, start, "data parallel over c10d Gloo equals one process")
 

@@ -11,7 +11,8 @@ experts + router, then an old expert + norms, then LoRA on the new experts, in f
 - a packed run stopped after 3 steps and resumed writes the uninterrupted run's trainable.safetensors
   byte for byte;
 - a shared expert added to the MXFP4 model trains beside its packed experts as it does beside dense ones;
-- --dump-steps with trained packed experts is refused in one line, naming --dequantize.
+- --dump-steps with trained packed experts is refused in one line, naming --dequantize;
+- expert parallel over 2 ranks (packed experts, a rank that receives no rows) equals one process.
 Exit 0 = pass. Env: MOEFORGE_BIN."""
 import json
 import os
@@ -55,13 +56,13 @@ def relative(a, b):
     return ((a.double() - b.double()).abs().max() / b.double().abs().max().clamp_min(1e-12)).item()
 
 
-def check_losses(packed, dense, label, failures):
+def check_losses(packed, dense, label, failures, pair="packed vs dequantised"):
     a, b = metrics(packed), metrics(dense)
     if [s for s, _, _ in a] != [s for s, _, _ in b]:
         failures.append(f"{label}: steps {a} vs {b}")
         return
     worst = max(abs(x - y) / max(abs(y), 1e-12) for (_, l1, g1), (_, l2, g2) in zip(a, b) for x, y in ((l1, l2), (g1, g2)))
-    print(f"  {label}: losses and grad norms packed vs dequantised within {worst:.2g} relative")
+    print(f"  {label}: losses and grad norms {pair} within {worst:.2g} relative")
     if worst > 1e-5:
         failures.append(f"{label}: losses/grad norms differ by {worst:.3g} relative: {a} vs {b}")
 
@@ -155,6 +156,30 @@ def check_shared_expert(work, model, data, failures):
         failures.append("shared expert: packed and dequantised runs trained other values")
 
 
+def check_expert_parallel(work, model, data, failures):
+    """--nproc 2 --expert-parallel on the packed model equals one process on the same global batch. The
+    new experts (forced routing) all belong to rank 1, so rank 0 receives no rows in that phase."""
+    runs = {}
+    for label, accum, extra in (("one", 2, []), ("ep", 1, ["--nproc", "2", "--expert-parallel"])):
+        # Adam's eps 1e-6: a gradient that cancels to ~1e-9 must not turn rounding into an lr-sized step
+        defaults = dict(RECIPE["defaults"], grad_accum=accum, optimizer=dict(RECIPE["defaults"]["optimizer"], eps=1e-6))
+        path = os.path.join(work, f"ep_recipe_{label}.json")
+        with open(path, "w") as f:
+            json.dump(dict(RECIPE, defaults=defaults), f)
+        runs[label] = os.path.join(work, f"ep_{label}")
+        train(model, data, path, runs[label], *extra)
+    check_losses(runs["ep"], runs["one"], "--expert-parallel", failures, pair="2 ranks vs 1 process")
+    a, b = (load_file(os.path.join(runs[m], "trainable.safetensors")) for m in ("ep", "one"))
+    floats = [k for k in b if b[k].is_floating_point()]
+    worst = max(relative(a[k], b[k]) for k in floats)
+    # the trained experts are re-quantised to MXFP4: a rounding tie may flip a code
+    codes = sum(int((a[k] != b[k]).sum()) for k in b if not b[k].is_floating_point())
+    total = sum(b[k].numel() for k in b if not b[k].is_floating_point())
+    print(f"  --expert-parallel: trained float tensors within {worst:.2g} relative; {codes} of {total} MXFP4 codes differ")
+    if a.keys() != b.keys() or worst > 1e-4 or codes > total // 1000:
+        failures.append(f"--expert-parallel: trained tensors differ from one process ({worst:.3g} relative, {codes} codes)")
+
+
 def check_dump_refused(work, model, data, recipe_path, failures):
     out = os.path.join(work, "dump_run")
     r = run_moeforge("train", model, "--data", data, "--recipe", recipe_path, "--out", out, "--no-progress", "--dump-steps", "1",
@@ -195,6 +220,7 @@ def main():
         check_resume(work, grown, data, recipe_path, packed, failures)
         check_shared_expert(work, source, data, failures)
         check_dump_refused(work, grown, data, recipe_path, failures)
+        check_expert_parallel(work, grown, data, failures)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return finish("test_train_mxfp4_packed", failures, start, "MXFP4 models train with their frozen experts packed")

@@ -15,7 +15,7 @@ namespace {
 
 struct TrainCommand {
   std::string model_dir, data_spec, recipe_path, out_dir, resume_dir, tokenizer_dir, plan_path, device, teacher_dir, teacher_cache, teacher_device;
-  bool list_params = false, dequantize = false, no_progress = false, no_tensorboard = false, verbose = false;
+  bool list_params = false, dequantize = false, expert_parallel = false, no_progress = false, no_tensorboard = false, verbose = false;
   int64_t threads = 0, stop_after_steps = 0, dump_steps = 0, nproc = 0, zero = 0;
   double max_bad_fraction = -1, max_memory_gb = -1;
 
@@ -33,6 +33,7 @@ struct TrainCommand {
       fail("train: --dump-steps writes every gradient from rank 0, which --zero 2 does not keep; use --zero 0 or 1");
     train::TrainOptions o;
     o.zero_stage = static_cast<int>(zero);
+    o.expert_parallel = expert_parallel;
     if (!resume_dir.empty()) {
       o.resume = true;
       o.out_dir = resume_dir;
@@ -114,6 +115,9 @@ const CommandRegistrar registrar([](CLI::App& app) {
   sub->add_option("--zero", c->zero, "with several ranks: 1 = each rank keeps the optimiser state of its share of the "
                   "trained tensors only (ZeRO-1); 2 = their gradients too (ZeRO-2); checkpoints still hold the whole state")
       ->capture_default_str();
+  sub->add_flag("--expert-parallel", c->expert_parallel,
+                "with several ranks: each computes one block of every MoE layer's experts for the tokens of all ranks "
+                "(tokens exchanged by all-to-all); the same run as without it");
   sub->add_flag("--dequantize", c->dequantize,
                 "MXFP4 models: load every expert dense (default: frozen experts stay packed, 4.25 bits per weight, and "
                 "only the trained ones are held dense)");
