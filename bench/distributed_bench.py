@@ -1,13 +1,16 @@
 """Data-parallel training throughput on this machine: one process against `moeforge train --nproc N`
-(c10d Gloo over localhost) on the same global batch, and the share of each step spent in collectives.
+(c10d Gloo over localhost) on the same global batch, with and without `--expert-parallel` (each rank
+computes half of every layer's experts, tokens exchanged by all-to-all), and the share of each step
+spent in collectives.
 
 Model: the 4-layer Mixtral-like shape of bench/train_bench.py (hidden 256, E8 k2, expert width 512),
 every parameter trained with AdamW, fp32. The global batch is BATCH x SEQ x N tokens per step:
   - 1 process: grad_accum N, torch threads = the machine's cores;
   - N ranks: grad_accum 1 each, threads = cores / N (as a launcher shares them).
 tokens/s = mean of metrics.jsonl's tokens_per_s after WARMUP steps (rank 0 logs the global batch's
-tokens); comm share = metrics.jsonl's comm_s / step time (the all-reduce of gradients and step
-statistics, waiting for the slower rank included). Both runs must also agree on every loss (the
+tokens); comm share = metrics.jsonl's comm_s / step time (the gradient all-reduce the backward did not
+hide, the step statistics' all-reduce and the experts' exchanges, waiting for the slower rank
+included). `--bucket-mb 0` (one all-reduce after the backward) shows what the overlap hides. Both runs must also agree on every loss (the
 tests check bitwise equality; here a mismatch is printed). The machine's ceiling for N ranks is N x
 the one-process rate at cores / N threads, which is also measured.
 
@@ -56,13 +59,20 @@ def main():
         one, _, one_losses = run(tmp, "one", model, corpus, args, n, cores)
         share, _, _ = run(tmp, "share", model, corpus, args, 1, max(1, cores // n))
         many, comm, many_losses = run(tmp, "dp", model, corpus, args, 1, max(1, cores // n), "--nproc", str(n))
+        after, after_comm, _ = run(tmp, "dp_after", model, corpus, args, 1, max(1, cores // n), "--nproc", str(n), "--bucket-mb", "0")
+        ep, ep_comm, ep_losses = run(tmp, "ep", model, corpus, args, 1, max(1, cores // n), "--nproc", str(n), "--expert-parallel")
     print(f"machine: {cores} cores; global batch {args.batch * n} x {args.seq} tokens; fp32, all parameters, AdamW")
     print(f"1 process, {cores} threads, grad_accum {n}:   {one:9.0f} tokens/s")
     print(f"1 process, {max(1, cores // n)} thread(s), batch {args.batch}:  {share:9.0f} tokens/s "
           f"(ceiling for {n} ranks: {n * share:.0f} tokens/s)")
-    print(f"--nproc {n}, {max(1, cores // n)} thread(s) each:      {many:9.0f} tokens/s; {100 * comm:.1f} % of each step in collectives")
-    print(f"ratio --nproc {n} / 1 process: {many / one:.2f}; / ceiling: {many / (n * share):.2f}")
-    worst = max(abs(a - b) / abs(a) for a, b in zip(one_losses, many_losses))
+    print(f"--nproc {n}, {max(1, cores // n)} thread(s) each:      {many:9.0f} tokens/s; {100 * comm:.1f} % of each step in collectives "
+          f"not hidden by the backward (25 MB buckets)")
+    print(f"--nproc {n} --bucket-mb 0:            {after:9.0f} tokens/s; {100 * after_comm:.1f} % (one all-reduce after the backward)")
+    print(f"--nproc {n} --expert-parallel:        {ep:9.0f} tokens/s; {100 * ep_comm:.1f} % of each step in collectives "
+          f"(the experts' all-to-alls included)")
+    print(f"ratio --nproc {n} / 1 process: {many / one:.2f}; / ceiling: {many / (n * share):.2f}; "
+          f"expert parallel / ceiling: {ep / (n * share):.2f}")
+    worst = max(abs(a - b) / abs(a) for other in (many_losses, ep_losses) for a, b in zip(one_losses, other))
     print(f"losses: max relative difference {worst:.1e} (GEMMs on {cores} vs {max(1, cores // n)} threads round differently; "
           f"at equal threads the tests find them bitwise equal)")
 

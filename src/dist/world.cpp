@@ -78,6 +78,9 @@ bool distributed_supported() { return true; }
 struct World::Impl {
   c10::intrusive_ptr<c10d::Store> store;
   c10::intrusive_ptr<c10d::ProcessGroupGloo> group;
+  // The *_async collectives' own group: they run while the backward issues the expert exchanges on
+  // `group`, and Gloo pairs collectives across ranks by their order within a group.
+  c10::intrusive_ptr<c10d::ProcessGroupGloo> background;
   int64_t gathers = 0;  // all_gather_text calls so far: the store keys of each call are fresh
 };
 
@@ -108,6 +111,8 @@ World::World(const WorldEnv& env_in, std::chrono::milliseconds timeout) : env_(e
     else
       options->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
     impl_->group = c10::make_intrusive<c10d::ProcessGroupGloo>(impl_->store, env_.rank, env_.size, options);
+    impl_->background = c10::make_intrusive<c10d::ProcessGroupGloo>(
+        c10::make_intrusive<c10d::PrefixStore>("background", impl_->store), env_.rank, env_.size, options);
   } catch (const std::exception& e) {
     fail(where, ": cannot join the process group (", e.what(), ")");
   }
@@ -141,20 +146,61 @@ void unflatten_bucket(const torch::Tensor& bucket, std::vector<torch::Tensor>& t
 }
 }  // namespace
 
-void World::all_reduce_sum(std::vector<torch::Tensor>& tensors) {
-  if (!distributed() || tensors.empty()) return;
-  // float64 when any input is (step statistics), else fp32 (gradients of any float dtype).
+namespace {
+std::vector<size_t> every(size_t n) {
+  std::vector<size_t> all(n);
+  for (size_t i = 0; i < n; ++i) all[i] = i;
+  return all;
+}
+
+// One bucket to sum: float64 when any input is (step statistics), else fp32 (gradients of any float dtype).
+torch::Tensor sum_bucket(const std::vector<torch::Tensor>& tensors) {
   bool wide = false;
   for (const auto& t : tensors) wide = wide || t.scalar_type() == torch::kFloat64;
-  std::vector<size_t> all(tensors.size());
-  for (size_t i = 0; i < all.size(); ++i) all[i] = i;
-  std::vector<at::Tensor> bucket{flat_bucket(tensors, all, wide ? torch::kFloat64 : torch::kFloat32)};
+  return flat_bucket(tensors, every(tensors.size()), wide ? torch::kFloat64 : torch::kFloat32);
+}
+
+struct PendingSum : PendingCollective {
+  c10::intrusive_ptr<c10d::Work> work;
+  std::vector<at::Tensor> bucket;
+  std::vector<torch::Tensor> tensors;
+  int rank = 0;
+  void wait() override {
+    if (!work) return;
+    try {
+      work->wait();
+    } catch (const std::exception& e) {
+      fail("rank ", rank, ": all-reduce with the other ranks failed; another rank stopped? (", first_line(e), ")");
+    }
+    work.reset();
+    unflatten_bucket(bucket[0], tensors, every(tensors.size()));
+  }
+};
+}  // namespace
+
+std::unique_ptr<PendingCollective> World::all_reduce_sum_async(std::vector<torch::Tensor> tensors) {
+  auto pending = std::make_unique<PendingSum>();
+  if (!distributed() || tensors.empty()) return pending;
+  pending->bucket = {sum_bucket(tensors)};
+  pending->tensors = std::move(tensors);
+  pending->rank = env_.rank;
+  try {
+    pending->work = impl_->background->allreduce(pending->bucket);
+  } catch (const std::exception& e) {
+    fail("rank ", env_.rank, ": all-reduce with the other ranks failed; another rank stopped? (", first_line(e), ")");
+  }
+  return pending;
+}
+
+void World::all_reduce_sum(std::vector<torch::Tensor>& tensors) {
+  if (!distributed() || tensors.empty()) return;
+  std::vector<at::Tensor> bucket{sum_bucket(tensors)};
   try {
     impl_->group->allreduce(bucket)->wait();
   } catch (const std::exception& e) {
     fail("rank ", env_.rank, ": all-reduce with the other ranks failed; another rank stopped? (", first_line(e), ")");
   }
-  unflatten_bucket(bucket[0], tensors, all);
+  unflatten_bucket(bucket[0], tensors, every(tensors.size()));
 }
 
 void World::broadcast(std::vector<torch::Tensor>& tensors, int root) {
@@ -255,6 +301,12 @@ World::World(const WorldEnv& env_in, std::chrono::milliseconds) : env_(env_in) {
 }
 
 World::~World() = default;
+namespace {
+struct NothingPending : PendingCollective {
+  void wait() override {}
+};
+}  // namespace
+std::unique_ptr<PendingCollective> World::all_reduce_sum_async(std::vector<torch::Tensor>) { return std::make_unique<NothingPending>(); }
 void World::all_reduce_sum(std::vector<torch::Tensor>&) {}
 void World::broadcast(std::vector<torch::Tensor>&, int) {}
 void World::reduce_sum(std::vector<torch::Tensor>&, int) {}

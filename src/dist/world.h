@@ -32,6 +32,13 @@ WorldEnv world_env_from_environment();
 // Whether this build has c10d's Gloo backend (Debian's libgloo-dev headers at build time).
 bool distributed_supported();
 
+// A collective started by World::*_async; wait() blocks until it is done and its values are in place.
+class PendingCollective {
+ public:
+  virtual ~PendingCollective() = default;
+  virtual void wait() = 0;
+};
+
 class World {
  public:
   // One process: every collective is the identity.
@@ -50,6 +57,9 @@ class World {
 
   // In place, summed over ranks (any device and float dtype; one flat bucket, one collective per call).
   void all_reduce_sum(std::vector<torch::Tensor>& tensors);
+  // all_reduce_sum started in the background: the values land in `tensors` at wait(); until then
+  // they must not change (the bucket is their copy, so reading them is fine).
+  std::unique_ptr<PendingCollective> all_reduce_sum_async(std::vector<torch::Tensor> tensors);
   // Runs `work` on rank 0 first and on the other ranks once it is done (rank 0 fills a shared
   // cache or settles a directory the others then read). Returns what `work` returns.
   template <class Work>

@@ -24,6 +24,7 @@
 #include "dist/world.h"
 #include "train/data_parallel.h"
 #include "train/distill.h"
+#include "train/gradient_buckets.h"
 #include "train/export.h"
 #include "train/peft_adapter.h"
 #include "train/losses.h"
@@ -64,6 +65,8 @@ struct Trainer::Impl {
   double comm_s = -1;                  // the current step's time in collectives (data parallel), else -1
   model::ExpertParallel ep;            // --expert-parallel over several ranks; inactive otherwise
   double ep_seconds = 0;               // the current step's time in the expert exchanges
+  GradientBuckets* buckets = nullptr;  // data parallel: gradient all-reduce overlapping the backward
+  bool last_micro_batch = false;       // of this rank's share of the step: its backward starts the buckets
   TrainResult result;
 
   // --expert-parallel: each rank computes experts [r E / N, (r + 1) E / N) of every MoE layer (model/expert_parallel.h).
@@ -185,7 +188,12 @@ struct Trainer::Impl {
       roots.push_back(head.rows);
       grads.push_back(head.rows_grad);
     }
-    if (!roots.empty()) torch::autograd::backward(roots, grads);
+    if (!roots.empty()) {
+      const bool overlap = buckets && last_micro_batch;  // the head's own backward (above) came before: not armed
+      if (overlap) buckets->arm();
+      torch::autograd::backward(roots, grads);
+      if (overlap) buckets->disarm();
+    }
     stats.add(head.stats.ce_sum, real_N.sum().item<int64_t>(), rl, accum);
     if (!d.enabled) return;
     stats.distill = true;
@@ -300,6 +308,11 @@ struct Trainer::Impl {
     TrainableSet set(model->weights(), model->spec(), plan.selections[p], topts);
     Optimizer opt(phase.optimizer);
     ShardedOptimizer shards(*world, set.leaves(), o.zero_stage);
+    // ZeRO-2 reduces each gradient to its owner after the backward; stages 0 and 1 all-reduce in
+    // buckets while it runs (--bucket-mb 0: one bucket after it).
+    std::unique_ptr<GradientBuckets> overlap;
+    if (world->distributed() && o.zero_stage < 2 && o.bucket_mb > 0)
+      overlap = std::make_unique<GradientBuckets>(*world, set.leaves(), static_cast<int64_t>(o.bucket_mb * (1 << 20)));
     int64_t s0 = 0;
     if (mid_phase) {
       s0 = checkpoint->step_in_phase;
@@ -328,9 +341,15 @@ struct Trainer::Impl {
       StepStats stats;
       ep_seconds = 0;
       const auto fopts = forward_options(p);
-      for (int64_t i = world->rank(); i < accum; i += ranks) micro_step(set, micro[i], p, total_targets, accum, stats, fopts);
-      const auto c0 = std::chrono::steady_clock::now();
-      shards.reduce_gradients(set.leaves());
+      buckets = overlap.get();
+      for (int64_t i = world->rank(); i < accum; i += ranks) {
+        last_micro_batch = i + ranks >= accum;
+        micro_step(set, micro[i], p, total_targets, accum, stats, fopts);
+      }
+      buckets = nullptr;
+      const auto c0 = std::chrono::steady_clock::now();  // from here: the communication the backward did not hide
+      if (overlap) overlap->finish();
+      else shards.reduce_gradients(set.leaves());
       all_reduce_step_stats(*world, stats);
       comm_s = world->distributed() ? std::chrono::duration<double>(std::chrono::steady_clock::now() - c0).count() + ep_seconds : -1;
       const double ce = stats.ce_sum / static_cast<double>(std::max<int64_t>(total_targets, 1));

@@ -1,6 +1,7 @@
 """Data-parallel training on c10d (Gloo on localhost): a run of 2 ranks with grad_accum 1 must equal one
 process with grad_accum 2 on the same global batch (losses, gradient norms, trainable.safetensors and
-the PEFT adapter), launched both by `moeforge train --nproc 2` and by torch's own
+the PEFT adapter), with the gradient all-reduce in buckets during the backward (many small ones, or
+one after it: `--bucket-mb`), launched both by `moeforge train --nproc 2` and by torch's own
 `torchrun --no-python --standalone --nproc-per-node 2` (from the venv), and with the optimiser state
 sharded (`--zero 1`), whose checkpoints resume on 1 process and are resumed into. With
 `--expert-parallel` (each rank computes half of every layer's experts, tokens exchanged by all-to-all)
@@ -193,6 +194,10 @@ def main():
         nproc = os.path.join(tmp, "nproc2")
         train(model, corpus, r1, nproc, "--nproc", "2")
         same_run("--nproc 2 (accum 1) vs 1 process (accum 2)", nproc, base, failures)
+        for label, mb in (("many buckets during the backward", "0.002"), ("one all-reduce after it", "0")):
+            out = os.path.join(tmp, "buckets_" + mb)
+            train(model, corpus, r1, out, "--nproc", "2", "--bucket-mb", mb)
+            same_run(f"--nproc 2 --bucket-mb {mb} ({label})", out, base, failures)
         torchrun = os.path.join(tmp, "torchrun2")
         r = subprocess.run([TORCHRUN, "--no-python", "--standalone", "--nproc-per-node", "2", BIN, "train", model, "--data",
                             corpus, "--recipe", r1, "--out", torchrun, "--no-progress"], capture_output=True, text=True)

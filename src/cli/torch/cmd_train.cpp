@@ -17,7 +17,7 @@ struct TrainCommand {
   std::string model_dir, data_spec, recipe_path, out_dir, resume_dir, tokenizer_dir, plan_path, device, teacher_dir, teacher_cache, teacher_device;
   bool list_params = false, dequantize = false, expert_parallel = false, no_progress = false, no_tensorboard = false, verbose = false;
   int64_t threads = 0, stop_after_steps = 0, dump_steps = 0, nproc = 0, zero = 0;
-  double max_bad_fraction = -1, max_memory_gb = -1;
+  double max_bad_fraction = -1, max_memory_gb = -1, bucket_mb = 25;
 
   int run() const {
     // Launched by torchrun, SLURM or --nproc: this process is one rank of a data-parallel run.
@@ -34,6 +34,8 @@ struct TrainCommand {
     train::TrainOptions o;
     o.zero_stage = static_cast<int>(zero);
     o.expert_parallel = expert_parallel;
+    if (!(bucket_mb >= 0)) fail("train: --bucket-mb ", bucket_mb, " must be >= 0 (0: one all-reduce after the backward)");
+    o.bucket_mb = bucket_mb;
     if (!resume_dir.empty()) {
       o.resume = true;
       o.out_dir = resume_dir;
@@ -114,6 +116,10 @@ const CommandRegistrar registrar([](CLI::App& app) {
                   "which works too): global batch = batch_size x N x grad_accum");
   sub->add_option("--zero", c->zero, "with several ranks: 1 = each rank keeps the optimiser state of its share of the "
                   "trained tensors only (ZeRO-1); 2 = their gradients too (ZeRO-2); checkpoints still hold the whole state")
+      ->capture_default_str();
+  sub->add_option("--bucket-mb", c->bucket_mb,
+                  "with several ranks: gradients are summed in buckets of this many MB while the backward runs "
+                  "(0: in one all-reduce after it)")
       ->capture_default_str();
   sub->add_flag("--expert-parallel", c->expert_parallel,
                 "with several ranks: each computes one block of every MoE layer's experts for the tokens of all ranks "
