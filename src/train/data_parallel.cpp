@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cmath>
 #include <iostream>
-#include <nlohmann/json.hpp>
 
 #include "common/strings.h"
 
@@ -115,32 +114,6 @@ void ShardedOptimizer::keep_own_state(Optimizer& optimizer, const std::vector<Le
     for (size_t i = 0; i < leaves.size(); ++i)
       if (owns(i) && slot_of(slot, leaves[i].name)) kept[slot] = t;
   optimizer.load_state(kept, optimizer.steps(), "optimizer shard");
-}
-
-Optimizer ShardedOptimizer::gathered(const Optimizer& optimizer) const {
-  if (!sharded_) return optimizer;
-  // Which slots (names, shapes, dtypes) each rank holds, then one broadcast per owner.
-  const auto state = optimizer.state();
-  nlohmann::json mine = nlohmann::json::array();
-  for (const auto& [slot, t] : state) mine.push_back({slot, t.sizes().vec(), static_cast<int>(t.scalar_type())});
-  const auto all = world_.all_gather_text(mine.dump());
-  std::map<std::string, torch::Tensor> full;
-  for (int r = 0; r < world_.size(); ++r) {
-    std::vector<torch::Tensor> slots;
-    std::vector<std::string> names;
-    for (const auto& entry : nlohmann::json::parse(all[r])) {
-      const std::string name = entry[0].get<std::string>();
-      names.push_back(name);
-      slots.push_back(r == world_.rank() ? state.at(name).clone()
-                                         : torch::empty(entry[1].get<std::vector<int64_t>>(),
-                                                        torch::TensorOptions().dtype(static_cast<torch::ScalarType>(entry[2].get<int>()))));
-    }
-    world_.broadcast(slots, r);
-    for (size_t i = 0; i < names.size(); ++i) full[names[i]] = slots[i];
-  }
-  Optimizer out = optimizer;
-  out.load_state(full, optimizer.steps(), "gathered optimizer state");
-  return out;
 }
 
 }  // namespace moeforge::train

@@ -33,11 +33,9 @@ class ShardedOptimizer {
   double clip_gradients(std::vector<Leaf>& leaves, double clip);
   // Owners update their leaves, then each owner's leaves are broadcast to the other ranks.
   void step(Optimizer& optimizer, std::vector<Leaf>& leaves, double lr);
-  // After a resume: drops the state of leaves this rank does not own.
+  // After a resume (a checkpoint holds every rank's share, run_checkpoint.h, so it resumes on any
+  // number of ranks, sharded or not): drops the state of leaves this rank does not own.
   void keep_own_state(Optimizer& optimizer, const std::vector<Leaf>& leaves) const;
-  // The whole state, assembled from every rank's share (collective: every rank calls it; a
-  // checkpoint holds the full state, so it resumes on any number of ranks, sharded or not).
-  Optimizer gathered(const Optimizer& optimizer) const;
   bool sharded() const { return sharded_; }
 
  private:

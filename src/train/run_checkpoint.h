@@ -32,9 +32,17 @@ struct RunState {
   nlohmann::json extra = nlohmann::json::object();  // recipe hash etc.
 };
 
-// Writes checkpoints/step-<global_step>, points `latest` at it, keeps the newest `keep`.
-std::filesystem::path save_checkpoint(const std::filesystem::path& run_dir, const RunState& state, int64_t keep);
-// The newest complete checkpoint, or nullopt when the run has none.
+// Writes checkpoints/step-<global_step>, points `latest` at it, keeps the newest `keep`. With
+// `shard_ranks` > 1 (a sharded optimiser's run, rank 0 calling): ranks 1.. have written their share
+// of the state with save_checkpoint_shard; those files move into the step's directory as
+// optimizer.rank-R-of-N.safetensors before it is renamed into place, and state.json lists them.
+std::filesystem::path save_checkpoint(const std::filesystem::path& run_dir, const RunState& state, int64_t keep,
+                                      int shard_ranks = 1);
+// Rank `rank` (> 0) of `ranks`: its tensors for step `global_step`, as a complete directory
+// checkpoints/.step-<global_step>.rank-<rank> (written under a temporary name, renamed when done).
+void save_checkpoint_shard(const std::filesystem::path& run_dir, int64_t global_step, int rank, int ranks,
+                           const std::map<std::string, torch::Tensor>& tensors);
+// The newest complete checkpoint (with every shard state.json lists), or nullopt when the run has none.
 std::optional<RunState> load_latest_checkpoint(const std::filesystem::path& run_dir);
 
 // Selection <-> JSON ({"name": [true, false, ...]}).

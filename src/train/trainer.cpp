@@ -276,7 +276,20 @@ struct Trainer::Impl {
     set.write_back();
   }
 
-  void save(const TrainableSet* set, const Optimizer* opt) {
+  // `sharded`: each rank's optimiser holds its share of the state; ranks 1.. write theirs, then rank 0
+  // writes the checkpoint around them (one directory, renamed into place when complete).
+  void save(const TrainableSet* set, const Optimizer* opt, bool sharded = false) {
+    if (sharded && opt) {
+      if (!world->is_main()) {
+        std::map<std::string, torch::Tensor> share;
+        for (const auto& [slot, t] : opt->state()) share["opt." + slot] = t;
+        save_checkpoint_shard(o.out_dir, st.global_step, world->rank(), world->size(), share);
+      }
+      world->barrier();
+      if (world->is_main())
+        state.save(o.out_dir, plan.recipe.keep_checkpoints, model->weights(), model->device(), set, opt, world->size());
+      return;
+    }
     if (!world->is_main()) return;
     state.save(o.out_dir, plan.recipe.keep_checkpoints, model->weights(), model->device(), set, opt);
   }
@@ -407,12 +420,7 @@ struct Trainer::Impl {
         save(nullptr, nullptr);
       } else {
         st.data_position = it.position();
-        if (checkpoint_now && shards.sharded()) {  // collective: every rank sends its share of the state
-          const Optimizer full = shards.gathered(opt);
-          save(&set, &full);
-        } else if (checkpoint_now) {
-          save(&set, &opt);
-        }
+        if (checkpoint_now) save(&set, &opt, shards.sharded());  // sharded: every rank writes its share
       }
       if (o.stop_after_steps > 0 && st.global_step >= o.stop_after_steps && !(phase_end && p + 1 == r.phases.size())) {
         stopped = true;

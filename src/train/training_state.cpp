@@ -27,7 +27,8 @@ const torch::Tensor& TrainingState::full_precision(const std::string& name, cons
 }
 
 void TrainingState::save(const std::filesystem::path& run_dir, int64_t keep, model::ModelWeights& weights,
-                         const torch::Device& device, const TrainableSet* phase_set, const Optimizer* phase_optimizer) const {
+                         const torch::Device& device, const TrainableSet* phase_set, const Optimizer* phase_optimizer,
+                         int shard_ranks) const {
   RunState s = run;
   if (phase_set) merge_selection(s.changed, phase_set->changed());
   const auto by_name = parameters_by_name(weights);
@@ -43,7 +44,7 @@ void TrainingState::save(const std::filesystem::path& run_dir, int64_t keep, mod
   for (const auto& [key, t] : rng_state(device)) s.tensors[key] = t;
   for (const auto& [l, b] : aux_bias) s.tensors["aux_free." + std::to_string(l)] = b;
   for (const auto& [leaf, t] : sfa_anchor) s.tensors["sfa." + leaf] = t;
-  save_checkpoint(run_dir, s, keep);
+  save_checkpoint(run_dir, s, keep, shard_ranks);
 }
 
 void TrainingState::restore(const RunState& cp, model::ModelWeights& weights, const torch::Device& device,

@@ -27,8 +27,10 @@ struct TrainingState {
 
   // Writes checkpoints/step-N: every changed tensor (masters where held), the RNG and aux biases;
   // mid-phase also the phase's live leaves (LoRA factors, expert slices) and optimiser state.
+  // With `shard_ranks` > 1 the optimiser holds this rank's share only and ranks 1.. have written
+  // theirs (run_checkpoint.h save_checkpoint_shard).
   void save(const std::filesystem::path& run_dir, int64_t keep, model::ModelWeights& weights, const torch::Device& device,
-            const TrainableSet* phase_set, const Optimizer* phase_optimizer) const;
+            const TrainableSet* phase_set, const Optimizer* phase_optimizer, int shard_ranks = 1) const;
 
   // Continues from checkpoint `cp`: position, changed model tensors (and their masters), aux biases, RNG.
   void restore(const RunState& cp, model::ModelWeights& weights, const torch::Device& device, const std::string& where);

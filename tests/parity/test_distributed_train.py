@@ -3,7 +3,8 @@ process with grad_accum 2 on the same global batch (losses, gradient norms, trai
 the PEFT adapter), with the gradient all-reduce in buckets during the backward (many small ones, or
 one after it: `--bucket-mb`), launched both by `moeforge train --nproc 2` and by torch's own
 `torchrun --no-python --standalone --nproc-per-node 2` (from the venv), and with the optimiser state
-sharded (`--zero 1`), whose checkpoints resume on 1 process and are resumed into. With
+sharded (`--zero 1`), whose checkpoints (one file of optimiser state per rank, listed in state.json)
+resume on 1 process, on 2 ranks, and are resumed into. With
 `--expert-parallel` (each rank computes half of every layer's experts, tokens exchanged by all-to-all)
 the run equals one process within 1e-5 (losses, every step's gradients, trained tensors). Resume from 2 ranks on 1 and
 from 1 on 2 continues exactly; killing one rank (kill -9) ends the run within a bounded time with one
@@ -81,6 +82,26 @@ def close_run(label, got, want, failures, tolerance=1e-6):
     print(f"  {label:<52} {'within ' + str(tolerance) if not problems else '; '.join(problems)}")
     if problems:
         failures.append(f"{label}: " + "; ".join(problems))
+
+
+def check_checkpoint_shards(run, failures):
+    """A --zero 1 checkpoint: rank 0's tensors.safetensors holds its share of the optimiser state, rank 1's
+    share is the file state.json lists, and together they hold each trained tensor's moments once."""
+    from safetensors import safe_open
+    step = os.path.join(run, "checkpoints", read(os.path.join(run, "checkpoints", "latest")).decode().strip())
+    with open(os.path.join(step, "state.json")) as f:
+        shards = json.load(f).get("shards", [])
+    keys = []
+    for name in ["tensors.safetensors"] + shards:
+        with safe_open(os.path.join(step, name), "pt") as f:
+            keys.append({k for k in f.keys() if k.startswith("opt.")})
+    stray = [n for n in os.listdir(os.path.join(run, "checkpoints")) if n.startswith(".")]
+    ok = shards == ["optimizer.rank-1-of-2.safetensors"] and all(keys) and not keys[0] & keys[1] and not stray
+    print(f"  {'--zero 1 checkpoint: one file per rank':<52} {shards}, optimiser slots {[len(k) for k in keys]}"
+          f"{', stray ' + str(stray) if stray else ''}")
+    if not ok:
+        failures.append(f"--zero 1 checkpoint: expected rank 1's share in its own file, got {shards}, slots "
+                        f"{[len(k) for k in keys]}, stray {stray}")
 
 
 def close_gradients(label, got, want, steps, failures, tolerance=1e-5):
@@ -217,6 +238,11 @@ def main():
         same_run("--nproc 2 --zero 1 vs 1 process", zero, base, failures)
         zero_stop = os.path.join(tmp, "zero1_resumed")
         train(model, corpus, r1, zero_stop, "--nproc", "2", "--zero", "1", "--stop-after-steps", "2")
+        check_checkpoint_shards(zero_stop, failures)
+        zero_same = os.path.join(tmp, "zero1_resumed_on_2")
+        train(model, corpus, r1, zero_same, "--nproc", "2", "--zero", "1", "--stop-after-steps", "2")
+        run_moeforge("train", "--resume", zero_same, "--recipe", r1, "--nproc", "2", "--zero", "1", "--no-progress")
+        same_run("--zero 1 for 2 steps, --resume with --zero 1", zero_same, base, failures)
         run_moeforge("train", "--resume", zero_stop, "--recipe", r2, "--no-progress")
         same_run("--zero 1 for 2 steps, --resume on 1 process", zero_stop, base, failures)
         one_to_zero = os.path.join(tmp, "one_to_zero1")

@@ -115,7 +115,8 @@ const CommandRegistrar registrar([](CLI::App& app) {
                   "data parallel over N local processes (c10d Gloo; as `torchrun --no-python --nproc-per-node N moeforge train ...`, "
                   "which works too): global batch = batch_size x N x grad_accum");
   sub->add_option("--zero", c->zero, "with several ranks: 1 = each rank keeps the optimiser state of its share of the "
-                  "trained tensors only (ZeRO-1); 2 = their gradients too (ZeRO-2); checkpoints still hold the whole state")
+                  "trained tensors only (ZeRO-1); 2 = their gradients too (ZeRO-2); each rank writes its share of a checkpoint, "
+                  "which resumes on any number of ranks")
       ->capture_default_str();
   sub->add_option("--bucket-mb", c->bucket_mb,
                   "with several ranks: gradients are summed in buckets of this many MB while the backward runs "
