@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include "model/linear.h"
 #include "model/rope.h"
 
 namespace moeforge::model {
@@ -18,7 +19,7 @@ torch::Tensor latent_rms_norm(const torch::Tensor& x, const torch::Tensor& weigh
   return weight * normed.to(x.scalar_type());
 }
 
-torch::Tensor project(const torch::Tensor& x, const torch::Tensor& w) { return torch::nn::functional::linear(x, w); }
+torch::Tensor project(const torch::Tensor& x, const torch::Tensor& w) { return model::linear(x, w, torch::Tensor()); }
 
 // transformers' apply_rotary_pos_emb_interleave: pairs (x0, x1), (x2, x3), ... each rotated by one
 // frequency; the output is laid out [rotated evens | rotated odds] (the same for q and k, so q.k is

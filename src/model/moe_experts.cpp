@@ -18,6 +18,7 @@
 #endif
 
 #include "common/error.h"
+#include "model/linear.h"
 #include "model/mxfp4_experts.h"
 
 namespace moeforge::model {
@@ -272,7 +273,7 @@ ExpertGrads backward_loop(const std::vector<int64_t>& counts, const BackwardInpu
       torch::mm_out(slot, grad_y_rows.t(), act_rows);  // [H, F]
     }
     if (in.need_b_out) g.b_out[e].copy_(grad_y_rows.sum(0));
-    auto grad_act = torch::mm(grad_y_rows, m.out(e));                          // [n, F]
+    auto grad_act = torch::mm(grad_y_rows, fast_right_operand(m.out(e)));           // [n, F]
     auto grad_pre = activation_backward(pre_rows, grad_act, in.activation);    // [n, R]
     if (in.need_w_in && row >= 0) {
       auto slot = g.w_in[row];
@@ -281,7 +282,7 @@ ExpertGrads backward_loop(const std::vector<int64_t>& counts, const BackwardInpu
     if (in.need_b_in) g.b_in[e].copy_(grad_pre.sum(0));
     if (in.need_x) {
       auto slot = g.x_sorted.narrow(0, offset, n);
-      torch::mm_out(slot, grad_pre, m.in(e));  // [n, H]
+      torch::mm_out(slot, grad_pre, fast_right_operand(m.in(e)));  // [n, H]
     }
   });
   return g;

@@ -8,6 +8,7 @@
 #include "common/strings.h"
 #include "io/checkpoint_store.h"
 #include "model/expert_parallel.h"
+#include "model/linear.h"
 #include "model/memory_plan.h"
 #include "model/mla_attention.h"
 #include "model/moe_experts.h"
@@ -36,10 +37,6 @@ void release_layer(const ModelWeights& weights, int64_t layer) {
 }
 
 void release_model_level(const ModelWeights& weights) { release_tensors(weights, -1, TensorScope::Model); }
-
-torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b) {
-  return b.defined() ? torch::nn::functional::linear(x, w, b) : torch::nn::functional::linear(x, w);
-}
 
 torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight, double eps) {
   auto x32 = x.to(torch::kFloat32);
