@@ -8,6 +8,7 @@
 #include <limits>
 
 #include "common/error.h"
+#include "model/linear.h"
 #include "train/distill_kernel.h"
 
 namespace moeforge::train {
@@ -156,6 +157,7 @@ void closed_form_head(const torch::Tensor& leaf, const torch::Tensor& lm_head_VH
   const bool fused = dev.is_cpu() && dtype != torch::kDouble;
   const auto acc = dtype == torch::kDouble ? torch::kDouble : torch::kFloat32;
   auto buffer = torch::empty({std::min(chunk, n), V}, x.options().dtype(acc));
+  const torch::Tensor W_dx = need_dx ? model::fast_right_operand(W) : torch::Tensor();  // d x = G W on its fast layout
   for (int64_t r0 = 0; r0 < n; r0 += chunk) {
     const int64_t m = std::min(chunk, n - r0);
     auto xc = x.narrow(0, r0, m);
@@ -198,7 +200,7 @@ void closed_form_head(const torch::Tensor& leaf, const torch::Tensor& lm_head_VH
     if (G.scalar_type() != dtype) G = G.to(dtype);
     if (need_dx) {
       auto dxc = dx.narrow(0, r0, m);
-      torch::mm_out(dxc, G, W);
+      torch::mm_out(dxc, G, W_dx);
     }
     if (need_dw) {
       if (dtype == dW.scalar_type())
@@ -245,7 +247,7 @@ HeadLossResult chunked_head_loss(const torch::Tensor& hidden_BTH, const torch::T
   for (int64_t r0 = 0; r0 < n; r0 += chunk) {
     const int64_t m = std::min(chunk, n - r0);
     auto w = weights.narrow(0, r0, m);
-    auto logits = at_least_fp32(torch::linear(leaf.narrow(0, r0, m), lm_head_VH));  // [m, V]
+    auto logits = at_least_fp32(model::linear(leaf.narrow(0, r0, m), lm_head_VH, torch::Tensor()));  // [m, V]
     auto ce = (F::cross_entropy(logits, targets.narrow(0, r0, m), F::CrossEntropyFuncOptions().reduction(torch::kNone)) * w).sum();
     auto loss = o.ce_coef * ce;
     torch::Tensor kd_sum;
