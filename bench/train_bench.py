@@ -57,18 +57,23 @@ def cpu_capability():
 
 
 def gemm_rates():
-    """GFLOP/s of torch.mm in fp32 and bf16 at a large square, a token x expert-width, and an expert-sized shape."""
+    """GFLOP/s of torch.mm in fp32 and bf16 at a large square, a token x expert-width, and an expert-sized
+    shape: the faster of a row-major right operand and a transposed one (a linear layer's weight). Without
+    AVX512-BF16/AMX libtorch's bf16 GEMM is a fallback that runs the first some 50x slower."""
     out = {}
     for m, k, n in ((1024, 1024, 1024), (2048, 512, 1024), (256, 512, 256)):
         for dtype in (torch.float32, torch.bfloat16):
             a, b = torch.randn(m, k).to(dtype), torch.randn(k, n).to(dtype)
-            for _ in range(3):
-                a @ b
-            reps, t0 = 0, time.perf_counter()
-            while time.perf_counter() - t0 < 0.5:
-                a @ b
-                reps += 1
-            out[(m, k, n, dtype)] = 2 * m * k * n * reps / (time.perf_counter() - t0) / 1e9
+            best = 0.0
+            for right in (b, b.t().contiguous().t()):
+                for _ in range(2):
+                    a @ right
+                reps, t0 = 0, time.perf_counter()
+                while time.perf_counter() - t0 < 0.5:
+                    a @ right
+                    reps += 1
+                best = max(best, 2 * m * k * n * reps / (time.perf_counter() - t0) / 1e9)
+            out[(m, k, n, dtype)] = best
     return out
 PEERS = ("grouped_mm", "eager")  # transformers' experts implementations (grouped_mm is its default)
 
