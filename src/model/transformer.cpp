@@ -204,6 +204,27 @@ torch::Tensor Transformer::attend(const LayerWeights& L, int64_t l, torch::Tenso
     out = (out * kept.unsqueeze(-1)).to(dtype).transpose(1, 2).reshape({B, T, heads * v.size(-1)});
     return linear(out, L.o, L.o_bias);
   }
+  const int64_t value_dim = v.size(-1);
+  if (L.sinks.defined() && !options.attention_mask.defined() && value_dim <= head_dim + 1) {
+    // GPT-OSS sinks with autograd, on the fused kernel: the sink is one more key that every query
+    // sees, with value 0. q' = [q, 1], k' = [k, 0], sink key [0, sink / scale]: q'.k' = q.k and
+    // q'.sink key x scale = sink, so the kernel's softmax is the one over [scores, sink], and the
+    // gradients of q, k, v and the sinks flow through it (the sink's through its key). v is padded
+    // to the same width (the kernel wants equal head sizes; else torch falls back to its math path).
+    const auto f32 = q.options().dtype(torch::kFloat32);
+    auto q_aug = torch::cat({q.to(torch::kFloat32), torch::ones({B, heads, T, 1}, f32)}, -1);
+    auto sink_key = torch::cat({torch::zeros({1, heads, 1, head_dim}, f32),
+                                (L.sinks.to(torch::kFloat32) / scale).view({1, heads, 1, 1})}, -1)
+                        .expand({B, heads, 1, head_dim + 1});
+    auto k_aug = torch::cat({sink_key, torch::cat({k.to(torch::kFloat32), torch::zeros({B, heads, S, 1}, f32)}, -1)}, 2);
+    auto v_aug = torch::cat({torch::zeros({B, heads, 1, value_dim}, f32), v.to(torch::kFloat32)}, 2);
+    v_aug = torch::cat({v_aug, torch::zeros({B, heads, S + 1, head_dim + 1 - value_dim}, f32)}, -1);
+    auto visible = torch::cat({torch::ones({1, 1, T, 1}, f32.dtype(torch::kBool)), causal_mask()}, -1);  // [1, 1, T, 1 + S]
+    auto mask = torch::zeros({1, 1, T, S + 1}, f32).masked_fill(visible.logical_not(), -std::numeric_limits<float>::infinity());
+    auto out = at::scaled_dot_product_attention(q_aug, k_aug, v_aug, mask, 0.0, false, scale).narrow(-1, 0, value_dim);
+    out = out.to(dtype).transpose(1, 2).reshape({B, T, heads * value_dim});
+    return linear(out, L.o, L.o_bias);
+  }
   auto scores = torch::matmul(q.to(torch::kFloat32), k.to(torch::kFloat32).transpose(-1, -2)) * scale;  // [B, nh, T, S]
   auto allowed_BTS = causal_mask();  // [1, 1, T, S]
   if (options.attention_mask.defined())
