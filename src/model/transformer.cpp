@@ -88,7 +88,7 @@ std::unique_ptr<Transformer> Transformer::load(const std::filesystem::path& mode
   const bool stream = options.allow_streaming && budget && plan.host_peak() > budget && plan.streamed_peak() <= budget;
   if (stream)
     std::fprintf(stderr, "moeforge: note: %s needs about %s but the memory budget is %s: streaming its weights one layer at a time "
-                 "(about %s resident; each batch reads them again from the page cache or the disk)\n", model_dir.string().c_str(),
+                 "(about %s resident; each pass over the layers reads them again from the page cache or the disk)\n", model_dir.string().c_str(),
                  format_gb(plan.host_peak()).c_str(), format_gb(budget).c_str(), format_gb(plan.streamed_peak()).c_str());
   else
     check_memory_budget(plan, budget, model_dir.string(), options.allow_streaming);
@@ -96,6 +96,7 @@ std::unique_ptr<Transformer> Transformer::load(const std::filesystem::path& mode
   ModelWeights weights = load_model_weights(spec, *store, options);
   auto model = std::make_unique<Transformer>(std::move(spec), std::move(weights));
   model->set_streaming(stream);
+  if (stream) model->streaming_spare_bytes_ = budget - plan.streamed_peak();
   return model;
 }
 
@@ -286,8 +287,8 @@ ForwardOutput Transformer::forward(const torch::Tensor& ids, const ForwardOption
   return forward_with(weights_, ids, options);
 }
 
-ForwardOutput Transformer::forward_with(const ModelWeights& weights, const torch::Tensor& ids,
-                                        const ForwardOptions& options) const {
+torch::Tensor Transformer::embed_input(const ModelWeights& weights, const torch::Tensor& ids, const ForwardOptions& options,
+                                       torch::Tensor& positions_T) const {
   if (ids.dim() != 2) fail("token ids must be [batch, time]");
   const int64_t T = ids.size(1);
   if (T == 0) fail("cannot run the model on an empty sequence");
@@ -302,28 +303,62 @@ ForwardOutput Transformer::forward_with(const ModelWeights& weights, const torch
   auto ids_dev = ids.to(device(), torch::kInt64);
   if ((ids_dev < 0).any().item<bool>() || (ids_dev >= weights.embed.size(0)).any().item<bool>())
     fail("token id out of range [0, ", weights.embed.size(0), ")");
-  auto positions_T = torch::arange(past, past + T, torch::TensorOptions().dtype(torch::kInt64).device(device()));
+  positions_T = torch::arange(past, past + T, torch::TensorOptions().dtype(torch::kInt64).device(device()));
   auto h = torch::embedding(weights.embed, ids_dev);  // [B, T, H]
   if (spec_.positions == PositionKind::Learned) h = h + torch::embedding(weights.position_embed, positions_T).unsqueeze(0);
-  if (streaming_) release_model_level(weights);
-  ForwardOutput output;
-  for (int64_t l = 0; l < spec_.num_layers; ++l) {
-    const LayerWeights& L = weights.layers[l];
-    if (options.record_layer_inputs) output.layer_inputs.push_back(h);
-    h = h + attention(weights, l, norm(h, L.attn_norm, L.attn_norm_bias), positions_T, options);
-    auto x = norm(h, L.ffn_norm, L.ffn_norm_bias);
-    h = h + (spec_.is_moe[l] ? moe(weights, l, x, options, output) : run_mlp(x, L.mlp, activation_));
-    if (streaming_) release_layer(weights, l);
-  }
-  if (options.last_token_logits_only) h = h.narrow(1, T - 1, 1);
+  return h;
+}
+
+torch::Tensor Transformer::run_layer(const ModelWeights& weights, int64_t l, const torch::Tensor& h_in, const torch::Tensor& positions_T,
+                                     const ForwardOptions& options, ForwardOutput& output) const {
+  const LayerWeights& L = weights.layers[l];
+  if (options.record_layer_inputs) output.layer_inputs.push_back(h_in);
+  auto h = h_in + attention(weights, l, norm(h_in, L.attn_norm, L.attn_norm_bias), positions_T, options);
+  auto x = norm(h, L.ffn_norm, L.ffn_norm_bias);
+  return h + (spec_.is_moe[l] ? moe(weights, l, x, options, output) : run_mlp(x, L.mlp, activation_));
+}
+
+void Transformer::finish_output(const ModelWeights& weights, torch::Tensor h, const ForwardOptions& options, ForwardOutput& output) const {
+  if (options.last_token_logits_only) h = h.narrow(1, h.size(1) - 1, 1);
   h = norm(h, weights.final_norm, weights.final_norm_bias);
   if (options.hidden_only) {
     output.hidden = h;
-    return output;
+    return;
   }
   output.logits = linear(h, weights.lm_head, torch::Tensor()).to(torch::kFloat32);  // [B, T, V]
+}
+
+ForwardOutput Transformer::forward_with(const ModelWeights& weights, const torch::Tensor& ids,
+                                        const ForwardOptions& options) const {
+  torch::Tensor positions_T;
+  auto h = embed_input(weights, ids, options, positions_T);
   if (streaming_) release_model_level(weights);
+  ForwardOutput output;
+  for (int64_t l = 0; l < spec_.num_layers; ++l) {
+    h = run_layer(weights, l, h, positions_T, options, output);
+    if (streaming_) release_layer(weights, l);
+  }
+  finish_output(weights, h, options, output);
+  if (streaming_ && !options.hidden_only) release_model_level(weights);
   return output;
+}
+
+std::vector<ForwardOutput> Transformer::forward_layer_major(const std::vector<torch::Tensor>& ids, const ForwardOptions& options) const {
+  if (options.cache) fail("internal: a layer-major pass keeps no KV cache");
+  std::vector<torch::Tensor> h(ids.size()), positions(ids.size());
+  for (size_t i = 0; i < ids.size(); ++i) h[i] = embed_input(weights_, ids[i], options, positions[i]);
+  if (streaming_) release_model_level(weights_);
+  std::vector<ForwardOutput> outputs(ids.size());
+  for (int64_t l = 0; l < spec_.num_layers; ++l) {  // every batch through layer l while its weights are resident
+    for (size_t i = 0; i < ids.size(); ++i) h[i] = run_layer(weights_, l, h[i], positions[i], options, outputs[i]);
+    if (streaming_) release_layer(weights_, l);
+  }
+  for (size_t i = 0; i < ids.size(); ++i) {
+    finish_output(weights_, h[i], options, outputs[i]);
+    h[i] = torch::Tensor();
+  }
+  if (streaming_ && !options.hidden_only) release_model_level(weights_);
+  return outputs;
 }
 
 }  // namespace moeforge::model

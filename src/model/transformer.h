@@ -63,9 +63,17 @@ class Transformer {
   // The same with other weights of the same shapes (training: LoRA-merged or noised weights).
   ForwardOutput forward_with(const ModelWeights& weights, const torch::Tensor& ids, const ForwardOptions& options) const;
 
+  // forward() of each batch, run layer-major: every batch through layer 0, then through layer 1, ...
+  // (no KV cache). With streaming, each layer's weights are read once for all the batches instead of
+  // once per batch; the outputs are forward()'s, bitwise. Holds every batch's hidden states.
+  std::vector<ForwardOutput> forward_layer_major(const std::vector<torch::Tensor>& ids, const ForwardOptions& options = {}) const;
+
   // Layer streaming: mapped weights (model/memory_plan.h) are released after each use in forward,
   // so about one layer is resident; every pass reads them again from the page cache or the file.
   bool streaming() const { return streaming_; }
+  // A streamed load: what the budget leaves beside the streamed peak (for a layer-major pass's
+  // hidden states); 0 otherwise.
+  uint64_t streaming_spare_bytes() const { return streaming_spare_bytes_; }
   void set_streaming(bool on) { streaming_ = on; }
 
   const ModelSpec& spec() const { return spec_; }
@@ -75,6 +83,12 @@ class Transformer {
   torch::Dtype dtype() const { return weights_.embed.scalar_type(); }
 
  private:
+  // forward_with's three parts: embeddings (and positions), one decoder layer, final norm + head.
+  torch::Tensor embed_input(const ModelWeights& weights, const torch::Tensor& ids, const ForwardOptions& options,
+                            torch::Tensor& positions_T) const;
+  torch::Tensor run_layer(const ModelWeights& weights, int64_t layer, const torch::Tensor& h, const torch::Tensor& positions_T,
+                          const ForwardOptions& options, ForwardOutput& output) const;
+  void finish_output(const ModelWeights& weights, torch::Tensor h, const ForwardOptions& options, ForwardOutput& output) const;
   torch::Tensor attention(const ModelWeights& weights, int64_t layer, const torch::Tensor& x_BTH, const torch::Tensor& positions_T,
                           const ForwardOptions& options) const;
   torch::Tensor attend(const LayerWeights& layer, int64_t l, torch::Tensor q, torch::Tensor k, torch::Tensor v,
@@ -88,6 +102,7 @@ class Transformer {
   RouterOptions router_options_;
   ActivationOptions activation_;
   bool streaming_ = false;
+  uint64_t streaming_spare_bytes_ = 0;
 };
 
 // The router options a spec implies (kind, top-k, renormalisation, scaling, groups).

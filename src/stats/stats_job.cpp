@@ -126,19 +126,60 @@ RouterStats run_stats(const StatsOptions& o) {
   Progress progress("stats", o.tokens, "tokens", o.progress && world.is_main());
   size_t next = 0;
   int64_t batch_index = 0;  // every rank plans every batch (cheap); rank i mod N runs batch i
-  std::vector<int64_t> ids(static_cast<size_t>(o.batch_size * T));
-  while (stats.tokens < o.tokens && next < order.size()) {
+  // Stats read the routing only: no LM head (with streaming, its pages are never read either).
+  model::ForwardOptions forward_options;
+  forward_options.hidden_only = true;
+  struct PlannedBatch {
+    std::vector<int64_t> ids;  // [B * T]
+    int64_t B = 0, counted = 0;  // rows; tokens counted once this batch is done
     std::vector<int64_t> rows, row_domain;
     std::vector<int32_t> token_ids, token_domain;
+  };
+  std::vector<PlannedBatch> group;  // this rank's batches waiting to run (more than one only when streaming)
+  const int64_t moe_count = static_cast<int64_t>(moe_layers.size());
+  const int64_t bytes_per_token = spec.hidden_size * 4 + moe_count * (2 * E * 4 + 2 * spec.moe.top_k * 8);
+  // Half of what the budget leaves beside the streamed peak, at most layer_major_bytes.
+  const int64_t group_bytes = std::min<int64_t>(o.layer_major_bytes, static_cast<int64_t>(model->streaming_spare_bytes() / 2));
+  const int64_t group_tokens = model->streaming() && group_bytes > 0 ? std::max<int64_t>(group_bytes / bytes_per_token, 1) : 0;
+  if (group_tokens > o.batch_size * T && world.is_main())
+    std::cerr << "moeforge: note: streaming: batches run layer-major in groups of up to " << group_tokens
+              << " tokens (each layer is read once per group)\n";
+  int64_t group_rows = 0;
+  auto run_group = [&] {
+    if (group.empty()) return;
+    std::vector<torch::Tensor> ids_list;
+    for (auto& g : group) ids_list.push_back(torch::from_blob(g.ids.data(), {g.B, T}, torch::kInt64).to(model->device()));
+    std::vector<model::ForwardOutput> outs;
+    if (group.size() == 1) outs.push_back(model->forward(ids_list[0], forward_options));
+    else outs = model->forward_layer_major(ids_list, forward_options);
+    for (size_t i = 0; i < group.size(); ++i) {
+      const PlannedBatch& g = group[i];
+      if (!o.forward_only) {
+        const auto collect_start = std::chrono::steady_clock::now();
+        auto rows_V = torch::tensor(g.rows, torch::kInt64).to(model->device());
+        auto domain_V = torch::tensor(g.row_domain, torch::kInt64).to(model->device());
+        auto probs_VLE = collector.add(outs[i].routing, rows_V, domain_V, dump != nullptr);
+        if (dump) dump->append(probs_VLE, g.token_ids, g.token_domain);
+        stats.collect_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - collect_start).count();
+      }
+      outs[i] = model::ForwardOutput();
+      progress.update(g.counted);
+    }
+    group.clear();
+    group_rows = 0;
+  };
+  while (stats.tokens < o.tokens && next < order.size()) {
+    PlannedBatch g;
+    g.ids.assign(static_cast<size_t>(o.batch_size * T), 0);
     int64_t B = 0, counted = stats.tokens;
     for (; B < o.batch_size && next < order.size() && counted < o.tokens; ++B, ++next) {
       data::Block block = ds.block(data::Split::Train, order[next]);
       const int64_t take = std::min<int64_t>(block.num_real, o.tokens - counted);
-      for (int64_t t = 0; t < T; ++t) ids[static_cast<size_t>(B * T + t)] = block.ids[static_cast<size_t>(t)];
+      for (int64_t t = 0; t < T; ++t) g.ids[static_cast<size_t>(B * T + t)] = block.ids[static_cast<size_t>(t)];
       for (int64_t t = 0; t < take; ++t) {
-        rows.push_back(B * T + t);
-        row_domain.push_back(block.domain);
-        if (dump) token_ids.push_back(block.ids[static_cast<size_t>(t)]), token_domain.push_back(block.domain);
+        g.rows.push_back(B * T + t);
+        g.row_domain.push_back(block.domain);
+        if (dump) g.token_ids.push_back(block.ids[static_cast<size_t>(t)]), g.token_domain.push_back(block.domain);
       }
       counted += take;
       stats.domain_tokens[static_cast<size_t>(block.domain)] += take;
@@ -152,23 +193,16 @@ RouterStats run_stats(const StatsOptions& o) {
         loss_tokens += n;
       }
     }
-    if (batch_index++ % world.size() != world.rank()) {
-      stats.tokens = counted;
-      continue;
-    }
-    auto ids_BT = torch::from_blob(ids.data(), {B, T}, torch::kInt64).to(model->device());  // [B, T]
-    auto out = model->forward(ids_BT);
-    if (!o.forward_only) {
-      const auto collect_start = std::chrono::steady_clock::now();
-      auto rows_V = torch::tensor(rows, torch::kInt64).to(model->device());
-      auto domain_V = torch::tensor(row_domain, torch::kInt64).to(model->device());
-      auto probs_VLE = collector.add(out.routing, rows_V, domain_V, dump != nullptr);
-      if (dump) dump->append(probs_VLE, token_ids, token_domain);
-      stats.collect_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - collect_start).count();
-    }
     stats.tokens = counted;
-    progress.update(stats.tokens);
+    if (batch_index++ % world.size() != world.rank()) continue;
+    g.B = B;
+    g.ids.resize(static_cast<size_t>(B * T));
+    g.counted = counted;
+    group_rows += B * T;
+    group.push_back(std::move(g));
+    if (group_rows >= group_tokens) run_group();
   }
+  run_group();
   if (model->device().is_cuda()) torch::cuda::synchronize();
   if (world.distributed() && !o.forward_only) {
     auto sums = collector.sum_tensors();

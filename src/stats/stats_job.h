@@ -41,6 +41,10 @@ struct StatsOptions {
   bool progress = true;              // stderr
   bool overwrite = false;            // replace an existing STATS_DIR
   bool forward_only = false;         // benchmark baseline: same loop, nothing collected or written but timing
+  // A streamed model (over the memory budget, model/memory_plan.h) runs batches layer-major in groups
+  // holding about this many bytes of hidden states and routing records: each layer is read once per
+  // group instead of once per batch. 0 = one batch at a time.
+  int64_t layer_major_bytes = 512ll << 20;
   model::LoadOptions load;
   // Several ranks: batch i is forwarded by rank i mod N, the sums are added; rank 0 writes STATS_DIR.
   dist::World* world = nullptr;

@@ -5,7 +5,8 @@ vocabulary; 1.80 GB, random weights, written by bench/surgery_bench.py's writer)
 - `stats --max-memory 1.4` (below the model's size) says it streams, and its peak RSS (from the kernel's
   accounting of the child) stays within the 1.4 GB budget (measured ~1.1 GB); the runtime's own share
   (binary, libtorch, allocator; ~0.35 GB) is inside the plan's 0.5 GB allowance. The same run without a
-  budget peaks above 1.4 GB (so the budget is what streaming met), and both write the same stats.json;
+  budget peaks above 1.4 GB (so the budget is what streaming met), and both write the same stats.json
+  (the streamed run's two batches go layer-major: both through each layer while it is resident);
 - `eval` streamed reports what the unstreamed eval reports;
 - a budget below even one layer is refused before loading, in one line naming the budget and the
   streamed figure, with exit 1 and nothing written.
@@ -48,6 +49,8 @@ def main():
               f"not streamed {whole_rss / 1e9:.2f} GB")
         if "streaming its weights one layer at a time" not in note:
             failures.append(f"stats --max-memory {BUDGET_GB}: no streaming note: {note.strip()[-300:]}")
+        if "batches run layer-major in groups" not in note:  # its 2 batches share one read of each layer
+            failures.append(f"stats --max-memory {BUDGET_GB}: the batches did not run layer-major: {note.strip()[-300:]}")
         if streamed_rss > BUDGET_GB * 1e9:
             failures.append(f"streamed stats peaked at {streamed_rss / 1e9:.2f} GB, over the {BUDGET_GB} GB budget")
         if whole_rss <= BUDGET_GB * 1e9:

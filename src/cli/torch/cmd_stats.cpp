@@ -39,9 +39,16 @@ const CommandRegistrar registrar([](CLI::App& app) {
   sub->add_flag("--overwrite", o->overwrite, "replace an existing output directory");
   sub->add_flag("--quiet", *quiet, "no progress display (as --no-progress)");
   sub->add_flag("--forward-only", o->forward_only, "benchmark baseline: run the same forward passes, collect nothing");
+  auto layer_major_mb = std::make_shared<double>(static_cast<double>(o->layer_major_bytes >> 20));
+  sub->add_option("--layer-major-mb", *layer_major_mb,
+                  "a streamed model (over --max-memory): run batches layer-major in groups of this many MB of hidden "
+                  "states, each layer read once per group (capped by half of what the budget leaves; 0 = batch by batch)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   sub->add_option("--nproc", *nproc, "forward with N local processes (each every N-th batch; or launch with torchrun); rank 0 writes");
   runtime->add_to(sub);
-  set_action(sub, [o, runtime, model, out, tok, quiet, nproc] {
+  set_action(sub, [o, runtime, model, out, tok, quiet, nproc, layer_major_mb] {
+    o->layer_major_bytes = static_cast<int64_t>(*layer_major_mb * (1 << 20));
     // Launched by torchrun, SLURM or --nproc: this process is one rank.
     const dist::WorldEnv env = dist::world_env_from_environment();
     if (auto code = dist::launch_workers_if_asked(*nproc, env, command_line(), "stats")) return *code;
