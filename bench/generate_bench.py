@@ -1,7 +1,8 @@
 """Prefill and decode tokens/s of tiny Mixtral-shaped and GPT-OSS-shaped models: `moeforge generate`
-(greedy, KV cache) against transformers' generate on the same torch, same threads, same run, CPU fp32.
+(greedy, KV cache) against transformers' generate on the same torch, same threads, same run, CPU, fp32
+or bf16 (`--dtype`: both sides hold and run the model in that dtype).
 
-    .venv/bin/python bench/generate_bench.py --build build [--threads 2] [--prompt 256] [--new 64]
+    .venv/bin/python bench/generate_bench.py --build build [--threads 2] [--prompt 256] [--new 64] [--dtype bf16]
 
 moeforge's times come from its --json "timing" (prefill = prompt pass + first token; decode = the
 rest), transformers' from a timed prompt forward and a timed generate with the same cache use.
@@ -70,12 +71,12 @@ def peer_times(model, prompt_ids, new_tokens, repeats):
     return best_prefill, max(best_total - best_prefill, 1e-9)
 
 
-def ours_times(binary, model_dir, prompt_text, new_tokens, repeats, threads):
+def ours_times(binary, model_dir, prompt_text, new_tokens, repeats, threads, dtype):
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
     best_prefill = best_decode = float("inf")
     for _ in range(repeats):
         out = subprocess.run([binary, "generate", model_dir, "--prompt", prompt_text, "--max-new", str(new_tokens),
-                              "--ignore-eos", "--no-special", "--json"], capture_output=True, text=True, env=env, check=True)
+                              "--ignore-eos", "--no-special", "--json", "--dtype", dtype], capture_output=True, text=True, env=env, check=True)
         timing = json.loads(out.stdout)["timing"]
         # per-token time, so a re-tokenised prompt one token longer or shorter compares fairly
         best_prefill = min(best_prefill, timing["prefill_s"] / timing["prefill_tokens"])
@@ -83,11 +84,11 @@ def ours_times(binary, model_dir, prompt_text, new_tokens, repeats, threads):
     return best_prefill, best_decode
 
 
-def ours_warm_prefill(build, model_dir, tokens, threads):
+def ours_warm_prefill(build, model_dir, tokens, threads, dtype):
     """Seconds per prompt token of moeforge's prompt pass, warm (best of repeats in one process)."""
     binary = os.path.join(build, "bench", "forward_profile_bench")
     out = subprocess.run([binary, model_dir, "--prefill", "1", "--tokens", str(tokens), "--iters", "10", "--top", "0",
-                          "--threads", str(threads)], capture_output=True, text=True, check=True).stdout
+                          "--threads", str(threads), "--dtype", dtype], capture_output=True, text=True, check=True).stdout
     best_ms = float(out.split("best ")[1].split(" ms")[0])
     return best_ms / 1e3 / tokens
 
@@ -99,10 +100,12 @@ def main():
     parser.add_argument("--prompt", type=int, default=256)
     parser.add_argument("--new", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32")
     args = parser.parse_args()
+    dtype = torch.bfloat16 if args.dtype == "bf16" else torch.float32
     torch.set_num_threads(args.threads)
     binary = os.path.abspath(os.path.join(args.build, "moeforge"))
-    print(f"generate bench: prompt {args.prompt} tokens, {args.new} new, greedy, {args.threads} threads, CPU fp32, "
+    print(f"generate bench: prompt {args.prompt} tokens, {args.new} new, greedy, {args.threads} threads, CPU {args.dtype}, "
           f"torch {torch.__version__}, transformers {transformers.__version__}")
     print(f"{'model':8s} {'prefill tok/s (ours cold / hf / ratio)':>40s} {'warm / ratio':>16s} "
           f"{'decode tok/s (ours / hf / ratio)':>36s}")
@@ -114,13 +117,14 @@ def main():
             config = make_config()
             model = transformers.AutoModelForCausalLM.from_config(config).float().eval()
             model_dir = os.path.join(tmp, name)
-            model.save_pretrained(model_dir)
+            model.save_pretrained(model_dir)  # fp32 on disk: each side converts to --dtype as it loads
+            model = model.to(dtype)
             for name_ in os.listdir(tok_dir):
                 shutil.copy(os.path.join(tok_dir, name_), model_dir)
             prompt_ids, prompt_text = prompt_of(tok_dir, text, args.prompt)
             hf_prefill, hf_decode = peer_times(model, prompt_ids, args.new, args.repeats)
-            our_prefill, our_decode = ours_times(binary, model_dir, prompt_text, args.new, args.repeats, args.threads)
-            warm = 1.0 / ours_warm_prefill(args.build, model_dir, len(prompt_ids), args.threads)
+            our_prefill, our_decode = ours_times(binary, model_dir, prompt_text, args.new, args.repeats, args.threads, args.dtype)
+            warm = 1.0 / ours_warm_prefill(args.build, model_dir, len(prompt_ids), args.threads, args.dtype)
             pre = (1.0 / our_prefill, len(prompt_ids) / hf_prefill)
             dec = ((args.new - 1) / our_decode, (args.new - 1) / hf_decode)
             print(f"{name:8s} {pre[0]:16.0f} / {pre[1]:8.0f} / {pre[0] / pre[1]:5.2f}x {warm:9.0f} / {warm / pre[1]:4.2f}x "

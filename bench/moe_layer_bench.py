@@ -147,6 +147,9 @@ def main():
             print(f"  ratio forward+backward vs fastest peer: {best_fb / fb:.2f}x (target >= 2)")
         print(f"  ratio forward vs GEMM rate:             {mine['gemm_s'] / fwd:.2f} (target >= 0.85)")
         print(f"  ratio forward+backward vs GEMM rate:    {3 * mine['gemm_s'] / fb:.2f} (target >= 0.5)")
+        if args.dtype == "bf16":  # without 16-bit hardware moeforge computes in fp32: that rate is its limit then
+            print(f"  {'libtorch fp32 GEMM':<22}{flops / mine['gemm_fp32_s'] / 1e9:>12.1f}   (forward {mine['gemm_fp32_s'] / fwd:.2f}, "
+                  f"forward+backward {3 * mine['gemm_fp32_s'] / fb:.2f} of it)")
 
 
 if __name__ == "__main__":

@@ -34,8 +34,9 @@ void note_bf16_without_hardware() {
   static bool said = false;
   if (said || cpu_has_bf16_matmul()) return;
   said = true;
-  std::fprintf(stderr, "moeforge: note: bf16 on a CPU without AVX512-BF16 or AMX: its matrix products run in software here, "
-               "far slower than fp32 (--dtype fp32, or precision fp32 in a recipe, is the faster choice on this machine)\n");
+  std::fprintf(stderr, "moeforge: note: bf16 on a CPU without AVX512-BF16 or AMX: moeforge computes the larger matrix products "
+               "in fp32 from the bf16 tensors here (bf16 memory, about fp32 speed); the rest of bf16 work runs in software, so "
+               "fp32 (--dtype fp32, or precision fp32 in a recipe) is as fast or faster on this machine\n");
 }
 
 }  // namespace moeforge

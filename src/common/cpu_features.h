@@ -4,8 +4,9 @@
 namespace moeforge {
 
 // Whether the CPU multiplies bf16 matrices in hardware (AVX512-BF16 or AMX-BF16). Without either,
-// libtorch's bf16 GEMMs fall back to a scalar path some 40-60x slower than fp32 (measured on an
-// AVX2-only AMD EPYC, one thread, 512^3: ~1-1.5 vs ~57 GFLOP/s). True where the flags cannot be read.
+// libtorch's bf16 GEMMs fall back to a scalar path some 8-10x slower than fp32 with a transposed
+// right operand and ~50x slower with a row-major one (an AVX2-only AMD EPYC, 2 threads); moeforge
+// then computes its larger products in fp32 (model/linear.h). True where the flags cannot be read.
 bool cpu_has_bf16_matmul();
 
 // Prints once per process, to stderr, that bf16 runs slowly on this CPU (nothing where it has the

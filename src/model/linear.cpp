@@ -8,32 +8,50 @@ namespace moeforge::model {
 
 namespace {
 
+// Rows from which an fp32 product beats the 16-bit fallback even counting the weight's fp32 copy.
+constexpr int64_t kFp32ComputeRows = 16;
+
 bool software_16bit(const torch::Tensor& t) {
   static const bool software = !cpu_has_bf16_matmul();
   const auto type = t.scalar_type();
   return software && t.is_cpu() && (type == torch::kBFloat16 || type == torch::kHalf);
 }
 
-// torch's own linear backward forms d x = d y W, a row-major W: the slow layout above. This one
-// forms it from W's transposed copy; d W = d y^T x and d b as torch does.
+bool fp32_compute(const torch::Tensor& a, const torch::Tensor& b) {
+  return software_16bit(a) && b.scalar_type() == a.scalar_type() && a.numel() >= kFp32ComputeRows * a.size(-1);
+}
+
+torch::Tensor f32(const torch::Tensor& t) { return t.to(torch::kFloat32); }
+
+torch::Tensor linear_by_gemm(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b) {
+  auto x2 = x.reshape({-1, w.size(1)});
+  auto out = torch::empty({x2.size(0), w.size(0)}, x.options());
+  gemm_into(out, x2, w.t(), b);
+  auto sizes = x.sizes().vec();
+  sizes.back() = w.size(0);
+  return out.view(sizes);
+}
+
+// The linear layer with 16-bit tensors on such a CPU: products in fp32 (gemm), only the 16-bit
+// x and w kept for the backward (not fp32 copies: training memory stays that of bf16).
 class Linear16 : public torch::autograd::Function<Linear16> {
  public:
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x, const torch::Tensor& w,
                                const torch::Tensor& b) {
     ctx->save_for_backward({x, w});
-    ctx->saved_data["has_b"] = b.defined() && b.numel() > 0;
-    const bool has_b = b.numel() > 0;
-    return has_b ? torch::nn::functional::linear(x, w, b) : torch::nn::functional::linear(x, w);
+    const bool has_b = b.numel() > 0;  // autograd::Function takes no undefined input: empty = no bias
+    ctx->saved_data["has_b"] = has_b;
+    return linear_by_gemm(x, w, has_b ? b : torch::Tensor());
   }
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx, torch::autograd::variable_list grads) {
     const auto saved = ctx->get_saved_variables();
     const auto &x = saved[0], &w = saved[1];
-    auto g = grads[0].reshape({-1, w.size(0)});  // [N, out]
+    auto g = grads[0].reshape({-1, w.size(0)}).to(x.scalar_type());  // [N, out]
     torch::Tensor dx, dw, db;
-    if (ctx->needs_input_grad(0)) dx = torch::mm(g, fast_right_operand(w)).view(x.sizes());
-    if (ctx->needs_input_grad(1)) dw = torch::mm(g.t(), x.reshape({-1, w.size(1)}));
-    if (ctx->saved_data["has_b"].toBool() && ctx->needs_input_grad(2)) db = g.sum(0);
+    if (ctx->needs_input_grad(0)) dx = gemm(g, w).view(x.sizes());
+    if (ctx->needs_input_grad(1)) dw = gemm(g.t(), x.reshape({-1, w.size(1)}));
+    if (ctx->saved_data["has_b"].toBool() && ctx->needs_input_grad(2)) db = f32(g).sum(0).to(g.scalar_type());
     return {dx, dw, db};
   }
 };
@@ -45,10 +63,30 @@ torch::Tensor fast_right_operand(const torch::Tensor& b) {
   return b;
 }
 
+void gemm_into(torch::Tensor out, const torch::Tensor& a, const torch::Tensor& b, const torch::Tensor& bias) {
+  if (fp32_compute(a, b)) {
+    out.copy_(bias.defined() ? torch::addmm(f32(bias), f32(a), f32(b)) : torch::mm(f32(a), f32(b)));
+    return;
+  }
+  const auto right = fast_right_operand(b);
+  if (bias.defined())
+    torch::addmm_out(out, bias, a, right);
+  else
+    torch::mm_out(out, a, right);
+}
+
+torch::Tensor gemm(const torch::Tensor& a, const torch::Tensor& b) {
+  if (fp32_compute(a, b)) return torch::mm(f32(a), f32(b)).to(a.scalar_type());
+  return torch::mm(a, fast_right_operand(b));
+}
+
 torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b) {
-  const bool grad = torch::GradMode::is_enabled() && (x.requires_grad() || w.requires_grad() || (b.defined() && b.requires_grad()));
-  if (grad && software_16bit(w) && x.scalar_type() == w.scalar_type())
-    return Linear16::apply(x, w, b.defined() ? b : torch::empty({0}, w.options()));
+  if (software_16bit(w) && x.scalar_type() == w.scalar_type() && x.dim() >= 1 && x.size(-1) == w.size(1) &&
+      (!b.defined() || b.scalar_type() == w.scalar_type())) {
+    const bool grad = torch::GradMode::is_enabled() && (x.requires_grad() || w.requires_grad() || (b.defined() && b.requires_grad()));
+    if (grad) return b.defined() ? Linear16::apply(x, w, b) : Linear16::apply(x, w, torch::empty({0}, w.options()));
+    if (fp32_compute(x, w)) return linear_by_gemm(x, w, b);
+  }
   return b.defined() ? torch::nn::functional::linear(x, w, b) : torch::nn::functional::linear(x, w);
 }
 

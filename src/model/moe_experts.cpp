@@ -154,15 +154,9 @@ void expert_forward(int64_t e, const torch::Tensor& x_rows, const ExpertMatrices
                     const torch::Tensor& b_out, const ActivationOptions& activation, torch::Tensor pre_rows,
                     torch::Tensor y_rows) {
   const torch::Tensor w_in_e = m.in(e), w_out_e = m.out(e);
-  if (b_in.defined())
-    torch::addmm_out(pre_rows, b_in[e], x_rows, w_in_e.t());
-  else
-    torch::mm_out(pre_rows, x_rows, w_in_e.t());
+  gemm_into(pre_rows, x_rows, w_in_e.t(), b_in.defined() ? b_in[e] : torch::Tensor());
   auto act_rows = activation_forward(pre_rows, activation);  // [n, F]
-  if (b_out.defined())
-    torch::addmm_out(y_rows, b_out[e], act_rows, w_out_e.t());
-  else
-    torch::mm_out(y_rows, act_rows, w_out_e.t());
+  gemm_into(y_rows, act_rows, w_out_e.t(), b_out.defined() ? b_out[e] : torch::Tensor());
 }
 
 // Small expert GEMMs gain little from splitting each over the threads and pay a thread sync each:
@@ -269,20 +263,18 @@ ExpertGrads backward_loop(const std::vector<int64_t>& counts, const BackwardInpu
     auto grad_y_rows = in.grad_y_sorted.narrow(0, offset, n);  // [n, H]
     auto act_rows = activation_forward(pre_rows, in.activation);  // [n, F] recomputed, cheap
     if (in.need_w_out && row >= 0) {
-      auto slot = g.w_out[row];
-      torch::mm_out(slot, grad_y_rows.t(), act_rows);  // [H, F]
+      gemm_into(g.w_out[row], grad_y_rows.t(), act_rows);  // [H, F]
     }
     if (in.need_b_out) g.b_out[e].copy_(grad_y_rows.sum(0));
-    auto grad_act = torch::mm(grad_y_rows, fast_right_operand(m.out(e)));           // [n, F]
+    auto grad_act = gemm(grad_y_rows, m.out(e));                               // [n, F]
     auto grad_pre = activation_backward(pre_rows, grad_act, in.activation);    // [n, R]
     if (in.need_w_in && row >= 0) {
-      auto slot = g.w_in[row];
-      torch::mm_out(slot, grad_pre.t(), x_rows);  // [R, H]
+      gemm_into(g.w_in[row], grad_pre.t(), x_rows);  // [R, H]
     }
     if (in.need_b_in) g.b_in[e].copy_(grad_pre.sum(0));
     if (in.need_x) {
       auto slot = g.x_sorted.narrow(0, offset, n);
-      torch::mm_out(slot, grad_pre, fast_right_operand(m.in(e)));  // [n, H]
+      gemm_into(slot, grad_pre, m.in(e));  // [n, H]
     }
   });
   return g;
