@@ -345,19 +345,36 @@ ForwardOutput Transformer::forward_with(const ModelWeights& weights, const torch
 
 std::vector<ForwardOutput> Transformer::forward_layer_major(const std::vector<torch::Tensor>& ids, const ForwardOptions& options) const {
   if (options.cache) fail("internal: a layer-major pass keeps no KV cache");
-  std::vector<torch::Tensor> h(ids.size()), positions(ids.size());
-  for (size_t i = 0; i < ids.size(); ++i) h[i] = embed_input(weights_, ids[i], options, positions[i]);
-  if (streaming_) release_model_level(weights_);
+  if (ids.empty()) return {};
+  // One batch of every row: each layer runs once over all of them (its weights read, its packed
+  // experts decoded and its expert GEMMs issued once for the whole group).
+  std::vector<int64_t> rows;
+  for (const auto& t : ids) {
+    if (t.dim() != 2 || t.size(1) != ids[0].size(1)) fail("internal: a layer-major group needs batches of one length");
+    rows.push_back(t.size(0));
+  }
+  ForwardOutput all = forward(torch::cat(ids, 0), options);
   std::vector<ForwardOutput> outputs(ids.size());
-  for (int64_t l = 0; l < spec_.num_layers; ++l) {  // every batch through layer l while its weights are resident
-    for (size_t i = 0; i < ids.size(); ++i) h[i] = run_layer(weights_, l, h[i], positions[i], options, outputs[i]);
-    if (streaming_) release_layer(weights_, l);
-  }
+  const int64_t T = ids[0].size(1);
+  int64_t at = 0;
   for (size_t i = 0; i < ids.size(); ++i) {
-    finish_output(weights_, h[i], options, outputs[i]);
-    h[i] = torch::Tensor();
+    ForwardOutput& o = outputs[i];
+    auto batch = [&](const torch::Tensor& t) { return t.defined() ? t.narrow(0, at, rows[i]) : t; };           // [B, ...]
+    auto tokens = [&](const torch::Tensor& t) { return t.defined() ? t.narrow(0, at * T, rows[i] * T) : t; };  // [B*T, ...]
+    o.logits = batch(all.logits);
+    o.hidden = batch(all.hidden);
+    for (const auto& h : all.layer_inputs) o.layer_inputs.push_back(batch(h));
+    for (const auto& r : all.routing) {
+      LayerRouting part;
+      part.layer = r.layer;
+      part.logits = tokens(r.logits);
+      part.routing.expert_ids = tokens(r.routing.expert_ids);
+      part.routing.weights = tokens(r.routing.weights);
+      part.routing.probs = tokens(r.routing.probs);
+      o.routing.push_back(std::move(part));
+    }
+    at += rows[i];
   }
-  if (streaming_ && !options.hidden_only) release_model_level(weights_);
   return outputs;
 }
 

@@ -63,9 +63,10 @@ class Transformer {
   // The same with other weights of the same shapes (training: LoRA-merged or noised weights).
   ForwardOutput forward_with(const ModelWeights& weights, const torch::Tensor& ids, const ForwardOptions& options) const;
 
-  // forward() of each batch, run layer-major: every batch through layer 0, then through layer 1, ...
-  // (no KV cache). With streaming, each layer's weights are read once for all the batches instead of
-  // once per batch; the outputs are forward()'s, bitwise. Holds every batch's hidden states.
+  // forward() of each batch (all of one length), run as one: every layer once over all their rows
+  // (no KV cache), so with streaming each layer's weights are read, and packed experts decoded, once
+  // for the group instead of once per batch. The outputs are split back per batch: forward()'s up
+  // to the rounding of larger GEMMs.
   std::vector<ForwardOutput> forward_layer_major(const std::vector<torch::Tensor>& ids, const ForwardOptions& options = {}) const;
 
   // Layer streaming: mapped weights (model/memory_plan.h) are released after each use in forward,

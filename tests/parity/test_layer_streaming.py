@@ -5,8 +5,9 @@ vocabulary; 1.80 GB, random weights, written by bench/surgery_bench.py's writer)
 - `stats --max-memory 1.4` (below the model's size) says it streams, and its peak RSS (from the kernel's
   accounting of the child) stays within the 1.4 GB budget (measured ~1.1 GB); the runtime's own share
   (binary, libtorch, allocator; ~0.35 GB) is inside the plan's 0.5 GB allowance. The same run without a
-  budget peaks above 1.4 GB (so the budget is what streaming met), and both write the same stats.json
-  (the streamed run's two batches go layer-major: both through each layer while it is resident);
+  budget peaks above 1.4 GB (so the budget is what streaming met); the streamed run's two batches go
+  layer-major (run as one through each layer while it is resident), so its bf16 GEMMs round differently:
+  stats.json agrees within bf16 tolerances (same_stats);
 - `eval` streamed reports what the unstreamed eval reports;
 - a budget below even one layer is refused before loading, in one line naming the budget and the
   streamed figure, with exit 1 and nothing written.
@@ -27,6 +28,22 @@ from surgery_bench import build_model  # noqa: E402
 
 BUDGET_GB = 1.4
 COMMON = ["--dtype", "bf16", "--block-size", "64", "--batch-size", "2"]
+
+
+def same_stats(streamed, whole):
+    """The layer-major group runs its batches as one, so its GEMMs round differently in bf16 from the
+    batch-by-batch run's: the routing probabilities agree within 1e-2 relative, a near-tie may pick
+    another expert (picks differing by at most 2% per layer), and the rest of stats.json is equal."""
+    layers_s, layers_w = streamed.pop("layers"), whole.pop("layers")
+    if streamed != whole or len(layers_s) != len(layers_w):
+        return "their data or layer lists differ"
+    for a, b in zip(layers_s, layers_w):
+        moved = sum(abs(x - y) for x, y in zip(a["counts"], b["counts"]))
+        prob = max(abs(x - y) / max(abs(y), 1e-9) for x, y in zip(a["mean_prob"], b["mean_prob"]))
+        entropy = abs(a["token_entropy"]["mean"] - b["token_entropy"]["mean"]) / b["token_entropy"]["mean"]
+        if moved > 0.02 * sum(b["counts"]) or prob > 1e-2 or entropy > 1e-3:
+            return f"layer {b['layer']}: {moved} picks moved, mean_prob {prob:.2g}, token entropy {entropy:.2g} relative"
+    return None
 
 
 def main():
@@ -55,8 +72,9 @@ def main():
             failures.append(f"streamed stats peaked at {streamed_rss / 1e9:.2f} GB, over the {BUDGET_GB} GB budget")
         if whole_rss <= BUDGET_GB * 1e9:
             failures.append(f"unstreamed stats peaked at only {whole_rss / 1e9:.2f} GB: the budget tests nothing")
-        if run_independent_stats(os.path.join(work, "streamed")) != run_independent_stats(os.path.join(work, "whole")):
-            failures.append("streamed and unstreamed stats.json differ")
+        problem = same_stats(run_independent_stats(os.path.join(work, "streamed")), run_independent_stats(os.path.join(work, "whole")))
+        if problem:
+            failures.append(f"streamed and unstreamed stats.json differ: {problem}")
 
         reports = {}
         for mode, extra in (("streamed", ["--max-memory", BUDGET_GB]), ("whole", [])):
