@@ -21,8 +21,7 @@ import tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "parity"))
-from small_tokenizer import TEXT, save_small_tokenizer  # noqa: E402
-from surgery_bench import build_model  # noqa: E402
+from stats_helpers import gpt_oss_streaming_setup  # noqa: E402
 
 
 def run(args, *extra):
@@ -50,14 +49,7 @@ def main():
     args = p.parse_args()
     work = tempfile.mkdtemp(prefix="moeforge_streaming_bench_", dir=args.dir)
     try:
-        model = os.path.join(work, "gpt_oss")
-        size = build_model(model, args.layers, 32000)
-        save_small_tokenizer(model)
-        with open(os.path.join(model, "tokenizer_config.json"), "w") as f:
-            json.dump({"eos_token": "<|endoftext|>"}, f)
-        data = os.path.join(work, "data.txt")
-        with open(data, "w") as f:
-            f.write("\n".join([TEXT] * 400) + "\n")
+        model, data, size = gpt_oss_streaming_setup(work, args.layers, 400)
         common = ["--no-progress", "stats", model, "--data", data, "--tokens", args.tokens, "--dtype", "bf16",
                   "--block-size", 128, "--batch-size", 2, "--overwrite"]
         print(f"model: GPT-OSS-20B widths, {args.layers} layers, {size / 1e9:.2f} GB; stats of {args.tokens} tokens "

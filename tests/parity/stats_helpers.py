@@ -4,11 +4,30 @@ corpus (genre letter = domain)."""
 import json
 import os
 import re
+import sys
 
 from moeforge_cli import moeforge  # noqa: F401 (re-exported to the stats scripts)
 from shared_data import shared_data_dir
 
 SHARED = shared_data_dir()  # $MOEFORGE_SHARED_DATA, else the in-repo data/testdata.tar.xz
+
+
+def gpt_oss_streaming_setup(work, layers, text_repeats):
+    """A GPT-OSS-20B-width checkpoint of `layers` layers (bench/surgery_bench.py's writer: random weights,
+    32 MXFP4 experts, a 32,000-token vocabulary) with the small tokenizer, and a data file of its TEXT
+    repeated; returns (model directory, data file, checkpoint bytes)."""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "bench"))
+    from small_tokenizer import TEXT, save_small_tokenizer
+    from surgery_bench import build_model
+    model = os.path.join(work, f"gpt_oss_{layers}l")
+    size = build_model(model, layers, 32000)
+    save_small_tokenizer(model)
+    with open(os.path.join(model, "tokenizer_config.json"), "w") as f:
+        json.dump({"eos_token": "<|endoftext|>"}, f)
+    data = os.path.join(work, "data.txt")
+    with open(data, "w") as f:
+        f.write("\n".join([TEXT] * text_repeats) + "\n")
+    return model, data, size
 
 
 def init_moe(out, config, tokenizer="llama2", seed=1):

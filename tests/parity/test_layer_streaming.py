@@ -12,19 +12,14 @@ vocabulary; 1.80 GB, random weights, written by bench/surgery_bench.py's writer)
 - a budget below even one layer is refused before loading, in one line naming the budget and the
   streamed figure, with exit 1 and nothing written.
 Exit 0 = pass. Env: MOEFORGE_BIN."""
-import json
 import os
 import shutil
 import sys
 import tempfile
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "..", "bench"))
-from moeforge_cli import finish, peak_rss, run_moeforge  # noqa: E402
-from small_tokenizer import TEXT, save_small_tokenizer  # noqa: E402
-from stats_helpers import run_independent_eval, run_independent_stats  # noqa: E402
-from surgery_bench import build_model  # noqa: E402
+from moeforge_cli import finish, peak_rss, run_moeforge
+from stats_helpers import gpt_oss_streaming_setup, run_independent_eval, run_independent_stats
 
 BUDGET_GB = 1.4
 COMMON = ["--dtype", "bf16", "--block-size", "64", "--batch-size", "2"]
@@ -51,14 +46,7 @@ def main():
     failures = []
     work = tempfile.mkdtemp(prefix="moeforge_streaming_")
     try:
-        model = os.path.join(work, "gpt_oss_3l")
-        size = build_model(model, 3, 32000)
-        save_small_tokenizer(model)
-        with open(os.path.join(model, "tokenizer_config.json"), "w") as f:
-            json.dump({"eos_token": "<|endoftext|>"}, f)
-        data = os.path.join(work, "data.txt")
-        with open(data, "w") as f:
-            f.write("\n".join([TEXT] * 80) + "\n")
+        model, data, size = gpt_oss_streaming_setup(work, 3, 80)
         stats = ["--no-progress", "stats", model, "--data", data, "--tokens", "256", *COMMON]
         streamed_rss, note = peak_rss(*stats, *["--out", os.path.join(work, "streamed"), "--max-memory", BUDGET_GB])
         whole_rss, _ = peak_rss(*stats, *["--out", os.path.join(work, "whole")])
