@@ -222,8 +222,7 @@ void World::broadcast(std::vector<torch::Tensor>& tensors, int root) {
 
 void World::reduce_sum(std::vector<torch::Tensor>& tensors, int root) {
   if (!distributed() || tensors.empty()) return;
-  std::vector<size_t> all(tensors.size());
-  for (size_t i = 0; i < all.size(); ++i) all[i] = i;
+  const std::vector<size_t> all = every(tensors.size());
   std::vector<at::Tensor> bucket{flat_bucket(tensors, all, torch::kFloat32)};
   try {
     c10d::ReduceOptions options;

@@ -8,13 +8,10 @@
 
 namespace moeforge::train {
 
-namespace {
-// A leaf's gradient to sum over ranks (zeros where this rank's micro-batches did not reach it).
 torch::Tensor& grad_or_zeros(Leaf& leaf) {
   if (!leaf.tensor.grad().defined()) leaf.tensor.mutable_grad() = torch::zeros_like(leaf.tensor);
   return leaf.tensor.mutable_grad();
 }
-}  // namespace
 
 void all_reduce_gradients(dist::World& world, std::vector<Leaf>& leaves) {
   if (!world.distributed()) return;

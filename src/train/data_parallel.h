@@ -13,6 +13,9 @@
 
 namespace moeforge::train {
 
+// A leaf's gradient to sum over ranks (zeros where this rank's micro-batches did not reach it).
+torch::Tensor& grad_or_zeros(Leaf& leaf);
+
 // Sums every leaf's gradient over ranks (a leaf this rank's micro-batches did not reach counts as 0).
 void all_reduce_gradients(dist::World& world, std::vector<Leaf>& leaves);
 

@@ -4,6 +4,7 @@
 #include <torch/csrc/autograd/variable.h>
 
 #include "common/error.h"
+#include "train/data_parallel.h"
 
 namespace moeforge::train {
 
@@ -58,11 +59,7 @@ void GradientBuckets::leaf_done(size_t leaf) {
 
 void GradientBuckets::start(size_t b) {
   std::vector<torch::Tensor> grads;
-  for (size_t k : buckets_[b].leaves) {
-    auto& t = leaves_[k].tensor;
-    if (!t.grad().defined()) t.mutable_grad() = torch::zeros_like(t);  // not reached by this rank's micro-batches
-    grads.push_back(t.mutable_grad());
-  }
+  for (size_t k : buckets_[b].leaves) grads.push_back(grad_or_zeros(leaves_[k]));
   buckets_[b].pending = world_.all_reduce_sum_async(std::move(grads));
 }
 
