@@ -136,6 +136,31 @@ struct EvalSums {
   }
 };
 
+// The model's logits of one batch's output: forward's, or formed from the hidden states of a
+// layer-major group (forward_group).
+torch::Tensor logits_of(const model::Transformer& model, const model::ForwardOutput& out) {
+  return out.logits.defined() ? out.logits : model.head_logits(out.hidden);
+}
+
+// Every batch's output: one forward each, or for a streamed model one layer-major pass over the
+// group stopping at the hidden states (a group's logits at once could exceed the budget).
+std::vector<model::ForwardOutput> forward_group(const model::Transformer& model, const std::vector<Batch>& group) {
+  std::vector<model::ForwardOutput> outs;
+  model::ForwardOptions forward;
+  if (group.size() == 1 || !model.streaming()) {
+    for (const auto& batch : group) {
+      forward.attention_mask = batch.attention.to(model.device());
+      outs.push_back(model.forward(batch.ids, forward));
+    }
+    return outs;
+  }
+  std::vector<torch::Tensor> ids, masks;
+  for (const auto& batch : group) ids.push_back(batch.ids), masks.push_back(batch.attention);
+  forward.attention_mask = torch::cat(masks, 0).to(model.device());
+  forward.hidden_only = true;
+  return model.forward_layer_major(ids, forward);
+}
+
 }  // namespace
 
 EvalResult evaluate(const model::Transformer& model, const std::vector<EvalSequence>& sequences,
@@ -159,15 +184,22 @@ EvalResult evaluate(const model::Transformer& model, const std::vector<EvalSeque
   const size_t rank = options.world ? static_cast<size_t>(options.world->rank()) : 0;
   const size_t ranks = options.world ? static_cast<size_t>(options.world->size()) : 1;
   Progress progress("eval", static_cast<int64_t>(sequences.size()), "sequences", options.progress && rank == 0);
-  for (size_t begin = rank * batch_size; begin < sequences.size(); begin += batch_size * ranks) {
-    const size_t end = std::min(sequences.size(), begin + batch_size);
-    Batch batch = make_batch(sequences, begin, end);
+  // A streamed model runs consecutive batches of one length as one layer-major group (each layer read
+  // once per group); its logits are formed batch by batch from the hidden states while scoring.
+  int64_t group_tokens = model.layer_major_group_tokens(options.layer_major_bytes);
+  if (baseline) {
+    const int64_t b = baseline->layer_major_group_tokens(options.layer_major_bytes);
+    if (b > 0) group_tokens = group_tokens > 0 ? std::min(group_tokens, b) : b;
+  }
+  if (group_tokens > 0 && rank == 0)
+    std::cerr << "moeforge: note: streaming: batches of one length run layer-major in groups of up to " << group_tokens
+              << " tokens (each layer is read once per group)\n";
+  std::vector<Batch> group;
+  std::vector<size_t> group_ends;  // progress after each batch
+  int64_t group_rows = 0;
+  auto score = [&](const Batch& batch, const model::ForwardOutput& out, const model::ForwardOutput* base_out) {
     const int64_t B = batch.ids.size(0), T = batch.ids.size(1);
-    if (T < 2) continue;
-    model::ForwardOptions forward;
-    forward.attention_mask = batch.attention.to(model.device());
-    auto out = model.forward(batch.ids, forward);
-    auto logits = out.logits.narrow(1, 0, T - 1).cpu();                    // [B, T-1, V]
+    auto logits = logits_of(model, out).narrow(1, 0, T - 1).cpu();          // [B, T-1, V]
     auto targets = batch.ids.narrow(1, 1, T - 1);                           // [B, T-1]
     auto log_probs = torch::log_softmax(logits, -1);
     auto nll = -log_probs.gather(2, targets.unsqueeze(-1)).squeeze(-1);     // [B, T-1]
@@ -190,9 +222,8 @@ EvalResult evaluate(const model::Transformer& model, const std::vector<EvalSeque
         add_counts(sums.domain_usage[batch.domains[b]], out, rows, num_experts);
       }
     }
-    if (baseline) {
-      auto base_out = baseline->forward(batch.ids, forward);
-      auto base_logits = base_out.logits.narrow(1, 0, T - 1).cpu();
+    if (base_out) {
+      auto base_logits = logits_of(*baseline, *base_out).narrow(1, 0, T - 1).cpu();
       auto base_nll = -torch::log_softmax(base_logits, -1).gather(2, targets.unsqueeze(-1)).squeeze(-1);
       sums.baseline += (base_nll * scored).sum().item<double>();
       // KL and agreement over the compared ids (a padded tail left out and each side renormalised).
@@ -204,7 +235,7 @@ EvalResult evaluate(const model::Transformer& model, const std::vector<EvalSeque
       auto real = batch.attention.reshape({-1}).to(torch::kFloat32);
       sums.real_tokens += real.sum().item<double>();
       for (const auto& m : out.routing)
-        for (const auto& b : base_out.routing) {
+        for (const auto& b : base_out->routing) {
           if (b.layer != m.layer) continue;
           auto pm = (m.routing.probs.to(torch::kFloat64).cpu() * real.unsqueeze(1).to(torch::kFloat64)).sum(0);
           auto pb = (b.routing.probs.to(torch::kFloat64).cpu() * real.unsqueeze(1).to(torch::kFloat64)).sum(0);
@@ -213,8 +244,34 @@ EvalResult evaluate(const model::Transformer& model, const std::vector<EvalSeque
           acc.second = acc.second.defined() ? acc.second + pb : pb;
         }
     }
-    progress.update(static_cast<int64_t>(end));
+  };
+  auto run_group = [&] {
+    if (group.empty()) return;
+    auto outs = forward_group(model, group);
+    std::vector<model::ForwardOutput> base_outs;
+    if (baseline) base_outs = forward_group(*baseline, group);
+    for (size_t i = 0; i < group.size(); ++i) {
+      score(group[i], outs[i], baseline ? &base_outs[i] : nullptr);
+      outs[i] = model::ForwardOutput();
+      if (baseline) base_outs[i] = model::ForwardOutput();
+      progress.update(static_cast<int64_t>(group_ends[i]));
+    }
+    model.end_streamed_pass();
+    if (baseline) baseline->end_streamed_pass();
+    group.clear(), group_ends.clear();
+    group_rows = 0;
+  };
+  for (size_t begin = rank * batch_size; begin < sequences.size(); begin += batch_size * ranks) {
+    const size_t end = std::min(sequences.size(), begin + batch_size);
+    Batch batch = make_batch(sequences, begin, end);
+    if (batch.ids.size(1) < 2) continue;
+    if (!group.empty() && group.back().ids.size(1) != batch.ids.size(1)) run_group();  // a group has one length
+    group_rows += batch.ids.numel();
+    group.push_back(std::move(batch));
+    group_ends.push_back(end);
+    if (group_rows >= group_tokens) run_group();
   }
+  run_group();
   progress.finish();
   if (ranks > 1) {  // every rank gets every rank's sums and adds them in rank order
     EvalSums all;

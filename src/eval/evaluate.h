@@ -42,6 +42,10 @@ struct EvalOptions {
   int64_t compare_vocab = 0;
   // Several ranks: each scores every N-th batch; the sums are exchanged, every rank gets the result.
   dist::World* world = nullptr;
+  // A streamed model (over the memory budget): consecutive batches of one length run layer-major in
+  // groups of up to this many bytes of hidden states (capped by half of what the budget leaves);
+  // 0 = batch by batch.
+  int64_t layer_major_bytes = 512ll << 20;
 };
 
 struct RouterDrift {

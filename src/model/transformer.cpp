@@ -343,6 +343,28 @@ ForwardOutput Transformer::forward_with(const ModelWeights& weights, const torch
   return output;
 }
 
+int64_t Transformer::layer_major_group_tokens(int64_t cap_bytes) const {
+  if (!streaming_ || cap_bytes <= 0) return 0;
+  int64_t moe_layers = 0;
+  for (int64_t l = 0; l < spec_.num_layers; ++l) moe_layers += spec_.is_moe[l] ? 1 : 0;
+  const bool moe = moe_layers > 0;
+  const int64_t H = spec_.hidden_size, K = moe ? spec_.moe.top_k : 1, E = spec_.moe.num_experts;
+  const int64_t R = 2 * (moe ? spec_.moe.moe_intermediate_size : spec_.intermediate_size);
+  // fp32 upper bound per token: residual, normed input and layer output; one layer's dispatched rows
+  // (input, pre-activations, output per pick); each MoE layer's logits and probabilities, ids and weights.
+  const int64_t bytes_per_token = 4 * (3 * H + K * (2 * H + R)) + moe_layers * (2 * E * 4 + 2 * K * 8);
+  const int64_t group_bytes = std::min<int64_t>(cap_bytes, static_cast<int64_t>(streaming_spare_bytes_ / 2));
+  return group_bytes > 0 ? std::max<int64_t>(group_bytes / bytes_per_token, 1) : 0;
+}
+
+torch::Tensor Transformer::head_logits(const torch::Tensor& hidden) const {
+  return linear(hidden, weights_.lm_head, torch::Tensor()).to(torch::kFloat32);
+}
+
+void Transformer::end_streamed_pass() const {
+  if (streaming_) release_model_level(weights_);
+}
+
 std::vector<ForwardOutput> Transformer::forward_layer_major(const std::vector<torch::Tensor>& ids, const ForwardOptions& options) const {
   if (options.cache) fail("internal: a layer-major pass keeps no KV cache");
   if (ids.empty()) return {};

@@ -76,6 +76,15 @@ class Transformer {
   // hidden states); 0 otherwise.
   uint64_t streaming_spare_bytes() const { return streaming_spare_bytes_; }
   void set_streaming(bool on) { streaming_ = on; }
+  // Tokens per layer-major group for a streamed model: half of streaming_spare_bytes(), at most
+  // cap_bytes, over what a token holds during the pass (hidden states, one MoE layer's dispatched rows,
+  // every layer's routing); 0 when not streaming or cap_bytes is 0 (batch by batch).
+  int64_t layer_major_group_tokens(int64_t cap_bytes) const;
+  // The LM head over final-normed hidden states (forward's hidden_only output): [B, T, V] float32.
+  torch::Tensor head_logits(const torch::Tensor& hidden) const;
+  // A streamed pass that stopped at hidden states and applied head_logits itself is over: the
+  // model-level tensors' pages leave this process (nothing when not streaming).
+  void end_streamed_pass() const;
 
   const ModelSpec& spec() const { return spec_; }
   ModelWeights& weights() { return weights_; }

@@ -136,14 +136,8 @@ RouterStats run_stats(const StatsOptions& o) {
     std::vector<int32_t> token_ids, token_domain;
   };
   std::vector<PlannedBatch> group;  // this rank's batches waiting to run (more than one only when streaming)
-  const int64_t moe_count = static_cast<int64_t>(moe_layers.size());
-  // A group runs as one batch: per token its hidden states (residual, normed input, layer output),
-  // one MoE layer's dispatched rows (input, pre-activations, output per pick) and every layer's routing.
-  const int64_t H = spec.hidden_size, K = spec.moe.top_k, R = 2 * spec.moe.moe_intermediate_size;
-  const int64_t bytes_per_token = 4 * (3 * H + K * (2 * H + R)) + moe_count * (2 * E * 4 + 2 * K * 8);
-  // Half of what the budget leaves beside the streamed peak, at most layer_major_bytes.
-  const int64_t group_bytes = std::min<int64_t>(o.layer_major_bytes, static_cast<int64_t>(model->streaming_spare_bytes() / 2));
-  const int64_t group_tokens = model->streaming() && group_bytes > 0 ? std::max<int64_t>(group_bytes / bytes_per_token, 1) : 0;
+  // Streamed: groups of batches run as one (each layer read once per group).
+  const int64_t group_tokens = model->layer_major_group_tokens(o.layer_major_bytes);
   if (group_tokens > o.batch_size * T && world.is_main())
     std::cerr << "moeforge: note: streaming: batches run layer-major in groups of up to " << group_tokens
               << " tokens (each layer is read once per group)\n";

@@ -45,13 +45,15 @@ def finish(name, failures, start, summary):
     return 0
 
 
-def peak_rss(*args):
+def peak_rss(*args, stdout=False):
     """Runs `moeforge ARGS` in a child Python; returns (its peak RSS in bytes, from the kernel's accounting
-    of that child, and its stderr). A non-zero exit raises RuntimeError with the stderr's tail."""
+    of that child, and its stderr), with stdout=True (RSS, moeforge's stdout, stderr). A non-zero exit
+    raises RuntimeError with the stderr's tail."""
     code = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
             "sys.stderr.write(r.stderr); sys.exit(r.returncode) if r.returncode else "
-            "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024)")
+            "print(r.stdout + chr(10) + str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024))")
     out = subprocess.run([sys.executable, "-c", code, BIN, *map(str, args)], capture_output=True, text=True)
     if out.returncode != 0:
         raise RuntimeError(f"moeforge {' '.join(map(str, args))} failed: {out.stderr.strip()[-500:]}")
-    return int(out.stdout.strip()), out.stderr
+    child_stdout, _, rss = out.stdout.rstrip().rpartition("\n")
+    return (int(rss), child_stdout, out.stderr) if stdout else (int(rss), out.stderr)

@@ -27,7 +27,7 @@ namespace {
 struct EvalCommand {
   std::string model_dir, data_spec, baseline_dir, tokenizer_dir, split = "all";
   int64_t block_size = 512, max_blocks = 0, batch_size = 8, nproc = 0;
-  double validation_fraction = 0.05, max_bad_fraction = 0.01;
+  double validation_fraction = 0.05, max_bad_fraction = 0.01, layer_major_mb = 512;
   bool allow_long_seq = false;
   uint64_t seed = 0;
   bool json = false, progress = true;
@@ -88,6 +88,7 @@ struct EvalCommand {
     eval_options.progress = progress;
     eval_options.compare_vocab = compared;
     eval_options.world = &world;
+    eval_options.layer_major_bytes = static_cast<int64_t>(layer_major_mb * (1 << 20));
     auto result = eval::evaluate(*model, sequences, eval_options, baseline.get());
     if (!world.is_main()) return 0;
     if (json) {
@@ -116,6 +117,11 @@ const CommandRegistrar registrar([](CLI::App& app) {
   sub->add_option("--block-size", c->block_size, "tokens per sequence")->capture_default_str();
   sub->add_option("--max-blocks", c->max_blocks, "evaluate at most this many blocks (0 = all)");
   sub->add_option("--batch-size", c->batch_size, "sequences per forward pass")->capture_default_str();
+  sub->add_option("--layer-major-mb", c->layer_major_mb,
+                  "a streamed model (over --max-memory): run batches of one length layer-major in groups of this many MB of "
+                  "hidden states, each layer read once per group (capped by half of what the budget leaves; 0 = batch by batch)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   sub->add_option("--nproc", c->nproc, "score with N local processes (each every N-th batch; or launch with torchrun); rank 0 reports");
   sub->add_option("--seed", c->seed, "data split/order seed")->capture_default_str();
   sub->add_flag("--allow-long-seq", c->allow_long_seq, "allow --block-size beyond max_position_embeddings (RoPE extrapolation)");
