@@ -2,6 +2,8 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
+
 #include "common/cpu_features.h"
 
 namespace moeforge::model {
@@ -10,6 +12,9 @@ namespace {
 
 // Rows from which an fp32 product beats the 16-bit fallback even counting the weight's fp32 copy.
 constexpr int64_t kFp32ComputeRows = 16;
+// Largest fp32 copy of a right operand made at once (32 MB): a larger one is converted and multiplied
+// in column blocks, so a 201,088-token head's transient is a slab, not a 2.3 GB fp32 twin per call.
+constexpr int64_t kFp32BlockValues = 8ll << 20;
 
 bool software_16bit(const torch::Tensor& t) {
   static const bool software = !cpu_has_bf16_matmul();
@@ -63,9 +68,25 @@ torch::Tensor fast_right_operand(const torch::Tensor& b) {
   return b;
 }
 
+// out = a b (+ bias) computed in fp32, b converted a block of columns at a time.
+void fp32_gemm_into(torch::Tensor& out, const torch::Tensor& a, const torch::Tensor& b, const torch::Tensor& bias) {
+  const auto a32 = f32(a);
+  const int64_t K = b.size(0), N = b.size(1);
+  const int64_t block = b.numel() <= kFp32BlockValues ? N : std::max<int64_t>(64, kFp32BlockValues / K / 64 * 64);
+  for (int64_t j = 0; j < N; j += block) {
+    const int64_t n = std::min(block, N - j);
+    const auto b32 = f32(b.narrow(1, j, n));
+    auto part = bias.defined() ? torch::addmm(f32(bias.narrow(0, j, n)), a32, b32) : torch::mm(a32, b32);
+    if (n == N)
+      out.copy_(part);
+    else
+      out.narrow(1, j, n).copy_(part);
+  }
+}
+
 void gemm_into(torch::Tensor out, const torch::Tensor& a, const torch::Tensor& b, const torch::Tensor& bias) {
   if (fp32_compute(a, b)) {
-    out.copy_(bias.defined() ? torch::addmm(f32(bias), f32(a), f32(b)) : torch::mm(f32(a), f32(b)));
+    fp32_gemm_into(out, a, b, bias);
     return;
   }
   const auto right = fast_right_operand(b);
@@ -76,7 +97,11 @@ void gemm_into(torch::Tensor out, const torch::Tensor& a, const torch::Tensor& b
 }
 
 torch::Tensor gemm(const torch::Tensor& a, const torch::Tensor& b) {
-  if (fp32_compute(a, b)) return torch::mm(f32(a), f32(b)).to(a.scalar_type());
+  if (fp32_compute(a, b)) {
+    auto out = torch::empty({a.size(0), b.size(1)}, a.options());
+    fp32_gemm_into(out, a, b, torch::Tensor());
+    return out;
+  }
   return torch::mm(a, fast_right_operand(b));
 }
 

@@ -47,6 +47,24 @@ TEST(ModelLinear, Fp32IsTorchsLinearBitwise) {
   EXPECT_TRUE(torch::equal(ours.db, theirs.db));
 }
 
+// A weight of more than 8M values (a large vocabulary's head) is converted for the fp32 product in
+// column blocks: the result is that of the whole product, bias included, on the last partial block too.
+TEST(ModelLinear, LargeBf16WeightInBlocksMatchesTheWholeProduct) {
+  torch::manual_seed(5);
+  const auto bf = torch::kBFloat16;
+  auto x = torch::randn({40, 64}).to(bf), w = (torch::randn({150001, 64}) * 0.1).to(bf), b = torch::randn({150001}).to(bf);
+  torch::NoGradGuard no_grad;
+  auto want = torch::addmm(b.to(torch::kFloat32), x.to(torch::kFloat32), w.to(torch::kFloat32).t());
+  auto got = linear(x, w, b);
+  ASSERT_EQ(got.sizes(), want.sizes());
+  EXPECT_EQ(got.scalar_type(), bf);
+  // One bf16 rounding of each value: within 2^-8 relative of the largest.
+  EXPECT_LT(((got.to(torch::kFloat32) - want).abs().max() / want.abs().max()).item<double>(), 4e-3);
+  auto dx_want = torch::mm(want.to(bf).to(torch::kFloat32), w.to(torch::kFloat32));  // a backward's g w
+  auto dx = gemm(want.to(bf), w);
+  EXPECT_LT(((dx.to(torch::kFloat32) - dx_want).abs().max() / dx_want.abs().max()).item<double>(), 4e-3);
+}
+
 TEST(ModelLinear, FastRightOperandKeepsTheValues) {
   auto b = torch::randn({32, 8}).to(torch::kBFloat16);
   auto fast = fast_right_operand(b);
