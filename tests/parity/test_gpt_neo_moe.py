@@ -6,14 +6,17 @@ AutoModelForCausalLM.from_pretrained(dir, trust_remote_code=True) as moeforge's 
 logits within 1e-4 of `moeforge forward`. A copy-upcycle keeps the dense function (checked against
 transformers' GPTNeo); other --to targets fail with one line naming gpt_neo_moe; stats, eval and
 generate --force-expert run on it. Exit 0 = pass. Env: MOEFORGE_BIN."""
+import atexit
 import json
 import os
 import re
+import shutil
 import sys
 import tempfile
 import time
 
 _MODULES = tempfile.mkdtemp(prefix="moeforge-hf-modules-")
+atexit.register(shutil.rmtree, _MODULES, True)  # each run leaves no copy behind
 os.environ["HF_MODULES_CACHE"] = _MODULES  # remote code is copied there, not into the user's cache
 
 import torch  # noqa: E402

@@ -7,14 +7,17 @@ AutoModelForCausalLM.from_pretrained(dir, trust_remote_code=True) gives logits w
 pipeline card's loading code is the code the test runs. --no-remote-code writes the plain family and
 names what transformers ignores; merge-deltas --drop-selection-bias removes the bias and reports a
 measured change that matches moeforge's own forward before/after. Exit 0 = pass. Env: MOEFORGE_BIN."""
+import atexit
 import json
 import os
 import re
+import shutil
 import sys
 import tempfile
 import time
 
 _MODULES = tempfile.mkdtemp(prefix="moeforge-hf-modules-")
+atexit.register(shutil.rmtree, _MODULES, True)  # each run leaves no copy behind
 os.environ["HF_MODULES_CACHE"] = _MODULES  # remote code is copied there, not into the user's cache
 
 import torch  # noqa: E402
