@@ -22,9 +22,15 @@ bool software_16bit(const torch::Tensor& t) {
   return software && t.is_cpu() && (type == torch::kBFloat16 || type == torch::kHalf);
 }
 
+// A right operand made in fp32 for a 16-bit left one (decoded MXFP4 experts) counts as 16-bit: few
+// rows narrow it and take the 16-bit GEMM, so packed and dense stacks stay bitwise alike.
 bool fp32_compute(const torch::Tensor& a, const torch::Tensor& b) {
-  return software_16bit(a) && b.scalar_type() == a.scalar_type() && a.numel() >= kFp32ComputeRows * a.size(-1);
+  const bool same = b.scalar_type() == a.scalar_type() || b.scalar_type() == torch::kFloat32;
+  return software_16bit(a) && same && a.numel() >= kFp32ComputeRows * a.size(-1);
 }
+
+// The right operand in the left one's dtype (the 16-bit GEMM takes no mixed operands).
+torch::Tensor same_dtype(const torch::Tensor& b, const torch::Tensor& a) { return b.to(a.scalar_type()); }
 
 torch::Tensor f32(const torch::Tensor& t) { return t.to(torch::kFloat32); }
 
@@ -63,6 +69,12 @@ class Linear16 : public torch::autograd::Function<Linear16> {
 
 }  // namespace
 
+torch::ScalarType decoded_operand_dtype(torch::ScalarType dtype, const torch::Device& device) {
+  static const bool software = !cpu_has_bf16_matmul();
+  const bool half = dtype == torch::kBFloat16 || dtype == torch::kHalf;
+  return software && half && device.is_cpu() ? torch::kFloat32 : dtype;
+}
+
 torch::Tensor fast_right_operand(const torch::Tensor& b) {
   if (software_16bit(b) && b.dim() == 2 && b.stride(1) == 1) return b.t().contiguous().t();
   return b;
@@ -89,7 +101,7 @@ void gemm_into(torch::Tensor out, const torch::Tensor& a, const torch::Tensor& b
     fp32_gemm_into(out, a, b, bias);
     return;
   }
-  const auto right = fast_right_operand(b);
+  const auto right = fast_right_operand(same_dtype(b, a));
   if (bias.defined())
     torch::addmm_out(out, bias, a, right);
   else
@@ -102,7 +114,7 @@ torch::Tensor gemm(const torch::Tensor& a, const torch::Tensor& b) {
     fp32_gemm_into(out, a, b, torch::Tensor());
     return out;
   }
-  return torch::mm(a, fast_right_operand(b));
+  return torch::mm(a, fast_right_operand(same_dtype(b, a)));
 }
 
 torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b) {

@@ -18,6 +18,12 @@ void gemm_into(torch::Tensor out, const torch::Tensor& a, const torch::Tensor& b
 // a b in a's dtype.
 torch::Tensor gemm(const torch::Tensor& a, const torch::Tensor& b);
 
+// The dtype to make a weight in that is decoded just in time (MXFP4 experts) for gemm/gemm_into
+// with activations of `dtype`: fp32 where 16-bit products run in fp32 anyway (the decode skips a
+// 16-bit copy that would be widened again; MXFP4 values are exact in both), else `dtype`. gemm and
+// gemm_into take such an fp32 right operand beside a 16-bit left one and round the result once.
+torch::ScalarType decoded_operand_dtype(torch::ScalarType dtype, const torch::Device& device);
+
 // A GEMM's right operand b [K, N] as libtorch's 16-bit CPU GEMM reads it fastest (a transposed
 // view): without the hardware a row-major b runs some 50x slower (bf16 256x512x2048: 0.3 vs 14.8
 // GFLOP/s). The transposed copy moves K*N values. Elsewhere: b itself.

@@ -101,7 +101,7 @@ struct ExpertMatrices {
   torch::Tensor w_in, w_out;  // [E, R, H], [E, H, F]; packed: the unpacked experts' rows (maybe none)
   PackedExperts packed;
   std::vector<int64_t> row;   // packed: expert -> its row of w_in/w_out, -1 while packed
-  torch::ScalarType dtype = torch::kFloat32;
+  torch::ScalarType dtype = torch::kFloat32;  // of packed experts once decoded: decoded_operand_dtype (model/linear.h)
   torch::TensorOptions options;  // of the dense weights (gradient buffers)
   int64_t experts = 0, rows = 0, hidden = 0, width = 0;
   int64_t row_of(int64_t e) const { return packed.defined() ? row[e] : e; }
@@ -119,9 +119,9 @@ struct ExpertMatrices {
 ExpertMatrices matrices_of(const torch::Tensor& w_in, const torch::Tensor& w_out, PackedExperts packed,
                            const std::vector<int64_t>& unpacked, torch::ScalarType dtype) {
   ExpertMatrices m;
-  m.dtype = dtype;
   if (packed.defined()) {
     m.packed = std::move(packed);
+    m.dtype = decoded_operand_dtype(dtype, m.packed.in_blocks.device());
     m.experts = m.packed.num_experts(), m.rows = m.packed.rows(), m.hidden = m.packed.hidden(), m.width = m.packed.width();
     m.options = torch::TensorOptions().dtype(dtype).device(m.packed.in_blocks.device());
     m.row.assign(m.experts, -1);
@@ -561,9 +561,9 @@ torch::Tensor run_experts_dense_reference(const torch::Tensor& x_TH, const torch
   auto out = torch::zeros_like(x_TH);
   const ExpertMatrices m = matrices_of(experts.w_in, experts.w_out, experts.packed, experts.unpacked, x_TH.scalar_type());
   for (int64_t e = 0; e < experts.num_experts(); ++e) {
-    auto pre = torch::matmul(x_TH, m.in(e).t());
+    auto pre = torch::matmul(x_TH, m.in(e).to(x_TH.scalar_type()).t());
     if (experts.b_in.defined()) pre = pre + experts.b_in[e];
-    auto y = torch::matmul(activation_forward(pre, activation), m.out(e).t());
+    auto y = torch::matmul(activation_forward(pre, activation), m.out(e).to(x_TH.scalar_type()).t());
     if (experts.b_out.defined()) y = y + experts.b_out[e];
     auto gate = (weights_TK * (expert_ids_TK == e).to(weights_TK.scalar_type())).sum(-1, true);  // [T, 1]
     out = out + gate.to(x_TH.scalar_type()) * y;
