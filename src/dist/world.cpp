@@ -220,6 +220,23 @@ void World::broadcast(std::vector<torch::Tensor>& tensors, int root) {
   }
 }
 
+torch::Tensor World::all_gather(const torch::Tensor& shard) {
+  if (!distributed()) return shard.unsqueeze(0);
+  auto local = shard.contiguous();
+  auto out = torch::empty({static_cast<int64_t>(env_.size), local.numel()}, local.options());
+  std::vector<std::vector<at::Tensor>> outputs(1);
+  for (int r = 0; r < env_.size; ++r) outputs[0].push_back(out[r]);
+  std::vector<at::Tensor> inputs{local.reshape({-1})};
+  try {
+    impl_->group->allgather(outputs, inputs)->wait();
+  } catch (const std::exception& e) {
+    fail("rank ", env_.rank, ": all-gather failed; another rank stopped? (", first_line(e), ")");
+  }
+  auto sizes = local.sizes().vec();
+  sizes.insert(sizes.begin(), env_.size);
+  return out.view(sizes);
+}
+
 void World::reduce_sum(std::vector<torch::Tensor>& tensors, int root) {
   if (!distributed() || tensors.empty()) return;
   const std::vector<size_t> all = every(tensors.size());
@@ -311,6 +328,7 @@ void World::broadcast(std::vector<torch::Tensor>&, int) {}
 void World::reduce_sum(std::vector<torch::Tensor>&, int) {}
 torch::Tensor World::all_to_all(const torch::Tensor& rows, const std::vector<int64_t>&, const std::vector<int64_t>&) { return rows; }
 std::vector<std::string> World::all_gather_text(const std::string& text) { return {text}; }
+torch::Tensor World::all_gather(const torch::Tensor& shard) { return shard.unsqueeze(0); }
 void World::barrier() {}
 
 #endif

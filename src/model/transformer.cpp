@@ -8,6 +8,7 @@
 #include "common/strings.h"
 #include "io/checkpoint_store.h"
 #include "model/expert_parallel.h"
+#include "model/layer_recompute.h"
 #include "model/linear.h"
 #include "model/memory_plan.h"
 #include "model/mla_attention.h"
@@ -318,6 +319,31 @@ torch::Tensor Transformer::run_layer(const ModelWeights& weights, int64_t l, con
   return h + (spec_.is_moe[l] ? moe(weights, l, x, options, output) : run_mlp(x, L.mlp, activation_));
 }
 
+torch::Tensor Transformer::run_gathered_layer(const ModelWeights& weights, int64_t l, const torch::Tensor& h, const torch::Tensor& positions_T,
+                                              const ForwardOptions& options, ForwardOutput& output) const {
+  // The layer with its weights made whole for this call only (run_layer reads nothing else of them).
+  LayerFunction layer = [this, l, held = weights.layers[l], positions_T, options](const torch::Tensor& h_in, ForwardOutput& out) {
+    ModelWeights whole;
+    whole.layers.resize(static_cast<size_t>(l) + 1);
+    whole.layers[l] = options.layer_source->gather(l, held);
+    return run_layer(whole, l, h_in, positions_T, options, out);
+  };
+  bool trains = h.requires_grad();
+  if (!trains) {
+    ModelWeights probe;  // the table's accessors take a ModelWeights: one holding only layer l
+    probe.layers.resize(static_cast<size_t>(l) + 1);
+    probe.layers[l] = weights.layers[l];
+    for (const auto& entry : runtime_tensors())
+      if (entry.scope == TensorScope::Layer) {
+        const torch::Tensor& t = entry.get(probe, l);
+        trains = trains || (t.defined() && t.requires_grad());
+      }
+  }
+  // Nothing below needs a gradient and nothing here trains: a plain gathered forward.
+  if (!torch::GradMode::is_enabled() || !trains) return layer(h, output);
+  return run_recomputed(layer, h, output);
+}
+
 void Transformer::finish_output(const ModelWeights& weights, torch::Tensor h, const ForwardOptions& options, ForwardOutput& output) const {
   if (options.last_token_logits_only) h = h.narrow(1, h.size(1) - 1, 1);
   h = norm(h, weights.final_norm, weights.final_norm_bias);
@@ -335,7 +361,8 @@ ForwardOutput Transformer::forward_with(const ModelWeights& weights, const torch
   if (streaming_) release_model_level(weights);
   ForwardOutput output;
   for (int64_t l = 0; l < spec_.num_layers; ++l) {
-    h = run_layer(weights, l, h, positions_T, options, output);
+    h = options.layer_source ? run_gathered_layer(weights, l, h, positions_T, options, output)
+                             : run_layer(weights, l, h, positions_T, options, output);
     if (streaming_) release_layer(weights, l);
   }
   finish_output(weights, h, options, output);

@@ -23,7 +23,8 @@ struct KvCache {
   int64_t length() const { return keys.empty() || !keys[0].defined() ? 0 : keys[0].size(2); }
 };
 
-struct ExpertParallel;  // model/expert_parallel.h
+struct ExpertParallel;     // model/expert_parallel.h
+class LayerWeightSource;   // model/layer_recompute.h
 
 struct ForwardOptions {
   torch::Tensor attention_mask;  // [B, S_total] 1 = real token, 0 = padding (optional)
@@ -35,6 +36,9 @@ struct ForwardOptions {
   bool hidden_only = false;  // training losses: return the final-normed hidden states; the caller applies lm_head in chunks
   bool record_layer_inputs = false;  // fill ForwardOutput::layer_inputs (router init from prompts)
   const ExpertParallel* expert_parallel = nullptr;  // training over ranks: each computes its block of the experts
+  // ZeRO-3: each layer's weights gathered from here just before it runs; with autograd the layer is
+  // recomputed in the backward (model/layer_recompute.h). Must outlive the backward.
+  const LayerWeightSource* layer_source = nullptr;
 };
 
 struct LayerRouting {
@@ -98,6 +102,9 @@ class Transformer {
                             torch::Tensor& positions_T) const;
   torch::Tensor run_layer(const ModelWeights& weights, int64_t layer, const torch::Tensor& h, const torch::Tensor& positions_T,
                           const ForwardOptions& options, ForwardOutput& output) const;
+  // run_layer with layer l's weights gathered from options.layer_source (recomputed under autograd).
+  torch::Tensor run_gathered_layer(const ModelWeights& weights, int64_t layer, const torch::Tensor& h, const torch::Tensor& positions_T,
+                                   const ForwardOptions& options, ForwardOutput& output) const;
   void finish_output(const ModelWeights& weights, torch::Tensor h, const ForwardOptions& options, ForwardOutput& output) const;
   torch::Tensor attention(const ModelWeights& weights, int64_t layer, const torch::Tensor& x_BTH, const torch::Tensor& positions_T,
                           const ForwardOptions& options) const;

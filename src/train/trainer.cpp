@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cmath>
 #include <iostream>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -31,6 +32,7 @@
 #include "train/metrics.h"
 #include "train/optimizer.h"
 #include "train/probe_message.h"
+#include "train/sharded_frozen.h"
 #include "train/rng_state.h"
 #include "train/run_checkpoint.h"
 #include "train/run_dir.h"
@@ -64,6 +66,7 @@ struct Trainer::Impl {
   int64_t step_now = 0;                // step within the phase (annealed distillation weights)
   double comm_s = -1;                  // the current step's time in collectives (data parallel), else -1
   model::ExpertParallel ep;            // --expert-parallel over several ranks; inactive otherwise
+  std::unique_ptr<ShardedFrozen> sharded_frozen;  // --zero 3: frozen layer tensors split over the ranks
   double ep_seconds = 0;               // the current step's time in the expert exchanges
   GradientBuckets* buckets = nullptr;  // data parallel: gradient all-reduce overlapping the backward
   bool last_micro_batch = false;       // of this rank's share of the step: its backward starts the buckets
@@ -91,6 +94,37 @@ struct Trainer::Impl {
                 << " in every MoE layer\n";
   }
 
+  // --zero 3: frozen layer weights split over the ranks, gathered per layer (train/sharded_frozen.h).
+  void enable_sharded_frozen(const Recipe& recipe) {
+    if (ep.active()) fail("train: --zero 3 with --expert-parallel is not supported (each splits the experts its own way); choose one");
+    for (const auto& phase : recipe.phases)
+      if (phase.method == Method::Lora)
+        fail("train: --zero 3 splits frozen weights, which LoRA phase '", phase.name, "' merges with its adapters at every step; "
+             "use --zero 2 for LoRA");
+    sharded_frozen = std::make_unique<ShardedFrozen>(*world);
+    if (!world->distributed())
+      std::cerr << "moeforge: note: --zero 3 in one process: nothing to split; each layer is still recomputed in the backward\n";
+  }
+
+  // Before phase p builds its trainable set: what it trains is whole again (it may have been frozen before).
+  std::set<std::string> trained_names(size_t p) const {
+    std::set<std::string> names;
+    for (const auto& [name, mask] : plan.selections[p]) names.insert(name);
+    return names;
+  }
+
+  // After: every other frozen layer tensor (not changed by an earlier phase) is split.
+  void split_frozen(const TrainableSet& set, std::set<std::string> keep) {
+    for (const auto& [name, mask] : state.run.changed) keep.insert(name);
+    for (const auto& t : set.tensors()) keep.insert(t.name);
+    for (const auto& leaf : set.leaves()) keep.insert(leaf.name);
+    const uint64_t before = sharded_frozen->whole_bytes();
+    sharded_frozen->shard(model->weights(), keep);
+    if (world->is_main() && sharded_frozen->whole_bytes() != before)
+      std::cerr << "moeforge: ZeRO-3: frozen layer weights of " << human_bytes(sharded_frozen->whole_bytes()) << " split over "
+                << world->size() << " ranks (" << human_bytes(sharded_frozen->shard_bytes()) << " on each)\n";
+  }
+
   std::vector<int64_t> moe_layers() const {
     std::vector<int64_t> out;
     for (int64_t l = 0; l < model->spec().num_layers; ++l)
@@ -103,6 +137,7 @@ struct Trainer::Impl {
     const Phase& phase = plan.recipe.phases[p];
     f.router_noise_std = phase.routing.router_noise_std;
     if (ep.active()) f.expert_parallel = &ep;
+    f.layer_source = sharded_frozen.get();
     const int64_t E = model->spec().moe.num_experts;
     for (int64_t l : moe_layers()) {
       torch::Tensor bias;
@@ -318,9 +353,12 @@ struct Trainer::Impl {
 
     TrainableOptions topts{phase.method, phase.lora, phase.optimizer, plan.groups[p], &state.masters};
     const bool mid_phase = checkpoint && checkpoint->phase == static_cast<int64_t>(p) && checkpoint->step_in_phase > 0;
+    const auto trains = trained_names(p);
+    if (sharded_frozen) sharded_frozen->unshard(model->weights(), trains);
     TrainableSet set(model->weights(), model->spec(), plan.selections[p], topts);
+    if (sharded_frozen) split_frozen(set, trains);
     Optimizer opt(phase.optimizer);
-    ShardedOptimizer shards(*world, set.leaves(), o.zero_stage);
+    ShardedOptimizer shards(*world, set.leaves(), std::min(o.zero_stage, 2));  // ZeRO-3 shards the trained state as ZeRO-2
     // ZeRO-2 reduces each gradient to its owner after the backward; stages 0 and 1 all-reduce in
     // buckets while it runs (--bucket-mb 0: one bucket after it).
     std::unique_ptr<GradientBuckets> overlap;
@@ -547,6 +585,7 @@ TrainResult Trainer::run() {
   }
   const ModelSpec spec = load_model_spec(*CheckpointStore::open(o.model_dir));
   if (o.expert_parallel) I.enable_expert_parallel(spec, o.model_dir);
+  if (o.zero_stage >= 3) I.enable_sharded_frozen(precheck);
   for (const auto& phase : precheck.phases)
     check_sequence_length(spec, phase.seq_len, o.recipe_label + ": phase '" + phase.name + "' seq_len", precheck.allow_long_seq);
   if (o.dump_steps > 0 && spec.moe.layout == ExpertLayout::Mxfp4 && !o.dequantize)

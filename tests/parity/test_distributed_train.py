@@ -265,10 +265,14 @@ def main():
                          "--zero", "2", "--dump-steps", "1", check=False)
         if r.returncode != 1 or "--dump-steps" not in r.stderr:
             failures.append(f"--zero 2 --dump-steps: expected exit 1 naming --dump-steps, got {r.returncode}: {r.stderr.strip()}")
+        r = run_moeforge("train", model, "--data", corpus, "--recipe", r1, "--out", os.path.join(tmp, "z4"), "--zero", "4",
+                         check=False)
+        if r.returncode != 1 or "3 (and frozen layer weights) exist" not in r.stderr:
+            failures.append(f"--zero 4: expected exit 1 naming the stages, got {r.returncode}: {r.stderr.strip()}")
         r = run_moeforge("train", model, "--data", corpus, "--recipe", r1, "--out", os.path.join(tmp, "z3"), "--zero", "3",
                          check=False)
-        if r.returncode != 1 or "ZeRO-3 is not implemented yet" not in r.stderr:
-            failures.append(f"--zero 3: expected exit 1 naming the stages, got {r.returncode}: {r.stderr.strip()}")
+        if r.returncode != 1 or "use --zero 2 for LoRA" not in r.stderr or os.path.exists(os.path.join(tmp, "z3", "trainable.safetensors")):
+            failures.append(f"--zero 3 with a LoRA phase: expected exit 1 naming LoRA, got {r.returncode}: {r.stderr.strip()}")
         # resume across world sizes: the data position is the global one
         two_on_one = os.path.join(tmp, "two_on_one")
         train(model, corpus, r1, two_on_one, "--nproc", "2", "--stop-after-steps", "2")

@@ -26,9 +26,9 @@ struct TrainCommand {
     if (env.size > 1 && !dist::distributed_supported())
       fail("train: launched as rank ", env.rank, " of ", env.size, " but this moeforge was built without c10d's Gloo backend "
            "(install libgloo-dev and re-run cmake)");
-    if (zero < 0 || zero > 2)
-      fail("train: --zero ", zero, ": stages 0 (replicated), 1 (optimiser state sharded) and 2 (and gradients) exist; "
-           "ZeRO-3 is not implemented yet");
+    if (zero < 0 || zero > 3)
+      fail("train: --zero ", zero, ": stages 0 (replicated), 1 (optimiser state sharded), 2 (and gradients) and 3 (and frozen "
+           "layer weights) exist");
     if (zero >= 2 && dump_steps > 0)
       fail("train: --dump-steps writes every gradient from rank 0, which --zero 2 does not keep; use --zero 0 or 1");
     train::TrainOptions o;
@@ -115,7 +115,8 @@ const CommandRegistrar registrar([](CLI::App& app) {
                   "data parallel over N local processes (c10d Gloo; as `torchrun --no-python --nproc-per-node N moeforge train ...`, "
                   "which works too): global batch = batch_size x N x grad_accum");
   sub->add_option("--zero", c->zero, "with several ranks: 1 = each rank keeps the optimiser state of its share of the "
-                  "trained tensors only (ZeRO-1); 2 = their gradients too (ZeRO-2); each rank writes its share of a checkpoint, "
+                  "trained tensors only (ZeRO-1); 2 = their gradients too (ZeRO-2); 3 = and 1/N of every frozen layer tensor, each layer gathered when it "
+                  "runs and recomputed in the backward (ZeRO-3); each rank writes its share of a checkpoint, "
                   "which resumes on any number of ranks")
       ->capture_default_str();
   sub->add_option("--bucket-mb", c->bucket_mb,

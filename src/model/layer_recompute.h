@@ -1,0 +1,34 @@
+// Layers whose weights are held elsewhere (ZeRO-3: frozen tensors split over the ranks, train/
+// sharded_frozen.h): each layer's weights are gathered just before it runs and dropped after, and
+// with autograd the layer is recomputed in the backward (activation checkpointing), so neither its
+// gathered weights nor its activations stay alive between the forward and the backward.
+#pragma once
+
+#include <torch/types.h>
+
+#include <functional>
+
+#include "model/model_weights.h"
+
+namespace moeforge::model {
+
+struct ForwardOutput;
+
+// Where a forward gets each layer's complete weights from `held` (what ModelWeights holds for it).
+class LayerWeightSource {
+ public:
+  virtual ~LayerWeightSource() = default;
+  // A copy of `held` with every tensor this source keeps elsewhere made whole (a collective on
+  // several ranks: every rank calls it for the same layers in the same order).
+  virtual LayerWeights gather(int64_t layer, const LayerWeights& held) const = 0;
+};
+
+// Runs `layer` (its gather inside) on h_in without keeping its graph: the output h and the routing
+// it appends to `output` (logits, probabilities and combine weights of an MoE layer) get one
+// autograd node whose backward gathers and runs the layer again from h_in, with the random state
+// the forward saw (router noise), and back-propagates through that: gradients reach h_in and the
+// layer's trainable tensors as they would without recomputing.
+using LayerFunction = std::function<torch::Tensor(const torch::Tensor& h_in, ForwardOutput& output)>;
+torch::Tensor run_recomputed(const LayerFunction& layer, const torch::Tensor& h_in, ForwardOutput& output);
+
+}  // namespace moeforge::model
