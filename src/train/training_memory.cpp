@@ -122,8 +122,9 @@ TrainingMemory plan_training_memory(const ModelSpec& spec, const TrainingPlan& p
     if (f.param->group == model::TensorGroup::Embedding) lowest_layer = 0;
     else if (f.param->layer >= 0) lowest_layer = std::min(lowest_layer, f.param->layer);
   }
-  // Sinks (GPT-OSS) leave the fused attention path: their scores are materialised.
-  const bool eager = spec.attention_sinks;
+  // Every family's training attention is fused now (GPT-OSS sinks too: the sink as one more key of
+  // value 0, model/transformer.cpp), so no [B, heads, S, S + 1] scores are kept for the backward.
+  const bool eager = false;
   for (size_t p = 0; p < plan.recipe.phases.size(); ++p) {
     const Phase& phase = plan.recipe.phases[p];
     uint64_t state = 0, buffers = 0, trained = 0, lora_transient = 0;
