@@ -185,7 +185,7 @@ struct Loader {
 // The table is the contract: every tensor it plans is loaded with its declared shape, and nothing
 // else is (a mismatch is a bug in the table or a reader, never the user's).
 // Packed MXFP4 experts stand in for the table's experts.w_in / experts.w_out of their layer.
-void check_against_table(const ModelSpec& spec, ModelWeights& w) {
+void check_against_table(const ModelSpec& spec, ModelWeights& w, const std::function<bool(const std::string&)>& is_split) {
   std::vector<PlannedTensor> planned;
   for (PlannedTensor& t : planned_tensors(spec))
     if (!(is_expert_weight_stack(*t.entry) && w.layers[t.layer].experts.packed.defined())) planned.push_back(std::move(t));
@@ -193,7 +193,7 @@ void check_against_table(const ModelSpec& spec, ModelWeights& w) {
   for_each_runtime_tensor(w, [&](const RuntimeTensor&, int64_t, const std::string& name, torch::Tensor& t) {
     if (i >= planned.size() || planned[i].name != name)
       fail("internal: loaded tensor '", name, "' is not where the runtime tensor table puts it (", spec.model_type, ")");
-    if (t.sizes().vec() != planned[i].shape)
+    if (t.sizes().vec() != planned[i].shape && !(is_split && is_split(name)))
       fail("internal: runtime tensor '", name, "' has shape ", t.sizes(), ", the table declares ", torch::IntArrayRef(planned[i].shape));
     ++i;
   });
@@ -209,20 +209,30 @@ ModelWeights load_model_weights(const ModelSpec& spec, const CheckpointStore& st
   w.layers.resize(spec.num_layers);
   // Single-role tensors straight from the table; blocks (dense MLP, routed experts, shared expert)
   // through their expert_io readers, which know the family's on-disk layout.
+  auto loaded = [&] {
+    if (options.after_each_load) options.after_each_load(w);
+  };
   for (const PlannedTensor& t : planned_tensors(spec))
-    if (t.entry->block == TensorBlock::Single) t.entry->get(w, t.layer) = load.role(t.entry->role, t.layer);
+    if (t.entry->block == TensorBlock::Single) {
+      t.entry->get(w, t.layer) = load.role(t.entry->role, t.layer);
+      loaded();
+    }
   if (spec.tie_word_embeddings) w.lm_head = w.embed;
   for (int64_t l = 0; l < spec.num_layers; ++l) {
     LayerWeights& L = w.layers[l];
     if (!spec.is_moe[l]) {
       L.mlp = load.mlp(l, Role::MlpGate, Role::MlpUp, Role::MlpDown, Role::MlpGateBias, Role::MlpUpBias, Role::MlpDownBias);
+      loaded();
       continue;
     }
     L.experts = load.experts(l);
-    if (spec.moe.num_shared_experts > 0)
+    loaded();
+    if (spec.moe.num_shared_experts > 0) {
       L.shared = load.mlp(l, Role::SharedGate, Role::SharedUp, Role::SharedDown, Role::Count, Role::Count, Role::Count);
+      loaded();
+    }
   }
-  check_against_table(spec, w);
+  check_against_table(spec, w, options.is_split);
   if (options.pack_mxfp4 && spec.moe.layout == ExpertLayout::Mxfp4) {
 #ifdef __GLIBC__
     // Packed experts are decoded into fresh buffers of 4-64 MB per expert and pass. glibc's dynamic

@@ -72,6 +72,11 @@ struct LoadOptions {
   // teacher-cache): a model over the budget whose layers fit one at a time is streamed instead of
   // refused (Transformer::streaming()).
   bool allow_streaming = false;
+  // ZeRO-3 (train/sharded_frozen.h): called with the weights after each tensor or block is loaded, so
+  // a tensor it replaces by this rank's shard is never whole beside the rest of the model; `is_split`
+  // names those (the table's shape check skips them).
+  std::function<void(ModelWeights&)> after_each_load;
+  std::function<bool(const std::string& name)> is_split;
 };
 
 // Loads and validates (shapes via validate_store) every tensor of the model. Some tensors may be

@@ -23,7 +23,9 @@ model::ModelWeights holding(int64_t layer, const model::LayerWeights& weights) {
 void ShardedFrozen::shard(model::ModelWeights& weights, const std::set<std::string>& keep) {
   const int64_t ranks = world_.size(), rank = world_.rank();
   model::for_each_runtime_tensor(weights, [&](const model::RuntimeTensor& entry, int64_t layer, const std::string& name, torch::Tensor& t) {
-    if (entry.scope != model::TensorScope::Layer || !t.defined() || !t.is_floating_point() || t.requires_grad() || keep.count(name))
+    // Routers stay whole: small, and read outside the forward (the drift metric's copy at the start).
+    if (entry.scope != model::TensorScope::Layer || !entry.linear || entry.group == model::TensorGroup::Router || !t.defined() ||
+        !t.is_floating_point() || t.requires_grad() || keep.count(name))
       return;
     auto& splits = layers_[layer];
     for (const auto& s : splits)
@@ -76,6 +78,15 @@ void ShardedFrozen::unshard(model::ModelWeights& weights, const std::set<std::st
     for (size_t i = 0; i < back.size(); ++i) back[i].entry->get(weights, layer) = full[i].clone();
     splits = std::move(stay);
   }
+}
+
+bool ShardedFrozen::is_split(const std::string& name) const {
+  const auto canonical = model::parse_canonical_name(name);
+  auto it = layers_.find(canonical.layer);
+  if (it == layers_.end()) return false;
+  for (const auto& s : it->second)
+    if (s.name == name) return true;
+  return false;
 }
 
 uint64_t ShardedFrozen::whole_bytes() const {

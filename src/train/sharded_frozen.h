@@ -27,9 +27,13 @@ class ShardedFrozen : public model::LayerWeightSource {
  public:
   explicit ShardedFrozen(dist::World& world) : world_(world) {}
 
-  // Splits every floating-point layer tensor of `weights` that does not require grad and is not
-  // named in `keep` (canonical names), replacing it in `weights` by this rank's shard.
+  // Splits every matrix (and expert stack) of the layers of `weights`, routers aside, that does not
+  // require grad and is not named in `keep` (canonical names), replacing it in `weights` by this
+  // rank's shard. Again on the same weights: only what is not split yet (loading calls it after each
+  // tensor, LoadOptions::after_each_load).
   void shard(model::ModelWeights& weights, const std::set<std::string>& keep);
+  // Whether `name` (canonical) is held as shards.
+  bool is_split(const std::string& name) const;
   // Makes the named tensors whole in `weights` again (a later phase trains them): a collective.
   void unshard(model::ModelWeights& weights, const std::set<std::string>& names);
   model::LayerWeights gather(int64_t layer, const model::LayerWeights& held) const override;

@@ -120,7 +120,11 @@ struct Trainer::Impl {
     for (const auto& leaf : set.leaves()) keep.insert(leaf.name);
     const uint64_t before = sharded_frozen->whole_bytes();
     sharded_frozen->shard(model->weights(), keep);
-    if (world->is_main() && sharded_frozen->whole_bytes() != before)
+    if (sharded_frozen->whole_bytes() != before) note_split();
+  }
+
+  void note_split() const {
+    if (world->is_main())
       std::cerr << "moeforge: ZeRO-3: frozen layer weights of " << human_bytes(sharded_frozen->whole_bytes()) << " split over "
                 << world->size() << " ranks (" << human_bytes(sharded_frozen->shard_bytes()) << " on each)\n";
   }
@@ -612,8 +616,18 @@ TrainResult Trainer::run() {
     load.work_bytes = training_memory.total();
     load.work_what = describe(training_memory);
   }
+  if (I.sharded_frozen) {  // split while loading: a frozen tensor is whole only until its shard is taken
+    std::set<std::string> keep;  // a resumed run's changed tensors are restored whole below
+    if (o.resume) I.checkpoint = load_latest_checkpoint(o.out_dir);
+    if (I.checkpoint)
+      for (const auto& [name, mask] : I.checkpoint->changed) keep.insert(name);
+    ShardedFrozen* split = I.sharded_frozen.get();
+    load.after_each_load = [split, keep](model::ModelWeights& w) { split->shard(w, keep); };
+    load.is_split = [split](const std::string& name) { return split->is_split(name); };
+  }
   model_ = model::Transformer::load(o.model_dir, load);
   I.model = model_.get();
+  if (I.sharded_frozen) I.note_split();
   unpack_selected_experts(model_->weights(), I.plan.selections);
   if (distill.enabled && !distill.cache.empty()) {
     I.cache = std::make_unique<TeacherCacheReader>(distill.cache);
@@ -623,7 +637,7 @@ TrainResult Trainer::run() {
   }
   for (int64_t l : I.moe_layers())
     I.router0.push_back(model_->weights().layers[l].router.detach().to(torch::kFloat32, /*non_blocking=*/false, /*copy=*/true));
-  if (o.resume) I.checkpoint = load_latest_checkpoint(o.out_dir);
+  if (o.resume && !I.checkpoint) I.checkpoint = load_latest_checkpoint(o.out_dir);
   if (I.checkpoint) {
     I.state.restore(*I.checkpoint, model_->weights(), model_->device(), o.out_dir.string());
     if (o.rewrite_run_files && world.is_main()) write_run_files(o);
