@@ -8,6 +8,7 @@ two full-weight phases (router + experts with router noise, then attention, whic
   without noise, one process on the same global batch; rank 0 says what it split (its share is half);
 - a --zero 3 run of 2 ranks stopped after 2 steps resumes on 1 process to the same result;
 - --zero 3 with --expert-parallel is refused before loading, in one line.
+What it saves is measured by bench/zero3_memory_bench.py.
 Exit 0 = pass. Env: MOEFORGE_BIN."""
 import json
 import os
@@ -68,13 +69,12 @@ def main():
         zero2, _ = train("zero2_two", 1, True, "--nproc", "2", "--zero", "2")
         zero3, note = train("zero3_two", 1, True, "--nproc", "2", "--zero", "3")
         same_run("--nproc 2 --zero 3 vs --nproc 2 --zero 2 (router noise)", zero3, zero2, failures)
-        split = re.search(r"ZeRO-3: frozen layer weights of ([\d.]+) (\w+) split over 2 ranks \(([\d.]+) (\w+) on each\)", note)
-        units = {"B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30}
+        split = SPLIT.search(note)
         if not split:
             failures.append(f"--nproc 2 --zero 3: rank 0 did not say what it split: {note.strip()[-300:]}")
         else:
-            whole = float(split.group(1)) * units[split.group(2)]
-            each = float(split.group(3)) * units[split.group(4)]
+            whole = float(split.group(1)) * UNITS[split.group(2)]
+            each = float(split.group(3)) * UNITS[split.group(4)]
             print(f"  split: {split.group(0)}")
             if whole <= 0 or abs(each - whole / 2) > 0.02 * whole:
                 failures.append(f"--zero 3 over 2 ranks: each should hold half of what is split: {split.group(0)}")
@@ -93,6 +93,10 @@ def main():
         if r.returncode != 1 or not any("--zero 3 with --expert-parallel is not supported" in line for line in lines):
             failures.append(f"--zero 3 --expert-parallel: expected exit 1 naming both, got {r.returncode}: {r.stderr.strip()[-300:]}")
     return finish("test_zero3", failures, start, "ZeRO-3 runs equal the unsplit runs")
+
+
+UNITS = {"B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30}
+SPLIT = re.compile(r"ZeRO-3: frozen layer weights of ([\d.]+) (\w+) split over 2 ranks \(([\d.]+) (\w+) on each\)")
 
 
 if __name__ == "__main__":
