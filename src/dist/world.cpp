@@ -222,6 +222,7 @@ void World::broadcast(std::vector<torch::Tensor>& tensors, int root) {
 
 torch::Tensor World::all_gather(const torch::Tensor& shard) {
   if (!distributed()) return shard.unsqueeze(0);
+  if (!shard.is_cpu()) return all_gather(shard.cpu()).to(shard.device());  // Gloo moves host memory
   auto local = shard.contiguous();
   auto out = torch::empty({static_cast<int64_t>(env_.size), local.numel()}, local.options());
   std::vector<std::vector<at::Tensor>> outputs(1);

@@ -79,7 +79,7 @@ class World {
   // rank r's send_rows[this rank]). Any dtype, bit-exact; CPU tensors move as they are, others via the host.
   torch::Tensor all_to_all(const torch::Tensor& rows, const std::vector<int64_t>& send_rows, const std::vector<int64_t>& recv_rows);
   // Every rank's `shard` (same shape and dtype on every rank), concatenated in rank order along a
-  // new leading dimension: [size, ...]. Bit-exact, any device (ZeRO-3's frozen weights).
+  // new leading dimension: [size, ...]. Bit-exact, any device (others via the host; ZeRO-3's frozen weights).
   torch::Tensor all_gather(const torch::Tensor& shard);
   // Every rank's `text`, in rank order (small metadata, through the rendezvous store).
   std::vector<std::string> all_gather_text(const std::string& text);
