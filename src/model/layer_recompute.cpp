@@ -7,6 +7,7 @@
 
 #include <type_traits>
 
+#include "common/error.h"
 #include "model/transformer.h"
 
 namespace moeforge::model {
@@ -37,6 +38,7 @@ class RecomputeLayer : public torch::autograd::Node {
   std::string name() const override { return "moeforge::RecomputeLayer"; }
 
   torch::autograd::variable_list apply(torch::autograd::variable_list&& grads) override {
+    if (!h_in_.defined()) fail("internal: a recomputed layer's backward ran twice (its input is kept for one backward)");
     auto generator = at::globalContext().defaultGenerator(h_in_.device());
     const auto state_now = generator.get_state();
     generator.set_state(before_);
