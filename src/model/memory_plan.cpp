@@ -60,8 +60,9 @@ uint64_t meminfo_field(const char* path, const std::string& key) {
 }  // namespace
 
 MemoryPlan plan_model_memory(const ModelSpec& spec, const CheckpointStore& store, DType run_dtype, bool cpu,
-                             bool map_frozen, bool packed_mxfp4) {
+                             bool map_frozen, bool packed_mxfp4, int split_ranks) {
   MemoryPlan plan;
+  std::vector<uint64_t> layer_split(spec.num_layers + 1, 0);  // whole bytes of each layer's split tensors
   const uint64_t bytes_per = dtype_size(run_dtype);
   const bool packed = packed_mxfp4 && spec.moe.layout == ExpertLayout::Mxfp4;
   std::vector<uint64_t> layer_mapped(spec.num_layers, 0);
@@ -77,6 +78,11 @@ MemoryPlan plan_model_memory(const ModelSpec& spec, const CheckpointStore& store
       continue;
     }
     const uint64_t bytes = elements(t.shape) * bytes_per;
+    if (split_ranks > 1 && t.layer >= 0 && t.entry->linear && t.entry->group != TensorGroup::Router) {
+      plan.weights += (bytes + split_ranks - 1) / split_ranks;  // this rank's shard, a private copy
+      layer_split[t.layer] += bytes;
+      continue;
+    }
     plan.weights += bytes;
     TensorRole role;
     if (cpu && map_frozen && viewable_role(spec, t, &role)) {
@@ -85,6 +91,7 @@ MemoryPlan plan_model_memory(const ModelSpec& spec, const CheckpointStore& store
     }
   }
   for (uint64_t bytes : layer_mapped) plan.largest_layer_mapped = std::max(plan.largest_layer_mapped, bytes);
+  plan.weights += *std::max_element(layer_split.begin(), layer_split.end());  // the layer made whole while it runs
   if (spec.moe.layout == ExpertLayout::Mxfp4) {  // one expert decoded to float at a time: gate, up, down, rows
     const uint64_t FH = static_cast<uint64_t>(spec.moe.moe_intermediate_size) * spec.hidden_size;
     // packed: float decode + run-dtype copy, per expert running at once (small experts run concurrently)

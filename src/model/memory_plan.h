@@ -38,8 +38,10 @@ struct MemoryPlan {
 // The plan of loading `spec` from `store` for inference (stats, eval, generate, forward).
 // `packed_mxfp4`: MXFP4 experts stay packed (their stored bytes, mapped on CPU) and one expert is
 // decoded at a time.
+// `split_ranks` > 1 (train --zero 3, train/sharded_frozen.h): the layers' matrices but the routers and
+// packed experts are held as 1/N shards (private), plus the largest layer's whole while it runs.
 MemoryPlan plan_model_memory(const ModelSpec& spec, const CheckpointStore& store, DType run_dtype, bool cpu,
-                             bool map_frozen, bool packed_mxfp4 = false);
+                             bool map_frozen, bool packed_mxfp4 = false, int split_ranks = 1);
 
 // MemAvailable from /proc/meminfo in bytes (0 when unreadable).
 uint64_t available_memory_bytes();

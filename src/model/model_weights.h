@@ -76,6 +76,7 @@ struct LoadOptions {
   // a tensor it replaces by this rank's shard is never whole beside the rest of the model; `is_split`
   // names those (the table's shape check skips them).
   std::function<void(ModelWeights&)> after_each_load;
+  int split_ranks = 1;  // the ranks it splits over: the memory plan counts a shard of what it splits
   std::function<bool(const std::string& name)> is_split;
 };
 

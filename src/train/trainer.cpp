@@ -624,6 +624,7 @@ TrainResult Trainer::run() {
     ShardedFrozen* split = I.sharded_frozen.get();
     load.after_each_load = [split, keep](model::ModelWeights& w) { split->shard(w, keep); };
     load.is_split = [split](const std::string& name) { return split->is_split(name); };
+    load.split_ranks = world.size();
   }
   model_ = model::Transformer::load(o.model_dir, load);
   I.model = model_.get();
