@@ -143,10 +143,12 @@ torch::Tensor logits_of(const model::Transformer& model, const model::ForwardOut
 }
 
 // Every batch's output: one forward each, or for a streamed model one layer-major pass over the
-// group stopping at the hidden states (a group's logits at once could exceed the budget).
+// group. A group of several batches stops at the hidden states (the logits of all of them at once
+// could exceed the budget; scoring forms them batch by batch), for a model that is not streamed too.
 std::vector<model::ForwardOutput> forward_group(const model::Transformer& model, const std::vector<Batch>& group) {
   std::vector<model::ForwardOutput> outs;
   model::ForwardOptions forward;
+  forward.hidden_only = group.size() > 1;
   if (group.size() == 1 || !model.streaming()) {
     for (const auto& batch : group) {
       forward.attention_mask = batch.attention.to(model.device());
@@ -157,7 +159,6 @@ std::vector<model::ForwardOutput> forward_group(const model::Transformer& model,
   std::vector<torch::Tensor> ids, masks;
   for (const auto& batch : group) ids.push_back(batch.ids), masks.push_back(batch.attention);
   forward.attention_mask = torch::cat(masks, 0).to(model.device());
-  forward.hidden_only = true;
   return model.forward_layer_major(ids, forward);
 }
 
