@@ -88,6 +88,13 @@ NodePtr make_node(Args&&... args) {
 
 }  // namespace
 
+ModelWeights holding_layer(int64_t layer, const LayerWeights& weights) {
+  ModelWeights w;
+  w.layers.resize(static_cast<size_t>(layer) + 1);
+  w.layers[layer] = weights;
+  return w;
+}
+
 torch::Tensor run_recomputed(const LayerFunction& layer, const torch::Tensor& h_in, ForwardOutput& output) {
   const size_t first = output.routing.size();
   auto before = at::globalContext().defaultGenerator(h_in.device()).get_state();

@@ -14,6 +14,10 @@ namespace moeforge::model {
 
 struct ForwardOutput;
 
+// A ModelWeights whose only filled layer is `layer` (the runtime table's accessors, and run_layer,
+// take a ModelWeights and read only that layer of it).
+ModelWeights holding_layer(int64_t layer, const LayerWeights& weights);
+
 // Where a forward gets each layer's complete weights from `held` (what ModelWeights holds for it).
 class LayerWeightSource {
  public:

@@ -89,10 +89,7 @@ void fp32_gemm_into(torch::Tensor& out, const torch::Tensor& a, const torch::Ten
     const int64_t n = std::min(block, N - j);
     const auto b32 = f32(b.narrow(1, j, n));
     auto part = bias.defined() ? torch::addmm(f32(bias.narrow(0, j, n)), a32, b32) : torch::mm(a32, b32);
-    if (n == N)
-      out.copy_(part);
-    else
-      out.narrow(1, j, n).copy_(part);
+    out.narrow(1, j, n).copy_(part);
   }
 }
 

@@ -323,16 +323,11 @@ torch::Tensor Transformer::run_gathered_layer(const ModelWeights& weights, int64
                                               const ForwardOptions& options, ForwardOutput& output) const {
   // The layer with its weights made whole for this call only (run_layer reads nothing else of them).
   LayerFunction layer = [this, l, held = weights.layers[l], positions_T, options](const torch::Tensor& h_in, ForwardOutput& out) {
-    ModelWeights whole;
-    whole.layers.resize(static_cast<size_t>(l) + 1);
-    whole.layers[l] = options.layer_source->gather(l, held);
-    return run_layer(whole, l, h_in, positions_T, options, out);
+    return run_layer(holding_layer(l, options.layer_source->gather(l, held)), l, h_in, positions_T, options, out);
   };
   bool trains = h.requires_grad();
   if (!trains) {
-    ModelWeights probe;  // the table's accessors take a ModelWeights: one holding only layer l
-    probe.layers.resize(static_cast<size_t>(l) + 1);
-    probe.layers[l] = weights.layers[l];
+    ModelWeights probe = holding_layer(l, weights.layers[l]);
     for (const auto& entry : runtime_tensors())
       if (entry.scope == TensorScope::Layer) {
         const torch::Tensor& t = entry.get(probe, l);

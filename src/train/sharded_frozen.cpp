@@ -8,18 +8,6 @@
 
 namespace moeforge::train {
 
-namespace {
-
-// A ModelWeights whose only filled layer is `layer` (the table's accessors take a ModelWeights).
-model::ModelWeights holding(int64_t layer, const model::LayerWeights& weights) {
-  model::ModelWeights w;
-  w.layers.resize(static_cast<size_t>(layer) + 1);
-  w.layers[layer] = weights;
-  return w;
-}
-
-}  // namespace
-
 void ShardedFrozen::shard(model::ModelWeights& weights, const std::set<std::string>& keep) {
   const int64_t ranks = world_.size(), rank = world_.rank();
   model::for_each_runtime_tensor(weights, [&](const model::RuntimeTensor& entry, int64_t layer, const std::string& name, torch::Tensor& t) {
@@ -56,7 +44,7 @@ std::vector<torch::Tensor> ShardedFrozen::whole(const std::vector<Split>& splits
 model::LayerWeights ShardedFrozen::gather(int64_t layer, const model::LayerWeights& held) const {
   auto it = layers_.find(layer);
   if (it == layers_.end()) return held;
-  model::ModelWeights w = holding(layer, held);
+  model::ModelWeights w = model::holding_layer(layer, held);
   std::vector<torch::Tensor> shards;
   for (const auto& s : it->second) shards.push_back(s.entry->get(w, layer));
   torch::NoGradGuard no_grad;
