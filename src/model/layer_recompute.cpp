@@ -1,6 +1,5 @@
 #include "model/layer_recompute.h"
 
-#include <ATen/Context.h>
 #include <torch/csrc/autograd/function.h>
 #include <torch/csrc/autograd/functions/utils.h>
 #include <torch/torch.h>
@@ -31,17 +30,18 @@ bool is_float(const torch::Tensor& t) { return t.defined() && t.is_floating_poin
 
 class RecomputeLayer : public torch::autograd::Node {
  public:
-  // `before`: the device generator's state before the forward ran the layer, so the recompute
-  // draws what the forward drew (router noise).
-  RecomputeLayer(LayerFunction layer, torch::Tensor h_in, std::vector<bool> present, torch::Tensor before)
-      : layer_(std::move(layer)), h_in_(std::move(h_in)), present_(std::move(present)), before_(std::move(before)) {}
+  // `before`: the noise generator's state before the forward ran the layer, so the recompute draws
+  // what the forward drew (router noise).
+  RecomputeLayer(LayerFunction layer, torch::Tensor h_in, std::vector<bool> present, std::optional<at::Generator> noise,
+                 torch::Tensor before)
+      : layer_(std::move(layer)), h_in_(std::move(h_in)), present_(std::move(present)), noise_(std::move(noise)),
+        before_(std::move(before)) {}
   std::string name() const override { return "moeforge::RecomputeLayer"; }
 
   torch::autograd::variable_list apply(torch::autograd::variable_list&& grads) override {
     if (!h_in_.defined()) fail("internal: a recomputed layer's backward ran twice (its input is kept for one backward)");
-    auto generator = at::globalContext().defaultGenerator(h_in_.device());
-    const auto state_now = generator.get_state();
-    generator.set_state(before_);
+    torch::Tensor state_now;
+    if (noise_) state_now = noise_->get_state(), noise_->set_state(before_);
     torch::Tensor x, h;
     ForwardOutput out;
     {
@@ -49,7 +49,7 @@ class RecomputeLayer : public torch::autograd::Node {
       x = h_in_.detach().requires_grad_(true);
       h = layer_(x, out);
     }
-    generator.set_state(state_now);
+    if (noise_) noise_->set_state(state_now);
     std::vector<torch::Tensor> roots, root_grads;
     size_t g = 0;
     const auto outputs = differentiable(h, out, 0);
@@ -67,6 +67,7 @@ class RecomputeLayer : public torch::autograd::Node {
   LayerFunction layer_;
   torch::Tensor h_in_;
   std::vector<bool> present_;  // per differentiable() slot: whether the forward gave it an edge here
+  std::optional<at::Generator> noise_;
   torch::Tensor before_;
 };
 
@@ -95,9 +96,11 @@ ModelWeights holding_layer(int64_t layer, const LayerWeights& weights) {
   return w;
 }
 
-torch::Tensor run_recomputed(const LayerFunction& layer, const torch::Tensor& h_in, ForwardOutput& output) {
+torch::Tensor run_recomputed(const LayerFunction& layer, const torch::Tensor& h_in, ForwardOutput& output,
+                             std::optional<at::Generator> noise) {
   const size_t first = output.routing.size();
-  auto before = at::globalContext().defaultGenerator(h_in.device()).get_state();
+  torch::Tensor before;
+  if (noise) before = noise->get_state();
   torch::Tensor h;
   {
     torch::NoGradGuard no_grad;
@@ -112,7 +115,7 @@ torch::Tensor run_recomputed(const LayerFunction& layer, const torch::Tensor& h_
     *t = t->detach();  // no view of a no-grad result gets the history
     with_history.push_back(*t);
   }
-  auto node = make_node(layer, h_in.detach(), std::move(present), std::move(before));
+  auto node = make_node(layer, h_in.detach(), std::move(present), std::move(noise), std::move(before));
   node->set_next_edges(torch::autograd::collect_next_edges(h_in));
   torch::autograd::set_history(with_history, node);
   // set_history gave the listed tensors (copies of the handles) their edges; the handles in `output` share them.

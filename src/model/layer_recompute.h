@@ -7,6 +7,7 @@
 #include <torch/types.h>
 
 #include <functional>
+#include <optional>
 
 #include "model/model_weights.h"
 
@@ -29,10 +30,12 @@ class LayerWeightSource {
 
 // Runs `layer` (its gather inside) on h_in without keeping its graph: the output h and the routing
 // it appends to `output` (logits, probabilities and combine weights of an MoE layer) get one
-// autograd node whose backward gathers and runs the layer again from h_in, with the random state
-// the forward saw (router noise), and back-propagates through that: gradients reach h_in and the
-// layer's trainable tensors as they would without recomputing.
+// autograd node whose backward gathers and runs the layer again from h_in, with the state `noise`
+// (the generator the layer draws router noise from, if any) had in the forward, and back-propagates
+// through that: gradients reach h_in and the layer's trainable tensors as they would without
+// recomputing.
 using LayerFunction = std::function<torch::Tensor(const torch::Tensor& h_in, ForwardOutput& output)>;
-torch::Tensor run_recomputed(const LayerFunction& layer, const torch::Tensor& h_in, ForwardOutput& output);
+torch::Tensor run_recomputed(const LayerFunction& layer, const torch::Tensor& h_in, ForwardOutput& output,
+                             std::optional<at::Generator> noise);
 
 }  // namespace moeforge::model

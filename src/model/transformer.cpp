@@ -252,7 +252,11 @@ torch::Tensor Transformer::moe(const ModelWeights& weights, int64_t l, const tor
   const int64_t B = x_BTH.size(0), T = x_BTH.size(1), H = x_BTH.size(2);
   auto x_NH = x_BTH.reshape({B * T, H});
   auto logits_NE = linear(x_NH, L.router, L.router_bias);  // [N, E]
-  if (options.router_noise_std > 0) logits_NE = logits_NE + torch::randn_like(logits_NE) * options.router_noise_std;
+  if (options.router_noise_std > 0) {
+    if (!options.router_noise_generator) fail("internal: router noise without a generator (ForwardOptions::router_noise_generator)");
+    auto noise = torch::randn(logits_NE.sizes(), *options.router_noise_generator, torch::kFloat32);
+    logits_NE = logits_NE + noise.to(logits_NE.device(), logits_NE.scalar_type()) * options.router_noise_std;
+  }
   LayerRouting record;
   record.layer = l;
   record.logits = logits_NE;
@@ -336,7 +340,7 @@ torch::Tensor Transformer::run_gathered_layer(const ModelWeights& weights, int64
   }
   // Nothing below needs a gradient and nothing here trains: a plain gathered forward.
   if (!torch::GradMode::is_enabled() || !trains) return layer(h, output);
-  return run_recomputed(layer, h, output);
+  return run_recomputed(layer, h, output, options.router_noise_std > 0 ? options.router_noise_generator : std::nullopt);
 }
 
 void Transformer::finish_output(const ModelWeights& weights, torch::Tensor h, const ForwardOptions& options, ForwardOutput& output) const {

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "arch/model_spec.h"
@@ -32,6 +33,9 @@ struct ForwardOptions {
   std::map<int64_t, int64_t> force_expert;             // layer -> expert: every token goes there
   std::map<int64_t, torch::Tensor> selection_bias;     // layer -> [E] added for selection only
   double router_noise_std = 0.0;                       // training: N(0, std) added to router logits
+  // Where that noise is drawn: a CPU generator, in fp32 (the trainer seeds one per micro-batch, so a
+  // micro-batch draws the same noise on any rank, world size or device). Required with noise.
+  std::optional<at::Generator> router_noise_generator;
   bool last_token_logits_only = false;                 // generation: skip the other positions
   bool hidden_only = false;  // training losses: return the final-normed hidden states; the caller applies lm_head in chunks
   bool record_layer_inputs = false;  // fill ForwardOutput::layer_inputs (router init from prompts)

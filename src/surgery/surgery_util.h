@@ -9,12 +9,12 @@
 
 #include "arch/expert_io.h"
 #include "arch/model_spec.h"
+#include "common/seed_mix.h"
 #include "surgery/output_plan.h"
 
 namespace moeforge::surgery {
 
-// A seed for one (purpose, layer, expert) from the user's seed (splitmix64 mixing).
-uint64_t mix_seed(uint64_t seed, uint64_t a, uint64_t b = 0, uint64_t c = 0);
+using moeforge::mix_seed;  // a seed for one (purpose, layer, expert) from the user's seed
 // n draws of N(mean, std^2) from std::mt19937_64(seed) (deterministic on a given platform).
 std::vector<float> normal_floats(size_t n, double mean, double std, uint64_t seed);
 // n draws of U(-bound, bound) from std::mt19937_64(seed).

@@ -1,5 +1,6 @@
-// The generators a run draws from: the CPU one (LoRA init, shuffling) and, on an accelerator, the
-// device's (router noise). Saved in checkpoints as "rng.<device type>" for exact resume.
+// The global generators: the CPU one (LoRA init) and, on an accelerator, the device's. Saved in
+// checkpoints as "rng.<device type>" for exact resume. (Router noise has its own generator per
+// micro-batch, seeded from the step: trainer.cpp's micro_batch_options.)
 #pragma once
 
 #include <torch/types.h>

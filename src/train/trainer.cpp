@@ -3,6 +3,7 @@
 // metrics record step_record.h, the run directory's own files run_dir.h.
 #include "train/trainer.h"
 
+#include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -15,6 +16,7 @@
 
 #include "arch/family_adapter.h"
 #include "common/error.h"
+#include "common/seed_mix.h"
 #include "common/strings.h"
 #include "data/batch_iterator.h"
 #include "data/data_spec.h"
@@ -136,6 +138,18 @@ struct Trainer::Impl {
     return out;
   }
 
+  // Micro-batch `micro` of the current step draws its router noise from its own generator, seeded
+  // from the run's seed, the global step and its index in the step: the same noise on whichever
+  // rank runs it (data parallel over any world size = one process), and the CPU generator (LoRA
+  // init, which every rank must draw alike) is left alone.
+  model::ForwardOptions micro_batch_options(const model::ForwardOptions& f, int64_t micro) const {
+    model::ForwardOptions out = f;
+    if (f.router_noise_std > 0)
+      out.router_noise_generator = at::make_generator<at::CPUGeneratorImpl>(
+          mix_seed(plan.recipe.seed, 0x6e6f697365ull /* "noise" */, static_cast<uint64_t>(st.global_step), static_cast<uint64_t>(micro)));
+    return out;
+  }
+
   model::ForwardOptions forward_options(size_t p) const {
     model::ForwardOptions f;
     const Phase& phase = plan.recipe.phases[p];
@@ -252,7 +266,7 @@ struct Trainer::Impl {
     copy.next(b);
     auto saved = rng_state(model->device());
     StepStats stats;
-    micro_step(set, b, p, static_cast<int64_t>(b.targets()), 1, stats, forward_options(p));
+    micro_step(set, b, p, static_cast<int64_t>(b.targets()), 1, stats, micro_batch_options(forward_options(p), 0));
     set_rng_state(model->device(), saved);
     // Expert parallel: an expert's gradient forms on its owner only (every rank ran the same batch).
     if (ep.active()) all_reduce_gradients(*world, set.leaves());
@@ -399,7 +413,7 @@ struct Trainer::Impl {
       buckets = overlap.get();
       for (int64_t i = world->rank(); i < accum; i += ranks) {
         last_micro_batch = i + ranks >= accum;
-        micro_step(set, micro[i], p, total_targets, accum, stats, fopts);
+        micro_step(set, micro[i], p, total_targets, accum, stats, micro_batch_options(fopts, i));
       }
       buckets = nullptr;
       const auto c0 = std::chrono::steady_clock::now();  // from here: the communication the backward did not hide

@@ -1,6 +1,7 @@
 """Data-parallel training on c10d (Gloo on localhost): a run of 2 ranks with grad_accum 1 must equal one
 process with grad_accum 2 on the same global batch (losses, gradient norms, trainable.safetensors and
-the PEFT adapter), with the gradient all-reduce in buckets during the backward (many small ones, or
+the PEFT adapter; the first phase has router noise, which each micro-batch draws alike on whichever
+rank runs it, and the LoRA phase after it starts from the same adapters on every rank), with the gradient all-reduce in buckets during the backward (many small ones, or
 one after it: `--bucket-mb`), launched both by `moeforge train --nproc 2` and by torch's own
 `torchrun --no-python --standalone --nproc-per-node 2` (from the venv), and with the optimiser state
 sharded (`--zero 1`), whose checkpoints (one file of optimiser state per rank, listed in state.json)
@@ -34,7 +35,7 @@ def recipe(accum, steps=3, checkpoint_every=0, eps=None):
     if eps:
         phase["optimizer"]["eps"] = eps
     r = {"seed": 3, "threads": 1, "log_every": 1,
-         "phases": [dict(phase, name="experts", steps=steps, select=["router", "experts"]),
+         "phases": [dict(phase, name="experts", steps=steps, select=["router", "experts"], routing={"router_noise_std": 0.1}),
                     dict(phase, name="lora", steps=2, select="attention", method="lora", lora={"rank": 2})]}
     if checkpoint_every:
         r["checkpoint_every"] = checkpoint_every
