@@ -41,6 +41,8 @@ def run(tmp, name, model, corpus, args, accum, threads, *extra):
         records = [json.loads(line) for line in f][args.warmup:]
     tps = statistics.mean(r["tokens_per_s"] for r in records)
     comm = [r["comm_s"] * r["tokens_per_s"] / r["tokens"] for r in records if "comm_s" in r]  # comm_s / step seconds
+    rows = [r["expert_exchange"]["token_rows"] / r["expert_exchange"]["picks"] for r in records if "expert_exchange" in r]
+    run.rows_per_pick = statistics.mean(rows) if rows else None
     return tps, (statistics.mean(comm) if comm else None), [r["loss"] for r in records]
 
 
@@ -61,6 +63,7 @@ def main():
         many, comm, many_losses = run(tmp, "dp", model, corpus, args, 1, max(1, cores // n), "--nproc", str(n))
         after, after_comm, _ = run(tmp, "dp_after", model, corpus, args, 1, max(1, cores // n), "--nproc", str(n), "--bucket-mb", "0")
         ep, ep_comm, ep_losses = run(tmp, "ep", model, corpus, args, 1, max(1, cores // n), "--nproc", str(n), "--expert-parallel")
+        rows_per_pick = run.rows_per_pick
     print(f"machine: {cores} cores; global batch {args.batch * n} x {args.seq} tokens; fp32, all parameters, AdamW")
     print(f"1 process, {cores} threads, grad_accum {n}:   {one:9.0f} tokens/s")
     print(f"1 process, {max(1, cores // n)} thread(s), batch {args.batch}:  {share:9.0f} tokens/s "
@@ -69,7 +72,9 @@ def main():
           f"not hidden by the backward (25 MB buckets)")
     print(f"--nproc {n} --bucket-mb 0:            {after:9.0f} tokens/s; {100 * after_comm:.1f} % (one all-reduce after the backward)")
     print(f"--nproc {n} --expert-parallel:        {ep:9.0f} tokens/s; {100 * ep_comm:.1f} % of each step in collectives "
-          f"(the experts' all-to-alls included)")
+          f"(the experts' all-to-alls included)"
+          + (f"; {rows_per_pick:.2f} token rows sent per pick (a token goes once to each owner of its picks)"
+             if rows_per_pick else ""))
     print(f"ratio --nproc {n} / 1 process: {many / one:.2f}; / ceiling: {many / (n * share):.2f}; "
           f"expert parallel / ceiling: {ep / (n * share):.2f}")
     worst = max(abs(a - b) / abs(a) for other in (many_losses, ep_losses) for a, b in zip(one_losses, other))

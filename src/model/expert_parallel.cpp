@@ -13,7 +13,7 @@ torch::Tensor timed_exchange(const ExpertParallel& ep, const torch::Tensor& rows
                              const std::vector<int64_t>& recv) {
   const auto t0 = std::chrono::steady_clock::now();
   auto out = ep.all_to_all(rows, send, recv);
-  if (ep.exchange_seconds) *ep.exchange_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (ep.tally) ep.tally->seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return out;
 }
 
@@ -39,32 +39,13 @@ class ExchangeFunction : public torch::autograd::Function<ExchangeFunction> {
   }
 };
 
-// out[t] = sum of w[i] y[i] over the rows i of token t, with run_experts' arithmetic: products and
-// sums in the run dtype, the weights' gradient (a sum over the hidden size) in the weights' fp32.
-class WeightedCombine : public torch::autograd::Function<WeightedCombine> {
- public:
-  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& y, const torch::Tensor& w,
-                               const torch::Tensor& token_of, int64_t tokens) {
-    ctx->save_for_backward({y, w, token_of});
-    return torch::zeros({tokens, y.size(1)}, y.options()).index_add_(0, token_of, y * w.to(y.scalar_type()).unsqueeze(1));
-  }
-
-  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx, torch::autograd::variable_list grads) {
-    const auto saved = ctx->get_saved_variables();
-    const auto &y = saved[0], &w = saved[1], &token_of = saved[2];
-    auto grad_rows = grads[0].index_select(0, token_of);  // [rows, H]
-    torch::Tensor grad_w;
-    if (ctx->needs_input_grad(1)) grad_w = (grad_rows.to(w.scalar_type()) * y.to(w.scalar_type())).sum(-1);
-    torch::Tensor grad_y;
-    if (ctx->needs_input_grad(0)) grad_y = grad_rows * w.to(y.scalar_type()).unsqueeze(1);
-    return {grad_y, grad_w, torch::Tensor(), torch::Tensor()};
-  }
-};
-
 std::vector<int64_t> host_counts(const torch::Tensor& counts) {
   auto c = counts.to(torch::kCPU, torch::kInt64).contiguous();
   return std::vector<int64_t>(c.data_ptr<int64_t>(), c.data_ptr<int64_t>() + c.numel());
 }
+
+// Exclusive prefix sums of per-rank counts: where each rank's block starts.
+torch::Tensor block_starts(const torch::Tensor& counts) { return counts.cumsum(0) - counts; }
 
 }  // namespace
 
@@ -72,24 +53,42 @@ torch::Tensor run_experts_parallel(const torch::Tensor& x_TH, const torch::Tenso
                                    const torch::Tensor& weights_TK, const StackedExperts& experts,
                                    const ActivationOptions& activation, const ExpertParallel& ep) {
   if (!ep.active()) return run_experts(x_TH, expert_ids_TK, weights_TK, experts, activation);
-  const int64_t K = expert_ids_TK.size(1), E = experts.num_experts(), N = ep.size;
+  const int64_t T = x_TH.size(0), K = expert_ids_TK.size(1), E = experts.num_experts(), N = ep.size;
   const int64_t address = static_cast<int64_t>(reinterpret_cast<intptr_t>(&ep));
+  const auto dev = x_TH.device();
   // Owner of expert e: the last rank r with first_expert(r) <= e, i.e. ((e + 1) N - 1) / E.
-  auto ids = expert_ids_TK.reshape({-1});
+  auto ids = expert_ids_TK.reshape({-1}).to(torch::kInt64);  // picks [T K]
   auto owner = torch::div((ids + 1) * N - 1, E, "floor");
-  auto order = std::get<1>(owner.sort(/*stable=*/true, /*dim=*/0, /*descending=*/false));  // rows grouped by destination
-  const std::vector<int64_t> send = host_counts(torch::bincount(owner, {}, N));
+  auto token = torch::div(torch::arange(T * K, ids.options()), K, "floor");
+  // Picks grouped by destination and, within it, by token; a token goes to an owner once however
+  // many of its picks that owner computes (one row per (token, owner) pair).
+  auto order = std::get<1>((owner * T + token).sort(/*stable=*/true, /*dim=*/0, /*descending=*/false));
+  auto pair_key_of_pick = (owner * T + token).index_select(0, order);
+  auto [pair_key, pair_of_pick, unused_counts] = torch::unique_consecutive(pair_key_of_pick, /*return_inverse=*/true);
+  auto pair_owner = torch::div(pair_key, T, "floor"), pair_token = pair_key.remainder(T);
+  auto send_pairs = torch::bincount(pair_owner, {}, N), send_picks = torch::bincount(owner, {}, N);
+  if (ep.tally) ep.tally->picks += T * K, ep.tally->token_rows += pair_key.size(0);
+  // Counts first: [N, 2] (pairs, picks) to each rank, one row each.
   const std::vector<int64_t> one_each(N, 1);
-  const std::vector<int64_t> recv = host_counts(timed_exchange(ep, torch::tensor(send, torch::kInt64), one_each, one_each));
-  auto token_of = torch::div(order, K, "floor");
-  auto x_recv = ExchangeFunction::apply(x_TH.index_select(0, token_of), send, recv, address);
-  auto ids_recv = timed_exchange(ep, ids.index_select(0, order), send, recv).to(x_TH.device());
-  // Owners run their experts unweighted (weight 1 is exact); the tokens' ranks weight and sum.
-  const int64_t M = x_recv.size(0);
-  auto y_recv = run_experts(x_recv, ids_recv.view({M, 1}), torch::ones({M, 1}, weights_TK.options().requires_grad(false)), experts,
-                            activation);
-  auto y_back = ExchangeFunction::apply(y_recv, recv, send, address);
-  return WeightedCombine::apply(y_back, weights_TK.reshape({-1}).index_select(0, order), token_of, x_TH.size(0));
+  auto recv_counts = timed_exchange(ep, torch::stack({send_pairs, send_picks}, 1).cpu(), one_each, one_each);
+  const auto sp = host_counts(send_pairs), sk = host_counts(send_picks);
+  const auto rp = host_counts(recv_counts.select(1, 0)), rk = host_counts(recv_counts.select(1, 1));
+  // Each pick travels as (expert, its pair's index within the block sent to its owner) and its weight.
+  auto owner_of_pick = owner.index_select(0, order);
+  auto pair_in_block = pair_of_pick - block_starts(send_pairs).index_select(0, owner_of_pick);
+  auto meta = timed_exchange(ep, torch::stack({ids.index_select(0, order), pair_in_block}, 1), sk, rk).to(dev);
+  auto x_recv = ExchangeFunction::apply(x_TH.index_select(0, pair_token), sp, rp, address);
+  auto w_recv = ExchangeFunction::apply(weights_TK.reshape({-1}).index_select(0, order), sk, rk, address);
+  // The owner runs its experts weighted and sums each pair's picks; the token's rank sums its pairs.
+  const int64_t M = meta.size(0);
+  auto recv_pairs_t = torch::tensor(rp, torch::kInt64).to(dev), recv_picks_t = torch::tensor(rk, torch::kInt64).to(dev);
+  auto sender = torch::repeat_interleave(torch::arange(N, recv_picks_t.options()), recv_picks_t, /*dim=*/0, /*output_size=*/M);
+  auto pair_index = meta.select(1, 1) + block_starts(recv_pairs_t).index_select(0, sender);
+  auto y_picks = run_experts(x_recv.index_select(0, pair_index), meta.select(1, 0).reshape({M, 1}), w_recv.reshape({M, 1}), experts,
+                             activation);
+  auto y_pairs = torch::zeros({x_recv.size(0), x_TH.size(1)}, y_picks.options()).index_add(0, pair_index, y_picks);
+  auto y_back = ExchangeFunction::apply(y_pairs, rp, sp, address);
+  return torch::zeros({T, x_TH.size(1)}, y_back.options()).index_add(0, pair_token, y_back);
 }
 
 }  // namespace moeforge::model

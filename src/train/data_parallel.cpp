@@ -23,7 +23,8 @@ void all_reduce_gradients(dist::World& world, std::vector<Leaf>& leaves) {
 void all_reduce_step_stats(dist::World& world, StepStats& stats) {
   if (!world.distributed()) return;
   std::vector<double> scalars = {stats.ce_sum, stats.lb, stats.z, static_cast<double>(stats.tokens), stats.kd_sum, stats.kl_sum,
-                                 static_cast<double>(stats.agree), static_cast<double>(stats.targets), stats.router_kd};
+                                 static_cast<double>(stats.agree), static_cast<double>(stats.targets), stats.router_kd,
+                                 static_cast<double>(stats.expert_picks), static_cast<double>(stats.expert_token_rows)};
   scalars.insert(scalars.end(), stats.lb_per_layer.begin(), stats.lb_per_layer.end());
   scalars.insert(scalars.end(), stats.router_kd_per_layer.begin(), stats.router_kd_per_layer.end());
   std::vector<torch::Tensor> bucket{torch::tensor(scalars, torch::kFloat64)};
@@ -34,7 +35,8 @@ void all_reduce_step_stats(dist::World& world, StepStats& stats) {
   stats.ce_sum = x[0], stats.lb = x[1], stats.z = x[2], stats.tokens = static_cast<int64_t>(x[3]);
   stats.kd_sum = x[4], stats.kl_sum = x[5], stats.agree = static_cast<int64_t>(x[6]), stats.targets = static_cast<int64_t>(x[7]);
   stats.router_kd = x[8];
-  size_t at = 9;
+  stats.expert_picks = static_cast<int64_t>(x[9]), stats.expert_token_rows = static_cast<int64_t>(x[10]);
+  size_t at = 11;
   for (auto& l : stats.lb_per_layer) l = x[at++];
   for (auto& l : stats.router_kd_per_layer) l = x[at++];
   for (size_t i = 0; i < stats.counts.size(); ++i) stats.counts[i] = bucket[i + 1].round().to(stats.counts[i].device(), stats.counts[i].scalar_type());

@@ -30,6 +30,8 @@ nlohmann::json step_record(const StepScalars& s, const StepStats& stats, const s
                         {"tokens", stats.tokens}, {"tokens_per_s", s.tokens_per_s}};
   if (s.skipped) rec["skipped"] = true;
   if (s.comm_s >= 0) rec["comm_s"] = s.comm_s;
+  if (stats.expert_picks > 0)  // a token goes once to each rank owning one of its picks
+    rec["expert_exchange"] = {{"picks", stats.expert_picks}, {"token_rows", stats.expert_token_rows}};
   if (stats.distill) {
     const double n = static_cast<double>(std::max<int64_t>(stats.targets, 1));
     rec["kd"] = stats.kd_sum / n;           // the token KD term at the phase's T (times T^2)

@@ -22,6 +22,7 @@ struct StepStats {
   int64_t agree = 0, targets = 0;
   double router_kd = 0;               // mean over the step's micro-batches
   std::vector<double> router_kd_per_layer;  // the same per MoE layer (empty without router KD)
+  int64_t expert_picks = 0, expert_token_rows = 0;  // expert parallel: picks routed, token rows sent for them
 
   // Adds one micro-batch of an `accum`-way accumulated step.
   void add(double ce_sum_micro, int64_t tokens_micro, const RouterLosses& rl, int64_t accum);

@@ -69,7 +69,7 @@ struct Trainer::Impl {
   double comm_s = -1;                  // the current step's time in collectives (data parallel), else -1
   model::ExpertParallel ep;            // --expert-parallel over several ranks; inactive otherwise
   std::unique_ptr<ShardedFrozen> sharded_frozen;  // --zero 3: frozen layer tensors split over the ranks
-  double ep_seconds = 0;               // the current step's time in the expert exchanges
+  model::ExchangeTally ep_tally;        // the current step's expert exchanges (time, picks, token rows)
   GradientBuckets* buckets = nullptr;  // data parallel: gradient all-reduce overlapping the backward
   bool last_micro_batch = false;       // of this rank's share of the step: its backward starts the buckets
   TrainResult result;
@@ -90,7 +90,7 @@ struct Trainer::Impl {
     ep.all_to_all = [&world](const torch::Tensor& rows, const std::vector<int64_t>& send, const std::vector<int64_t>& recv) {
       return world.all_to_all(rows, send, recv);
     };
-    ep.exchange_seconds = &ep_seconds;
+    ep.tally = &ep_tally;
     if (world.is_main())
       std::cerr << "moeforge: expert parallel: rank 0 computes experts 0-" << ep.first_expert(1, E) - 1 << " of " << E
                 << " in every MoE layer\n";
@@ -408,7 +408,7 @@ struct Trainer::Impl {
       }
       set.zero_grad();
       StepStats stats;
-      ep_seconds = 0;
+      ep_tally = {};
       const auto fopts = forward_options(p);
       buckets = overlap.get();
       for (int64_t i = world->rank(); i < accum; i += ranks) {
@@ -416,11 +416,12 @@ struct Trainer::Impl {
         micro_step(set, micro[i], p, total_targets, accum, stats, micro_batch_options(fopts, i));
       }
       buckets = nullptr;
+      stats.expert_picks = ep_tally.picks, stats.expert_token_rows = ep_tally.token_rows;
       const auto c0 = std::chrono::steady_clock::now();  // from here: the communication the backward did not hide
       if (overlap) overlap->finish();
       else shards.reduce_gradients(set.leaves());
       all_reduce_step_stats(*world, stats);
-      comm_s = world->distributed() ? std::chrono::duration<double>(std::chrono::steady_clock::now() - c0).count() + ep_seconds : -1;
+      comm_s = world->distributed() ? std::chrono::duration<double>(std::chrono::steady_clock::now() - c0).count() + ep_tally.seconds : -1;
       const double ce = stats.ce_sum / static_cast<double>(std::max<int64_t>(total_targets, 1));
       const DistillNow dn = distill_now(p);
       const double kd = stats.kd_sum / static_cast<double>(std::max<int64_t>(total_targets, 1));

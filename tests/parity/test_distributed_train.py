@@ -6,7 +6,8 @@ one after it: `--bucket-mb`), launched both by `moeforge train --nproc 2` and by
 `torchrun --no-python --standalone --nproc-per-node 2` (from the venv), and with the optimiser state
 sharded (`--zero 1`), whose checkpoints (one file of optimiser state per rank, listed in state.json)
 resume on 1 process, on 2 ranks, and are resumed into. With
-`--expert-parallel` (each rank computes half of every layer's experts, tokens exchanged by all-to-all)
+`--expert-parallel` (each rank computes half of every layer's experts, tokens exchanged by all-to-all,
+each once per owning rank: metrics.jsonl's expert_exchange counts fewer token rows than picks)
 the run equals one process within 1e-5 (losses, every step's gradients, trained tensors). Resume from 2 ranks on 1 and
 from 1 on 2 continues exactly; killing one rank (kill -9) ends the run within a bounded time with one
 line naming that rank, leaves the last checkpoint intact, and --resume finishes it exactly.
@@ -134,6 +135,14 @@ def expert_parallel(tmp, model, corpus, failures):
     if "expert parallel: rank 0 computes experts 0-1 of 4" not in r.stderr:
         failures.append(f"--expert-parallel: expected rank 0's share of the experts, got: {r.stderr.strip()[-300:]}")
     close_run("--nproc 2 --expert-parallel vs 1 process", ep, base, failures, tolerance=1e-5)
+    # A token travels once to each rank owning one of its 2 picks: fewer rows than picks (two picks
+    # on one rank's half of the 4 experts share a row), never fewer than one per token.
+    with open(os.path.join(ep, "metrics.jsonl")) as f:
+        tally = [json.loads(line).get("expert_exchange") for line in f]
+    if not tally or not all(t and t["picks"] // 2 <= t["token_rows"] < t["picks"] for t in tally):
+        failures.append(f"--expert-parallel: expected picks/2 <= token rows < picks each step, got {tally}")
+    else:
+        print(f"  --expert-parallel exchange: {tally[0]['token_rows']} token rows for {tally[0]['picks']} picks (step 1)")
     close_gradients("--expert-parallel: every step's gradients", ep, base, 5, failures)
     train(model, corpus, r1, ep_zero, "--nproc", "2", "--expert-parallel", "--zero", "1")
     close_run("--nproc 2 --expert-parallel --zero 1 vs 1 process", ep_zero, base, failures, tolerance=1e-5)
