@@ -269,7 +269,7 @@ GrowResult grow(const GrowOptions& o) {
   });
   plan.config = config;
   plan.side_files = side_files_of(*store);
-  plan.card = {"grow", store->directory().string(), "experts cloned into new ones and the router widened for them"};
+  plan.card = {"grow", store->directory().string(), "experts cloned into new ones and the router widened for them", /*base_id=*/""};
   plan.extra_files["moeforge_grow.json"] = grow_record(o, out, clones, E, added, split).dump(2) + "\n";
 
   GrowResult result;

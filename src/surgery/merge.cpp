@@ -147,7 +147,7 @@ std::filesystem::path merge(const MergeOptions& o) {
   OutputPlan plan = build_dense_to_moe_plan(job);
   plan.config = config;
   plan.side_files = side_files_of(*base.store);
-  plan.card = {"merge", base.store->directory().string(), "dense models merged into one MoE, their FFNs as the experts"};
+  plan.card = {"merge", base.store->directory().string(), "dense models merged into one MoE, their FFNs as the experts", /*base_id=*/""};
   nlohmann::json record = {{"version", 1}, {"base", o.base.string()}, {"non_ffn", to_string(o.non_ffn)},
                            {"router", to_string(router)}};
   for (int64_t e = 0; e < E; ++e) record["experts"].push_back({{"index", e}, {"name", names[e]}, {"source", o.experts[e].second.string()}});

@@ -184,7 +184,7 @@ SharedExpertResult add_shared_expert(const SharedExpertOptions& o) {
   });
   plan.config = config;
   plan.side_files = side_files_of(*store);
-  plan.card = {"add-shared-expert", store->directory().string(), "a shared expert added beside the routed experts"};
+  plan.card = {"add-shared-expert", store->directory().string(), "a shared expert added beside the routed experts", /*base_id=*/""};
   if (store->has_file("moeforge_grow.json")) plan.side_files.push_back(store->directory() / "moeforge_grow.json");
 
   SharedExpertResult result;

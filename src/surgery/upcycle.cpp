@@ -71,7 +71,7 @@ UpcycleResult upcycle(const UpcycleOptions& o) {
   OutputPlan plan = build_dense_to_moe_plan(job);
   plan.config = config;
   plan.side_files = side_files_of(*store);
-  plan.card = {"upcycle", store->directory().string(), "its dense FFNs upcycled into routed experts"};
+  plan.card = {"upcycle", store->directory().string(), "its dense FFNs upcycled into routed experts", /*base_id=*/""};
   UpcycleResult result;
   result.written = execute(plan, o.out, o.execute);
   if (!result.written.empty() && !o.execute.quiet)
