@@ -62,8 +62,7 @@ torch::Tensor run_experts_parallel(const torch::Tensor& x_TH, const torch::Tenso
   auto token = torch::div(torch::arange(T * K, ids.options()), K, "floor");
   // Picks grouped by destination and, within it, by token; a token goes to an owner once however
   // many of its picks that owner computes (one row per (token, owner) pair).
-  auto order = std::get<1>((owner * T + token).sort(/*stable=*/true, /*dim=*/0, /*descending=*/false));
-  auto pair_key_of_pick = (owner * T + token).index_select(0, order);
+  auto [pair_key_of_pick, order] = (owner * T + token).sort(/*stable=*/true, /*dim=*/0, /*descending=*/false);
   auto [pair_key, pair_of_pick, unused_counts] = torch::unique_consecutive(pair_key_of_pick, /*return_inverse=*/true);
   auto pair_owner = torch::div(pair_key, T, "floor"), pair_token = pair_key.remainder(T);
   auto send_pairs = torch::bincount(pair_owner, {}, N), send_picks = torch::bincount(owner, {}, N);

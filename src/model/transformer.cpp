@@ -340,7 +340,7 @@ torch::Tensor Transformer::run_gathered_layer(const ModelWeights& weights, int64
   }
   // Nothing below needs a gradient and nothing here trains: a plain gathered forward.
   if (!torch::GradMode::is_enabled() || !trains) return layer(h, output);
-  return run_recomputed(layer, h, output, options.router_noise_std > 0 ? options.router_noise_generator : std::nullopt);
+  return run_recomputed(layer, h, output, options.router_noise_generator);
 }
 
 void Transformer::finish_output(const ModelWeights& weights, torch::Tensor h, const ForwardOptions& options, ForwardOutput& output) const {
