@@ -21,6 +21,9 @@ ninja -C /tmp/mf-build -j16 moeforge > "$out/build.log" 2>&1 || { grep -m5 -A5 "
 echo "build of moeforge: $(( $(date +%s) - start ))s"
 MOEFORGE_BIN=/tmp/mf-build/moeforge timeout ${CUDA_CHECK_SECONDS:-200} python3 tests/gpu/cuda_check.py 2>&1 | tee "$out/cuda_check.log"
 MOEFORGE_BIN=/tmp/mf-build/moeforge timeout ${CUDA_TRAIN_SECONDS:-120} python3 tests/gpu/cuda_train_check.py 2>&1 | tee "$out/cuda_train_check.log"
-# Then the torch unit tests (CPU) against this libtorch, as far as the time allows.
+# Then the torch unit tests against this libtorch, as far as the time allows: first the collectives
+# on the GPU through c10d NCCL (a world of one; it reports SKIPPED if the build found no nccl.h).
 timeout ${TESTS_SECONDS:-150} ninja -C /tmp/mf-build -j16 moeforge_torch_tests >> "$out/build.log" 2>&1 &&
-  timeout 60 /tmp/mf-build/tests/moeforge_torch_tests 2>&1 | tail -5 | tee "$out/torch_tests.log"
+  { grep -E "c10d (NCCL|Gloo)|no c10d NCCL" "$out/configure.log";
+    timeout 60 /tmp/mf-build/tests/moeforge_torch_tests --gtest_filter='WorldCollectives.*' 2>&1 | tail -8 | tee "$out/nccl_check.log";
+    timeout 60 /tmp/mf-build/tests/moeforge_torch_tests 2>&1 | tail -5 | tee "$out/torch_tests.log"; }

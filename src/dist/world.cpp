@@ -1,5 +1,6 @@
 // World on c10d: a TCPStore (served by rank 0, or by the launcher's agent) under a PrefixStore per
-// restart, and ProcessGroupGloo for the collectives. Built with Gloo only when CMake found its
+// restart, ProcessGroupGloo for the collectives, and ProcessGroupNCCL for CUDA tensors once
+// use_device picked it (builds with NCCL only). Built with Gloo only when CMake found its
 // headers (libgloo-dev: ProcessGroupGloo.hpp includes them; libtorch carries the implementation).
 #include "dist/world.h"
 
@@ -13,6 +14,10 @@
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#endif
+#ifdef MOEFORGE_WITH_NCCL  // a CUDA libtorch and its NCCL's nccl.h (CMake): ProcessGroupNCCL's layout follows it
+#include <c10/cuda/CUDAFunctions.h>
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
 
 namespace moeforge::dist {
@@ -75,20 +80,48 @@ WorldEnv world_env_from_environment() {
 
 bool distributed_supported() { return true; }
 
+#ifdef MOEFORGE_WITH_NCCL
+bool nccl_supported() { return true; }
+#else
+bool nccl_supported() { return false; }
+#endif
+
 struct World::Impl {
   c10::intrusive_ptr<c10d::Store> store;
-  c10::intrusive_ptr<c10d::ProcessGroupGloo> group;
+  // Gloo moves host memory: every collective on CPU tensors, and on any tensors without NCCL.
+  c10::intrusive_ptr<c10d::Backend> group;
   // The *_async collectives' own group: they run while the backward issues the expert exchanges on
-  // `group`, and Gloo pairs collectives across ranks by their order within a group.
-  c10::intrusive_ptr<c10d::ProcessGroupGloo> background;
+  // `group`, and c10d pairs collectives across ranks by their order within a group.
+  c10::intrusive_ptr<c10d::Backend> background;
+  // NCCL, the same two groups, for tensors on `device` (set by use_device when every rank can).
+  c10::intrusive_ptr<c10d::Backend> nccl, nccl_background;
+  std::optional<torch::Device> device;
+  std::chrono::milliseconds timeout{};
   int64_t gathers = 0;  // all_gather_text calls so far: the store keys of each call are fresh
+
+  // NCCL when it is set up and every tensor lives on its device; else Gloo.
+  bool on_device(const std::vector<torch::Tensor>& tensors) const {
+    if (!nccl) return false;
+    for (const auto& t : tensors)
+      if (t.device() != *device) return false;
+    return true;
+  }
+  c10d::Backend& for_tensors(const std::vector<torch::Tensor>& tensors, bool in_background) const {
+    if (on_device(tensors)) return in_background ? *nccl_background : *nccl;
+    return in_background ? *background : *group;
+  }
+  // Where a collective's buffers live: the NCCL device, or the host for Gloo.
+  torch::Device buffer_device(const std::vector<torch::Tensor>& tensors) const {
+    return on_device(tensors) ? *device : torch::Device(torch::kCPU);
+  }
 };
 
 World::World() = default;
 
 World::World(const WorldEnv& env_in, std::chrono::milliseconds timeout) : env_(env_in) {
-  if (env_.size <= 1) return;
+  if (env_.size <= 1 && !env_.join_alone) return;
   impl_ = std::make_unique<Impl>();
+  impl_->timeout = timeout;
   const std::string where = "rank " + std::to_string(env_.rank) + " of " + std::to_string(env_.size);
   try {
     c10d::TCPStoreOptions so;
@@ -126,11 +159,48 @@ std::string first_line(const std::exception& e) {
   std::string text = e.what();
   return text.substr(0, text.find('\n'));
 }
+}  // namespace
 
-// tensors[members] as one flat CPU tensor of `dtype`: one collective moves them all.
-torch::Tensor flat_bucket(const std::vector<torch::Tensor>& tensors, const std::vector<size_t>& members, torch::ScalarType dtype) {
+std::string World::use_device(const torch::Device& device) {
+  if (!joined()) return device_backend();
+#ifdef MOEFORGE_WITH_NCCL
+  // NCCL only if every rank can: a collective must take the same backend on every rank.
+  const bool here = device.is_cuda();
+  const torch::Device indexed = here && !device.has_index() ? torch::Device(torch::kCUDA, c10::cuda::current_device()) : device;
+  std::vector<torch::Tensor> able{torch::full({1}, here ? 1.0 : 0.0, torch::kFloat64)};
+  all_reduce_sum(able);
+  if (able[0].item<double>() < env_.size) return device_backend();
+  try {
+    c10::cuda::set_device(indexed.index());
+    auto make = [&](const std::string& prefix) {
+      auto options = c10d::ProcessGroupNCCL::Options::create();
+      options->timeout = impl_->timeout;
+      return c10::make_intrusive<c10d::ProcessGroupNCCL>(c10::make_intrusive<c10d::PrefixStore>(prefix, impl_->store),
+                                                        env_.rank, env_.size, options);
+    };
+    impl_->nccl = make("nccl");
+    impl_->nccl_background = make("nccl_background");
+    impl_->device = indexed;
+  } catch (const std::exception& e) {
+    fail("rank ", env_.rank, ": cannot set up NCCL on ", indexed.str(), " (", first_line(e), ")");
+  }
+#else
+  (void)device;
+#endif
+  return device_backend();
+}
+
+std::string World::device_backend() const {
+  if (!joined()) return "none";
+  return impl_->nccl ? "nccl" : "gloo";
+}
+
+namespace {
+// tensors[members] as one flat tensor of `dtype` on `device`: one collective moves them all.
+torch::Tensor flat_bucket(const std::vector<torch::Tensor>& tensors, const std::vector<size_t>& members, torch::ScalarType dtype,
+                          torch::Device device) {
   std::vector<torch::Tensor> parts;
-  for (size_t i : members) parts.push_back(tensors[i].detach().reshape({-1}).to(torch::kCPU, dtype));
+  for (size_t i : members) parts.push_back(tensors[i].detach().reshape({-1}).to(device, dtype));
   return torch::cat(parts);
 }
 
@@ -144,9 +214,7 @@ void unflatten_bucket(const torch::Tensor& bucket, std::vector<torch::Tensor>& t
     at += n;
   }
 }
-}  // namespace
 
-namespace {
 std::vector<size_t> every(size_t n) {
   std::vector<size_t> all(n);
   for (size_t i = 0; i < n; ++i) all[i] = i;
@@ -154,10 +222,10 @@ std::vector<size_t> every(size_t n) {
 }
 
 // One bucket to sum: float64 when any input is (step statistics), else fp32 (gradients of any float dtype).
-torch::Tensor sum_bucket(const std::vector<torch::Tensor>& tensors) {
+torch::Tensor sum_bucket(const std::vector<torch::Tensor>& tensors, torch::Device device) {
   bool wide = false;
   for (const auto& t : tensors) wide = wide || t.scalar_type() == torch::kFloat64;
-  return flat_bucket(tensors, every(tensors.size()), wide ? torch::kFloat64 : torch::kFloat32);
+  return flat_bucket(tensors, every(tensors.size()), wide ? torch::kFloat64 : torch::kFloat32, device);
 }
 
 struct PendingSum : PendingCollective {
@@ -168,7 +236,7 @@ struct PendingSum : PendingCollective {
   void wait() override {
     if (!work) return;
     try {
-      work->wait();
+      work->wait();  // NCCL: the current stream waits for the collective's
     } catch (const std::exception& e) {
       fail("rank ", rank, ": all-reduce with the other ranks failed; another rank stopped? (", first_line(e), ")");
     }
@@ -180,23 +248,23 @@ struct PendingSum : PendingCollective {
 
 std::unique_ptr<PendingCollective> World::all_reduce_sum_async(std::vector<torch::Tensor> tensors) {
   auto pending = std::make_unique<PendingSum>();
-  if (!distributed() || tensors.empty()) return pending;
-  pending->bucket = {sum_bucket(tensors)};
-  pending->tensors = std::move(tensors);
+  if (!joined() || tensors.empty()) return pending;
+  pending->bucket = {sum_bucket(tensors, impl_->buffer_device(tensors))};
   pending->rank = env_.rank;
   try {
-    pending->work = impl_->background->allreduce(pending->bucket);
+    pending->work = impl_->for_tensors(tensors, true).allreduce(pending->bucket);
   } catch (const std::exception& e) {
     fail("rank ", env_.rank, ": all-reduce with the other ranks failed; another rank stopped? (", first_line(e), ")");
   }
+  pending->tensors = std::move(tensors);
   return pending;
 }
 
 void World::all_reduce_sum(std::vector<torch::Tensor>& tensors) {
-  if (!distributed() || tensors.empty()) return;
-  std::vector<at::Tensor> bucket{sum_bucket(tensors)};
+  if (!joined() || tensors.empty()) return;
+  std::vector<at::Tensor> bucket{sum_bucket(tensors, impl_->buffer_device(tensors))};
   try {
-    impl_->group->allreduce(bucket)->wait();
+    impl_->for_tensors(tensors, false).allreduce(bucket)->wait();
   } catch (const std::exception& e) {
     fail("rank ", env_.rank, ": all-reduce with the other ranks failed; another rank stopped? (", first_line(e), ")");
   }
@@ -204,15 +272,17 @@ void World::all_reduce_sum(std::vector<torch::Tensor>& tensors) {
 }
 
 void World::broadcast(std::vector<torch::Tensor>& tensors, int root) {
-  if (!distributed() || tensors.empty()) return;
+  if (!joined() || tensors.empty()) return;
   std::map<torch::ScalarType, std::vector<size_t>> by_dtype;  // one bucket per dtype keeps values bit-exact
   for (size_t i = 0; i < tensors.size(); ++i) by_dtype[tensors[i].scalar_type()].push_back(i);
+  c10d::Backend& backend = impl_->for_tensors(tensors, false);
+  const torch::Device device = impl_->buffer_device(tensors);
   for (const auto& [dtype, members] : by_dtype) {
-    std::vector<at::Tensor> bucket{flat_bucket(tensors, members, dtype)};
+    std::vector<at::Tensor> bucket{flat_bucket(tensors, members, dtype, device)};
     try {
       c10d::BroadcastOptions options;
       options.rootRank = root;
-      impl_->group->broadcast(bucket, options)->wait();
+      backend.broadcast(bucket, options)->wait();
     } catch (const std::exception& e) {
       fail("rank ", env_.rank, ": broadcast from rank ", root, " failed; another rank stopped? (", first_line(e), ")");
     }
@@ -221,15 +291,23 @@ void World::broadcast(std::vector<torch::Tensor>& tensors, int root) {
 }
 
 torch::Tensor World::all_gather(const torch::Tensor& shard) {
-  if (!distributed()) return shard.unsqueeze(0);
-  if (!shard.is_cpu()) return all_gather(shard.cpu()).to(shard.device());  // Gloo moves host memory
+  if (!joined()) return shard.unsqueeze(0);
+  const std::vector<torch::Tensor> one{shard};
+  const bool on_device = impl_->on_device(one);
+  if (!on_device && !shard.is_cpu()) return all_gather(shard.cpu()).to(shard.device());  // Gloo moves host memory
   auto local = shard.contiguous();
   auto out = torch::empty({static_cast<int64_t>(env_.size), local.numel()}, local.options());
-  std::vector<std::vector<at::Tensor>> outputs(1);
-  for (int r = 0; r < env_.size; ++r) outputs[0].push_back(out[r]);
-  std::vector<at::Tensor> inputs{local.reshape({-1})};
   try {
-    impl_->group->allgather(outputs, inputs)->wait();
+    if (on_device) {  // NCCL gathers into one flat buffer
+      auto flat_out = out.view({-1});
+      auto flat_in = local.view({-1});
+      impl_->nccl->_allgather_base(flat_out, flat_in)->wait();
+    } else {
+      std::vector<std::vector<at::Tensor>> outputs(1);
+      for (int r = 0; r < env_.size; ++r) outputs[0].push_back(out[r]);
+      std::vector<at::Tensor> inputs{local.reshape({-1})};
+      impl_->group->allgather(outputs, inputs)->wait();
+    }
   } catch (const std::exception& e) {
     fail("rank ", env_.rank, ": all-gather failed; another rank stopped? (", first_line(e), ")");
   }
@@ -239,14 +317,14 @@ torch::Tensor World::all_gather(const torch::Tensor& shard) {
 }
 
 void World::reduce_sum(std::vector<torch::Tensor>& tensors, int root) {
-  if (!distributed() || tensors.empty()) return;
+  if (!joined() || tensors.empty()) return;
   const std::vector<size_t> all = every(tensors.size());
-  std::vector<at::Tensor> bucket{flat_bucket(tensors, all, torch::kFloat32)};
+  std::vector<at::Tensor> bucket{flat_bucket(tensors, all, torch::kFloat32, impl_->buffer_device(tensors))};
   try {
     c10d::ReduceOptions options;
     options.reduceOp = c10d::ReduceOp::SUM;
     options.rootRank = root;
-    impl_->group->reduce(bucket, options)->wait();
+    impl_->for_tensors(tensors, false).reduce(bucket, options)->wait();
   } catch (const std::exception& e) {
     fail("rank ", env_.rank, ": reduce to rank ", root, " failed; another rank stopped? (", first_line(e), ")");
   }
@@ -255,20 +333,22 @@ void World::reduce_sum(std::vector<torch::Tensor>& tensors, int root) {
 
 torch::Tensor World::all_to_all(const torch::Tensor& rows, const std::vector<int64_t>& send_rows,
                                 const std::vector<int64_t>& recv_rows) {
-  if (!distributed()) return rows;
+  if (!joined()) return rows;
   if (static_cast<int>(send_rows.size()) != env_.size || static_cast<int>(recv_rows.size()) != env_.size)
     fail("internal: all_to_all needs one row count per rank");
   int64_t received = 0;
   for (int64_t n : recv_rows) received += n;
-  // Rows travel as bytes: bit-exact for every dtype, and Gloo's exchange supports uint8 whatever
-  // its version supports of bf16 or int16.
+  const std::vector<torch::Tensor> one{rows};
+  const torch::Device device = impl_->buffer_device(one);
+  // Rows travel as bytes: bit-exact for every dtype, and both backends exchange uint8 whatever
+  // their versions support of bf16 or int16.
   int64_t row_values = 1;  // from the shape, not numel: a rank may send no rows
   for (int64_t d = 1; d < rows.dim(); ++d) row_values *= rows.size(d);
-  auto input = rows.detach().to(torch::kCPU).contiguous().view({rows.size(0), row_values}).view(torch::kUInt8);
+  auto input = rows.detach().to(device).contiguous().view({rows.size(0), row_values}).view(torch::kUInt8);
   auto output = torch::empty({received, input.size(1)}, input.options());
   std::vector<int64_t> out_splits = recv_rows, in_splits = send_rows;
   try {
-    impl_->group->alltoall_base(output, input, out_splits, in_splits)->wait();
+    impl_->for_tensors(one, false).alltoall_base(output, input, out_splits, in_splits)->wait();
   } catch (const std::exception& e) {
     fail("rank ", env_.rank, ": all-to-all with the other ranks failed; another rank stopped? (", first_line(e), ")");
   }
@@ -279,7 +359,7 @@ torch::Tensor World::all_to_all(const torch::Tensor& rows, const std::vector<int
 }
 
 std::vector<std::string> World::all_gather_text(const std::string& text) {
-  if (!distributed()) return {text};
+  if (!joined()) return {text};
   const std::string prefix = "gather/" + std::to_string(impl_->gathers++) + "/";
   std::vector<std::string> out;
   try {
@@ -295,7 +375,7 @@ std::vector<std::string> World::all_gather_text(const std::string& text) {
 }
 
 void World::barrier() {
-  if (!distributed()) return;
+  if (!joined()) return;
   try {
     impl_->group->barrier()->wait();
   } catch (const std::exception& e) {
@@ -306,6 +386,7 @@ void World::barrier() {
 #else  // no Gloo headers at build time: one process only
 
 bool distributed_supported() { return false; }
+bool nccl_supported() { return false; }
 
 struct World::Impl {};
 
@@ -318,6 +399,8 @@ World::World(const WorldEnv& env_in, std::chrono::milliseconds) : env_(env_in) {
 }
 
 World::~World() = default;
+std::string World::use_device(const torch::Device&) { return device_backend(); }
+std::string World::device_backend() const { return "none"; }
 namespace {
 struct NothingPending : PendingCollective {
   void wait() override {}

@@ -1,5 +1,5 @@
-// The processes of one distributed run, on PyTorch's own engine (c10d: TCPStore + ProcessGroupGloo
-// on CPU), never a transport of ours. Who we are comes from the launcher's environment, the way
+// The processes of one distributed run, on PyTorch's own engine (c10d: TCPStore, ProcessGroupGloo
+// for host tensors, ProcessGroupNCCL for CUDA tensors when built with it), never a transport of ours. Who we are comes from the launcher's environment, the way
 // torchrun and SLURM give it:
 //   torchrun: RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT; with
 //             TORCHELASTIC_USE_AGENT_STORE=True the agent serves the TCPStore and every rank is a
@@ -24,6 +24,7 @@ struct WorldEnv {
   bool agent_store = false;      // the launcher serves the TCPStore (torchrun's agent, --nproc)
   std::string restart_count = "0";
   std::string source;            // "torchrun", "slurm", or "" (one process)
+  bool join_alone = false;       // join process groups even as the only rank (tests: the real collective paths)
 };
 
 // Reads the launcher's variables; malformed or inconsistent ones fail with the variable named.
@@ -31,6 +32,8 @@ WorldEnv world_env_from_environment();
 
 // Whether this build has c10d's Gloo backend (Debian's libgloo-dev headers at build time).
 bool distributed_supported();
+// Whether this build has c10d's NCCL backend (a CUDA libtorch, its NCCL's nccl.h at build time).
+bool nccl_supported();
 
 // A collective started by World::*_async; wait() blocks until it is done and its values are in place.
 class PendingCollective {
@@ -51,9 +54,18 @@ class World {
 
   int rank() const { return env_.rank; }
   int size() const { return env_.size; }
+  int local_rank() const { return env_.local_rank; }
   int local_size() const { return env_.local_size; }
   bool is_main() const { return env_.rank == 0; }
   bool distributed() const { return env_.size > 1; }
+
+  // Every rank calls this once, with the device its model runs on. When every rank's device is a
+  // CUDA device and this build has NCCL, collectives whose tensors all live on it go through NCCL
+  // (on the device, no host copies); all others (host tensors, mixed lists such as the step
+  // statistics, the barrier) keep going through Gloo. Returns the backend device tensors now use.
+  std::string use_device(const torch::Device& device);
+  // "nccl" once use_device chose it, else "gloo" (or "none" in one process).
+  std::string device_backend() const;
 
   // In place, summed over ranks (any device and float dtype; one flat bucket, one collective per call).
   void all_reduce_sum(std::vector<torch::Tensor>& tensors);
@@ -87,6 +99,7 @@ class World {
 
  private:
   struct Impl;
+  bool joined() const { return impl_ != nullptr; }
   WorldEnv env_;
   std::unique_ptr<Impl> impl_;
 };

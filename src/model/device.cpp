@@ -25,4 +25,15 @@ torch::Device parse_device(const std::string& text, const std::string& flag) {
   return *device;
 }
 
+torch::Device rank_device(const torch::Device& requested, int local_rank, int local_size, const std::string& flag) {
+  if (!requested.is_cuda() || local_size <= 1) return requested;
+  if (requested.has_index())
+    fail(flag, " ", requested.str(), " names one GPU for ", local_size, " local processes; give cuda without an index (local rank i runs on cuda:i)");
+  const int64_t count = static_cast<int64_t>(torch::cuda::device_count());
+  if (local_rank >= count)
+    fail(flag, " cuda: local rank ", local_rank, " of ", local_size, " needs CUDA device ", local_rank, "; this machine has ",
+         count, " (one GPU per rank)");
+  return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(local_rank));
+}
+
 }  // namespace moeforge::model

@@ -11,4 +11,9 @@ namespace moeforge::model {
 // machine's count fail with a one-line error that starts with `flag`.
 torch::Device parse_device(const std::string& text, const std::string& flag = "--device");
 
+// The device of local rank `local_rank` of `local_size` processes on this machine, the way
+// torchrun's users expect: "cuda" without an index is cuda:LOCAL_RANK (one GPU per rank); a named
+// GPU is kept only by a lone local process (NCCL cannot put two ranks on one GPU); cpu stays cpu.
+torch::Device rank_device(const torch::Device& requested, int local_rank, int local_size, const std::string& flag = "--device");
+
 }  // namespace moeforge::model

@@ -617,7 +617,12 @@ TrainResult Trainer::run() {
   else if (world.distributed())  // the machine's cores shared by its ranks
     torch::set_num_threads(std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / world.local_size()));
   model::LoadOptions load;
-  load.device = model::parse_device(o.device, "train: --device");
+  load.device = model::rank_device(model::parse_device(o.device, "train: --device"), world.local_rank(), world.local_size(),
+                                   "train: --device");
+  // Every rank, before the first collective on the device: NCCL there when every rank is on a GPU.
+  const std::string backend = world.use_device(load.device);
+  if (o.verbose && world.is_main() && world.distributed())
+    std::cerr << "train: " << world.size() << " ranks, collectives on " << load.device.str() << " through " << backend << "\n";
   if (!o.teacher_device.empty()) {
     if (!distill.enabled || !distill.cache.empty()) fail("train: --teacher-device needs an online teacher (--teacher or losses.distill.teacher)");
     model::parse_device(o.teacher_device, "train: --teacher-device");  // a bad name fails before anything loads

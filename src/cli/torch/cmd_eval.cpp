@@ -15,6 +15,7 @@
 #include "data/dataset.h"
 #include "dist/launch.h"
 #include "dist/world.h"
+#include "model/device.h"
 #include "eval/evaluate.h"
 #include "io/checkpoint_store.h"
 #include "model/transformer.h"
@@ -60,6 +61,7 @@ struct EvalCommand {
     check_sequence_length(load_model_spec(*CheckpointStore::open(model_dir)), block_size, "eval: --block-size", allow_long_seq);
     const int64_t compared = baseline_dir.empty() ? 0 : compare_vocab();
     model::LoadOptions load = runtime.load_options();
+    load.device = model::rank_device(load.device, env.local_rank, env.local_size);  // "cuda": one GPU per rank
     load.allow_streaming = true;  // batches run through the layers in order: a model over the budget streams
     auto model = model::Transformer::load(model_dir, load);
     std::unique_ptr<model::Transformer> baseline;

@@ -7,6 +7,7 @@
 #include "cli/torch/runtime_flags.h"
 #include "dist/launch.h"
 #include "dist/world.h"
+#include "model/device.h"
 #include "stats/stats_job.h"
 
 namespace moeforge::cli {
@@ -57,6 +58,7 @@ const CommandRegistrar registrar([](CLI::App& app) {
     o->tokenizer = *tok;
     o->progress = !*quiet;
     o->load = runtime->load_options();
+    o->load.device = model::rank_device(o->load.device, env.local_rank, env.local_size);  // "cuda": one GPU per rank
     o->load.allow_streaming = true;  // batches run through the layers in order: a model over the budget streams
     dist::World world(env);
     o->world = &world;

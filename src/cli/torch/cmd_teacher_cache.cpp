@@ -9,6 +9,7 @@
 #include "data/data_spec.h"
 #include "dist/launch.h"
 #include "dist/world.h"
+#include "model/device.h"
 #include "io/checkpoint_store.h"
 #include "io/toml.h"
 #include "train/recipe.h"
@@ -86,7 +87,8 @@ struct TeacherCacheCommand {
     o.codec = train::parse_cache_codec(codec, "teacher-cache: --codec");
     o.batch_size = batch_size;
     o.file_bytes = static_cast<int64_t>(file_gb * 1e9);
-    o.device = device;
+    o.device = model::rank_device(model::parse_device(device, "teacher-cache: --device"), world.local_rank, world.local_size,
+                                  "teacher-cache: --device").str();  // "cuda": one GPU per rank
     o.progress = !no_progress;
     const auto r = train::write_teacher_cache(o);
     std::cout << "teacher-cache: " << r.files_written << " files written (" << r.tokens << " tokens, " << r.bytes << " bytes, "
