@@ -116,13 +116,24 @@ std::string describe(const MemoryPlan& plan, const std::string& what) {
   return line;
 }
 
-void check_memory_budget(const MemoryPlan& plan, uint64_t budget_bytes, const std::string& what, bool streamable) {
+uint64_t rank_budget(uint64_t budget, int local_ranks, uint64_t shared_bytes) {
+  if (budget == 0 || local_ranks <= 1) return budget;
+  const uint64_t shared = std::min(shared_bytes, budget);
+  return shared + (budget - shared) / static_cast<uint64_t>(local_ranks);
+}
+
+void check_memory_budget(const MemoryPlan& plan, uint64_t budget_bytes, const std::string& what, bool streamable, int local_ranks,
+                         uint64_t machine_budget) {
   if (budget_bytes == 0 || plan.host_peak() <= budget_bytes) return;
   const std::string streamed = streamable ? cat("; streamed one layer at a time it still needs about ", format_gb(plan.streamed_peak())) : "";
+  const std::string budget =
+      local_ranks > 1 ? cat("this rank's share of the memory budget is ", format_gb(budget_bytes), " (", format_gb(machine_budget),
+                            " for the ", local_ranks, " processes of this run on this machine, the mapped weights counted once; "
+                            "--max-memory, default: MemAvailable)")
+                      : cat("the memory budget is ", format_gb(budget_bytes), " (--max-memory; default: MemAvailable)");
   fail(what, ": needs about ", format_gb(plan.host_peak()), " of memory (weights ", format_gb(plan.device ? 0 : plan.weights),
        " + load buffers ", format_gb(plan.transient), " + runtime ", format_gb(plan.runtime),
-       plan.work ? cat(" + ", plan.work_what) : std::string(), ") but the memory budget is ",
-       format_gb(budget_bytes), " (--max-memory; default: MemAvailable)", streamed);
+       plan.work ? cat(" + ", plan.work_what) : std::string(), ") but ", budget, streamed);
 }
 
 }  // namespace moeforge::model

@@ -51,8 +51,15 @@ uint64_t peak_rss_bytes();
 // One line: "memory plan for DIR: weights X GB (Y GB mapped from the file), load buffers ..., peak ~P GB".
 std::string describe(const MemoryPlan& plan, const std::string& what);
 
+// One process's share of a machine's memory `budget` when `local_ranks` processes of one run share
+// the machine: `shared_bytes` (the mapped weights: one page cache for all of them) once, the rest
+// split evenly.
+uint64_t rank_budget(uint64_t budget, int local_ranks, uint64_t shared_bytes);
+
 // Throws "<what>: needs about P GB of memory (weights X GB + ...) but the budget is B GB (--max-memory)"
 // when plan.host_peak() > budget_bytes (`streamable`: naming the streamed figure too). 0 = no limit.
-void check_memory_budget(const MemoryPlan& plan, uint64_t budget_bytes, const std::string& what, bool streamable = false);
+// `local_ranks` > 1: budget_bytes is this rank's share (rank_budget) of `machine_budget`.
+void check_memory_budget(const MemoryPlan& plan, uint64_t budget_bytes, const std::string& what, bool streamable = false,
+                         int local_ranks = 1, uint64_t machine_budget = 0);
 
 }  // namespace moeforge::model

@@ -63,6 +63,9 @@ struct LoadOptions {
   // Transformer::load refuses, before reading weights, a model whose predicted host peak
   // (model/memory_plan.h) exceeds this: -1 = MemAvailable, 0 = no limit.
   int64_t max_memory_bytes = -1;
+  // Processes of one run on this machine (torchrun's LOCAL_WORLD_SIZE): they share its memory, so
+  // each is held to its share of the budget (model/memory_plan.h rank_budget).
+  int local_ranks = 1;
   bool verbose = false;  // print the memory plan to stderr
   // What the command adds to the weights on the host (train: state and activations), counted in the
   // budget check; `work_what` describes it in the plan's messages.

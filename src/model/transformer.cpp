@@ -85,19 +85,23 @@ std::unique_ptr<Transformer> Transformer::load(const std::filesystem::path& mode
   plan.work = options.work_bytes;
   plan.work_what = options.work_what;
   if (options.verbose) std::fprintf(stderr, "%s\n", describe(plan, model_dir.string()).c_str());
-  const uint64_t budget = options.max_memory_bytes < 0 ? available_memory_bytes() : static_cast<uint64_t>(options.max_memory_bytes);
-  const bool stream = options.allow_streaming && budget && plan.host_peak() > budget && plan.streamed_peak() <= budget;
+  const uint64_t machine_budget = options.max_memory_bytes < 0 ? available_memory_bytes() : static_cast<uint64_t>(options.max_memory_bytes);
+  // Local ranks share the machine: each maps the same file pages (all of them, or one layer's when streamed).
+  const uint64_t budget = rank_budget(machine_budget, options.local_ranks, plan.device ? 0 : plan.mapped);
+  const uint64_t streamed_budget = rank_budget(machine_budget, options.local_ranks,
+                                               plan.device ? 0 : std::max(plan.largest_layer_mapped, plan.model_level_mapped));
+  const bool stream = options.allow_streaming && budget && plan.host_peak() > budget && plan.streamed_peak() <= streamed_budget;
   if (stream)
     std::fprintf(stderr, "moeforge: note: %s needs about %s but the memory budget is %s: streaming its weights one layer at a time "
                  "(about %s resident; each pass over the layers reads them again from the page cache or the disk)\n", model_dir.string().c_str(),
                  format_gb(plan.host_peak()).c_str(), format_gb(budget).c_str(), format_gb(plan.streamed_peak()).c_str());
   else
-    check_memory_budget(plan, budget, model_dir.string(), options.allow_streaming);
+    check_memory_budget(plan, budget, model_dir.string(), options.allow_streaming, options.local_ranks, machine_budget);
   if (options.device.is_cpu() && options.dtype == torch::kBFloat16) note_bf16_without_hardware();
   ModelWeights weights = load_model_weights(spec, *store, options);
   auto model = std::make_unique<Transformer>(std::move(spec), std::move(weights));
   model->set_streaming(stream);
-  if (stream) model->streaming_spare_bytes_ = budget - plan.streamed_peak();
+  if (stream) model->streaming_spare_bytes_ = streamed_budget - plan.streamed_peak();
   return model;
 }
 

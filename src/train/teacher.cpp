@@ -93,6 +93,7 @@ std::unique_ptr<Teacher> Teacher::load(const fs::path& dir, const model::Transfo
   load.device = check.device.empty() ? student.device() : model::parse_device(check.device, "train: --teacher-device");
   load.dtype = stored_precision(*store);
   load.pack_mxfp4 = true;  // a teacher is never trained: its MXFP4 experts stay packed
+  load.local_ranks = check.local_ranks;
   t->model_ = model::Transformer::load(dir, load);
   return t;
 }

@@ -25,6 +25,7 @@ torch::Dtype stored_precision(const CheckpointStore& store);
 struct TeacherCheck {
   bool router_kd = false;  // some phase distils the router: MoE layers and expert counts must match
   std::string device;      // where the teacher runs; "" = the student's device
+  int local_ranks = 1;     // processes of the run on this machine (model::LoadOptions::local_ranks)
 };
 
 class Teacher {

@@ -238,6 +238,7 @@ TeacherCacheReport write_teacher_cache(const TeacherCacheOptions& o) {
   load.dtype = stored_precision(*store);
   load.pack_mxfp4 = true;  // forward only: MXFP4 experts stay packed
   load.allow_streaming = true;  // and a teacher over the budget streams its layers
+  load.local_ranks = o.local_ranks;
   std::unique_ptr<model::Transformer> teacher;
   const int64_t T = m.block_size, K = m.top_k, R = m.router_top_k, L = static_cast<int64_t>(m.moe_layers.size());
   for (int64_t f = 0; f < m.num_files(); ++f) {

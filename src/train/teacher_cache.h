@@ -34,6 +34,7 @@ struct TeacherCacheOptions {
   double max_bad_fraction = 0.01;             // the training recipe's (data::DataOptions)
   bool allow_long_seq = false;                // the training recipe's
   std::string device = "cpu";
+  int local_ranks = 1;  // processes writing shards on this machine (they share its memory budget)
   bool progress = true;
 };
 

@@ -631,6 +631,7 @@ TrainResult Trainer::run() {
   load.dtype = precheck.precision == "bf16" ? torch::kBFloat16 : torch::kFloat32;
   load.pack_mxfp4 = !o.dequantize;  // frozen MXFP4 experts stay packed; the trained ones are unpacked below
   load.max_memory_bytes = o.max_memory_bytes;
+  load.local_ranks = world.local_size();  // ranks on this machine share its memory
   load.verbose = o.verbose && world.is_main();
   if (load.device.is_cpu()) {  // on an accelerator the state lives beside the weights there
     load.work_bytes = training_memory.total();
@@ -654,7 +655,7 @@ TrainResult Trainer::run() {
     I.cache = std::make_unique<TeacherCacheReader>(distill.cache);
     check_cache(*I.cache, *model_, o.tokenizer_dir, I.plan.recipe, distill.router_kd);
   } else if (distill.enabled) {
-    I.teacher = Teacher::load(o.teacher_dir, *model_, o.tokenizer_dir, {distill.router_kd, o.teacher_device});
+    I.teacher = Teacher::load(o.teacher_dir, *model_, o.tokenizer_dir, {distill.router_kd, o.teacher_device, world.local_size()});
   }
   for (int64_t l : I.moe_layers())
     I.router0.push_back(model_->weights().layers[l].router.detach().to(torch::kFloat32, /*non_blocking=*/false, /*copy=*/true));

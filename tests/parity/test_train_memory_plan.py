@@ -7,6 +7,8 @@ refuses a budget it cannot meet; `info` shows the plan per mode.
   `--verbose` predicted, and --list-params prints the same prediction without loading the model.
 - `--max-memory` between the weights-only figure and the full prediction is refused before loading, in
   one line naming the training state and the budget, exit 1; the corrected re-run then succeeds.
+- Ranks on one machine share its budget (mapped weights once): a budget one process fits is refused
+  for `--nproc 2`, each rank naming its share.
 - `info --json` memory.modes: weights of the fp32 / bf16 modes are exactly parameters x 4 / x 2, a
   tiny MXFP4 GPT-OSS model's packed modes hold its expert matrices at 17 bytes per 32 values and its
   `--dequantize` mode at 2 bytes per value; streamed figures never exceed the unstreamed ones.
@@ -84,7 +86,35 @@ def check_train_plans(work, failures):
                      check=False)
     if r.returncode != 0 or not os.path.exists(os.path.join(out, "trainable.safetensors")):
         failures.append(f"the re-run after the refusal failed: exit {r.returncode}: {r.stderr.strip()[-300:]}")
+    check_shared_budget(model, corpus, path, listed, work, failures)
     return model
+
+
+def check_shared_budget(model, corpus, recipe, listed, work, failures):
+    """Processes of one run on one machine share its budget (the mapped weights once): a budget one
+    process fits is refused for --nproc 2 when two private states exceed it, before loading."""
+    peak = float(PREDICTED.search(listed).group(1))
+    mapped = float(re.search(r"\(([0-9.]+) GB mapped from the file\)", listed).group(1))
+    budget = peak + 0.05
+    share = mapped + (budget - mapped) / 2
+    if not share < peak:
+        failures.append(f"shared budget: the model's plan ({peak} GB, {mapped} GB mapped) cannot show the split")
+        return
+    budget_text = f"{budget:.2f}"
+    r = run_moeforge("train", model, "--data", corpus, "--recipe", recipe, "--out", os.path.join(work, "two_ranks"),
+                     "--max-memory", budget_text, "--nproc", "2", "--no-progress", "--no-tensorboard", check=False)
+    said = re.search(r"this rank's share of the memory budget is ([0-9.]+) GB \(([0-9.]+) GB for the 2 processes of this run",
+                     r.stderr)
+    if (r.returncode != 1 or not said or abs(float(said.group(1)) - share) > 0.015 or said.group(2) != budget_text
+            or os.path.exists(os.path.join(work, "two_ranks", "trainable.safetensors"))):
+        failures.append(f"--nproc 2 --max-memory {budget_text}: exit {r.returncode}, wanted a share of {share:.2f} GB: "
+                        f"{r.stderr.strip()[-500:]}")
+    else:
+        print(f"  --nproc 2 --max-memory {budget_text}: refused (each rank's share {share:.2f} GB < {peak} GB)")
+    r = run_moeforge("train", model, "--data", corpus, "--recipe", recipe, "--out", os.path.join(work, "one_rank"),
+                     "--max-memory", budget_text, "--no-progress", "--no-tensorboard", check=False)
+    if r.returncode != 0:
+        failures.append(f"one process with --max-memory {budget_text} failed: exit {r.returncode}: {r.stderr.strip()[-300:]}")
 
 
 def modes_of(model):

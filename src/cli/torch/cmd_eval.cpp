@@ -62,6 +62,7 @@ struct EvalCommand {
     const int64_t compared = baseline_dir.empty() ? 0 : compare_vocab();
     model::LoadOptions load = runtime.load_options();
     load.device = model::rank_device(load.device, env.local_rank, env.local_size);  // "cuda": one GPU per rank
+    load.local_ranks = env.local_size;  // ranks on this machine share its memory
     load.allow_streaming = true;  // batches run through the layers in order: a model over the budget streams
     auto model = model::Transformer::load(model_dir, load);
     std::unique_ptr<model::Transformer> baseline;

@@ -59,6 +59,7 @@ const CommandRegistrar registrar([](CLI::App& app) {
     o->progress = !*quiet;
     o->load = runtime->load_options();
     o->load.device = model::rank_device(o->load.device, env.local_rank, env.local_size);  // "cuda": one GPU per rank
+    o->load.local_ranks = env.local_size;  // ranks on this machine share its memory
     o->load.allow_streaming = true;  // batches run through the layers in order: a model over the budget streams
     dist::World world(env);
     o->world = &world;

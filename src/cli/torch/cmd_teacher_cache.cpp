@@ -66,6 +66,7 @@ struct TeacherCacheCommand {
     if (world.size > 1) {
       o.shard_index = world.rank;
       o.shard_count = world.size;
+      o.local_ranks = world.local_size;
     }
     if (!shard.empty()) {
       const auto slash = shard.find('/');
