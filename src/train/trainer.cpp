@@ -611,7 +611,8 @@ TrainResult Trainer::run() {
     fail("train: --dump-steps writes expert gradients in the dense layout; add --dequantize to hold this MXFP4 model's experts dense");
   // What each phase trains, from the spec: its memory joins the load's plan, so a run that cannot fit is refused before loading.
   I.plan = make_training_plan(spec, o.recipe, o.recipe_label, o.model_dir, o.analysis_plan);
-  const TrainingMemory training_memory = plan_training_memory(spec, I.plan, !o.dequantize, distill.enabled && distill.cache.empty());
+  const TrainingMemory training_memory = plan_training_memory(spec, I.plan, !o.dequantize, distill.enabled && distill.cache.empty(),
+                                                              {world.size(), o.zero_stage});
   I.o = o;
   if (precheck.threads > 0) torch::set_num_threads(static_cast<int>(precheck.threads));
   else if (world.distributed())  // the machine's cores shared by its ranks

@@ -82,7 +82,9 @@ class Trainer {
 // `--list-params`: what each phase's selectors pick (names, shapes, experts, parameter counts, LoRA).
 // Ends with the run's predicted memory (training state and activations; `dequantize` as --dequantize).
 // Reads the config and safetensors headers only.
+// `ranks` > 1 with `zero_stage`: the plan of one rank of such a run (ZeRO-1/2 moments, ZeRO-3 frozen
+// layer weights split over the ranks).
 std::string list_params(const std::filesystem::path& model_dir, const nlohmann::json& recipe, const std::string& recipe_label,
-                        const std::filesystem::path& analysis_plan = {}, bool dequantize = false);
+                        const std::filesystem::path& analysis_plan = {}, bool dequantize = false, int ranks = 1, int zero_stage = 0);
 
 }  // namespace moeforge::train

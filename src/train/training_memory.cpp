@@ -90,8 +90,12 @@ uint64_t activation_bytes(const ModelSpec& spec, const Phase& phase, int64_t low
 
 }  // namespace
 
-TrainingMemory plan_training_memory(const ModelSpec& spec, const TrainingPlan& plan, bool packed_mxfp4, bool online_teacher) {
+TrainingMemory plan_training_memory(const ModelSpec& spec, const TrainingPlan& plan, bool packed_mxfp4, bool online_teacher,
+                                    const DataParallelShape& data_parallel) {
   TrainingMemory memory;
+  const uint64_t ranks = static_cast<uint64_t>(std::max(1, data_parallel.ranks));
+  memory.optimizer_shards = data_parallel.zero_stage >= 1 ? static_cast<int>(ranks) : 1;
+  const uint64_t shards = static_cast<uint64_t>(memory.optimizer_shards);
   const bool bf16 = plan.recipe.precision == "bf16";
   const uint64_t run_bytes = bf16 ? 2 : 4;
   const bool packed_layout = packed_mxfp4 && spec.moe.layout == ExpertLayout::Mxfp4;
@@ -127,14 +131,19 @@ TrainingMemory plan_training_memory(const ModelSpec& spec, const TrainingPlan& p
   const bool eager = false;
   for (size_t p = 0; p < plan.recipe.phases.size(); ++p) {
     const Phase& phase = plan.recipe.phases[p];
-    uint64_t state = 0, buffers = 0, trained = 0, lora_transient = 0;
+    uint64_t state = 0, buffers = 0, trained = 0, lora_transient = 0, moments = 0, largest_moments = 0, grads = 0, largest_grad = 0;
     for (const auto& [name, mask] : plan.selections[p]) {
       const TensorFacts& f = facts.at(name);
       const uint64_t base = base_elements.at(name);
       const LeafSize leaf = leaf_size(f, mask, base, phase);
       trained += leaf.elements;
       const size_t dims = f.param->shape.size() - (f.stacked ? 1 : 0);
-      state += (leaf.is_base ? 0 : 4 * leaf.elements) + 4 * leaf.elements + optimizer_bytes(phase, leaf.elements, dims);
+      state += (leaf.is_base ? 0 : 4 * leaf.elements) + 4 * leaf.elements;
+      grads += 4 * leaf.elements;
+      largest_grad = std::max(largest_grad, 4 * leaf.elements);
+      const uint64_t leaf_moments = optimizer_bytes(phase, leaf.elements, dims);
+      moments += leaf_moments;
+      largest_moments = std::max(largest_moments, leaf_moments);
       // The weight the forward sees (base with the slice or LoRA delta applied, or the master cast
       // to bf16) and its gradient, both in the run dtype; an fp32 whole tensor is its own leaf.
       if (!(leaf.is_base && !bf16)) buffers += 2 * base * run_bytes;
@@ -144,7 +153,12 @@ TrainingMemory plan_training_memory(const ModelSpec& spec, const TrainingPlan& p
         lora_transient = std::max(lora_transient, base * (4 + run_bytes) * 2);
     }
     buffers += lora_transient;
+    // Greedy dealing leaves no rank above the even share by more than the largest leaf.
+    if (shards > 1) moments = std::min(moments, (moments + shards - 1) / shards + largest_moments);
+    state += moments;
     memory.optimizer = std::max(memory.optimizer, state);
+    if (ranks > 1)  // ZeRO-2 reduces one owner's gradients at a time
+      memory.buckets = std::max(memory.buckets, data_parallel.zero_stage >= 2 ? std::min(grads, (grads + ranks - 1) / ranks + largest_grad) : grads);
     memory.step_buffers = std::max(memory.step_buffers, buffers);
     memory.trained_params = std::max(memory.trained_params, trained);
     const bool teacher = online_teacher && phase.losses.distill.enabled;
@@ -161,8 +175,10 @@ std::string describe(const TrainingMemory& m) {
   std::string line = cat("training state ", format_gb(m.total() - m.activations - m.runtime), " (");
   std::vector<std::string> parts;
   if (m.masters) parts.push_back(cat("fp32 masters ", format_gb(m.masters)));
-  parts.push_back(cat("gradients and optimiser ", format_gb(m.optimizer)));
+  parts.push_back(cat("gradients and optimiser ", format_gb(m.optimizer),
+                      m.optimizer_shards > 1 ? cat(", moments sharded over ", m.optimizer_shards, " ranks") : std::string()));
   parts.push_back(cat("per-step weights ", format_gb(m.step_buffers)));
+  if (m.buckets) parts.push_back(cat("gradient buckets ", format_gb(m.buckets)));
   if (m.unpacked) parts.push_back(cat("unpacked experts ", format_gb(m.unpacked)));
   if (m.export_buffers > m.steps()) parts.push_back(cat("export ", format_gb(m.export_buffers), ", the largest"));
   return line + join(parts, ", ") + cat(") + activations ", format_gb(m.activations), " + trainer ", format_gb(m.runtime), " for ",

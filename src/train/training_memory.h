@@ -18,18 +18,29 @@ struct TrainingMemory {
   uint64_t masters = 0;        // fp32 masters of trained tensors (precision bf16), kept across phases
   uint64_t optimizer = 0;      // largest phase: trained slices / LoRA factors, fp32 gradients, optimiser moments
   uint64_t step_buffers = 0;   // largest phase: each trained tensor's differentiable weight and its gradient, per step
+  uint64_t buckets = 0;        // several ranks: the fp32 buckets the gradients are summed in (in flight together)
   uint64_t activations = 0;    // largest micro-batch: tensors saved for backward, logits and their gradient
   uint64_t export_buffers = 0; // the end: trained tensors encoded for trainable.safetensors (step state freed by then)
   uint64_t runtime = 0;        // the trainer itself beyond the forward commands' allowance (data, autograd, metrics)
   uint64_t trained_params = 0; // largest phase's trained parameters (LoRA: the factors)
-  uint64_t steps() const { return optimizer + step_buffers + activations; }
+  int optimizer_shards = 1;    // ZeRO-1/2 ranks: `optimizer` holds one rank's share of the moments
+  uint64_t steps() const { return optimizer + step_buffers + buckets + activations; }
   uint64_t total() const { return unpacked + masters + std::max(steps(), export_buffers) + runtime; }
 };
 
 // `packed_mxfp4`: frozen MXFP4 experts stay packed (train's default; false with --dequantize).
 // `online_teacher`: a distillation teacher runs beside the student (its logits per micro-batch; the
 // teacher's own weights are planned when it loads).
-TrainingMemory plan_training_memory(const ModelSpec& spec, const TrainingPlan& plan, bool packed_mxfp4, bool online_teacher);
+// One rank of a data-parallel run (train/data_parallel.h): `ranks` > 1 adds the gradient buckets (every
+// gradient's fp32 copy while the sums are in flight; with ZeRO-2 the largest owner's share); with
+// `zero_stage` >= 1 each rank holds the moments of the leaves it owns (dealt greedily by size), at
+// most its even share plus the largest leaf's. Gradients are whole on every rank during the backward.
+struct DataParallelShape {
+  int ranks = 1;
+  int zero_stage = 0;
+};
+TrainingMemory plan_training_memory(const ModelSpec& spec, const TrainingPlan& plan, bool packed_mxfp4, bool online_teacher,
+                                    const DataParallelShape& data_parallel = {});
 
 // "training state X GB (masters A, optimiser B, per-step weights C, unpacked experts D) + activations E"
 std::string describe(const TrainingMemory& memory);

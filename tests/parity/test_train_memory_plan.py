@@ -8,7 +8,8 @@ refuses a budget it cannot meet; `info` shows the plan per mode.
 - `--max-memory` between the weights-only figure and the full prediction is refused before loading, in
   one line naming the training state and the budget, exit 1; the corrected re-run then succeeds.
 - Ranks on one machine share its budget (mapped weights once): a budget one process fits is refused
-  for `--nproc 2`, each rank naming its share.
+  for `--nproc 2`, each rank naming its share. A rank's plan adds the gradient buckets and, with
+  `--zero 1`, holds its share of the moments: the largest rank's peak within the same bounds.
 - `info --json` memory.modes: weights of the fp32 / bf16 modes are exactly parameters x 4 / x 2, a
   tiny MXFP4 GPT-OSS model's packed modes hold its expert matrices at 17 bytes per 32 values and its
   `--dequantize` mode at 2 bytes per value; streamed figures never exceed the unstreamed ones.
@@ -87,7 +88,37 @@ def check_train_plans(work, failures):
     if r.returncode != 0 or not os.path.exists(os.path.join(out, "trainable.safetensors")):
         failures.append(f"the re-run after the refusal failed: exit {r.returncode}: {r.stderr.strip()[-300:]}")
     check_shared_budget(model, corpus, path, listed, work, failures)
+    check_data_parallel_plans(model, corpus, path, listed, work, failures)
     return model
+
+
+def check_data_parallel_plans(model, corpus, recipe, listed, work, failures):
+    """One rank's plan of a 2-rank run: the gradient buckets added, ZeRO-1's moments shared; the
+    largest rank's measured peak within the same bounds, --list-params --nproc 2 the run's figure."""
+    one = predicted(listed, "one process --list-params", failures)
+    figures = {}
+    for zero in ("0", "1"):
+        args = ["--nproc", "2", "--zero", zero]
+        plan_text = run_moeforge("train", model, "--recipe", recipe, "--list-params", *args).stdout
+        listed_plan = predicted(plan_text, f"--zero {zero} --list-params", failures)
+        rss, stderr = peak_rss("train", model, "--data", corpus, "--recipe", recipe, "--out", os.path.join(work, "dp" + zero),
+                               "--verbose", "--no-progress", "--no-tensorboard", *args)
+        plan = predicted(stderr, f"--nproc 2 --zero {zero} --verbose", failures)
+        if None in (one, listed_plan, plan):
+            return
+        if abs(listed_plan - plan) > 0.011e9 or "gradient buckets" not in plan_text:
+            failures.append(f"--zero {zero}: --list-params --nproc 2 predicts {listed_plan / 1e9:.2f} GB, the run {plan / 1e9:.2f} GB: "
+                            f"{plan_text.strip()[-300:]}")
+        ratio = rss / plan
+        print(f"  --nproc 2 --zero {zero}: predicted {plan / 1e9:.2f} GB per rank, largest rank's peak RSS {rss / 1e9:.2f} GB ({ratio:.2f})")
+        if not 0.75 <= ratio <= 1.15:
+            failures.append(f"--nproc 2 --zero {zero}: measured {rss / 1e9:.2f} GB is {ratio:.2f} x the predicted {plan / 1e9:.2f} GB")
+        figures[zero] = plan
+    # 85 M fp32 parameters: buckets +0.34 GB over one process; ZeRO-1 keeps at most half the 0.68 GB of
+    # moments plus the largest tensor's 0.15 GB.
+    if len(figures) == 2 and not (figures["0"] - one > 0.3e9 and 0.15e9 < figures["0"] - figures["1"] < 0.35e9):
+        failures.append(f"data-parallel plans: one process {one / 1e9:.2f} GB, --zero 0 {figures['0'] / 1e9:.2f}, "
+                        f"--zero 1 {figures['1'] / 1e9:.2f}")
 
 
 def check_shared_budget(model, corpus, recipe, listed, work, failures):

@@ -22,7 +22,9 @@ struct TrainCommand {
   int run() const {
     // Launched by torchrun, SLURM or --nproc: this process is one rank of a data-parallel run.
     const dist::WorldEnv env = dist::world_env_from_environment();
-    if (auto code = dist::launch_workers_if_asked(nproc, env, command_line(), "train")) return *code;
+    // --list-params plans one rank of the run without launching it.
+    if (!list_params)
+      if (auto code = dist::launch_workers_if_asked(nproc, env, command_line(), "train")) return *code;
     if (env.size > 1 && !dist::distributed_supported())
       fail("train: launched as rank ", env.rank, " of ", env.size, " but this moeforge was built without c10d's Gloo backend "
            "(install libgloo-dev and re-run cmake)");
@@ -50,7 +52,9 @@ struct TrainCommand {
       nlohmann::json recipe = read_config_file(recipe_path, "train: --recipe");  // JSON or TOML
       if (threads > 0) recipe["threads"] = threads;
       if (list_params) {
-        std::cout << train::list_params(model_dir, recipe, std::filesystem::path(recipe_path).filename().string(), plan_path, dequantize);
+        const int ranks = nproc > 0 ? static_cast<int>(nproc) : env.size;
+        std::cout << train::list_params(model_dir, recipe, std::filesystem::path(recipe_path).filename().string(), plan_path, dequantize,
+                                        ranks, static_cast<int>(zero));
         return 0;
       }
       if (data_spec.empty()) fail("train: --data is required");
