@@ -5,8 +5,12 @@
 
 #include "common/error.h"
 #include "train/data_parallel.h"
+#include "train/training_memory.h"
 
 namespace moeforge::train {
+
+static_assert(GradientBuckets::kInFlight == DataParallelShape{}.buckets_in_flight &&
+              GradientBuckets::kDefaultBucketBytes == DataParallelShape{}.bucket_bytes, "the memory plan counts these buckets");
 
 namespace {
 struct LeafDoneHook : torch::autograd::PostAccumulateGradHook {
@@ -57,7 +61,15 @@ void GradientBuckets::leaf_done(size_t leaf) {
   while (next_ < buckets_.size() && buckets_[next_].waiting == 0) start(next_++);
 }
 
+void GradientBuckets::land_oldest() {
+  Bucket& oldest = buckets_[landed_++];
+  oldest.pending->wait();  // its leaves are done: the sums may land while the backward goes on
+  oldest.pending.reset();
+  oldest.waiting = oldest.leaves.size();
+}
+
 void GradientBuckets::start(size_t b) {
+  while (b - landed_ >= kInFlight) land_oldest();
   std::vector<torch::Tensor> grads;
   for (size_t k : buckets_[b].leaves) grads.push_back(grad_or_zeros(leaves_[k]));
   buckets_[b].pending = world_.all_reduce_sum_async(std::move(grads));
@@ -66,12 +78,9 @@ void GradientBuckets::start(size_t b) {
 void GradientBuckets::finish() {
   if (!world_.distributed()) return;
   while (next_ < buckets_.size()) start(next_++);
-  for (auto& b : buckets_) {
-    b.pending->wait();
-    b.pending.reset();
-    b.waiting = b.leaves.size();
-  }
+  while (landed_ < buckets_.size()) land_oldest();
   next_ = 0;
+  landed_ = 0;
   armed_ = false;
   if (!rebuilt_) {  // rank 0's completion order, then the leaves it never completed in reverse order
     std::vector<int64_t> order;

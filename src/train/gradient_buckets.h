@@ -7,7 +7,9 @@
 // never reached, or reached before it: the head's own backward) and waits for all. The first step
 // buckets the leaves in reverse order; after it, as DDP does, the buckets are rebuilt in the order
 // rank 0's backward completed them (broadcast, so every rank buckets alike), those it never
-// completed last. The sums are those of all_reduce_gradients.
+// completed last. The sums are those of all_reduce_gradients. At most kInFlight buckets are being
+// summed at once (starting another first waits for the oldest and writes its sums back), so the
+// fp32 copies in flight stay a few buckets, not a second copy of every gradient.
 #pragma once
 
 #include <memory>
@@ -21,6 +23,7 @@ namespace moeforge::train {
 class GradientBuckets {
  public:
   static constexpr int64_t kDefaultBucketBytes = 25 << 20;  // DDP's default bucket_cap_mb
+  static constexpr size_t kInFlight = 4;
   GradientBuckets(dist::World& world, std::vector<Leaf>& leaves, int64_t bucket_bytes = kDefaultBucketBytes);
   ~GradientBuckets();  // the hooks go with it
   GradientBuckets(const GradientBuckets&) = delete;
@@ -44,12 +47,14 @@ class GradientBuckets {
   };
   void build(const std::vector<size_t>& order, int64_t bucket_bytes);
   void start(size_t bucket);
+  void land_oldest();
   dist::World& world_;
   std::vector<Leaf>& leaves_;
   std::vector<Bucket> buckets_;
   std::vector<size_t> bucket_of_;  // per leaf
   std::vector<bool> done_;         // per leaf, this step
   size_t next_ = 0;                // the next bucket to start
+  size_t landed_ = 0;              // buckets before this one are summed and written back
   bool armed_ = false;
   int64_t bucket_bytes_;
   bool rebuilt_ = false;

@@ -20,7 +20,8 @@ namespace moeforge::train {
 namespace fs = std::filesystem;
 
 std::string list_params(const fs::path& model_dir, const nlohmann::json& recipe_json, const std::string& label,
-                        const fs::path& analysis_plan, bool dequantize, int ranks, int zero_stage) {
+                        const fs::path& analysis_plan, bool dequantize, const DataParallelShape& data_parallel) {
+  const int ranks = data_parallel.ranks, zero_stage = data_parallel.zero_stage;
   const auto store = CheckpointStore::open(model_dir);
   const ModelSpec spec = load_model_spec(*store);
   TrainingPlan plan = make_training_plan(spec, recipe_json, label, model_dir, analysis_plan);
@@ -71,7 +72,7 @@ std::string list_params(const fs::path& model_dir, const nlohmann::json& recipe_
   model::MemoryPlan memory = model::plan_model_memory(spec, *store, plan.recipe.precision == "bf16" ? DType::BF16 : DType::F32,
                                                       /*cpu=*/true, /*map_frozen=*/true, !dequantize,
                                                       zero_stage >= 3 ? ranks : 1);
-  const TrainingMemory training = plan_training_memory(spec, plan, !dequantize, online_teacher, {ranks, zero_stage});
+  const TrainingMemory training = plan_training_memory(spec, plan, !dequantize, online_teacher, data_parallel);
   if (ranks > 1)
     out << "each of " << ranks << " ranks (--zero " << zero_stage << "; ranks on one machine share its memory, the mapped weights once):\n";
   memory.work = training.total();

@@ -612,7 +612,7 @@ TrainResult Trainer::run() {
   // What each phase trains, from the spec: its memory joins the load's plan, so a run that cannot fit is refused before loading.
   I.plan = make_training_plan(spec, o.recipe, o.recipe_label, o.model_dir, o.analysis_plan);
   const TrainingMemory training_memory = plan_training_memory(spec, I.plan, !o.dequantize, distill.enabled && distill.cache.empty(),
-                                                              {world.size(), o.zero_stage});
+                                                              data_parallel_shape(world.size(), o.zero_stage, o.bucket_mb));
   I.o = o;
   if (precheck.threads > 0) torch::set_num_threads(static_cast<int>(precheck.threads));
   else if (world.distributed())  // the machine's cores shared by its ranks

@@ -16,6 +16,7 @@
 #include "model/transformer.h"
 #include "train/recipe.h"
 #include "train/selectors.h"
+#include "train/training_memory.h"
 
 namespace moeforge::dist {
 class World;
@@ -82,9 +83,9 @@ class Trainer {
 // `--list-params`: what each phase's selectors pick (names, shapes, experts, parameter counts, LoRA).
 // Ends with the run's predicted memory (training state and activations; `dequantize` as --dequantize).
 // Reads the config and safetensors headers only.
-// `ranks` > 1 with `zero_stage`: the plan of one rank of such a run (ZeRO-1/2 moments, ZeRO-3 frozen
-// layer weights split over the ranks).
+// `data_parallel.ranks` > 1: the plan of one rank of such a run (gradient buckets, ZeRO-1/2 moments,
+// ZeRO-3 frozen layer weights split over the ranks).
 std::string list_params(const std::filesystem::path& model_dir, const nlohmann::json& recipe, const std::string& recipe_label,
-                        const std::filesystem::path& analysis_plan = {}, bool dequantize = false, int ranks = 1, int zero_stage = 0);
+                        const std::filesystem::path& analysis_plan = {}, bool dequantize = false, const DataParallelShape& data_parallel = {});
 
 }  // namespace moeforge::train

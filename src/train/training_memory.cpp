@@ -157,8 +157,14 @@ TrainingMemory plan_training_memory(const ModelSpec& spec, const TrainingPlan& p
     if (shards > 1) moments = std::min(moments, (moments + shards - 1) / shards + largest_moments);
     state += moments;
     memory.optimizer = std::max(memory.optimizer, state);
-    if (ranks > 1)  // ZeRO-2 reduces one owner's gradients at a time
-      memory.buckets = std::max(memory.buckets, data_parallel.zero_stage >= 2 ? std::min(grads, (grads + ranks - 1) / ranks + largest_grad) : grads);
+    if (ranks > 1) {
+      uint64_t copies = grads;  // --bucket-mb 0: one bucket of every gradient
+      if (data_parallel.zero_stage >= 2)  // reduced one owner's gradients at a time
+        copies = std::min(grads, (grads + ranks - 1) / ranks + largest_grad);
+      else if (data_parallel.bucket_bytes > 0)  // a bucket holds up to bucket_bytes, or one larger gradient
+        copies = std::min(grads, data_parallel.buckets_in_flight * std::max(static_cast<uint64_t>(data_parallel.bucket_bytes), largest_grad));
+      memory.buckets = std::max(memory.buckets, copies);
+    }
     memory.step_buffers = std::max(memory.step_buffers, buffers);
     memory.trained_params = std::max(memory.trained_params, trained);
     const bool teacher = online_teacher && phase.losses.distill.enabled;

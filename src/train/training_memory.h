@@ -31,14 +31,25 @@ struct TrainingMemory {
 // `packed_mxfp4`: frozen MXFP4 experts stay packed (train's default; false with --dequantize).
 // `online_teacher`: a distillation teacher runs beside the student (its logits per micro-batch; the
 // teacher's own weights are planned when it loads).
-// One rank of a data-parallel run (train/data_parallel.h): `ranks` > 1 adds the gradient buckets (every
-// gradient's fp32 copy while the sums are in flight; with ZeRO-2 the largest owner's share); with
+// One rank of a data-parallel run (train/data_parallel.h): `ranks` > 1 adds the fp32 buckets the
+// gradients are summed in (train/gradient_buckets.h: a few in flight during the backward; with
+// `bucket_bytes` 0 one bucket of every gradient after it; ZeRO-2: the largest owner's share); with
 // `zero_stage` >= 1 each rank holds the moments of the leaves it owns (dealt greedily by size), at
 // most its even share plus the largest leaf's. Gradients are whole on every rank during the backward.
 struct DataParallelShape {
   int ranks = 1;
   int zero_stage = 0;
+  int64_t bucket_bytes = 25 << 20;  // GradientBuckets::kDefaultBucketBytes
+  uint64_t buckets_in_flight = 4;   // GradientBuckets::kInFlight
 };
+// From train's flags: --nproc / the world's size, --zero, --bucket-mb (MiB, as the trainer reads it).
+inline DataParallelShape data_parallel_shape(int ranks, int zero_stage, double bucket_mb) {
+  DataParallelShape shape;
+  shape.ranks = ranks;
+  shape.zero_stage = zero_stage;
+  shape.bucket_bytes = static_cast<int64_t>(bucket_mb * (1 << 20));
+  return shape;
+}
 TrainingMemory plan_training_memory(const ModelSpec& spec, const TrainingPlan& plan, bool packed_mxfp4, bool online_teacher,
                                     const DataParallelShape& data_parallel = {});
 

@@ -54,7 +54,7 @@ struct TrainCommand {
       if (list_params) {
         const int ranks = nproc > 0 ? static_cast<int>(nproc) : env.size;
         std::cout << train::list_params(model_dir, recipe, std::filesystem::path(recipe_path).filename().string(), plan_path, dequantize,
-                                        ranks, static_cast<int>(zero));
+                                        train::data_parallel_shape(ranks, static_cast<int>(zero), bucket_mb));
         return 0;
       }
       if (data_spec.empty()) fail("train: --data is required");
