@@ -10,11 +10,11 @@
 #include <torch/torch.h>
 #include <unistd.h>
 
-#include <functional>
 
 #include "common/error.h"
 #include "dist/world.h"
 #include "model/device.h"
+#include "test_util.h"
 
 namespace moeforge::dist {
 namespace {
@@ -124,25 +124,16 @@ TEST(WorldCollectives, NcclWorldOfOneRunsEveryCollectiveOnTheGpu) {
   check_collectives(world, torch::kCPU);  // host tensors still go through Gloo beside NCCL
 }
 
-std::string failure_of(const std::function<void()>& run) {
-  try {
-    run();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
-
 TEST(RankDevice, CudaMeansOneGpuPerLocalRankAndANamedGpuOnlyForALoneProcess) {
   using model::rank_device;
   EXPECT_EQ(rank_device(torch::kCPU, 1, 2), torch::Device(torch::kCPU));
   EXPECT_EQ(rank_device(torch::Device("cuda:1"), 0, 1), torch::Device("cuda:1"));  // one local process: as named
-  EXPECT_EQ(failure_of([] { rank_device(torch::Device("cuda:1"), 0, 2, "train: --device"); }),
-            "train: --device cuda:1 names one GPU for 2 local processes; give cuda without an index (local rank i runs on cuda:i)");
+  MOEFORGE_EXPECT_ERROR(rank_device(torch::Device("cuda:1"), 0, 2, "train: --device"),
+                        "train: --device cuda:1 names one GPU for 2 local processes; give cuda without an index (local rank i runs on cuda:i)");
   const int64_t gpus = static_cast<int64_t>(torch::cuda::device_count());
-  EXPECT_EQ(failure_of([&] { rank_device(torch::kCUDA, static_cast<int>(gpus), static_cast<int>(gpus) + 2); }),
-            "--device cuda: local rank " + std::to_string(gpus) + " of " + std::to_string(gpus + 2) + " needs CUDA device " +
-                std::to_string(gpus) + "; this machine has " + std::to_string(gpus) + " (one GPU per rank)");
+  MOEFORGE_EXPECT_ERROR(rank_device(torch::kCUDA, static_cast<int>(gpus), static_cast<int>(gpus) + 2),
+                        "--device cuda: local rank " + std::to_string(gpus) + " of " + std::to_string(gpus + 2) + " needs CUDA device " +
+                            std::to_string(gpus) + "; this machine has " + std::to_string(gpus) + " (one GPU per rank)");
   if (gpus >= 2) EXPECT_EQ(rank_device(torch::kCUDA, 1, 2), torch::Device("cuda:1"));
 }
 
