@@ -5,6 +5,7 @@
 #include "dist/world.h"
 
 #include <cstdlib>
+#include <exception>
 #include <map>
 #include <optional>
 
@@ -151,7 +152,19 @@ World::World(const WorldEnv& env_in, std::chrono::milliseconds timeout) : env_(e
   }
 }
 
-World::~World() = default;
+World::~World() {
+  if (!impl_) return;
+  // NCCL's groups are ended explicitly (else c10d warns at exit): shut down after a normal run, aborted
+  // while an error unwinds (a peer may be gone, and shutting down would wait for its work).
+  const bool failing = std::uncaught_exceptions() > 0;
+  for (auto* group : {&impl_->nccl_background, &impl_->nccl}) {
+    if (!*group) continue;
+    try {
+      failing ? (*group)->abort() : (*group)->shutdown();
+    } catch (const std::exception&) {
+    }
+  }
+}
 
 namespace {
 // c10d's messages carry a C++ backtrace; its first line says what happened.
