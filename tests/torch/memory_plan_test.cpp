@@ -61,5 +61,26 @@ TEST(MemoryPlan, ImpossibleBudgetIsRefusedBeforeAnyWeightIsRead) {
   MOEFORGE_EXPECT_ERROR(Transformer::load(dir / "m", o), "contains NaN or infinite values");
 }
 
+TEST(MemoryPlan, LocalRanksShareTheBudgetWithTheMappedWeightsOnce) {
+  constexpr uint64_t GB = 1000000000;
+  EXPECT_EQ(rank_budget(10 * GB, 1, 2 * GB), 10 * GB);
+  EXPECT_EQ(rank_budget(10 * GB, 2, 2 * GB), 6 * GB);  // 2 mapped for both, 4 each of the other 8
+  EXPECT_EQ(rank_budget(10 * GB, 4, 0), 10 * GB / 4);
+  EXPECT_EQ(rank_budget(GB, 2, 3 * GB), GB);  // more mapped than the budget: nothing left to split
+  EXPECT_EQ(rank_budget(0, 2, GB), 0u);       // no limit stays no limit
+
+  test::TempDir dir;
+  test::write_tiny_checkpoint(dir / "m", test::tiny_config("mixtral"), 3);
+  auto store = CheckpointStore::open(dir / "m");
+  const MemoryPlan plan = plan_model_memory(load_model_spec(*store), *store, DType::F32, true, true);
+  ASSERT_GT(plan.host_peak(), plan.mapped + 1000000);
+  LoadOptions o;
+  o.max_memory_bytes = static_cast<int64_t>(plan.host_peak() + 1000000);  // one process fits
+  EXPECT_NO_THROW(Transformer::load(dir / "m", o));
+  o.local_ranks = 2;  // two processes of one run on this machine do not
+  MOEFORGE_EXPECT_ERROR(Transformer::load(dir / "m", o), "but this rank's share of the memory budget is");
+  MOEFORGE_EXPECT_ERROR(Transformer::load(dir / "m", o), "for the 2 processes of this run on this machine, the mapped weights counted once");
+}
+
 }  // namespace
 }  // namespace moeforge::model
