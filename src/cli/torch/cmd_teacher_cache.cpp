@@ -9,9 +9,9 @@
 #include "data/data_spec.h"
 #include "dist/launch.h"
 #include "dist/world.h"
-#include "model/device.h"
 #include "io/checkpoint_store.h"
 #include "io/toml.h"
+#include "model/device.h"
 #include "train/recipe.h"
 #include "train/teacher_cache.h"
 
