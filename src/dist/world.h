@@ -1,6 +1,6 @@
 // The processes of one distributed run, on PyTorch's own engine (c10d: TCPStore, ProcessGroupGloo
-// for host tensors, ProcessGroupNCCL for CUDA tensors when built with it), never a transport of ours. Who we are comes from the launcher's environment, the way
-// torchrun and SLURM give it:
+// for host tensors, ProcessGroupNCCL for CUDA tensors when built with it), never a transport of
+// ours. Who we are comes from the launcher's environment, the way torchrun and SLURM give it:
 //   torchrun: RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT; with
 //             TORCHELASTIC_USE_AGENT_STORE=True the agent serves the TCPStore and every rank is a
 //             client (`moeforge train --nproc N` launches its workers the same way, dist/launch.h);
