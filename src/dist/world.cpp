@@ -107,13 +107,14 @@ struct World::Impl {
       if (t.device() != *device) return false;
     return true;
   }
-  c10d::Backend& for_tensors(const std::vector<torch::Tensor>& tensors, bool in_background) const {
-    if (on_device(tensors)) return in_background ? *nccl_background : *nccl;
-    return in_background ? *background : *group;
-  }
-  // Where a collective's buffers live: the NCCL device, or the host for Gloo.
-  torch::Device buffer_device(const std::vector<torch::Tensor>& tensors) const {
-    return on_device(tensors) ? *device : torch::Device(torch::kCPU);
+  // The group a collective on `tensors` runs in, and where its buffers live (the NCCL device, or the host for Gloo).
+  struct Route {
+    c10d::Backend& backend;
+    torch::Device buffers;
+  };
+  Route route(const std::vector<torch::Tensor>& tensors, bool in_background) const {
+    if (on_device(tensors)) return {in_background ? *nccl_background : *nccl, *device};
+    return {in_background ? *background : *group, torch::kCPU};
   }
 };
 
@@ -262,10 +263,11 @@ struct PendingSum : PendingCollective {
 std::unique_ptr<PendingCollective> World::all_reduce_sum_async(std::vector<torch::Tensor> tensors) {
   auto pending = std::make_unique<PendingSum>();
   if (!joined() || tensors.empty()) return pending;
-  pending->bucket = {sum_bucket(tensors, impl_->buffer_device(tensors))};
+  const auto route = impl_->route(tensors, true);
+  pending->bucket = {sum_bucket(tensors, route.buffers)};
   pending->rank = env_.rank;
   try {
-    pending->work = impl_->for_tensors(tensors, true).allreduce(pending->bucket);
+    pending->work = route.backend.allreduce(pending->bucket);
   } catch (const std::exception& e) {
     fail("rank ", env_.rank, ": all-reduce with the other ranks failed; another rank stopped? (", first_line(e), ")");
   }
@@ -275,9 +277,10 @@ std::unique_ptr<PendingCollective> World::all_reduce_sum_async(std::vector<torch
 
 void World::all_reduce_sum(std::vector<torch::Tensor>& tensors) {
   if (!joined() || tensors.empty()) return;
-  std::vector<at::Tensor> bucket{sum_bucket(tensors, impl_->buffer_device(tensors))};
+  const auto route = impl_->route(tensors, false);
+  std::vector<at::Tensor> bucket{sum_bucket(tensors, route.buffers)};
   try {
-    impl_->for_tensors(tensors, false).allreduce(bucket)->wait();
+    route.backend.allreduce(bucket)->wait();
   } catch (const std::exception& e) {
     fail("rank ", env_.rank, ": all-reduce with the other ranks failed; another rank stopped? (", first_line(e), ")");
   }
@@ -288,14 +291,13 @@ void World::broadcast(std::vector<torch::Tensor>& tensors, int root) {
   if (!joined() || tensors.empty()) return;
   std::map<torch::ScalarType, std::vector<size_t>> by_dtype;  // one bucket per dtype keeps values bit-exact
   for (size_t i = 0; i < tensors.size(); ++i) by_dtype[tensors[i].scalar_type()].push_back(i);
-  c10d::Backend& backend = impl_->for_tensors(tensors, false);
-  const torch::Device device = impl_->buffer_device(tensors);
+  const auto route = impl_->route(tensors, false);
   for (const auto& [dtype, members] : by_dtype) {
-    std::vector<at::Tensor> bucket{flat_bucket(tensors, members, dtype, device)};
+    std::vector<at::Tensor> bucket{flat_bucket(tensors, members, dtype, route.buffers)};
     try {
       c10d::BroadcastOptions options;
       options.rootRank = root;
-      backend.broadcast(bucket, options)->wait();
+      route.backend.broadcast(bucket, options)->wait();
     } catch (const std::exception& e) {
       fail("rank ", env_.rank, ": broadcast from rank ", root, " failed; another rank stopped? (", first_line(e), ")");
     }
@@ -332,12 +334,13 @@ torch::Tensor World::all_gather(const torch::Tensor& shard) {
 void World::reduce_sum(std::vector<torch::Tensor>& tensors, int root) {
   if (!joined() || tensors.empty()) return;
   const std::vector<size_t> all = every(tensors.size());
-  std::vector<at::Tensor> bucket{flat_bucket(tensors, all, torch::kFloat32, impl_->buffer_device(tensors))};
+  const auto route = impl_->route(tensors, false);
+  std::vector<at::Tensor> bucket{flat_bucket(tensors, all, torch::kFloat32, route.buffers)};
   try {
     c10d::ReduceOptions options;
     options.reduceOp = c10d::ReduceOp::SUM;
     options.rootRank = root;
-    impl_->for_tensors(tensors, false).reduce(bucket, options)->wait();
+    route.backend.reduce(bucket, options)->wait();
   } catch (const std::exception& e) {
     fail("rank ", env_.rank, ": reduce to rank ", root, " failed; another rank stopped? (", first_line(e), ")");
   }
@@ -351,17 +354,16 @@ torch::Tensor World::all_to_all(const torch::Tensor& rows, const std::vector<int
     fail("internal: all_to_all needs one row count per rank");
   int64_t received = 0;
   for (int64_t n : recv_rows) received += n;
-  const std::vector<torch::Tensor> one{rows};
-  const torch::Device device = impl_->buffer_device(one);
+  const auto route = impl_->route({rows}, false);
   // Rows travel as bytes: bit-exact for every dtype, and both backends exchange uint8 whatever
   // their versions support of bf16 or int16.
   int64_t row_values = 1;  // from the shape, not numel: a rank may send no rows
   for (int64_t d = 1; d < rows.dim(); ++d) row_values *= rows.size(d);
-  auto input = rows.detach().to(device).contiguous().view({rows.size(0), row_values}).view(torch::kUInt8);
+  auto input = rows.detach().to(route.buffers).contiguous().view({rows.size(0), row_values}).view(torch::kUInt8);
   auto output = torch::empty({received, input.size(1)}, input.options());
   std::vector<int64_t> out_splits = recv_rows, in_splits = send_rows;
   try {
-    impl_->for_tensors(one, false).alltoall_base(output, input, out_splits, in_splits)->wait();
+    route.backend.alltoall_base(output, input, out_splits, in_splits)->wait();
   } catch (const std::exception& e) {
     fail("rank ", env_.rank, ": all-to-all with the other ranks failed; another rank stopped? (", first_line(e), ")");
   }

@@ -49,6 +49,12 @@ LeafSize leaf_size(const TensorFacts& f, const std::vector<bool>& mask, uint64_t
   return {selected, selected == base_elements};
 }
 
+// What the most loaded of `ranks` holds of `total` when parts of at most `largest` are dealt greedily
+// to the least loaded rank: never more than the even share plus one part.
+uint64_t greedy_share(uint64_t total, uint64_t ranks, uint64_t largest) {
+  return ranks > 1 ? std::min(total, (total + ranks - 1) / ranks + largest) : total;
+}
+
 // Optimiser state per leaf element: AdamW two fp32 moments; Adafactor factored second moments for
 // matrices (rows + columns, negligible) or a full one for vectors, plus momentum when beta1 > 0.
 uint64_t optimizer_bytes(const Phase& phase, uint64_t elements, size_t dims) {
@@ -153,14 +159,12 @@ TrainingMemory plan_training_memory(const ModelSpec& spec, const TrainingPlan& p
         lora_transient = std::max(lora_transient, base * (4 + run_bytes) * 2);
     }
     buffers += lora_transient;
-    // Greedy dealing leaves no rank above the even share by more than the largest leaf.
-    if (shards > 1) moments = std::min(moments, (moments + shards - 1) / shards + largest_moments);
-    state += moments;
+    state += greedy_share(moments, shards, largest_moments);  // ZeRO-1/2: the leaves' owners
     memory.optimizer = std::max(memory.optimizer, state);
     if (ranks > 1) {
       uint64_t copies = grads;  // --bucket-mb 0: one bucket of every gradient
       if (data_parallel.zero_stage >= 2)  // reduced one owner's gradients at a time
-        copies = std::min(grads, (grads + ranks - 1) / ranks + largest_grad);
+        copies = greedy_share(grads, ranks, largest_grad);
       else if (data_parallel.bucket_bytes > 0)  // a bucket holds up to bucket_bytes, or one larger gradient
         copies = std::min(grads, data_parallel.buckets_in_flight * std::max(static_cast<uint64_t>(data_parallel.bucket_bytes), largest_grad));
       memory.buckets = std::max(memory.buckets, copies);
