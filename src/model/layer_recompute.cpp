@@ -89,6 +89,10 @@ NodePtr make_node(Args&&... args) {
 
 }  // namespace
 
+torch::Tensor LayerWeightSource::embed(const ModelWeights& held, const torch::Tensor& ids) const {
+  return torch::embedding(held.embed, ids);
+}
+
 ModelWeights holding_layer(int64_t layer, const LayerWeights& weights) {
   ModelWeights w;
   w.layers.resize(static_cast<size_t>(layer) + 1);

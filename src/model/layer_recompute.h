@@ -1,7 +1,8 @@
-// Layers whose weights are held elsewhere (ZeRO-3: frozen tensors split over the ranks, train/
-// sharded_frozen.h): each layer's weights are gathered just before it runs and dropped after, and
-// with autograd the layer is recomputed in the backward (activation checkpointing), so neither its
-// gathered weights nor its activations stay alive between the forward and the backward.
+// Weights held elsewhere (ZeRO-3: frozen tensors split over the ranks, train/sharded_frozen.h):
+// each layer's weights are gathered just before it runs and dropped after, and with autograd the
+// layer is recomputed in the backward (activation checkpointing), so neither its gathered weights
+// nor its activations stay alive between the forward and the backward. The embedding and the LM
+// head may be held elsewhere too: the source looks up the embedding rows and makes the head whole.
 #pragma once
 
 #include <torch/types.h>
@@ -20,12 +21,17 @@ struct ForwardOutput;
 ModelWeights holding_layer(int64_t layer, const LayerWeights& weights);
 
 // Where a forward gets each layer's complete weights from `held` (what ModelWeights holds for it).
+// Every method is a collective on several ranks: every rank calls it the same number of times, in
+// the same order.
 class LayerWeightSource {
  public:
   virtual ~LayerWeightSource() = default;
-  // A copy of `held` with every tensor this source keeps elsewhere made whole (a collective on
-  // several ranks: every rank calls it for the same layers in the same order).
+  // A copy of `held` with every tensor this source keeps elsewhere made whole.
   virtual LayerWeights gather(int64_t layer, const LayerWeights& held) const = 0;
+  // The embedding rows of `ids` (any shape, int64, in range): [ids..., H]. By default held.embed's.
+  virtual torch::Tensor embed(const ModelWeights& held, const torch::Tensor& ids) const;
+  // The whole LM head [V, H]. By default held.lm_head.
+  virtual torch::Tensor head(const ModelWeights& held) const { return held.lm_head; }
 };
 
 // Runs `layer` (its gather inside) on h_in without keeping its graph: the output h and the routing

@@ -62,7 +62,7 @@ uint64_t meminfo_field(const char* path, const std::string& key) {
 MemoryPlan plan_model_memory(const ModelSpec& spec, const CheckpointStore& store, DType run_dtype, bool cpu,
                              bool map_frozen, bool packed_mxfp4, int split_ranks) {
   MemoryPlan plan;
-  std::vector<uint64_t> layer_split(spec.num_layers + 1, 0);  // whole bytes of each layer's split tensors
+  std::vector<uint64_t> layer_split(spec.num_layers + 1, 0);  // whole bytes of each layer's split tensors; the last slot: the split head's
   const uint64_t bytes_per = dtype_size(run_dtype);
   const bool packed = packed_mxfp4 && spec.moe.layout == ExpertLayout::Mxfp4;
   std::vector<uint64_t> layer_mapped(spec.num_layers, 0);
@@ -78,6 +78,13 @@ MemoryPlan plan_model_memory(const ModelSpec& spec, const CheckpointStore& store
       continue;
     }
     const uint64_t bytes = elements(t.shape) * bytes_per;
+    const bool vocabulary = t.entry->role == TensorRole::Embed || t.entry->role == TensorRole::LmHead;
+    if (split_ranks > 1 && t.layer < 0 && vocabulary) {  // split by rows; the head made whole for the loss's pass
+      const uint64_t rows = static_cast<uint64_t>(t.shape[0]);
+      plan.weights += (rows + split_ranks - 1) / split_ranks * (bytes / rows);
+      if (t.entry->role == TensorRole::LmHead || spec.tie_word_embeddings) layer_split[spec.num_layers] = bytes;
+      continue;
+    }
     if (split_ranks > 1 && t.layer >= 0 && t.entry->linear && t.entry->group != TensorGroup::Router) {
       plan.weights += (bytes + split_ranks - 1) / split_ranks;  // this rank's shard, a private copy
       layer_split[t.layer] += bytes;
@@ -91,7 +98,8 @@ MemoryPlan plan_model_memory(const ModelSpec& spec, const CheckpointStore& store
     }
   }
   for (uint64_t bytes : layer_mapped) plan.largest_layer_mapped = std::max(plan.largest_layer_mapped, bytes);
-  plan.weights += *std::max_element(layer_split.begin(), layer_split.end());  // the layer made whole while it runs
+  // The layer made whole while it runs, or the head (the last slot) during the loss: never both.
+  plan.weights += *std::max_element(layer_split.begin(), layer_split.end());
   if (spec.moe.layout == ExpertLayout::Mxfp4) {  // one expert decoded to float at a time: gate, up, down, rows
     const uint64_t FH = static_cast<uint64_t>(spec.moe.moe_intermediate_size) * spec.hidden_size;
     // packed: float decode + run-dtype copy, per expert running at once (small experts run concurrently)

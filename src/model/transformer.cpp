@@ -310,10 +310,11 @@ torch::Tensor Transformer::embed_input(const ModelWeights& weights, const torch:
   if (max_positions && past + T > max_positions)
     fail("sequence of ", past + T, " tokens exceeds the model's ", max_positions, " learned positions");
   auto ids_dev = ids.to(device(), torch::kInt64);
-  if ((ids_dev < 0).any().item<bool>() || (ids_dev >= weights.embed.size(0)).any().item<bool>())
-    fail("token id out of range [0, ", weights.embed.size(0), ")");
+  // The embedding's rows (a ZeRO-3 shard holds only some of them: the spec says how many).
+  const int64_t vocab = options.layer_source ? spec_.vocab_size : weights.embed.size(0);
+  if ((ids_dev < 0).any().item<bool>() || (ids_dev >= vocab).any().item<bool>()) fail("token id out of range [0, ", vocab, ")");
   positions_T = torch::arange(past, past + T, torch::TensorOptions().dtype(torch::kInt64).device(device()));
-  auto h = torch::embedding(weights.embed, ids_dev);  // [B, T, H]
+  auto h = options.layer_source ? options.layer_source->embed(weights, ids_dev) : torch::embedding(weights.embed, ids_dev);  // [B, T, H]
   if (spec_.positions == PositionKind::Learned) h = h + torch::embedding(weights.position_embed, positions_T).unsqueeze(0);
   return h;
 }
@@ -354,7 +355,8 @@ void Transformer::finish_output(const ModelWeights& weights, torch::Tensor h, co
     output.hidden = h;
     return;
   }
-  output.logits = linear(h, weights.lm_head, torch::Tensor()).to(torch::kFloat32);  // [B, T, V]
+  const torch::Tensor head = options.layer_source ? options.layer_source->head(weights) : weights.lm_head;
+  output.logits = linear(h, head, torch::Tensor()).to(torch::kFloat32);  // [B, T, V]
 }
 
 ForwardOutput Transformer::forward_with(const ModelWeights& weights, const torch::Tensor& ids,

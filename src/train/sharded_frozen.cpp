@@ -4,30 +4,90 @@
 
 #include "dist/world.h"
 #include "model/model_weights.h"
+#include "model/tensor_table.h"
 #include "tensor/torch_bridge.h"
 
 namespace moeforge::train {
+
+namespace {
+
+// Replaces the tensor `entry` names in `weights` by `value`, keeping a tied LM head the embedding.
+void put(model::ModelWeights& weights, const model::RuntimeTensor& entry, int64_t layer, torch::Tensor value) {
+  torch::Tensor& slot = entry.get(weights, layer);
+  const bool tied = &slot == &weights.embed && weights.lm_head.defined() && weights.lm_head.is_same(slot);
+  slot = std::move(value);
+  if (tied) weights.lm_head = slot;
+}
+
+bool is_vocabulary(const model::RuntimeTensor& entry) {
+  return entry.scope == model::TensorScope::Model && (entry.role == TensorRole::Embed || entry.role == TensorRole::LmHead);
+}
+
+}  // namespace
 
 void ShardedFrozen::shard(model::ModelWeights& weights, const std::set<std::string>& keep) {
   const int64_t ranks = world_.size(), rank = world_.rank();
   model::for_each_runtime_tensor(weights, [&](const model::RuntimeTensor& entry, int64_t layer, const std::string& name, torch::Tensor& t) {
     // Routers stay whole: small, and read outside the forward (the drift metric's copy at the start).
-    if (entry.scope != model::TensorScope::Layer || !entry.linear || entry.group == model::TensorGroup::Router || !t.defined() ||
-        !t.is_floating_point() || t.requires_grad() || keep.count(name))
-      return;
-    auto& splits = layers_[layer];
+    const bool layer_matrix = entry.scope == model::TensorScope::Layer && entry.linear && entry.group != model::TensorGroup::Router;
+    const bool vocabulary = is_vocabulary(entry);
+    if (!(layer_matrix || vocabulary) || !t.defined() || !t.is_floating_point() || t.requires_grad() || keep.count(name)) return;
+    auto& splits = splits_[layer];
     for (const auto& s : splits)
       if (s.name == name) return;  // split in an earlier phase
-    Split s{&entry, name, t.sizes().vec(), t.numel(), (t.numel() + ranks - 1) / ranks, t.scalar_type()};
+    // The vocabulary by whole rows, so that a rank looks up the embedding rows it holds.
+    const int64_t row = vocabulary ? t.size(1) : 1, rows = t.numel() / row;
+    Split s{&entry, name, t.sizes().vec(), t.numel(), (rows + ranks - 1) / ranks * row, row, t.scalar_type()};
     torch::NoGradGuard no_grad;
     auto flat = t.reshape({-1});
     auto mine = torch::zeros({s.chunk}, t.options());
     const int64_t begin = std::min(rank * s.chunk, s.numel), n = std::min(s.chunk, s.numel - begin);
     if (n > 0) mine.narrow(0, 0, n).copy_(flat.narrow(0, begin, n));
     release_mapped_pages(t);  // a view of the file: the pages the copy read leave this process
-    t = mine;  // the whole tensor (a private copy or a view of the file) is no longer held here
+    // The whole tensor (a private copy or a view of the file) is no longer held here.
+    put(weights, entry, layer, vocabulary ? mine.view({s.chunk / row, row}) : mine);
     splits.push_back(std::move(s));
   });
+}
+
+const ShardedFrozen::Split* ShardedFrozen::model_level(const std::string& name) const {
+  auto it = splits_.find(-1);
+  if (it == splits_.end()) return nullptr;
+  for (const auto& s : it->second)
+    if (s.name == name) return &s;
+  return nullptr;
+}
+
+torch::Tensor ShardedFrozen::embed(const model::ModelWeights& held, const torch::Tensor& ids) const {
+  const Split* split = model_level("embed");
+  if (!split) return torch::embedding(held.embed, ids);
+  // Each rank asks the holders of its distinct ids for their rows (counts first, then the ids) and
+  // gets the rows back in the same order: the exchange carries only the rows used, bit for bit.
+  torch::NoGradGuard no_grad;
+  const int64_t ranks = world_.size(), rows_each = split->chunk / split->row;
+  const auto [unique, inverse, counts_unused] = torch::_unique2(ids.reshape({-1}), /*sorted=*/true, /*return_inverse=*/true);
+  const auto owner = torch::div(unique, rows_each, "floor");
+  const auto asking = torch::bincount(owner, {}, ranks).to(torch::kInt64);
+  std::vector<int64_t> one(ranks, 1), send(ranks), recv(ranks);
+  const auto asked = world_.all_to_all(asking.view({ranks, 1}), one, one).cpu();
+  const auto asking_cpu = asking.cpu();
+  for (int64_t r = 0; r < ranks; ++r) {
+    send[r] = asking_cpu[r].item<int64_t>();
+    recv[r] = asked[r][0].item<int64_t>();
+  }
+  const auto wanted = world_.all_to_all(unique, send, recv) - world_.rank() * rows_each;  // rows of this rank's shard
+  const auto found = world_.all_to_all(held.embed.index_select(0, wanted), recv, send);  // [unique, H]
+  auto shape = ids.sizes().vec();
+  shape.push_back(split->row);
+  return found.index_select(0, inverse).view(shape);
+}
+
+torch::Tensor ShardedFrozen::head(const model::ModelWeights& held) const {
+  const bool tied = held.lm_head.is_same(held.embed);
+  const Split* split = model_level(tied ? "embed" : "lm_head");
+  if (!split) return held.lm_head;
+  torch::NoGradGuard no_grad;
+  return whole({*split}, {held.lm_head})[0];
 }
 
 std::vector<torch::Tensor> ShardedFrozen::whole(const std::vector<Split>& splits, const std::vector<torch::Tensor>& shards) const {
@@ -42,8 +102,8 @@ std::vector<torch::Tensor> ShardedFrozen::whole(const std::vector<Split>& splits
 }
 
 model::LayerWeights ShardedFrozen::gather(int64_t layer, const model::LayerWeights& held) const {
-  auto it = layers_.find(layer);
-  if (it == layers_.end()) return held;
+  auto it = splits_.find(layer);
+  if (it == splits_.end()) return held;
   model::ModelWeights w = model::holding_layer(layer, held);
   std::vector<torch::Tensor> shards;
   for (const auto& s : it->second) shards.push_back(s.entry->get(w, layer));
@@ -55,7 +115,7 @@ model::LayerWeights ShardedFrozen::gather(int64_t layer, const model::LayerWeigh
 
 void ShardedFrozen::unshard(model::ModelWeights& weights, const std::set<std::string>& names) {
   // Every rank walks the same layers in the same order: the gathers pair up.
-  for (auto& [layer, splits] : layers_) {
+  for (auto& [layer, splits] : splits_) {
     std::vector<Split> back, stay;
     for (auto& s : splits) (names.count(s.name) ? back : stay).push_back(s);
     if (back.empty()) continue;
@@ -63,15 +123,15 @@ void ShardedFrozen::unshard(model::ModelWeights& weights, const std::set<std::st
     for (const auto& s : back) shards.push_back(s.entry->get(weights, layer));
     torch::NoGradGuard no_grad;
     const auto full = whole(back, shards);
-    for (size_t i = 0; i < back.size(); ++i) back[i].entry->get(weights, layer) = full[i].clone();
+    for (size_t i = 0; i < back.size(); ++i) put(weights, *back[i].entry, layer, full[i].clone());
     splits = std::move(stay);
   }
 }
 
 bool ShardedFrozen::is_split(const std::string& name) const {
   const auto canonical = model::parse_canonical_name(name);
-  auto it = layers_.find(canonical.layer);
-  if (it == layers_.end()) return false;
+  auto it = splits_.find(canonical.layer);
+  if (it == splits_.end()) return false;
   for (const auto& s : it->second)
     if (s.name == name) return true;
   return false;
@@ -79,14 +139,14 @@ bool ShardedFrozen::is_split(const std::string& name) const {
 
 uint64_t ShardedFrozen::whole_bytes() const {
   uint64_t bytes = 0;
-  for (const auto& [layer, splits] : layers_)
+  for (const auto& [layer, splits] : splits_)
     for (const auto& s : splits) bytes += static_cast<uint64_t>(s.numel) * c10::elementSize(s.dtype);
   return bytes;
 }
 
 uint64_t ShardedFrozen::shard_bytes() const {
   uint64_t bytes = 0;
-  for (const auto& [layer, splits] : layers_)
+  for (const auto& [layer, splits] : splits_)
     for (const auto& s : splits) bytes += static_cast<uint64_t>(s.chunk) * c10::elementSize(s.dtype);
   return bytes;
 }

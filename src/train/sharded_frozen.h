@@ -1,10 +1,13 @@
-// ZeRO-3 for the frozen weights (`train --zero 3`): every frozen layer tensor is split over the
-// ranks, each keeping 1/N of its values (a private flat shard); a layer's shards are all-gathered
-// just before it runs and dropped after, and the layer is recomputed in the backward (model/
-// layer_recompute.h), so a rank holds about 1/N of the frozen layers plus one layer made whole.
-// What a phase trains, and what earlier phases changed, stays whole (its gradients, masters and
-// optimiser state are sharded by ZeRO-2). Model-level tensors (embeddings, head) and packed MXFP4
-// experts (mapped from the file, shared by the local ranks through the page cache) are not split.
+// ZeRO-3 for the frozen weights (`train --zero 3`): every frozen layer matrix, and the frozen
+// embedding and LM head, is split over the ranks, each keeping 1/N of its values (a private shard);
+// a layer's shards are all-gathered just before it runs and dropped after, and the layer is
+// recomputed in the backward (model/layer_recompute.h), so a rank holds about 1/N of the frozen
+// weights plus one layer made whole. The vocabulary is split by rows: a forward's embedding rows
+// are fetched from the ranks that hold them (all-to-all of the token ids, then of their rows), and
+// the head is made whole only for the loss's pass over it. What a phase trains, and what earlier
+// phases changed, stays whole (its gradients, masters and optimiser state are sharded by ZeRO-2).
+// Routers, norms, learned positions and packed MXFP4 experts (mapped from the file, shared by the
+// local ranks through the page cache) are not split.
 #pragma once
 
 #include <torch/types.h>
@@ -27,16 +30,18 @@ class ShardedFrozen : public model::LayerWeightSource {
  public:
   explicit ShardedFrozen(dist::World& world) : world_(world) {}
 
-  // Splits every matrix (and expert stack) of the layers of `weights`, routers aside, that does not
-  // require grad and is not named in `keep` (canonical names), replacing it in `weights` by this
-  // rank's shard. Again on the same weights: only what is not split yet (loading calls it after each
-  // tensor, LoadOptions::after_each_load).
+  // Splits every matrix (and expert stack) of the layers of `weights`, routers aside, and the
+  // embedding and LM head, that does not require grad and is not named in `keep` (canonical names),
+  // replacing it in `weights` by this rank's shard (a tied head with it). Again on the same weights:
+  // only what is not split yet (loading calls it after each tensor, LoadOptions::after_each_load).
   void shard(model::ModelWeights& weights, const std::set<std::string>& keep);
   // Whether `name` (canonical) is held as shards.
   bool is_split(const std::string& name) const;
   // Makes the named tensors whole in `weights` again (a later phase trains them): a collective.
   void unshard(model::ModelWeights& weights, const std::set<std::string>& names);
   model::LayerWeights gather(int64_t layer, const model::LayerWeights& held) const override;
+  torch::Tensor embed(const model::ModelWeights& held, const torch::Tensor& ids) const override;
+  torch::Tensor head(const model::ModelWeights& held) const override;
 
   // Bytes of the split tensors whole, and of this rank's shards of them.
   uint64_t whole_bytes() const;
@@ -48,13 +53,16 @@ class ShardedFrozen : public model::LayerWeightSource {
     std::string name;
     std::vector<int64_t> shape;
     int64_t numel = 0, chunk = 0;  // values whole; per rank (the last rank's share padded)
+    int64_t row = 1;  // values per row: the vocabulary (embedding, head) is split by whole rows
     torch::ScalarType dtype = torch::kFloat32;
   };
+  // The split model-level tensor `name` ("embed", "lm_head"); null when it is whole.
+  const Split* model_level(const std::string& name) const;
   // Each Split's whole tensor from this rank's shard of it (a collective).
   std::vector<torch::Tensor> whole(const std::vector<Split>& splits, const std::vector<torch::Tensor>& shards) const;
 
   dist::World& world_;
-  std::map<int64_t, std::vector<Split>> layers_;  // layer -> its split tensors
+  std::map<int64_t, std::vector<Split>> splits_;  // layer (-1: model-level) -> its split tensors
 };
 
 }  // namespace moeforge::train

@@ -68,7 +68,7 @@ struct Trainer::Impl {
   int64_t step_now = 0;                // step within the phase (annealed distillation weights)
   double comm_s = -1;                  // the current step's time in collectives (data parallel), else -1
   model::ExpertParallel ep;            // --expert-parallel over several ranks; inactive otherwise
-  std::unique_ptr<ShardedFrozen> sharded_frozen;  // --zero 3: frozen layer tensors split over the ranks
+  std::unique_ptr<ShardedFrozen> sharded_frozen;  // --zero 3: frozen weights split over the ranks
   model::ExchangeTally ep_tally;        // the current step's expert exchanges (time, picks, token rows)
   GradientBuckets* buckets = nullptr;  // data parallel: gradient all-reduce overlapping the backward
   bool last_micro_batch = false;       // of this rank's share of the step: its backward starts the buckets
@@ -96,7 +96,7 @@ struct Trainer::Impl {
                 << " in every MoE layer\n";
   }
 
-  // --zero 3: frozen layer weights split over the ranks, gathered per layer (train/sharded_frozen.h).
+  // --zero 3: frozen weights split over the ranks, gathered on use (train/sharded_frozen.h).
   void enable_sharded_frozen(const Recipe& recipe) {
     if (ep.active()) fail("train: --zero 3 with --expert-parallel is not supported (each splits the experts its own way); choose one");
     for (const auto& phase : recipe.phases)
@@ -115,7 +115,7 @@ struct Trainer::Impl {
     return names;
   }
 
-  // After: every other frozen layer tensor (not changed by an earlier phase) is split.
+  // After: every other frozen layer matrix, embedding or head (not changed by an earlier phase) is split.
   void split_frozen(const TrainableSet& set, std::set<std::string> keep) {
     for (const auto& [name, mask] : state.run.changed) keep.insert(name);
     for (const auto& t : set.tensors()) keep.insert(t.name);
@@ -127,7 +127,7 @@ struct Trainer::Impl {
 
   void note_split() const {
     if (world->is_main())
-      std::cerr << "moeforge: ZeRO-3: frozen layer weights of " << human_bytes(sharded_frozen->whole_bytes()) << " split over "
+      std::cerr << "moeforge: ZeRO-3: frozen weights of " << human_bytes(sharded_frozen->whole_bytes()) << " split over "
                 << world->size() << " ranks (" << human_bytes(sharded_frozen->shard_bytes()) << " on each)\n";
   }
 
@@ -218,7 +218,9 @@ struct Trainer::Impl {
       ho.kd_vocab = cache ? cache->manifest().vocab : teacher->kd_vocab();
       ho.chunk_tokens = d.chunk_tokens;
     }
-    auto head = chunked_head_loss(out.hidden, weights.lm_head, ids, mask, d.enabled ? &tt : nullptr, ho);
+    // ZeRO-3: a split head is made whole for this pass only (it does its own backward).
+    const torch::Tensor head_weight = f.layer_source ? f.layer_source->head(weights) : weights.lm_head;
+    auto head = chunked_head_loss(out.hidden, head_weight, ids, mask, d.enabled ? &tt : nullptr, ho);
     auto real_N = real_tokens(mask).reshape({-1}).to(out.hidden.device());
     auto rl = router_losses(out.routing, real_N, model->spec().moe.num_experts);
     auto rest = (rl.lb * phase.losses.lb_coef + rl.z * phase.losses.z_coef) / static_cast<double>(accum);
