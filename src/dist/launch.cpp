@@ -12,6 +12,8 @@
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
 #include "common/error.h"
+#include "common/strings.h"
+#include "common/system_memory.h"
 
 namespace moeforge::dist {
 
@@ -37,7 +39,11 @@ std::string describe(int status) {
 }
 
 int launch_local_workers(int nproc, const std::vector<std::string>& args) {
-  if (nproc < 1) fail("--nproc must be at least 1");
+  // Each worker is a whole process: refuse a count this machine cannot hold before starting any.
+  const uint64_t available = available_memory_bytes(), needed = static_cast<uint64_t>(nproc) * kProcessRuntimeBytes;
+  if (available > 0 && needed > available)
+    fail("--nproc ", nproc, ": each worker is a whole moeforge process (about ", format_gb(kProcessRuntimeBytes),
+         " before any model), ", format_gb(needed), " for ", nproc, ", but this machine has ", format_gb(available), " available");
   // The agent's store, as torchrun's: port 0 picks a free port, no race with other runs.
   c10d::TCPStoreOptions so;
   so.port = 0;
@@ -106,6 +112,7 @@ int launch_local_workers(int nproc, const std::vector<std::string>& args) {
 
 std::optional<int> launch_workers_if_asked(int64_t nproc, const WorldEnv& env, const std::vector<std::string>& argv,
                                            const std::string& command) {
+  if (nproc < 0) fail(command, ": --nproc ", nproc, " must be at least 1");
   if (nproc <= 1) return std::nullopt;
   if (env.size == 1) return launch_local_workers(static_cast<int>(nproc), without_flag(argv, "--nproc"));
   if (env.size != nproc) fail(command, ": --nproc ", nproc, " inside a launched world of ", env.size, " (", env.source, "); drop --nproc");

@@ -3,7 +3,6 @@
 #include "model/memory_plan.h"
 
 #include <cstdio>
-#include <fstream>
 #include <string>
 #include <vector>
 
@@ -11,16 +10,13 @@
 #include "arch/family_adapter.h"
 #include "common/error.h"
 #include "common/strings.h"
+#include "common/system_memory.h"
 #include "io/checkpoint_store.h"
 #include "model/moe_experts.h"
 #include "model/tensor_table.h"
 
 namespace moeforge::model {
 namespace {
-
-// Measured: `moeforge stats` of a tiny model peaks near 330 MB RSS on CPU (binary, libtorch,
-// allocator arenas, tokenizer); rounded up.
-constexpr uint64_t kRuntimeAllowance = 500ull << 20;
 
 uint64_t elements(const std::vector<int64_t>& shape) {
   uint64_t n = 1;
@@ -47,14 +43,6 @@ bool viewable_role(const ModelSpec& spec, const PlannedTensor& t, TensorRole* ro
       return true;
   }
   return false;
-}
-
-uint64_t meminfo_field(const char* path, const std::string& key) {
-  std::ifstream in(path);
-  std::string line;
-  while (std::getline(in, line))
-    if (line.compare(0, key.size(), key) == 0) return std::stoull(line.substr(key.size())) * 1024;  // kB
-  return 0;
 }
 
 }  // namespace
@@ -106,13 +94,10 @@ MemoryPlan plan_model_memory(const ModelSpec& spec, const CheckpointStore& store
     const uint64_t at_once = cpu ? static_cast<uint64_t>(concurrent_expert_workers(static_cast<int64_t>(3 * FH))) : 1;
     plan.transient = packed ? 3 * FH * (4 + bytes_per) * at_once : 5 * FH * 4;
   }
-  plan.runtime = kRuntimeAllowance;
+  plan.runtime = kProcessRuntimeBytes;
   if (!cpu) plan.device = plan.weights;
   return plan;
 }
-
-uint64_t available_memory_bytes() { return meminfo_field("/proc/meminfo", "MemAvailable:"); }
-uint64_t peak_rss_bytes() { return meminfo_field("/proc/self/status", "VmHWM:"); }
 
 std::string describe(const MemoryPlan& plan, const std::string& what) {
   std::string line = cat("memory plan for ", what, ": weights ", format_gb(plan.weights), " (", format_gb(plan.mapped),

@@ -44,11 +44,6 @@ struct MemoryPlan {
 MemoryPlan plan_model_memory(const ModelSpec& spec, const CheckpointStore& store, DType run_dtype, bool cpu,
                              bool map_frozen, bool packed_mxfp4 = false, int split_ranks = 1);
 
-// MemAvailable from /proc/meminfo in bytes (0 when unreadable).
-uint64_t available_memory_bytes();
-// Peak resident set (VmHWM) of this process in bytes (0 when unreadable).
-uint64_t peak_rss_bytes();
-
 // One line: "memory plan for DIR: weights X GB (Y GB mapped from the file), load buffers ..., peak ~P GB".
 std::string describe(const MemoryPlan& plan, const std::string& what);
 

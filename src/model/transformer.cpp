@@ -6,6 +6,7 @@
 #include "common/cpu_features.h"
 #include "common/error.h"
 #include "common/strings.h"
+#include "common/system_memory.h"
 #include "io/checkpoint_store.h"
 #include "model/expert_parallel.h"
 #include "model/layer_recompute.h"

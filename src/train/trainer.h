@@ -45,7 +45,7 @@ struct TrainOptions {
   int64_t stop_after_steps = 0;          // tests: return after this many global steps, as if interrupted
   int64_t dump_steps = 0;                // debugging: RUN/dump/step_<i>.safetensors for the first N steps (train/step_dump.h)
   dist::World* world = nullptr;          // data parallel over these ranks (train/data_parallel.h); null = one process
-  int zero_stage = 0;                    // 1: optimiser state sharded over the ranks (ZeRO-1); 2: and gradients; 3: and frozen layer weights
+  int zero_stage = 0;                    // 1: optimiser state sharded over the ranks (ZeRO-1); 2: and gradients; 3: and frozen weights
   double bucket_mb = 25;                 // data parallel: gradient all-reduce buckets overlapping the backward; 0 = one after it
   bool expert_parallel = false;          // with several ranks: each computes one block of every MoE layer's experts
   // MXFP4 experts: false keeps them packed and holds only the experts a phase trains dense (exported
@@ -84,7 +84,7 @@ class Trainer {
 // Ends with the run's predicted memory (training state and activations; `dequantize` as --dequantize).
 // Reads the config and safetensors headers only.
 // `data_parallel.ranks` > 1: the plan of one rank of such a run (gradient buckets, ZeRO-1/2 moments,
-// ZeRO-3 frozen layer weights split over the ranks).
+// ZeRO-3 frozen weights split over the ranks).
 std::string list_params(const std::filesystem::path& model_dir, const nlohmann::json& recipe, const std::string& recipe_label,
                         const std::filesystem::path& analysis_plan = {}, bool dequantize = false, const DataParallelShape& data_parallel = {});
 

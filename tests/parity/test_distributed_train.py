@@ -277,8 +277,15 @@ def main():
             failures.append(f"--zero 2 --dump-steps: expected exit 1 naming --dump-steps, got {r.returncode}: {r.stderr.strip()}")
         r = run_moeforge("train", model, "--data", corpus, "--recipe", r1, "--out", os.path.join(tmp, "z4"), "--zero", "4",
                          check=False)
-        if r.returncode != 1 or "3 (and frozen layer weights) exist" not in r.stderr:
+        if r.returncode != 1 or "3 (and frozen weights) exist" not in r.stderr:
             failures.append(f"--zero 4: expected exit 1 naming the stages, got {r.returncode}: {r.stderr.strip()}")
+        for nproc, says in (("-1", "--nproc -1 must be at least 1"), ("100000", "each worker is a whole moeforge process")):
+            out = os.path.join(tmp, f"nproc{nproc}")
+            r = run_moeforge("train", model, "--data", corpus, "--recipe", r1, "--out", out, "--nproc", nproc, check=False)
+            lines = r.stderr.strip().splitlines()
+            if r.returncode != 1 or len(lines) != 1 or says not in lines[0] or os.path.exists(out):
+                failures.append(f"--nproc {nproc}: expected exit 1 and one line saying '{says}' before any worker, "
+                                f"got {r.returncode}: {r.stderr.strip()[-300:]}")
         r = run_moeforge("train", model, "--data", corpus, "--recipe", r1, "--out", os.path.join(tmp, "z3"), "--zero", "3",
                          check=False)
         if r.returncode != 1 or "use --zero 2 for LoRA" not in r.stderr or os.path.exists(os.path.join(tmp, "z3", "trainable.safetensors")):

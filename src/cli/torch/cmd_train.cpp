@@ -22,21 +22,24 @@ struct TrainCommand {
   int run() const {
     // Launched by torchrun, SLURM or --nproc: this process is one rank of a data-parallel run.
     const dist::WorldEnv env = dist::world_env_from_environment();
+    // The flags alone, before any worker starts: a bad one is one line, not one per rank.
+    if (zero < 0 || zero > 3)
+      fail("train: --zero ", zero, ": stages 0 (replicated), 1 (optimiser state sharded), 2 (and gradients) and 3 (and frozen "
+           "weights) exist");
+    if (zero >= 2 && dump_steps > 0)
+      fail("train: --dump-steps writes every gradient from rank 0, which --zero 2 does not keep; use --zero 0 or 1");
+    if (zero >= 3 && expert_parallel && (nproc > 1 || env.size > 1))
+      fail("train: --zero 3 with --expert-parallel is not supported (each splits the experts its own way); choose one");
+    if (!(bucket_mb >= 0)) fail("train: --bucket-mb ", bucket_mb, " must be >= 0 (0: one all-reduce after the backward)");
     // --list-params plans one rank of the run without launching it.
     if (!list_params)
       if (auto code = dist::launch_workers_if_asked(nproc, env, command_line(), "train")) return *code;
     if (env.size > 1 && !dist::distributed_supported())
       fail("train: launched as rank ", env.rank, " of ", env.size, " but this moeforge was built without c10d's Gloo backend "
            "(install libgloo-dev and re-run cmake)");
-    if (zero < 0 || zero > 3)
-      fail("train: --zero ", zero, ": stages 0 (replicated), 1 (optimiser state sharded), 2 (and gradients) and 3 (and frozen "
-           "layer weights) exist");
-    if (zero >= 2 && dump_steps > 0)
-      fail("train: --dump-steps writes every gradient from rank 0, which --zero 2 does not keep; use --zero 0 or 1");
     train::TrainOptions o;
     o.zero_stage = static_cast<int>(zero);
     o.expert_parallel = expert_parallel;
-    if (!(bucket_mb >= 0)) fail("train: --bucket-mb ", bucket_mb, " must be >= 0 (0: one all-reduce after the backward)");
     o.bucket_mb = bucket_mb;
     if (!resume_dir.empty()) {
       o.resume = true;
