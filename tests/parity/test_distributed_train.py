@@ -279,12 +279,12 @@ def main():
                          check=False)
         if r.returncode != 1 or "3 (and frozen weights) exist" not in r.stderr:
             failures.append(f"--zero 4: expected exit 1 naming the stages, got {r.returncode}: {r.stderr.strip()}")
-        for nproc, says in (("-1", "--nproc -1 must be at least 1"), ("100000", "each worker is a whole moeforge process")):
-            out = os.path.join(tmp, f"nproc{nproc}")
-            r = run_moeforge("train", model, "--data", corpus, "--recipe", r1, "--out", out, "--nproc", nproc, check=False)
+        for count, says in (("-1", "--nproc -1 must be at least 1"), ("100000", "each worker is a whole moeforge process")):
+            out = os.path.join(tmp, f"nproc{count}")
+            r = run_moeforge("train", model, "--data", corpus, "--recipe", r1, "--out", out, "--nproc", count, check=False)
             lines = r.stderr.strip().splitlines()
             if r.returncode != 1 or len(lines) != 1 or says not in lines[0] or os.path.exists(out):
-                failures.append(f"--nproc {nproc}: expected exit 1 and one line saying '{says}' before any worker, "
+                failures.append(f"--nproc {count}: expected exit 1 and one line saying '{says}' before any worker, "
                                 f"got {r.returncode}: {r.stderr.strip()[-300:]}")
         r = run_moeforge("train", model, "--data", corpus, "--recipe", r1, "--out", os.path.join(tmp, "z3"), "--zero", "3",
                          check=False)
