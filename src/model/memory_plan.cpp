@@ -48,7 +48,7 @@ bool viewable_role(const ModelSpec& spec, const PlannedTensor& t, TensorRole* ro
 }  // namespace
 
 MemoryPlan plan_model_memory(const ModelSpec& spec, const CheckpointStore& store, DType run_dtype, bool cpu,
-                             bool map_frozen, bool packed_mxfp4, int split_ranks) {
+                             bool map_frozen, bool packed_mxfp4, int split_ranks, bool split_packed) {
   MemoryPlan plan;
   std::vector<uint64_t> layer_split(spec.num_layers + 1, 0);  // whole bytes of each layer's split tensors; the last slot: the split head's
   const uint64_t bytes_per = dtype_size(run_dtype);
@@ -61,6 +61,11 @@ MemoryPlan plan_model_memory(const ModelSpec& spec, const CheckpointStore& store
   for (const PlannedTensor& t : planned_tensors(spec)) {
     if (packed && is_expert_weight_stack(*t.entry)) {  // blocks + one scale per 32 values
       const uint64_t bytes = elements(t.shape) / 32 * 17;
+      if (split_ranks > 1 && split_packed) {  // private shards, and the layer's whole stack while it runs
+        plan.weights += (bytes + split_ranks - 1) / split_ranks;
+        layer_split[t.layer] += bytes;
+        continue;
+      }
       plan.weights += bytes;
       if (cpu) add_mapped(t, bytes);
       continue;

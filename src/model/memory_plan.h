@@ -38,11 +38,11 @@ struct MemoryPlan {
 // The plan of loading `spec` from `store` for inference (stats, eval, generate, forward).
 // `packed_mxfp4`: MXFP4 experts stay packed (their stored bytes, mapped on CPU) and one expert is
 // decoded at a time.
-// `split_ranks` > 1 (train --zero 3, train/sharded_frozen.h): the layers' matrices but the routers and
-// packed experts, and the embedding and LM head, are held as 1/N shards (private), plus the largest
-// layer's whole while it runs (or the head's, during the loss).
+// `split_ranks` > 1 (train --zero 3, train/sharded_frozen.h): the layers' matrices but the routers
+// (and packed experts unless `split_packed`), and the embedding and LM head, are held as 1/N shards
+// (private), plus the largest layer's whole while it runs (or the head's, during the loss).
 MemoryPlan plan_model_memory(const ModelSpec& spec, const CheckpointStore& store, DType run_dtype, bool cpu,
-                             bool map_frozen, bool packed_mxfp4 = false, int split_ranks = 1);
+                             bool map_frozen, bool packed_mxfp4 = false, int split_ranks = 1, bool split_packed = false);
 
 // One line: "memory plan for DIR: weights X GB (Y GB mapped from the file), load buffers ..., peak ~P GB".
 std::string describe(const MemoryPlan& plan, const std::string& what);

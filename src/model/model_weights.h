@@ -80,6 +80,7 @@ struct LoadOptions {
   // names those (the table's shape check skips them).
   std::function<void(ModelWeights&)> after_each_load;
   int split_ranks = 1;  // the ranks it splits over: the memory plan counts a shard of what it splits
+  bool split_packed = false;  // packed MXFP4 experts are split too
   std::function<bool(const std::string& name)> is_split;
 };
 

@@ -82,7 +82,7 @@ std::unique_ptr<Transformer> Transformer::load(const std::filesystem::path& mode
   auto store = CheckpointStore::open(model_dir);
   ModelSpec spec = load_model_spec(*store);
   MemoryPlan plan = plan_model_memory(spec, *store, from_scalar_type(options.dtype), options.device.is_cpu(),
-                                      options.map_frozen, options.pack_mxfp4, options.split_ranks);
+                                      options.map_frozen, options.pack_mxfp4, options.split_ranks, options.split_packed);
   plan.work = options.work_bytes;
   plan.work_what = options.work_what;
   if (options.verbose) std::fprintf(stderr, "%s\n", describe(plan, model_dir.string()).c_str());

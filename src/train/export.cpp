@@ -67,12 +67,13 @@ std::vector<EncodedTensor> packed_layer_tensors(const ModelSpec& spec, const Che
   trained.reserve(s.unpacked.size());
   for (size_t i = 0; i < s.unpacked.size(); ++i) trained.push_back(expert_weights(s, static_cast<int64_t>(i), s.unpacked[i]));
   std::vector<ExpertSource> sources;
-  for (int64_t e = 0; e < s.num_experts(); ++e) {
+  // The spec's count: under ZeRO-3 the blocks held may be this rank's shard of them.
+  const int64_t E = spec.moe.num_experts;
+  for (int64_t e = 0; e < E; ++e) {
     const int64_t row = s.row_of(e);
     sources.push_back(row >= 0 ? ExpertSource::from(trained[row]) : ExpertSource::copy_of(spec, *store, layer, e));
   }
   auto out = encode_layer_experts(spec, layer, sources, DType::BF16);
-  const int64_t E = s.num_experts();
   for (EncodedTensor& t : out) {
     torch::Tensor values;  // the file's layout: gate_up bias [E, 2F] interleaved (gate, up, gate, ...), down bias [E, H]
     if (s.b_in.defined() && t.decl.name == tensor_name(spec, Role::ExpertsGateUpBias, layer))

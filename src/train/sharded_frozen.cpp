@@ -11,43 +11,69 @@ namespace moeforge::train {
 
 namespace {
 
-// Replaces the tensor `entry` names in `weights` by `value`, keeping a tied LM head the embedding.
-void put(model::ModelWeights& weights, const model::RuntimeTensor& entry, int64_t layer, torch::Tensor value) {
-  torch::Tensor& slot = entry.get(weights, layer);
-  const bool tied = &slot == &weights.embed && weights.lm_head.defined() && weights.lm_head.is_same(slot);
-  slot = std::move(value);
-  if (tied) weights.lm_head = slot;
-}
-
 bool is_vocabulary(const model::RuntimeTensor& entry) {
   return entry.scope == model::TensorScope::Model && (entry.role == TensorRole::Embed || entry.role == TensorRole::LmHead);
 }
 
+// A packed MXFP4 stack's blocks and scales (not runtime-table tensors: the table's expert stacks are
+// the dense ones), by name.
+struct PackedPart {
+  const char* name;
+  torch::Tensor& (*get)(model::ModelWeights& weights, int64_t layer);
+};
+const PackedPart kPackedParts[] = {
+    {"experts.packed.in_blocks", [](model::ModelWeights& w, int64_t l) -> torch::Tensor& { return w.layers[l].experts.packed.in_blocks; }},
+    {"experts.packed.in_scales", [](model::ModelWeights& w, int64_t l) -> torch::Tensor& { return w.layers[l].experts.packed.in_scales; }},
+    {"experts.packed.out_blocks", [](model::ModelWeights& w, int64_t l) -> torch::Tensor& { return w.layers[l].experts.packed.out_blocks; }},
+    {"experts.packed.out_scales", [](model::ModelWeights& w, int64_t l) -> torch::Tensor& { return w.layers[l].experts.packed.out_scales; }},
+};
+
 }  // namespace
 
+void ShardedFrozen::put(model::ModelWeights& weights, const Split& split, int64_t layer, torch::Tensor value) {
+  torch::Tensor& slot = split.get(weights, layer);
+  const bool tied = &slot == &weights.embed && weights.lm_head.defined() && weights.lm_head.is_same(slot);
+  slot = std::move(value);
+  if (tied) weights.lm_head = slot;  // a tied LM head stays the embedding
+}
+
+void ShardedFrozen::split(model::ModelWeights& weights, const std::string& name, Getter get, int64_t row, int64_t layer) {
+  auto& splits = splits_[layer];
+  for (const auto& held : splits)
+    if (held.name == name) return;  // split in an earlier phase
+  torch::Tensor& t = get(weights, layer);
+  Split s;
+  s.name = name;
+  s.get = get;
+  s.row = row;
+  s.shape = t.sizes().vec();
+  s.numel = t.numel();
+  s.chunk = (s.numel / s.row + world_.size() - 1) / world_.size() * s.row;
+  s.dtype = t.scalar_type();
+  torch::NoGradGuard no_grad;
+  auto flat = t.reshape({-1});
+  auto mine = torch::zeros({s.chunk}, t.options());
+  const int64_t begin = std::min(world_.rank() * s.chunk, s.numel), n = std::min(s.chunk, s.numel - begin);
+  if (n > 0) mine.narrow(0, 0, n).copy_(flat.narrow(0, begin, n));
+  release_mapped_pages(t);  // a view of the file: the pages the copy read leave this process
+  // The whole tensor (a private copy or a view of the file) is no longer held here.
+  put(weights, s, layer, s.row > 1 ? mine.view({s.chunk / s.row, s.row}) : mine);
+  splits.push_back(std::move(s));
+}
+
 void ShardedFrozen::shard(model::ModelWeights& weights, const std::set<std::string>& keep) {
-  const int64_t ranks = world_.size(), rank = world_.rank();
   model::for_each_runtime_tensor(weights, [&](const model::RuntimeTensor& entry, int64_t layer, const std::string& name, torch::Tensor& t) {
     // Routers stay whole: small, and read outside the forward (the drift metric's copy at the start).
     const bool layer_matrix = entry.scope == model::TensorScope::Layer && entry.linear && entry.group != model::TensorGroup::Router;
     const bool vocabulary = is_vocabulary(entry);
     if (!(layer_matrix || vocabulary) || !t.defined() || !t.is_floating_point() || t.requires_grad() || keep.count(name)) return;
-    auto& splits = splits_[layer];
-    for (const auto& s : splits)
-      if (s.name == name) return;  // split in an earlier phase
     // The vocabulary by whole rows, so that a rank looks up the embedding rows it holds.
-    const int64_t row = vocabulary ? t.size(1) : 1, rows = t.numel() / row;
-    Split s{&entry, name, t.sizes().vec(), t.numel(), (rows + ranks - 1) / ranks * row, row, t.scalar_type()};
-    torch::NoGradGuard no_grad;
-    auto flat = t.reshape({-1});
-    auto mine = torch::zeros({s.chunk}, t.options());
-    const int64_t begin = std::min(rank * s.chunk, s.numel), n = std::min(s.chunk, s.numel - begin);
-    if (n > 0) mine.narrow(0, 0, n).copy_(flat.narrow(0, begin, n));
-    release_mapped_pages(t);  // a view of the file: the pages the copy read leave this process
-    // The whole tensor (a private copy or a view of the file) is no longer held here.
-    put(weights, entry, layer, vocabulary ? mine.view({s.chunk / row, row}) : mine);
-    splits.push_back(std::move(s));
+    split(weights, name, entry.get, vocabulary ? t.size(1) : 1, layer);
   });
+  if (!split_packed_) return;
+  for (int64_t l = 0; l < static_cast<int64_t>(weights.layers.size()); ++l)
+    if (weights.layers[l].experts.packed.defined())  // never trained: their trained experts are unpacked
+      for (const PackedPart& part : kPackedParts) split(weights, model::canonical_name(l, part.name), part.get, 1, l);
 }
 
 const ShardedFrozen::Split* ShardedFrozen::model_level(const std::string& name) const {
@@ -106,10 +132,10 @@ model::LayerWeights ShardedFrozen::gather(int64_t layer, const model::LayerWeigh
   if (it == splits_.end()) return held;
   model::ModelWeights w = model::holding_layer(layer, held);
   std::vector<torch::Tensor> shards;
-  for (const auto& s : it->second) shards.push_back(s.entry->get(w, layer));
+  for (const auto& s : it->second) shards.push_back(s.get(w, layer));
   torch::NoGradGuard no_grad;
   const auto full = whole(it->second, shards);
-  for (size_t i = 0; i < it->second.size(); ++i) it->second[i].entry->get(w, layer) = full[i];
+  for (size_t i = 0; i < it->second.size(); ++i) it->second[i].get(w, layer) = full[i];
   return w.layers[layer];
 }
 
@@ -120,10 +146,10 @@ void ShardedFrozen::unshard(model::ModelWeights& weights, const std::set<std::st
     for (auto& s : splits) (names.count(s.name) ? back : stay).push_back(s);
     if (back.empty()) continue;
     std::vector<torch::Tensor> shards;
-    for (const auto& s : back) shards.push_back(s.entry->get(weights, layer));
+    for (const auto& s : back) shards.push_back(s.get(weights, layer));
     torch::NoGradGuard no_grad;
     const auto full = whole(back, shards);
-    for (size_t i = 0; i < back.size(); ++i) put(weights, *back[i].entry, layer, full[i].clone());
+    for (size_t i = 0; i < back.size(); ++i) put(weights, back[i], layer, full[i].clone());
     splits = std::move(stay);
   }
 }

@@ -6,8 +6,9 @@
 // are fetched from the ranks that hold them (all-to-all of the token ids, then of their rows), and
 // the head is made whole only for the loss's pass over it. What a phase trains, and what earlier
 // phases changed, stays whole (its gradients, masters and optimiser state are sharded by ZeRO-2).
-// Routers, norms, learned positions and packed MXFP4 experts (mapped from the file, shared by the
-// local ranks through the page cache) are not split.
+// Packed MXFP4 experts are split (by their bytes) when the ranks do not share one page cache: on a
+// GPU (device copies), or over several machines; the local ranks of one CPU machine map them from
+// the file once for all. Routers, norms and learned positions are not split.
 #pragma once
 
 #include <torch/types.h>
@@ -28,13 +29,15 @@ namespace moeforge::train {
 
 class ShardedFrozen : public model::LayerWeightSource {
  public:
-  explicit ShardedFrozen(dist::World& world) : world_(world) {}
+  // `split_packed`: packed MXFP4 experts are split too.
+  ShardedFrozen(dist::World& world, bool split_packed) : world_(world), split_packed_(split_packed) {}
 
   // Splits every matrix (and expert stack) of the layers of `weights`, routers aside, and the
   // embedding and LM head, that does not require grad and is not named in `keep` (canonical names),
   // replacing it in `weights` by this rank's shard (a tied head with it). Again on the same weights:
   // only what is not split yet (loading calls it after each tensor, LoadOptions::after_each_load).
   void shard(model::ModelWeights& weights, const std::set<std::string>& keep);
+  bool splits_packed() const { return split_packed_; }
   // Whether `name` (canonical) is held as shards.
   bool is_split(const std::string& name) const;
   // Makes the named tensors whole in `weights` again (a later phase trains them): a collective.
@@ -48,20 +51,26 @@ class ShardedFrozen : public model::LayerWeightSource {
   uint64_t shard_bytes() const;
 
  private:
+  using Getter = torch::Tensor& (*)(model::ModelWeights& weights, int64_t layer);  // where a tensor is held
   struct Split {
-    const model::RuntimeTensor* entry = nullptr;
     std::string name;
+    Getter get = nullptr;
+    int64_t row = 1;  // values per row: the vocabulary (embedding, head) is split by whole rows
     std::vector<int64_t> shape;
     int64_t numel = 0, chunk = 0;  // values whole; per rank (the last rank's share padded)
-    int64_t row = 1;  // values per row: the vocabulary (embedding, head) is split by whole rows
     torch::ScalarType dtype = torch::kFloat32;
   };
+  // Replaces the tensor `get` finds in `weights` by this rank's shard (blocks of `row` values) and
+  // records it as `name` (nothing if split already).
+  void split(model::ModelWeights& weights, const std::string& name, Getter get, int64_t row, int64_t layer);
+  static void put(model::ModelWeights& weights, const Split& split, int64_t layer, torch::Tensor value);
   // The split model-level tensor `name` ("embed", "lm_head"); null when it is whole.
   const Split* model_level(const std::string& name) const;
   // Each Split's whole tensor from this rank's shard of it (a collective).
   std::vector<torch::Tensor> whole(const std::vector<Split>& splits, const std::vector<torch::Tensor>& shards) const;
 
   dist::World& world_;
+  bool split_packed_;
   std::map<int64_t, std::vector<Split>> splits_;  // layer (-1: model-level) -> its split tensors
 };
 

@@ -8,6 +8,7 @@
 
 #include "common/error.h"
 #include "common/strings.h"
+#include "model/layer_recompute.h"
 #include "model/mxfp4_experts.h"
 #include "model/tensor_table.h"
 
@@ -68,7 +69,8 @@ std::vector<ParamInfo> describe_parameters(const ModelSpec& spec) {
   return out;
 }
 
-void unpack_selected_experts(model::ModelWeights& weights, const std::vector<Selection>& selections) {
+void unpack_selected_experts(model::ModelWeights& weights, const std::vector<Selection>& selections,
+                             const model::LayerWeightSource* held_elsewhere) {
   std::map<int64_t, std::vector<int64_t>> by_layer;
   for (const Selection& selection : selections)
     for (const auto& [name, mask] : selection) {
@@ -79,7 +81,16 @@ void unpack_selected_experts(model::ModelWeights& weights, const std::vector<Sel
     }
   for (auto& [layer, ids] : by_layer) {
     model::StackedExperts& stack = weights.layers[layer].experts;
-    model::unpack_experts(stack, ids, weights.embed.scalar_type());
+    if (!held_elsewhere) {
+      model::unpack_experts(stack, ids, weights.embed.scalar_type());
+      continue;
+    }
+    // The blocks are split: decode from the whole stack, keep only the dense rows it adds.
+    model::StackedExperts whole = held_elsewhere->gather(layer, weights.layers[layer]).experts;
+    model::unpack_experts(whole, ids, weights.embed.scalar_type());
+    stack.w_in = whole.w_in;
+    stack.w_out = whole.w_out;
+    stack.unpacked = whole.unpacked;
   }
 }
 

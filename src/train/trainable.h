@@ -15,6 +15,10 @@
 #include "train/recipe.h"
 #include "train/selectors.h"
 
+namespace moeforge::model {
+class LayerWeightSource;  // model/layer_recompute.h
+}
+
 namespace moeforge::train {
 
 // One optimisable leaf tensor ("layers.1.q", "layers.1.experts.w_in[0,3]", "layers.1.q.lora_A").
@@ -87,8 +91,10 @@ class TrainableSet {
 };
 
 // Packed MXFP4 expert stacks: unpacks (model/mxfp4_experts.h) every expert any of `selections`
-// trains, so TrainableSet finds them dense; the other experts stay packed.
-void unpack_selected_experts(model::ModelWeights& weights, const std::vector<Selection>& selections);
+// trains, so TrainableSet finds them dense; the other experts stay packed. `held_elsewhere`: where
+// split stacks are made whole for it (ZeRO-3; a collective, every rank with the same selections).
+void unpack_selected_experts(model::ModelWeights& weights, const std::vector<Selection>& selections,
+                             const model::LayerWeightSource* held_elsewhere = nullptr);
 
 // Canonical parameter list of a model (names, shapes, expert counts) for selectors, from its spec
 // alone: a training plan is made before any weight is read.

@@ -97,13 +97,13 @@ struct Trainer::Impl {
   }
 
   // --zero 3: frozen weights split over the ranks, gathered on use (train/sharded_frozen.h).
-  void enable_sharded_frozen(const Recipe& recipe) {
+  void enable_sharded_frozen(const Recipe& recipe, bool split_packed) {
     if (ep.active()) fail("train: --zero 3 with --expert-parallel is not supported (each splits the experts its own way); choose one");
     for (const auto& phase : recipe.phases)
       if (phase.method == Method::Lora)
         fail("train: --zero 3 splits frozen weights, which LoRA phase '", phase.name, "' merges with its adapters at every step; "
              "use --zero 2 for LoRA");
-    sharded_frozen = std::make_unique<ShardedFrozen>(*world);
+    sharded_frozen = std::make_unique<ShardedFrozen>(*world, split_packed);
     if (!world->distributed())
       std::cerr << "moeforge: note: --zero 3 in one process: nothing to split; each layer is still recomputed in the backward\n";
   }
@@ -606,7 +606,6 @@ TrainResult Trainer::run() {
   }
   const ModelSpec spec = load_model_spec(*CheckpointStore::open(o.model_dir));
   if (o.expert_parallel) I.enable_expert_parallel(spec, o.model_dir);
-  if (o.zero_stage >= 3) I.enable_sharded_frozen(precheck);
   for (const auto& phase : precheck.phases)
     check_sequence_length(spec, phase.seq_len, o.recipe_label + ": phase '" + phase.name + "' seq_len", precheck.allow_long_seq);
   if (o.dump_steps > 0 && spec.moe.layout == ExpertLayout::Mxfp4 && !o.dequantize)
@@ -622,6 +621,8 @@ TrainResult Trainer::run() {
   model::LoadOptions load;
   load.device = model::rank_device(model::parse_device(o.device, "train: --device"), world.local_rank(), world.local_size(),
                                    "train: --device");
+  // Packed experts are split where the ranks share no page cache: on a GPU, or over several machines.
+  if (o.zero_stage >= 3) I.enable_sharded_frozen(precheck, !load.device.is_cpu() || world.local_size() < world.size());
   // Every rank, before the first collective on the device: NCCL there when every rank is on a GPU.
   const std::string backend = world.use_device(load.device);
   if (o.verbose && world.is_main() && world.distributed())
@@ -649,11 +650,12 @@ TrainResult Trainer::run() {
     load.after_each_load = [split, keep](model::ModelWeights& w) { split->shard(w, keep); };
     load.is_split = [split](const std::string& name) { return split->is_split(name); };
     load.split_ranks = world.size();
+    load.split_packed = I.sharded_frozen->splits_packed();
   }
   model_ = model::Transformer::load(o.model_dir, load);
   I.model = model_.get();
   if (I.sharded_frozen) I.note_split();
-  unpack_selected_experts(model_->weights(), I.plan.selections);
+  unpack_selected_experts(model_->weights(), I.plan.selections, I.sharded_frozen.get());
   if (distill.enabled && !distill.cache.empty()) {
     I.cache = std::make_unique<TeacherCacheReader>(distill.cache);
     check_cache(*I.cache, *model_, o.tokenizer_dir, I.plan.recipe, distill.router_kd);
