@@ -7,9 +7,12 @@
 
 #include "arch/family_adapter.h"
 #include "common/error.h"
+#include "common/strings.h"
+#include "dist/world.h"
 #include "io/checkpoint_store.h"
 #include "model/device.h"
 #include "tokenizer/tokenizer.h"
+#include "train/sharded_frozen.h"
 
 namespace moeforge::train {
 
@@ -94,18 +97,32 @@ std::unique_ptr<Teacher> Teacher::load(const fs::path& dir, const model::Transfo
   load.dtype = stored_precision(*store);
   load.pack_mxfp4 = true;  // a teacher is never trained: its MXFP4 experts stay packed
   load.local_ranks = check.local_ranks;
+  if (check.split_over) {  // split while loading, as the student's frozen weights are
+    t->split_ = std::make_unique<ShardedFrozen>(*check.split_over, !load.device.is_cpu() || check.several_machines);
+    ShardedFrozen* split = t->split_.get();
+    load.after_each_load = [split](model::ModelWeights& w) { split->shard(w, {}); };
+    load.is_split = [split](const std::string& name) { return split->is_split(name); };
+    load.split_ranks = check.split_over->size();
+    load.split_packed = split->splits_packed();
+  }
   t->model_ = model::Transformer::load(dir, load);
+  if (t->split_ && check.split_over->is_main())
+    std::cerr << "moeforge: ZeRO-3: the teacher's weights of " << human_bytes(t->split_->whole_bytes()) << " split over "
+              << check.split_over->size() << " ranks (" << human_bytes(t->split_->shard_bytes()) << " on each)\n";
   return t;
 }
+
+Teacher::~Teacher() = default;
 
 TeacherTokens Teacher::run(const torch::Tensor& ids_BT, std::vector<model::LayerRouting>* routing) const {
   torch::NoGradGuard no_grad;
   model::ForwardOptions f;
   f.hidden_only = true;
+  f.layer_source = split_.get();  // ZeRO-3: each layer gathered as it runs
   auto out = model_->forward(ids_BT.to(model_->device()), f);
   TeacherTokens t;
   t.hidden_NH = out.hidden.reshape({-1, out.hidden.size(-1)});
-  t.lm_head_VH = model_->weights().lm_head;
+  t.lm_head_VH = split_ ? split_->head(model_->weights()) : model_->weights().lm_head;
   if (routing) *routing = std::move(out.routing);
   return t;
 }

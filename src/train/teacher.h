@@ -16,8 +16,13 @@
 namespace moeforge {
 class CheckpointStore;
 }
+namespace moeforge::dist {
+class World;
+}
 
 namespace moeforge::train {
+
+class ShardedFrozen;  // train/sharded_frozen.h
 
 // bf16 when most of a checkpoint's stored floating-point bytes are bf16 (kept as mapped views), else fp32.
 torch::Dtype stored_precision(const CheckpointStore& store);
@@ -26,10 +31,16 @@ struct TeacherCheck {
   bool router_kd = false;  // some phase distils the router: MoE layers and expert counts must match
   std::string device;      // where the teacher runs; "" = the student's device
   int local_ranks = 1;     // processes of the run on this machine (model::LoadOptions::local_ranks)
+  // ZeRO-3 (train --zero 3): the teacher's weights split over these ranks as the student's frozen
+  // ones are (train/sharded_frozen.h), gathered per layer as it runs; `several_machines`: the ranks
+  // share no page cache, so packed MXFP4 experts are split too.
+  dist::World* split_over = nullptr;
+  bool several_machines = false;
 };
 
 class Teacher {
  public:
+  ~Teacher();
   // Refuses, naming both sides, a teacher that does not share the student's tokenizer.
   static std::unique_ptr<Teacher> load(const std::filesystem::path& dir, const model::Transformer& student,
                                        const std::filesystem::path& student_tokenizer_dir, const TeacherCheck& check);
@@ -45,6 +56,7 @@ class Teacher {
 
  private:
   std::unique_ptr<model::Transformer> model_;
+  std::unique_ptr<ShardedFrozen> split_;  // ZeRO-3: where its split weights are gathered from
   std::filesystem::path dir_;
   int64_t kd_vocab_ = 0;
 };

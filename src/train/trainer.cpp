@@ -511,15 +511,16 @@ struct DistillPlan {
   fs::path teacher, cache;  // one of the two
 };
 
-DistillPlan resolve_teacher(TrainOptions& o, const Recipe& recipe) {
+DistillPlan resolve_teacher(TrainOptions& o, const Recipe& recipe, bool say) {
   DistillPlan d;
   bool any = false;
   for (const auto& phase : recipe.phases) any = any || phase.losses.distill.enabled;
   if (!any && (!o.teacher_dir.empty() || !o.teacher_cache.empty())) {
     // `--teacher` alone: every phase distils with the default losses.distill.
     for (auto& phase : o.recipe["phases"]) phase["losses"]["distill"] = nlohmann::json::object();
-    std::cerr << "moeforge: note: --teacher: every phase distils with the default losses.distill (forward KL, T 1, "
-                 "weight 1, ce_weight 1); set losses.distill in the recipe to choose\n";
+    if (say)  // rank 0 only
+      std::cerr << "moeforge: note: --teacher: every phase distils with the default losses.distill (forward KL, T 1, "
+                   "weight 1, ce_weight 1); set losses.distill in the recipe to choose\n";
     d.enabled_by_flag = true;
     any = true;
   }
@@ -598,7 +599,7 @@ TrainResult Trainer::run() {
   if (!world.is_main()) o.progress = false;
   // Validate the recipe (and the teacher's directory) before loading anything large.
   Recipe precheck = parse_recipe(o.recipe, o.recipe_label);
-  const DistillPlan distill = resolve_teacher(o, precheck);
+  const DistillPlan distill = resolve_teacher(o, precheck, world.is_main());
   if (distill.enabled) {
     o.teacher_dir = distill.teacher;
     o.teacher_cache = distill.cache;
@@ -660,7 +661,15 @@ TrainResult Trainer::run() {
     I.cache = std::make_unique<TeacherCacheReader>(distill.cache);
     check_cache(*I.cache, *model_, o.tokenizer_dir, I.plan.recipe, distill.router_kd);
   } else if (distill.enabled) {
-    I.teacher = Teacher::load(o.teacher_dir, *model_, o.tokenizer_dir, {distill.router_kd, o.teacher_device, world.local_size()});
+    TeacherCheck check;
+    check.router_kd = distill.router_kd;
+    check.device = o.teacher_device;
+    check.local_ranks = world.local_size();
+    if (I.sharded_frozen) {  // --zero 3: the teacher is frozen weights too
+      check.split_over = &world;
+      check.several_machines = world.local_size() < world.size();
+    }
+    I.teacher = Teacher::load(o.teacher_dir, *model_, o.tokenizer_dir, check);
   }
   for (int64_t l : I.moe_layers())
     I.router0.push_back(model_->weights().layers[l].router.detach().to(torch::kFloat32, /*non_blocking=*/false, /*copy=*/true));

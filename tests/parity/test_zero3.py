@@ -12,6 +12,8 @@ the LM head, each of which an earlier phase had split):
 - the same with tied embeddings and a vocabulary of 301 rows (the last rank's shard padded), against
   plain 2-rank data parallel: the tie survives the split, and phase 3 trains the embedding through it;
 - a --zero 3 run of 2 ranks stopped after 2 steps resumes on 1 process to the same result;
+- distilling from an online teacher, --zero 3 splits the teacher's weights too (rank 0 says how
+  much: every matrix of its file but the routers) and equals --zero 2 bitwise;
 - --zero 3 with --expert-parallel is refused before any worker starts, in one line.
 What it saves is measured by bench/zero3_memory_bench.py.
 Exit 0 = pass. Env: MOEFORGE_BIN."""
@@ -109,6 +111,22 @@ def main():
         run_moeforge("train", "--resume", stopped, "--recipe", recipes[2], "--no-progress")
         same_run("--zero 3 on 2 ranks for 2 steps, --resume on 1 process", stopped, plain, failures)
 
+        # An online teacher (another init of the same shapes and tokenizer): split as the student's frozen weights.
+        teacher = os.path.join(tmp, "teacher")
+        run_moeforge("init", "--family", "mixtral", "--config", json.dumps({"hidden_size": 32, "intermediate_size": 48,
+                     "num_attention_heads": 4, "num_key_value_heads": 2}), "--tokenizer", os.path.join(tmp, "tok"),
+                     "--std", "0.1", "--seed", 11, "--out", teacher)
+        distilled = {}
+        for zero in ("2", "3"):
+            distilled[zero], note = train(f"distill_zero{zero}", 1, "--nproc", "2", "--zero", zero, "--teacher", teacher)
+        same_run("online teacher: --nproc 2 --zero 3 vs --zero 2", distilled["3"], distilled["2"], failures)
+        split = TEACHER_SPLIT.search(note)
+        want = split_at_load(teacher)
+        if not split or abs(float(split.group(1)) * UNITS[split.group(2)] - want) > 0.005 * want:
+            failures.append(f"--zero 3 with a teacher: rank 0 should say it split the teacher's {want} B: {note.strip()[-300:]}")
+        else:
+            print(f"  {split.group(0)} (the teacher file's matrices but the routers: {want} B)")
+
         out = os.path.join(tmp, "refused")
         r = run_moeforge("train", model, "--data", corpus, "--recipe", recipes[1], "--out", out, "--nproc", "2",
                          "--zero", "3", "--expert-parallel", "--no-progress", check=False)
@@ -119,6 +137,7 @@ def main():
 
 
 UNITS = {"B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30}
+TEACHER_SPLIT = re.compile(r"ZeRO-3: the teacher's weights of ([\d.]+) (\w+) split over 2 ranks")
 SPLIT = re.compile(r"ZeRO-3: frozen weights of ([\d.]+) (\w+) split over 2 ranks \(([\d.]+) (\w+) on each\)")
 
 
