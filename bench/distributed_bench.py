@@ -1,7 +1,7 @@
 """Data-parallel training throughput on this machine: one process against `moeforge train --nproc N`
 (c10d Gloo over localhost) on the same global batch, with and without `--expert-parallel` (each rank
-computes half of every layer's experts, tokens exchanged by all-to-all), and the share of each step
-spent in collectives.
+computes half of every layer's experts, tokens exchanged by all-to-all), with --zero 2 and --zero 3,
+and the share of each step spent in collectives.
 
 Model: the 4-layer Mixtral-like shape of bench/train_bench.py (hidden 256, E8 k2, expert width 512),
 every parameter trained with AdamW, fp32. The global batch is BATCH x SEQ x N tokens per step:
@@ -64,6 +64,8 @@ def main():
         after, after_comm, _ = run(tmp, "dp_after", model, corpus, args, 1, max(1, cores // n), "--nproc", str(n), "--bucket-mb", "0")
         ep, ep_comm, ep_losses = run(tmp, "ep", model, corpus, args, 1, max(1, cores // n), "--nproc", str(n), "--expert-parallel")
         rows_per_pick = run.rows_per_pick
+        zero2, zero2_comm, zero2_losses = run(tmp, "zero2", model, corpus, args, 1, max(1, cores // n), "--nproc", str(n), "--zero", "2")
+        zero3, zero3_comm, zero3_losses = run(tmp, "zero3", model, corpus, args, 1, max(1, cores // n), "--nproc", str(n), "--zero", "3")
     print(f"machine: {cores} cores; global batch {args.batch * n} x {args.seq} tokens; fp32, all parameters, AdamW")
     print(f"1 process, {cores} threads, grad_accum {n}:   {one:9.0f} tokens/s")
     print(f"1 process, {max(1, cores // n)} thread(s), batch {args.batch}:  {share:9.0f} tokens/s "
@@ -75,9 +77,13 @@ def main():
           f"(the experts' all-to-alls included)"
           + (f"; {rows_per_pick:.2f} token rows sent per pick (a token goes once to each owner of its picks)"
              if rows_per_pick else ""))
+    print(f"--nproc {n} --zero 2:                 {zero2:9.0f} tokens/s; {100 * zero2_comm:.1f} % (gradients reduced to their owners "
+          f"after the backward, owners' weights broadcast)")
+    print(f"--nproc {n} --zero 3:                 {zero3:9.0f} tokens/s; {100 * zero3_comm:.1f} % (everything trains here, so "
+          f"nothing frozen to split: the price of recomputing each layer in the backward)")
     print(f"ratio --nproc {n} / 1 process: {many / one:.2f}; / ceiling: {many / (n * share):.2f}; "
           f"expert parallel / ceiling: {ep / (n * share):.2f}")
-    worst = max(abs(a - b) / abs(a) for other in (many_losses, ep_losses) for a, b in zip(one_losses, other))
+    worst = max(abs(a - b) / abs(a) for other in (many_losses, ep_losses, zero2_losses, zero3_losses) for a, b in zip(one_losses, other))
     print(f"losses: max relative difference {worst:.1e} (GEMMs on {cores} vs {max(1, cores // n)} threads round differently; "
           f"at equal threads the tests find them bitwise equal)")
 
