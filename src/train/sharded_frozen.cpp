@@ -21,12 +21,11 @@ struct PackedPart {
   const char* name;
   torch::Tensor& (*get)(model::ModelWeights& weights, int64_t layer);
 };
-const PackedPart kPackedParts[] = {
-    {"experts.packed.in_blocks", [](model::ModelWeights& w, int64_t l) -> torch::Tensor& { return w.layers[l].experts.packed.in_blocks; }},
-    {"experts.packed.in_scales", [](model::ModelWeights& w, int64_t l) -> torch::Tensor& { return w.layers[l].experts.packed.in_scales; }},
-    {"experts.packed.out_blocks", [](model::ModelWeights& w, int64_t l) -> torch::Tensor& { return w.layers[l].experts.packed.out_blocks; }},
-    {"experts.packed.out_scales", [](model::ModelWeights& w, int64_t l) -> torch::Tensor& { return w.layers[l].experts.packed.out_scales; }},
-};
+#define MOEFORGE_PACKED_PART(field) \
+  {"experts.packed." #field, [](model::ModelWeights& w, int64_t l) -> torch::Tensor& { return w.layers[l].experts.packed.field; }}
+const PackedPart kPackedParts[] = {MOEFORGE_PACKED_PART(in_blocks), MOEFORGE_PACKED_PART(in_scales), MOEFORGE_PACKED_PART(out_blocks),
+                                   MOEFORGE_PACKED_PART(out_scales)};
+#undef MOEFORGE_PACKED_PART
 
 }  // namespace
 

@@ -122,8 +122,9 @@ const CommandRegistrar registrar([](CLI::App& app) {
                   "data parallel over N local processes (c10d Gloo; as `torchrun --no-python --nproc-per-node N moeforge train ...`, "
                   "which works too): global batch = batch_size x N x grad_accum");
   sub->add_option("--zero", c->zero, "with several ranks: 1 = each rank keeps the optimiser state of its share of the "
-                  "trained tensors only (ZeRO-1); 2 = their gradients too (ZeRO-2); 3 = and 1/N of every frozen layer matrix, embedding and LM head, each layer "
-                  "gathered when it runs and recomputed in the backward, the embedding rows fetched from their holders (ZeRO-3); each rank writes its share of a checkpoint, "
+                  "trained tensors only (ZeRO-1); 2 = their gradients too (ZeRO-2); 3 = and 1/N of every frozen "
+                  "weight (layers, embedding, LM head, an online teacher; packed experts on GPUs or over several machines), each layer "
+                  "gathered when it runs and recomputed in the backward (ZeRO-3); each rank writes its share of a checkpoint, "
                   "which resumes on any number of ranks")
       ->capture_default_str();
   sub->add_option("--bucket-mb", c->bucket_mb,
