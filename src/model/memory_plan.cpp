@@ -54,6 +54,8 @@ MemoryPlan plan_model_memory(const ModelSpec& spec, const CheckpointStore& store
   const uint64_t bytes_per = dtype_size(run_dtype);
   const bool packed = packed_mxfp4 && spec.moe.layout == ExpertLayout::Mxfp4;
   std::vector<uint64_t> layer_mapped(spec.num_layers, 0);
+  // One rank's shard of `units` blocks of `unit_bytes` (the last rank's share padded, as train/sharded_frozen splits).
+  auto shard_of = [&](uint64_t units, uint64_t unit_bytes) { return (units + split_ranks - 1) / split_ranks * unit_bytes; };
   auto add_mapped = [&](const PlannedTensor& t, uint64_t bytes) {
     plan.mapped += bytes;
     (t.layer >= 0 ? layer_mapped[t.layer] : plan.model_level_mapped) += bytes;
@@ -62,7 +64,7 @@ MemoryPlan plan_model_memory(const ModelSpec& spec, const CheckpointStore& store
     if (packed && is_expert_weight_stack(*t.entry)) {  // blocks + one scale per 32 values
       const uint64_t bytes = elements(t.shape) / 32 * 17;
       if (split_ranks > 1 && split_packed) {  // private shards, and the layer's whole stack while it runs
-        plan.weights += (bytes + split_ranks - 1) / split_ranks;
+        plan.weights += shard_of(bytes, 1);
         layer_split[t.layer] += bytes;
         continue;
       }
@@ -74,12 +76,12 @@ MemoryPlan plan_model_memory(const ModelSpec& spec, const CheckpointStore& store
     const bool vocabulary = t.entry->role == TensorRole::Embed || t.entry->role == TensorRole::LmHead;
     if (split_ranks > 1 && t.layer < 0 && vocabulary) {  // split by rows; the head made whole for the loss's pass
       const uint64_t rows = static_cast<uint64_t>(t.shape[0]);
-      plan.weights += (rows + split_ranks - 1) / split_ranks * (bytes / rows);
+      plan.weights += shard_of(rows, bytes / rows);
       if (t.entry->role == TensorRole::LmHead || spec.tie_word_embeddings) layer_split[spec.num_layers] = bytes;
       continue;
     }
     if (split_ranks > 1 && t.layer >= 0 && t.entry->linear && t.entry->group != TensorGroup::Router) {
-      plan.weights += (bytes + split_ranks - 1) / split_ranks;  // this rank's shard, a private copy
+      plan.weights += shard_of(bytes, 1);  // this rank's shard, a private copy
       layer_split[t.layer] += bytes;
       continue;
     }

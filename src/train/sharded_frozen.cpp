@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include "common/strings.h"
 #include "dist/world.h"
 #include "model/model_weights.h"
 #include "model/tensor_table.h"
@@ -28,6 +29,17 @@ const PackedPart kPackedParts[] = {MOEFORGE_PACKED_PART(in_blocks), MOEFORGE_PAC
 #undef MOEFORGE_PACKED_PART
 
 }  // namespace
+
+bool ShardedFrozen::packed_unshared(const torch::Device& device, const dist::World& world) {
+  return !device.is_cpu() || world.local_size() < world.size();
+}
+
+void ShardedFrozen::split_while_loading(model::LoadOptions& load, std::set<std::string> keep) {
+  load.after_each_load = [this, keep = std::move(keep)](model::ModelWeights& w) { shard(w, keep); };
+  load.is_split = [this](const std::string& name) { return is_split(name); };
+  load.split_ranks = world_.size();
+  load.split_packed = split_packed_;
+}
 
 void ShardedFrozen::put(model::ModelWeights& weights, const Split& split, int64_t layer, torch::Tensor value) {
   torch::Tensor& slot = split.get(weights, layer);
@@ -174,6 +186,11 @@ uint64_t ShardedFrozen::shard_bytes() const {
   for (const auto& [layer, splits] : splits_)
     for (const auto& s : splits) bytes += static_cast<uint64_t>(s.chunk) * c10::elementSize(s.dtype);
   return bytes;
+}
+
+std::string ShardedFrozen::summary() const {
+  return human_bytes(whole_bytes()) + " split over " + std::to_string(world_.size()) + " ranks (" + human_bytes(shard_bytes()) +
+         " on each)";
 }
 
 }  // namespace moeforge::train

@@ -31,13 +31,19 @@ class ShardedFrozen : public model::LayerWeightSource {
  public:
   // `split_packed`: packed MXFP4 experts are split too.
   ShardedFrozen(dist::World& world, bool split_packed) : world_(world), split_packed_(split_packed) {}
+  // Whether packed experts on `device` are worth splitting: the ranks share no page cache (a GPU's
+  // device copies, or a world over several machines).
+  static bool packed_unshared(const torch::Device& device, const dist::World& world);
+
+  // Sets `load` to split each tensor as it is loaded (shard() after each one, `keep` left whole), so
+  // a frozen tensor is whole only until its shard is taken, and to plan this rank's memory so.
+  void split_while_loading(model::LoadOptions& load, std::set<std::string> keep);
 
   // Splits every matrix (and expert stack) of the layers of `weights`, routers aside, and the
   // embedding and LM head, that does not require grad and is not named in `keep` (canonical names),
   // replacing it in `weights` by this rank's shard (a tied head with it). Again on the same weights:
   // only what is not split yet (loading calls it after each tensor, LoadOptions::after_each_load).
   void shard(model::ModelWeights& weights, const std::set<std::string>& keep);
-  bool splits_packed() const { return split_packed_; }
   // Whether `name` (canonical) is held as shards.
   bool is_split(const std::string& name) const;
   // Makes the named tensors whole in `weights` again (a later phase trains them): a collective.
@@ -49,6 +55,8 @@ class ShardedFrozen : public model::LayerWeightSource {
   // Bytes of the split tensors whole, and of this rank's shards of them.
   uint64_t whole_bytes() const;
   uint64_t shard_bytes() const;
+  // "X split over N ranks (Y on each)", for the note rank 0 prints.
+  std::string summary() const;
 
  private:
   using Getter = torch::Tensor& (*)(model::ModelWeights& weights, int64_t layer);  // where a tensor is held

@@ -7,7 +7,6 @@
 
 #include "arch/family_adapter.h"
 #include "common/error.h"
-#include "common/strings.h"
 #include "dist/world.h"
 #include "io/checkpoint_store.h"
 #include "model/device.h"
@@ -98,17 +97,12 @@ std::unique_ptr<Teacher> Teacher::load(const fs::path& dir, const model::Transfo
   load.pack_mxfp4 = true;  // a teacher is never trained: its MXFP4 experts stay packed
   load.local_ranks = check.local_ranks;
   if (check.split_over) {  // split while loading, as the student's frozen weights are
-    t->split_ = std::make_unique<ShardedFrozen>(*check.split_over, !load.device.is_cpu() || check.several_machines);
-    ShardedFrozen* split = t->split_.get();
-    load.after_each_load = [split](model::ModelWeights& w) { split->shard(w, {}); };
-    load.is_split = [split](const std::string& name) { return split->is_split(name); };
-    load.split_ranks = check.split_over->size();
-    load.split_packed = split->splits_packed();
+    t->split_ = std::make_unique<ShardedFrozen>(*check.split_over, ShardedFrozen::packed_unshared(load.device, *check.split_over));
+    t->split_->split_while_loading(load, {});
   }
   t->model_ = model::Transformer::load(dir, load);
   if (t->split_ && check.split_over->is_main())
-    std::cerr << "moeforge: ZeRO-3: the teacher's weights of " << human_bytes(t->split_->whole_bytes()) << " split over "
-              << check.split_over->size() << " ranks (" << human_bytes(t->split_->shard_bytes()) << " on each)\n";
+    std::cerr << "moeforge: ZeRO-3: the teacher's weights of " << t->split_->summary() << "\n";
   return t;
 }
 

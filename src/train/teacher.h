@@ -32,10 +32,8 @@ struct TeacherCheck {
   std::string device;      // where the teacher runs; "" = the student's device
   int local_ranks = 1;     // processes of the run on this machine (model::LoadOptions::local_ranks)
   // ZeRO-3 (train --zero 3): the teacher's weights split over these ranks as the student's frozen
-  // ones are (train/sharded_frozen.h), gathered per layer as it runs; `several_machines`: the ranks
-  // share no page cache, so packed MXFP4 experts are split too.
+  // ones are (train/sharded_frozen.h), gathered per layer as it runs.
   dist::World* split_over = nullptr;
-  bool several_machines = false;
 };
 
 class Teacher {

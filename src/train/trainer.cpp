@@ -127,8 +127,7 @@ struct Trainer::Impl {
 
   void note_split() const {
     if (world->is_main())
-      std::cerr << "moeforge: ZeRO-3: frozen weights of " << human_bytes(sharded_frozen->whole_bytes()) << " split over "
-                << world->size() << " ranks (" << human_bytes(sharded_frozen->shard_bytes()) << " on each)\n";
+      std::cerr << "moeforge: ZeRO-3: frozen weights of " << sharded_frozen->summary() << "\n";
   }
 
   std::vector<int64_t> moe_layers() const {
@@ -623,7 +622,7 @@ TrainResult Trainer::run() {
   load.device = model::rank_device(model::parse_device(o.device, "train: --device"), world.local_rank(), world.local_size(),
                                    "train: --device");
   // Packed experts are split where the ranks share no page cache: on a GPU, or over several machines.
-  if (o.zero_stage >= 3) I.enable_sharded_frozen(precheck, !load.device.is_cpu() || world.local_size() < world.size());
+  if (o.zero_stage >= 3) I.enable_sharded_frozen(precheck, ShardedFrozen::packed_unshared(load.device, world));
   // Every rank, before the first collective on the device: NCCL there when every rank is on a GPU.
   const std::string backend = world.use_device(load.device);
   if (o.verbose && world.is_main() && world.distributed())
@@ -647,11 +646,7 @@ TrainResult Trainer::run() {
     if (o.resume) I.checkpoint = load_latest_checkpoint(o.out_dir);
     if (I.checkpoint)
       for (const auto& [name, mask] : I.checkpoint->changed) keep.insert(name);
-    ShardedFrozen* split = I.sharded_frozen.get();
-    load.after_each_load = [split, keep](model::ModelWeights& w) { split->shard(w, keep); };
-    load.is_split = [split](const std::string& name) { return split->is_split(name); };
-    load.split_ranks = world.size();
-    load.split_packed = I.sharded_frozen->splits_packed();
+    I.sharded_frozen->split_while_loading(load, std::move(keep));
   }
   model_ = model::Transformer::load(o.model_dir, load);
   I.model = model_.get();
@@ -665,10 +660,7 @@ TrainResult Trainer::run() {
     check.router_kd = distill.router_kd;
     check.device = o.teacher_device;
     check.local_ranks = world.local_size();
-    if (I.sharded_frozen) {  // --zero 3: the teacher is frozen weights too
-      check.split_over = &world;
-      check.several_machines = world.local_size() < world.size();
-    }
+    if (I.sharded_frozen) check.split_over = &world;  // --zero 3: the teacher is frozen weights too
     I.teacher = Teacher::load(o.teacher_dir, *model_, o.tokenizer_dir, check);
   }
   for (int64_t l : I.moe_layers())
